@@ -1,0 +1,561 @@
+package scriptlock
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Version is the operator's version, sent in the User-Agent header. It is
+// set at build time with -ldflags "-X github.com/scriptlock/customer-operator/internal/scriptlock.Version=v1.2.3".
+var Version = "dev"
+
+// Defaults applied by New to zero-valued Options fields.
+const (
+	DefaultBaseURL = "https://scriptlock.com"
+	DefaultTimeout = 30 * time.Second
+	DefaultQPS     = 10
+	DefaultBurst   = 20
+)
+
+// MaxBodyBytes is the largest response body the client reads. A success
+// answer with a larger body is refused with ErrBodyTooLarge; records are
+// small, so anything bigger is a broken or hostile server.
+const MaxBodyBytes = 1 << 20
+
+// Route templates, used as metric labels so that ids never become label
+// values (unbounded cardinality).
+const (
+	routeCustomer   = "/api/customer"
+	routeCustomerID = "/api/customer/{id}"
+	routeCustomers  = "/api/customers"
+)
+
+// Options configures a Client. The zero value of each field means "use the
+// default".
+type Options struct {
+	// BaseURL is ScriptLock's address; default "https://scriptlock.com".
+	// A path prefix is kept. Plain http:// is refused unless the host is
+	// loopback or AllowInsecureHTTP is set, because the API key travels in
+	// a header in clear.
+	BaseURL string
+	// APIKey is sent verbatim as "Authorization: Basic <APIKey>", as the
+	// vendor page shows (it is not base64 of user:password).
+	APIKey string
+	// CAPEM, when set, replaces the system roots with these PEM certificates.
+	CAPEM []byte
+	// Timeout bounds one request, from sending to reading the whole body,
+	// so that a black-holed server never parks a worker; default 30s.
+	Timeout time.Duration
+	// QPS and Burst configure the client-side rate limiter shared by all
+	// callers of the account; default 10 and 20.
+	QPS   float64
+	Burst int
+	// AllowInsecureHTTP permits a plain http:// BaseURL on a non-loopback
+	// host.
+	AllowInsecureHTTP bool
+	// HTTPClient replaces the built-in transport; for tests only. Its
+	// redirect policy is overridden: redirects are never followed.
+	HTTPClient *http.Client
+}
+
+// Client calls the ScriptLock customer API for one account. It is safe for
+// concurrent use; share one per account (see Pool) so that connections and
+// the rate limiter are shared too.
+type Client struct {
+	baseURL string // normalized, without trailing slash
+	key     string
+	account string
+	timeout time.Duration
+	hc      *http.Client
+	limiter *rate.Limiter
+	metrics *metrics
+
+	mu        sync.Mutex
+	holdUntil time.Time // no call before this instant (from Retry-After)
+}
+
+// New returns a Client for one account. It fails on an invalid base URL, a
+// plain-http URL that is not allowed, a missing or malformed API key, or a
+// CAPEM without certificates.
+func New(o Options) (*Client, error) {
+	return newClient(o, nil)
+}
+
+func newClient(o Options, m *metrics) (*Client, error) {
+	base, err := normalizeBaseURL(o.BaseURL, o.AllowInsecureHTTP)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateKey(o.APIKey); err != nil {
+		return nil, err
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.QPS <= 0 {
+		o.QPS = DefaultQPS
+	}
+	if o.Burst <= 0 {
+		o.Burst = DefaultBurst
+	}
+	hc, err := newHTTPClient(o)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{
+		baseURL: base,
+		key:     o.APIKey,
+		account: accountID(base, o.APIKey),
+		timeout: o.Timeout,
+		hc:      hc,
+		limiter: rate.NewLimiter(rate.Limit(o.QPS), o.Burst),
+		metrics: m,
+	}, nil
+}
+
+// Account returns a stable, non-secret identifier of the account (base URL
+// and key): the first 12 hex digits of sha256(url + "\x00" + key). It is safe
+// to log and to use as a map key.
+func (c *Client) Account() string { return c.account }
+
+func accountID(base, key string) string {
+	sum := sha256.Sum256([]byte(base + "\x00" + key))
+	return hex.EncodeToString(sum[:])[:12]
+}
+
+func validateKey(key string) error {
+	if key == "" {
+		return errors.New("scriptlock: no API key")
+	}
+	for i := 0; i < len(key); i++ {
+		// A control character would be refused by net/http at send time,
+		// or worse, split the header; fail early and without echoing it.
+		if key[i] < 0x20 || key[i] == 0x7f {
+			return errors.New("scriptlock: API key contains a control character")
+		}
+	}
+	if strings.TrimSpace(key) != key {
+		return errors.New("scriptlock: API key has leading or trailing spaces")
+	}
+	return nil
+}
+
+// normalizeBaseURL checks the base URL and returns it without a trailing
+// slash, so that equal accounts hash equally.
+func normalizeBaseURL(raw string, allowInsecure bool) (string, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		raw = DefaultBaseURL
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("scriptlock: invalid base URL: %w", err)
+	}
+	switch {
+	case u.Scheme != "https" && u.Scheme != "http":
+		return "", fmt.Errorf("scriptlock: base URL %q: scheme must be https (or http on loopback)", u.Redacted())
+	case u.Host == "" || u.Hostname() == "":
+		return "", fmt.Errorf("scriptlock: base URL %q has no host", u.Redacted())
+	case u.User != nil:
+		// Credentials in the URL would end up in logs and error strings.
+		return "", fmt.Errorf("scriptlock: base URL %q must not contain credentials", u.Redacted())
+	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return "", fmt.Errorf("scriptlock: base URL %q must not have a query or fragment", u.Redacted())
+	case u.Scheme == "http" && !allowInsecure && !isLoopbackHost(u.Hostname()):
+		return "", fmt.Errorf("scriptlock: base URL %q: plain http is only allowed to a loopback host (the API key would travel in clear); use https or set AllowInsecureHTTP", u.Redacted())
+	}
+	u.Scheme = strings.ToLower(u.Scheme)
+	u.Host = strings.ToLower(u.Host)
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func refuseRedirect(*http.Request, []*http.Request) error {
+	// GET answers 302 with the record in the body; following the Location
+	// would lose the body and could carry the key to another host.
+	return http.ErrUseLastResponse
+}
+
+func newHTTPClient(o Options) (*http.Client, error) {
+	if o.HTTPClient != nil {
+		hc := *o.HTTPClient
+		hc.CheckRedirect = refuseRedirect
+		return &hc, nil
+	}
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if len(o.CAPEM) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(o.CAPEM) {
+			return nil, errors.New("scriptlock: CA bundle contains no PEM certificate")
+		}
+		tlsCfg.RootCAs = pool
+	}
+	dialTimeout := min(10*time.Second, o.Timeout)
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsCfg,
+		TLSHandshakeTimeout:   dialTimeout,
+		ResponseHeaderTimeout: o.Timeout,
+		ExpectContinueTimeout: time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConns:          64,
+		MaxIdleConnsPerHost:   16,
+		ForceAttemptHTTP2:     true,
+	}
+	return &http.Client{Transport: tr, Timeout: o.Timeout, CheckRedirect: refuseRedirect}, nil
+}
+
+// CloseIdleConnections releases pooled connections, for example when the
+// account's credentials were rotated away.
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+
+// Get fetches one record. ScriptLock answers 302 Found with the record in
+// the body; the redirect is never followed. 404 is reported as an Error for
+// which IsNotFound is true.
+func (c *Client) Get(ctx context.Context, id string) (Customer, error) {
+	const op = "get"
+	if err := validateID(id); err != nil {
+		return Customer{}, invalid(op, err)
+	}
+	r, err := c.do(ctx, op, http.MethodGet, routeCustomerID, "/api/customer/"+url.PathEscape(id), "")
+	if err != nil {
+		return Customer{}, err
+	}
+	switch r.status {
+	case http.StatusFound:
+		if r.tooLarge {
+			return Customer{}, r.fail(op, ErrBodyTooLarge)
+		}
+		out, err := decodeRecord(r.body)
+		if err != nil {
+			return Customer{}, r.fail(op, err)
+		}
+		if out.ID == "" {
+			out.ID = id
+		}
+		if out.ID != id {
+			return Customer{}, r.fail(op, fmt.Errorf("%w: asked for customer %q, got %q", ErrMalformedBody, id, out.ID))
+		}
+		return out, nil
+	case http.StatusNotFound:
+		return Customer{}, c.statusError(op, r, nil)
+	}
+	return Customer{}, c.statusError(op, r, ErrUnexpectedStatus)
+}
+
+// Create adds a record (in.ID is ignored) and returns it with its new id,
+// taken from the JSON body, else from the Location header. 409 (email
+// already used) is an Error for which IsConflict is true. When the answer
+// is lost, IsMaybeCreated is true: the record may exist.
+func (c *Client) Create(ctx context.Context, in Customer) (Customer, error) {
+	const op = "create"
+	r, err := c.do(ctx, op, http.MethodPost, routeCustomer, "/api/customer", formBody(in))
+	if err != nil {
+		return Customer{}, err
+	}
+	switch r.status {
+	case http.StatusCreated:
+		return createdRecord(op, r, in)
+	case http.StatusConflict:
+		return Customer{}, c.statusError(op, r, nil)
+	}
+	return Customer{}, c.statusError(op, r, ErrUnexpectedStatus)
+}
+
+func createdRecord(op string, r *response, in Customer) (Customer, error) {
+	var (
+		out    Customer
+		decErr error
+	)
+	switch {
+	case r.tooLarge:
+		decErr = ErrBodyTooLarge
+	case len(bytes.TrimSpace(r.body)) > 0:
+		out, decErr = decodeRecord(r.body)
+	}
+	locID := idFromLocation(r.header.Get("Location"))
+	if out.ID == "" {
+		out.ID = locID
+	}
+	if out.ID == "" {
+		if decErr == nil {
+			decErr = ErrNoID
+		} else {
+			decErr = fmt.Errorf("%w: %w", ErrNoID, decErr)
+		}
+		return Customer{}, r.fail(op, decErr)
+	}
+	// A body that is absent or partial still means "created": what
+	// ScriptLock did not echo is what we sent.
+	if out.Company == "" {
+		out.Company = in.Company
+	}
+	if out.FirstName == "" {
+		out.FirstName = in.FirstName
+	}
+	if out.LastName == "" {
+		out.LastName = in.LastName
+	}
+	if out.Email == "" {
+		out.Email = in.Email
+	}
+	return out, nil
+}
+
+// idFromLocation returns the id in a Location of the form
+// [scheme://host]/.../api/customer/{id}, or "" if there is none.
+func idFromLocation(loc string) string {
+	if loc == "" {
+		return ""
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		return ""
+	}
+	const marker = "/api/customer/"
+	p := u.EscapedPath()
+	i := strings.LastIndex(p, marker)
+	if i < 0 {
+		return ""
+	}
+	seg := strings.TrimSuffix(p[i+len(marker):], "/")
+	if strings.Contains(seg, "/") {
+		return ""
+	}
+	id, err := url.PathUnescape(seg)
+	if err != nil || validateID(id) != nil {
+		return ""
+	}
+	return id
+}
+
+// Update replaces the record's fields. It returns changed=true on 200 OK and
+// changed=false on 304 Not Modified (nothing to change, also a success). 404
+// and 409 (email used by another record) are Errors.
+func (c *Client) Update(ctx context.Context, id string, in Customer) (changed bool, err error) {
+	const op = "update"
+	if err := validateID(id); err != nil {
+		return false, invalid(op, err)
+	}
+	r, err := c.do(ctx, op, http.MethodPut, routeCustomerID, "/api/customer/"+url.PathEscape(id), formBody(in))
+	if err != nil {
+		return false, err
+	}
+	switch r.status {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotModified:
+		return false, nil
+	case http.StatusNotFound, http.StatusConflict:
+		return false, c.statusError(op, r, nil)
+	}
+	return false, c.statusError(op, r, ErrUnexpectedStatus)
+}
+
+// List returns every record of the account: 200 with a JSON array, or 204
+// No Content for an empty list (returned as an empty, non-nil slice).
+func (c *Client) List(ctx context.Context) ([]Customer, error) {
+	const op = "list"
+	r, err := c.do(ctx, op, http.MethodGet, routeCustomers, "/api/customers", "")
+	if err != nil {
+		return nil, err
+	}
+	switch r.status {
+	case http.StatusOK:
+		if r.tooLarge {
+			return nil, r.fail(op, ErrBodyTooLarge)
+		}
+		list, err := decodeList(r.body)
+		if err != nil {
+			return nil, r.fail(op, err)
+		}
+		return list, nil
+	case http.StatusNoContent:
+		return []Customer{}, nil
+	}
+	return nil, c.statusError(op, r, ErrUnexpectedStatus)
+}
+
+// Delete removes a record; ScriptLock revokes all of its licenses. 410 Gone
+// returns (false, nil); 404 returns (true, nil) because the record is
+// already gone, which is what the caller wanted. 409 means ScriptLock
+// refused: the Error's Message carries its explanation.
+func (c *Client) Delete(ctx context.Context, id string) (alreadyGone bool, err error) {
+	const op = "delete"
+	if err := validateID(id); err != nil {
+		return false, invalid(op, err)
+	}
+	r, err := c.do(ctx, op, http.MethodDelete, routeCustomerID, "/api/customer/"+url.PathEscape(id), "")
+	if err != nil {
+		return false, err
+	}
+	switch r.status {
+	case http.StatusGone:
+		return false, nil
+	case http.StatusNotFound:
+		return true, nil
+	case http.StatusConflict:
+		return false, c.statusError(op, r, nil)
+	}
+	return false, c.statusError(op, r, ErrUnexpectedStatus)
+}
+
+func invalid(op string, err error) *Error {
+	return &Error{Op: op, Err: fmt.Errorf("%w: %w", ErrInvalidArgument, err)}
+}
+
+// response is a fully read HTTP answer.
+type response struct {
+	status   int
+	header   http.Header
+	body     []byte // at most MaxBodyBytes
+	tooLarge bool   // the body had more than MaxBodyBytes
+}
+
+// fail builds an Error for a success status whose body was unusable.
+func (r *response) fail(op string, err error) *Error {
+	return &Error{Op: op, StatusCode: r.status, Err: err}
+}
+
+// statusError builds an Error for an error answer, with ScriptLock's
+// message (scrubbed of the key) and its Retry-After.
+func (c *Client) statusError(op string, r *response, kind error) *Error {
+	e := &Error{Op: op, StatusCode: r.status, Err: kind}
+	body := r.body
+	if c.key != "" {
+		body = bytes.ReplaceAll(body, []byte(c.key), []byte("[redacted]"))
+	}
+	e.Message = decodeMessage(body)
+	if c.key != "" {
+		// A key split by JSON escaping or cut by truncation is not caught
+		// above; what remains whole is caught here.
+		e.Message = strings.ReplaceAll(e.Message, c.key, "[redacted]")
+	}
+	if d, ok := parseRetryAfter(r.header.Get("Retry-After"), time.Now()); ok {
+		e.RetryAfter = d
+	}
+	return e
+}
+
+// do sends one request and reads the whole answer under the per-request
+// timeout. It returns an *Error when no answer could be obtained.
+func (c *Client) do(ctx context.Context, op, method, route, path, form string) (*response, error) {
+	if err := c.admit(ctx, op); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	var body io.Reader
+	if form != "" || method == http.MethodPost || method == http.MethodPut {
+		body = strings.NewReader(form)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, body)
+	if err != nil {
+		return nil, invalid(op, err)
+	}
+	req.Header.Set("Authorization", "Basic "+c.key)
+	req.Header.Set("User-Agent", "scriptlock-customer-operator/"+Version)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+
+	start := time.Now()
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.metrics.observe(method, route, 0, time.Since(start))
+		return nil, &Error{Op: op, Err: transportError(err)}
+	}
+	defer func() { _ = resp.Body.Close() }()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+	c.metrics.observe(method, route, resp.StatusCode, time.Since(start))
+	r := &response{status: resp.StatusCode, header: resp.Header, body: data}
+	if err != nil {
+		return nil, &Error{Op: op, StatusCode: resp.StatusCode, Err: transportError(err)}
+	}
+	if len(data) > MaxBodyBytes {
+		r.body, r.tooLarge = data[:MaxBodyBytes], true
+	}
+	c.holdFor(r)
+	return r, nil
+}
+
+// transportError classifies a failure to obtain a complete answer.
+func transportError(err error) error {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	return fmt.Errorf("%w: %w", ErrNetwork, err)
+}
+
+// admit applies the account's hold (an earlier Retry-After) and rate
+// limiter. A held account fails fast with the time left in RetryAfter
+// instead of sleeping, so that callers (reconcile workers) are never parked
+// and can requeue; the limiter waits, but never past ctx's deadline.
+func (c *Client) admit(ctx context.Context, op string) error {
+	c.mu.Lock()
+	until := c.holdUntil
+	c.mu.Unlock()
+	if left := time.Until(until); left > 0 {
+		if r := left % time.Second; r != 0 {
+			left += time.Second - r
+		}
+		return &Error{Op: op, RetryAfter: left,
+			Err: fmt.Errorf("%w: account held back by an earlier Retry-After", ErrThrottled)}
+	}
+	if err := c.limiter.Wait(ctx); err != nil {
+		return &Error{Op: op, Err: fmt.Errorf("%w: rate limiter: %w", ErrThrottled, err)}
+	}
+	return nil
+}
+
+// holdFor records a Retry-After on a throttling answer so that every caller
+// of the account waits, not just the one that received it.
+func (c *Client) holdFor(r *response) {
+	if r.status != http.StatusTooManyRequests && r.status < 500 {
+		return
+	}
+	d, ok := parseRetryAfter(r.header.Get("Retry-After"), time.Now())
+	if !ok || d <= 0 {
+		return
+	}
+	until := time.Now().Add(d)
+	c.mu.Lock()
+	if until.After(c.holdUntil) {
+		c.holdUntil = until
+	}
+	c.mu.Unlock()
+}
+
+func statusLabel(code int) string {
+	if code == 0 {
+		return "error"
+	}
+	return strconv.Itoa(code)
+}

@@ -1,0 +1,223 @@
+package scriptlock
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Customer is one ScriptLock customer record.
+//
+// ScriptLock may send the id as a JSON number or a JSON string; it is always
+// held, and encoded, as a string so that large ids never lose precision.
+type Customer struct {
+	ID        string `json:"id"`
+	Company   string `json:"company"`
+	FirstName string `json:"firstname"`
+	LastName  string `json:"lastname"`
+	Email     string `json:"email"`
+}
+
+// UnmarshalJSON accepts the id as a number or a string (or null/absent,
+// which leaves it empty).
+func (c *Customer) UnmarshalJSON(b []byte) error {
+	// The alias has no methods, which avoids recursing into UnmarshalJSON.
+	type plain Customer
+	var aux struct {
+		plain
+		ID json.RawMessage `json:"id"`
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	id, err := decodeID(aux.ID)
+	if err != nil {
+		return err
+	}
+	*c = Customer(aux.plain)
+	c.ID = id
+	return nil
+}
+
+// decodeID turns a raw JSON id into its string form. Numbers must be plain
+// non-negative integers: a fraction or exponent would mean the server is not
+// speaking the protocol we assume, and guessing could address the wrong
+// record.
+func decodeID(raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", err
+		}
+		s = strings.TrimSpace(s)
+		if err := validateID(s); s != "" && err != nil {
+			return "", err
+		}
+		return s, nil
+	default:
+		for _, r := range raw {
+			if r < '0' || r > '9' {
+				return "", fmt.Errorf("customer id %.40q is not a non-negative integer or a string", raw)
+			}
+		}
+		return string(raw), nil
+	}
+}
+
+// maxIDLen bounds ids so that a hostile answer cannot make the client build
+// absurd URLs.
+const maxIDLen = 128
+
+// validateID refuses ids that are empty, too long, contain control
+// characters, or are dot segments: the id is placed into the URL path, and a
+// "." or ".." could make a server or proxy address another resource.
+func validateID(id string) error {
+	if id == "" {
+		return fmt.Errorf("empty customer id")
+	}
+	if len(id) > maxIDLen {
+		return fmt.Errorf("customer id longer than %d bytes", maxIDLen)
+	}
+	if id == "." || id == ".." {
+		return fmt.Errorf("customer id %q is a path segment", id)
+	}
+	for _, r := range id {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("customer id contains a control character")
+		}
+	}
+	return nil
+}
+
+// SameFields reports whether two records carry the same customer data:
+// company, first and last name compared exactly, email compared
+// case-insensitively (ScriptLock treats emails that way). The id is ignored,
+// so the controller can use it to detect drift.
+func SameFields(a, b Customer) bool {
+	return a.Company == b.Company &&
+		a.FirstName == b.FirstName &&
+		a.LastName == b.LastName &&
+		strings.EqualFold(a.Email, b.Email)
+}
+
+// formBody encodes a record the way the vendor page shows it: the fields in
+// the order company, firstname, lastname, email, form-encoded. url.Values
+// would sort the keys, so the body is built by hand to match byte for byte.
+func formBody(c Customer) string {
+	var b strings.Builder
+	b.WriteString("company=")
+	b.WriteString(url.QueryEscape(c.Company))
+	b.WriteString("&firstname=")
+	b.WriteString(url.QueryEscape(c.FirstName))
+	b.WriteString("&lastname=")
+	b.WriteString(url.QueryEscape(c.LastName))
+	b.WriteString("&email=")
+	b.WriteString(url.QueryEscape(c.Email))
+	return b.String()
+}
+
+// decodeRecord parses one JSON record.
+func decodeRecord(body []byte) (Customer, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || body[0] != '{' {
+		return Customer{}, fmt.Errorf("%w: expected a JSON object", ErrMalformedBody)
+	}
+	var c Customer
+	if err := json.Unmarshal(body, &c); err != nil {
+		return Customer{}, fmt.Errorf("%w: %w", ErrMalformedBody, err)
+	}
+	return c, nil
+}
+
+// decodeList parses a JSON array of records. JSON null is taken as an empty
+// list; every record must carry an id, since a record without one cannot be
+// addressed.
+func decodeList(body []byte) ([]Customer, error) {
+	body = bytes.TrimSpace(body)
+	if string(body) == "null" {
+		return []Customer{}, nil
+	}
+	if len(body) == 0 || body[0] != '[' {
+		return nil, fmt.Errorf("%w: expected a JSON array", ErrMalformedBody)
+	}
+	var list []Customer
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformedBody, err)
+	}
+	for i, c := range list {
+		if c.ID == "" {
+			return nil, fmt.Errorf("%w: record %d has no id", ErrMalformedBody, i)
+		}
+	}
+	if list == nil {
+		list = []Customer{}
+	}
+	return list, nil
+}
+
+// decodeMessage extracts ScriptLock's explanation from an error answer: the
+// "message" or "error" field of a JSON object (also {"error":{"message":..}}),
+// else the body text. The result is made single-line valid UTF-8, trimmed and
+// cut to maxMessageBytes, because it ends up in conditions, events and logs.
+func decodeMessage(body []byte) string {
+	body = bytes.TrimSpace(body)
+	text := string(body)
+	if len(body) > 0 && body[0] == '{' {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(body, &obj) == nil {
+			if s, ok := messageField(obj); ok {
+				text = s
+			}
+		}
+	}
+	return cleanMessage(text)
+}
+
+func messageField(obj map[string]json.RawMessage) (string, bool) {
+	for _, k := range []string{"message", "error", "detail", "title"} {
+		raw, ok := obj[k]
+		if !ok {
+			continue
+		}
+		var s string
+		if json.Unmarshal(raw, &s) == nil && strings.TrimSpace(s) != "" {
+			return s, true
+		}
+		var inner map[string]json.RawMessage
+		if json.Unmarshal(raw, &inner) == nil {
+			if s, ok := messageField(inner); ok {
+				return s, true
+			}
+		}
+	}
+	return "", false
+}
+
+func cleanMessage(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == '\u2028' || r == '\u2029' {
+			return ' '
+		}
+		return r
+	}, s)
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > maxMessageBytes {
+		cut := maxMessageBytes
+		// Back off to a rune boundary so the result stays valid UTF-8.
+		for cut > 0 && !utf8RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }

@@ -1,0 +1,173 @@
+package scriptlock
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Kind classifies the cause carried in Error.Err, so that callers can test
+// for it with errors.Is without comparing strings. Kinds are constants, not
+// variables, so that no package-level state can be changed at run time.
+type Kind string
+
+// Error makes a Kind usable as a sentinel error.
+func (k Kind) Error() string { return string(k) }
+
+// The kinds of failure the client reports. Each is wrapped in Error.Err,
+// together with the underlying cause when there is one.
+const (
+	// ErrNetwork means no HTTP answer was received: the dial, TLS handshake,
+	// write or read failed (for example a dropped connection).
+	ErrNetwork Kind = "network error"
+	// ErrTimeout means the per-request timeout (or the caller's deadline)
+	// expired before a complete answer arrived.
+	ErrTimeout Kind = "timeout"
+	// ErrThrottled means the call was not sent because the account is held
+	// back by a Retry-After answer or the caller's deadline was too short to
+	// wait for the client-side rate limiter.
+	ErrThrottled Kind = "throttled by the client"
+	// ErrBodyTooLarge means a response body exceeded MaxBodyBytes.
+	ErrBodyTooLarge Kind = "response body too large"
+	// ErrMalformedBody means a success answer did not carry the expected JSON.
+	ErrMalformedBody Kind = "malformed response body"
+	// ErrNoID means a create was answered 201 without a usable id in either
+	// the body or the Location header.
+	ErrNoID Kind = "no customer id in the answer"
+	// ErrUnexpectedStatus means ScriptLock answered with a status code that
+	// is not documented for the call; the code is in Error.StatusCode.
+	ErrUnexpectedStatus Kind = "unexpected status"
+	// ErrInvalidArgument means the call was refused before anything was sent,
+	// for example because of an empty or unsafe customer id.
+	ErrInvalidArgument Kind = "invalid argument"
+)
+
+// maxMessageBytes bounds Error.Message so that a chatty or hostile server
+// cannot bloat conditions, events and logs.
+const maxMessageBytes = 512
+
+// Error is the only error type returned by the client's calls. Callers
+// inspect it with errors.As or the Is* helpers rather than its text.
+type Error struct {
+	// Op is the call: "get", "create", "update", "list" or "delete".
+	Op string
+	// StatusCode is the HTTP status, or 0 when no HTTP answer was received.
+	StatusCode int
+	// Message is ScriptLock's own explanation (body text, or the JSON
+	// "message"/"error" field), trimmed, single-line and at most 512 bytes.
+	Message string
+	// RetryAfter is the wait asked for by a Retry-After header, or the time
+	// left before the account may be called again; 0 if none.
+	RetryAfter time.Duration
+	// Err is the underlying cause, wrapping one of the Kind constants.
+	Err error
+}
+
+// Error describes the failure. It never contains the API key: the key
+// travels only in a request header, which is never part of an error, and
+// Message is scrubbed of the key when the Error is built.
+func (e *Error) Error() string {
+	s := "scriptlock " + e.Op
+	if e.StatusCode != 0 {
+		s += ": " + strconv.Itoa(e.StatusCode) + " " + http.StatusText(e.StatusCode)
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	if e.RetryAfter > 0 {
+		s += fmt.Sprintf(" (retry after %s)", e.RetryAfter)
+	}
+	return s
+}
+
+// Unwrap returns the underlying cause so errors.Is works with the Kind
+// constants and with causes such as context.DeadlineExceeded.
+func (e *Error) Unwrap() error { return e.Err }
+
+func asError(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}
+
+// IsNotFound reports whether ScriptLock answered 404 Not Found.
+func IsNotFound(err error) bool {
+	e, ok := asError(err)
+	return ok && e.StatusCode == http.StatusNotFound
+}
+
+// IsConflict reports whether ScriptLock answered 409 Conflict: on create or
+// update the email is used by another record, on delete the delete was
+// refused (see Message).
+func IsConflict(err error) bool {
+	e, ok := asError(err)
+	return ok && e.StatusCode == http.StatusConflict
+}
+
+// IsUnauthorized reports whether ScriptLock refused the API key (401 or 403).
+func IsUnauthorized(err error) bool {
+	e, ok := asError(err)
+	return ok && (e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden)
+}
+
+// IsRetryable reports whether the same call may succeed later without any
+// change: no answer (network error, timeout, client-side throttling), 408,
+// 429 or any 5xx. A body that broke off mid-read is also retryable.
+func IsRetryable(err error) bool {
+	e, ok := asError(err)
+	if !ok {
+		return false
+	}
+	switch {
+	case e.StatusCode == 0,
+		e.StatusCode == http.StatusRequestTimeout,
+		e.StatusCode == http.StatusTooManyRequests,
+		e.StatusCode >= 500 && e.StatusCode <= 599:
+		return true
+	}
+	return errors.Is(e.Err, ErrNetwork) || errors.Is(e.Err, ErrTimeout)
+}
+
+// IsTimeout reports whether the call timed out before a complete answer.
+func IsTimeout(err error) bool {
+	e, ok := asError(err)
+	return ok && errors.Is(e.Err, ErrTimeout)
+}
+
+// RetryAfter returns the wait asked for by ScriptLock (or by the client's
+// own hold on the account) and whether there was one.
+func RetryAfter(err error) (time.Duration, bool) {
+	e, ok := asError(err)
+	if !ok || e.RetryAfter <= 0 {
+		return 0, false
+	}
+	return e.RetryAfter, true
+}
+
+// IsMaybeCreated reports whether a create failed in a way that leaves the
+// record possibly created: the request may have reached ScriptLock but its
+// answer was lost (no answer, a 5xx, or a 201 whose body or id was
+// unusable). The caller must look for the record (for example by listing and
+// matching the email) before creating again, or it risks a duplicate.
+// Failures that prove nothing was sent (invalid arguments, throttling) are
+// excluded.
+func IsMaybeCreated(err error) bool {
+	e, ok := asError(err)
+	if !ok || e.Op != "create" {
+		return false
+	}
+	switch {
+	case e.StatusCode == 0:
+		return !errors.Is(e.Err, ErrThrottled) && !errors.Is(e.Err, ErrInvalidArgument)
+	case e.StatusCode >= 500 && e.StatusCode <= 599:
+		return true
+	case e.StatusCode == http.StatusCreated:
+		return true
+	}
+	return false
+}
