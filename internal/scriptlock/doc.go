@@ -17,6 +17,8 @@
 //	delete    DELETE /api/customer/{id}             410 Gone (licenses revoked)          409 Conflict (refused);
 //	                                                                                     404 = already gone (success)
 //
+// The details:
+//
 //   - A record is {"id": 42, "company": "...", "firstname": "...",
 //     "lastname": "...", "email": "..."}; the id may be a JSON number or a
 //     string and is held as a string. Unknown fields are ignored.
