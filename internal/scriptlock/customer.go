@@ -67,6 +67,9 @@ func decodeID(raw json.RawMessage) (string, error) {
 				return "", fmt.Errorf("customer id %.40q is not a non-negative integer or a string", raw)
 			}
 		}
+		if err := validateID(string(raw)); err != nil {
+			return "", err
+		}
 		return string(raw), nil
 	}
 }
