@@ -1,0 +1,372 @@
+package sim_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
+	"github.com/scriptlock/customer-operator/internal/scriptlock/sim"
+)
+
+const key = "sim-test-key"
+
+func start(t *testing.T, opts ...sim.Option) (*sim.Server, string) {
+	t.Helper()
+	s := sim.New(append([]sim.Option{sim.WithAccount(key)}, opts...)...)
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	return s, ts.URL
+}
+
+// call sends a raw request, so the simulator's wire answers are checked
+// independently of the client.
+func call(t *testing.T, method, u, auth, form string) (*http.Response, string) {
+	t.Helper()
+	var body io.Reader
+	if form != "" {
+		body = strings.NewReader(form)
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, u, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", "Basic "+auth)
+	}
+	if form != "" {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+const form = "company=Example+Company+Inc.&firstname=Example&lastname=Customer&email=customer%40example.com"
+
+func TestWireAnswers(t *testing.T) {
+	s, u := start(t)
+	tests := []struct {
+		name           string
+		method, path   string
+		auth, form     string
+		status         int
+		location, body string // expected Location, substring of body
+	}{
+		{"empty list answers 204", "GET", "/api/customers", key, "", 204, "", ""},
+		{"create answers 201 with body and Location", "POST", "/api/customer", key, form, 201, "/api/customer/1", `"id":1,"company":"Example Company Inc."`},
+		{"create with a used email answers 409", "POST", "/api/customer", key, strings.Replace(form, "customer%40", "CUSTOMER%40", 1), 409, "", "email already used by customer 1"},
+		{"get answers 302 with body and Location", "GET", "/api/customer/1", key, "", 302, "/api/customer/1", `"email":"customer@example.com"`},
+		{"get of a missing id answers 404", "GET", "/api/customer/2", key, "", 404, "", ""},
+		{"list answers 200 with an array", "GET", "/api/customers", key, "", 200, "", `[{"id":1,`},
+		{"put without change answers 304", "PUT", "/api/customer/1", key, form, 304, "", ""},
+		{"put with a change answers 200", "PUT", "/api/customer/1", key, strings.Replace(form, "Example+Company", "Other", 1), 200, "", `"company":"Other Inc."`},
+		{"put of a missing id answers 404", "PUT", "/api/customer/9", key, form, 404, "", ""},
+		{"form without email answers 400", "POST", "/api/customer", key, "firstname=A", 400, "", "email is required"},
+		{"wrong key answers 401", "GET", "/api/customers", "wrong", "", 401, "", ""},
+		{"missing key answers 401", "GET", "/api/customers", "", "", 401, "", ""},
+		{"unknown method answers 405", "PATCH", "/api/customer/1", key, "", 405, "", ""},
+		{"unknown path answers 404", "GET", "/api/other", key, "", 404, "", ""},
+		{"delete answers 410", "DELETE", "/api/customer/1", key, "", 410, "", ""},
+		{"delete again answers 404", "DELETE", "/api/customer/1", key, "", 404, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := call(t, tt.method, u+tt.path, tt.auth, tt.form)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d (body %s)", resp.StatusCode, tt.status, body)
+			}
+			if got := resp.Header.Get("Location"); got != tt.location {
+				t.Errorf("Location %q, want %q", got, tt.location)
+			}
+			if !strings.Contains(body, tt.body) {
+				t.Errorf("body %q does not contain %q", body, tt.body)
+			}
+		})
+	}
+	want := map[string]int{"GET /api/customers 204": 1, "POST /api/customer 201": 1, "DELETE /api/customer/{id} 410": 1, "GET /api/customers 401": 2, "PATCH /api/customer/{id} 405": 1, "GET unknown 404": 1}
+	calls := s.Calls()
+	for k, v := range want {
+		if calls[k] != v {
+			t.Errorf("Calls()[%q] = %d, want %d (all %v)", k, calls[k], v, calls)
+		}
+	}
+	if n := s.CallCount("PUT", sim.RouteCustomerID); n != 3 {
+		t.Errorf("CallCount(PUT) = %d, want 3", n)
+	}
+	s.ResetCalls()
+	if len(s.Calls()) != 0 {
+		t.Error("ResetCalls left counters")
+	}
+}
+
+func TestPutTakingAnotherRecordsEmailIsAConflict(t *testing.T) {
+	s, u := start(t)
+	a := s.Put(key, scriptlock.Customer{FirstName: "A", LastName: "A", Email: "a@example.com"})
+	s.Put(key, scriptlock.Customer{FirstName: "B", LastName: "B", Email: "b@example.com"})
+	resp, _ := call(t, "PUT", u+"/api/customer/"+a.ID, key, "firstname=A&lastname=A&email=B%40EXAMPLE.com")
+	if resp.StatusCode != 409 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	// Changing only the case of one's own email is a change, not a conflict.
+	resp, _ = call(t, "PUT", u+"/api/customer/"+a.ID, key, "firstname=A&lastname=A&email=A%40EXAMPLE.com")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+func TestAccountsAreSeparate(t *testing.T) {
+	s, u := start(t, sim.WithAccount("second"))
+	resp, _ := call(t, "POST", u+"/api/customer", key, form)
+	if resp.StatusCode != 201 {
+		t.Fatal(resp.Status)
+	}
+	// The same email is free in the other account, and its list is empty.
+	if resp, _ := call(t, "GET", u+"/api/customers", "second", ""); resp.StatusCode != 204 {
+		t.Fatalf("second account list: %s", resp.Status)
+	}
+	if resp, _ := call(t, "POST", u+"/api/customer", "second", form); resp.StatusCode != 201 {
+		t.Fatalf("second account create: %s", resp.Status)
+	}
+	if resp, _ := call(t, "GET", u+"/api/customer/1", "second", ""); resp.StatusCode != 404 {
+		t.Fatalf("second account sees the first one's record: %s", resp.Status)
+	}
+	if len(s.Records(key)) != 1 || len(s.Records("second")) != 1 {
+		t.Fatal("records mixed between accounts")
+	}
+}
+
+func TestConcurrentCreatesKeepEmailsUniqueAndIDsDistinct(t *testing.T) {
+	s, u := start(t)
+	var wg sync.WaitGroup
+	statuses := make(chan int, 40)
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			email := fmt.Sprintf("u%d%%40example.com", i%10) // 10 emails, 4 tries each
+			// No t.Fatal off the test goroutine: a failed call counts as 0.
+			req, _ := http.NewRequest("POST", u+"/api/customer", strings.NewReader("firstname=A&lastname=B&email="+email))
+			req.Header.Set("Authorization", "Basic "+key)
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			_ = resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for st := range statuses {
+		count[st]++
+	}
+	if count[201] != 10 || count[409] != 30 {
+		t.Fatalf("statuses %v", count)
+	}
+	ids := map[string]bool{}
+	for _, c := range s.Records(key) {
+		ids[c.ID] = true
+	}
+	if len(ids) != 10 {
+		t.Fatalf("%d distinct ids", len(ids))
+	}
+}
+
+func TestFaults(t *testing.T) {
+	t.Run("FailNext answers the next n matching calls only", func(t *testing.T) {
+		s, u := start(t)
+		s.FailNext("GET", sim.RouteCustomers, 2, 503, 1500*time.Millisecond)
+		for i, want := range []int{503, 503, 204} {
+			resp, _ := call(t, "GET", u+"/api/customers", key, "")
+			if resp.StatusCode != want {
+				t.Fatalf("call %d: %d, want %d", i, resp.StatusCode, want)
+			}
+			if want == 503 && resp.Header.Get("Retry-After") != "2" {
+				t.Fatalf("Retry-After %q, want rounded up to 2", resp.Header.Get("Retry-After"))
+			}
+		}
+	})
+	t.Run("FailNext does not match other routes", func(t *testing.T) {
+		s, u := start(t)
+		s.FailNext("POST", sim.RouteCustomer, 1, 500, 0)
+		if resp, _ := call(t, "GET", u+"/api/customers", key, ""); resp.StatusCode != 204 {
+			t.Fatal(resp.Status)
+		}
+	})
+	t.Run("latency delays answers", func(t *testing.T) {
+		s, u := start(t)
+		s.SetLatency(150 * time.Millisecond)
+		t0 := time.Now()
+		call(t, "GET", u+"/api/customers", key, "")
+		if time.Since(t0) < 150*time.Millisecond {
+			t.Fatal("no latency")
+		}
+	})
+	t.Run("a lost create by 500 stores the record", func(t *testing.T) {
+		s, u := start(t)
+		s.LoseNextCreate(sim.LoseWith500)
+		if resp, _ := call(t, "POST", u+"/api/customer", key, form); resp.StatusCode != 500 {
+			t.Fatal(resp.Status)
+		}
+		if len(s.Records(key)) != 1 {
+			t.Fatal("record not stored")
+		}
+	})
+	t.Run("a lost create by dropped connection stores the record and counts as dropped", func(t *testing.T) {
+		s, u := start(t)
+		s.LoseNextCreate(sim.LoseByDroppingConnection)
+		req, _ := http.NewRequest("POST", u+"/api/customer", strings.NewReader(form))
+		req.Header.Set("Authorization", "Basic "+key)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err == nil {
+			_ = resp.Body.Close()
+			t.Fatalf("got an answer: %s", resp.Status)
+		}
+		if len(s.Records(key)) != 1 || s.Calls()["POST /api/customer dropped"] != 1 {
+			t.Fatalf("records %v calls %v", s.Records(key), s.Calls())
+		}
+	})
+}
+
+func admin(t *testing.T, method, u, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestAdminAPI(t *testing.T) {
+	s, u := start(t)
+	q := "?key=" + url.QueryEscape(key)
+	steps := []struct {
+		name, method, path, body string
+		status                   int
+		check                    func(t *testing.T, body string)
+	}{
+		{"seed a record", "POST", "/_sim/records" + q, `{"id":"41","firstname":"A","lastname":"B","email":"a@example.com"}`, 201, nil},
+		{"seeded ids keep increasing", "POST", "/_sim/records", `{"firstname":"C","lastname":"D","email":"c@example.com"}`, 201, func(t *testing.T, b string) {
+			if !strings.Contains(b, `"id":"42"`) {
+				t.Fatalf("body %s", b)
+			}
+		}},
+		{"list records", "GET", "/_sim/records" + q, "", 200, func(t *testing.T, b string) {
+			var recs []scriptlock.Customer
+			if err := json.Unmarshal([]byte(b), &recs); err != nil || len(recs) != 2 {
+				t.Fatalf("body %s: %v", b, err)
+			}
+		}},
+		{"edit out of band", "PUT", "/_sim/records/41" + q, `{"company":"Drifted"}`, 200, func(t *testing.T, b string) {
+			if c, _ := s.Record(key, "41"); c.Company != "Drifted" || c.Email != "a@example.com" {
+				t.Fatalf("record %+v", c)
+			}
+		}},
+		{"edit of a missing record is 404", "PUT", "/_sim/records/9" + q, `{"company":"x"}`, 404, nil},
+		{"unknown fields are refused", "PUT", "/_sim/records/41" + q, `{"compnay":"x"}`, 400, nil},
+		{"delete out of band", "DELETE", "/_sim/records/42" + q, "", 204, func(t *testing.T, _ string) {
+			if _, ok := s.Record(key, "42"); ok {
+				t.Fatal("still there")
+			}
+		}},
+		{"refuse a delete", "POST", "/_sim/refuse-delete", `{"id":"41","message":"has licenses"}`, 204, func(t *testing.T, _ string) {
+			resp, body := call(t, "DELETE", u+"/api/customer/41", key, "")
+			if resp.StatusCode != 409 || !strings.Contains(body, "has licenses") {
+				t.Fatalf("%s %s", resp.Status, body)
+			}
+		}},
+		{"allow the delete again", "DELETE", "/_sim/refuse-delete?id=41", "", 204, func(t *testing.T, _ string) {
+			if resp, _ := call(t, "DELETE", u+"/api/customer/41", key, ""); resp.StatusCode != 410 {
+				t.Fatal(resp.Status)
+			}
+		}},
+		{"inject a failure", "POST", "/_sim/fail", `{"method":"GET","route":"/api/customers","status":429,"retryAfterSeconds":3}`, 204, func(t *testing.T, _ string) {
+			resp, _ := call(t, "GET", u+"/api/customers", key, "")
+			if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "3" {
+				t.Fatalf("%s %q", resp.Status, resp.Header.Get("Retry-After"))
+			}
+		}},
+		{"clear failures", "DELETE", "/_sim/fail", "", 204, nil},
+		{"lose the next create by a 500", "POST", "/_sim/lose-create", `{"mode":"500"}`, 204, func(t *testing.T, _ string) {
+			if resp, _ := call(t, "POST", u+"/api/customer", key, form); resp.StatusCode != 500 {
+				t.Fatal(resp.Status)
+			}
+		}},
+		{"an unknown lose mode is refused", "POST", "/_sim/lose-create", `{"mode":"later"}`, 400, nil},
+		{"set latency", "POST", "/_sim/latency", `{"latency":"1ms"}`, 204, nil},
+		{"bad latency is refused", "POST", "/_sim/latency", `{"latency":"soon"}`, 400, nil},
+		{"read call counters", "GET", "/_sim/calls", "", 200, func(t *testing.T, b string) {
+			var m map[string]int
+			if err := json.Unmarshal([]byte(b), &m); err != nil || m["GET /api/customers 429"] != 1 || m["DELETE /api/customer/{id} 409"] != 1 {
+				t.Fatalf("calls %s", b)
+			}
+		}},
+		{"reset call counters", "DELETE", "/_sim/calls", "", 204, func(t *testing.T, _ string) {
+			if len(s.Calls()) != 0 {
+				t.Fatal("not reset")
+			}
+		}},
+		{"add an account", "POST", "/_sim/accounts", `{"key":"added"}`, 204, func(t *testing.T, _ string) {
+			if resp, _ := call(t, "GET", u+"/api/customers", "added", ""); resp.StatusCode != 204 {
+				t.Fatal(resp.Status)
+			}
+		}},
+		{"with two accounts the key is required", "GET", "/_sim/records", "", 404, nil},
+		{"unknown admin path is 404", "GET", "/_sim/nothing", "", 404, nil},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			status, body := admin(t, st.method, u+st.path, st.body)
+			if status != st.status {
+				t.Fatalf("status %d, want %d (%s)", status, st.status, body)
+			}
+			if st.check != nil {
+				st.check(t, body)
+			}
+		})
+	}
+}
+
+func TestAdminAPIRefusesRemoteClients(t *testing.T) {
+	s := sim.New(sim.WithAccount(key))
+	for _, remote := range []string{"192.0.2.10:40000", "[2001:db8::1]:40000", "garbage"} {
+		req := httptest.NewRequest("DELETE", "/_sim/calls", nil)
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		if rec.Code != http.StatusForbidden {
+			t.Errorf("remote %s: status %d", remote, rec.Code)
+		}
+	}
+	req := httptest.NewRequest("GET", "/_sim/calls", nil)
+	req.RemoteAddr = "[::1]:40000"
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Errorf("IPv6 loopback refused: %d", rec.Code)
+	}
+}
