@@ -85,7 +85,7 @@ func run(args []string) error {
 		return err
 	}
 	hs := &http.Server{
-		Handler:           logRequests(srv),
+		Handler:           logRequests(slog.Default(), srv),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -133,12 +133,12 @@ func seedFrom(srv *sim.Server, key, path string) (int, error) {
 // logRequests logs every request by method and path only: the key travels
 // in the Authorization header and, for admin calls, in the query string, so
 // neither is logged.
-func logRequests(next http.Handler) http.Handler {
+func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
-			slog.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+			log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
 				"duration", time.Since(start).Round(time.Microsecond), "remote", r.RemoteAddr)
 		}()
 		next.ServeHTTP(sw, r)
