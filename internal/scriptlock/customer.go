@@ -218,7 +218,8 @@ func cleanMessage(s string) string {
 		for cut > 0 && !utf8RuneStart(s[cut]) {
 			cut--
 		}
-		s = s[:cut]
+		// The cut may land just after a space; keep the result trimmed.
+		s = strings.TrimRight(s[:cut], " ")
 	}
 	return s
 }
