@@ -1,0 +1,192 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Annotations and the finalizer the operator reads or writes on a Customer.
+const (
+	// Finalizer keeps a Customer until its ScriptLock record is dealt with
+	// according to spec.deletionPolicy.
+	Finalizer = "licensing.scriptlock.com/finalizer"
+
+	// PausedAnnotation, set to "true", stops every ScriptLock call and every
+	// change to the object until it is removed.
+	PausedAnnotation = "licensing.scriptlock.com/paused"
+
+	// DeletionProtectionAnnotation, set to "true", makes the shipped
+	// ValidatingAdmissionPolicy refuse deletion of the object.
+	DeletionProtectionAnnotation = "licensing.scriptlock.com/deletion-protection"
+
+	// CreatePendingAnnotation is written before every create call, with the
+	// email the record is created with. While it is present and
+	// status.customerID is empty, the outcome of a create is unknown: the
+	// operator looks the record up by that email before creating again, so
+	// that a crash or a lost answer never leads to a duplicate.
+	CreatePendingAnnotation = "licensing.scriptlock.com/create-pending"
+)
+
+// DeletionPolicy says what happens to the ScriptLock record when its Customer
+// is deleted.
+// +kubebuilder:validation:Enum=Delete;Orphan
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyDelete deletes the record, which revokes every license
+	// of that customer.
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+	// DeletionPolicyOrphan keeps the record and its licenses.
+	DeletionPolicyOrphan DeletionPolicy = "Orphan"
+)
+
+// AdoptionPolicy says whether an existing ScriptLock record with the same
+// email may be taken over when a create is refused with 409 Conflict.
+// +kubebuilder:validation:Enum=Never;IfExists
+type AdoptionPolicy string
+
+const (
+	// AdoptionNever reports the conflict and leaves the existing record alone.
+	AdoptionNever AdoptionPolicy = "Never"
+	// AdoptionIfExists takes over the existing record and updates it to the spec.
+	AdoptionIfExists AdoptionPolicy = "IfExists"
+)
+
+// CustomerSpec is the desired ScriptLock customer record. It is the whole
+// truth: a field left out is sent to ScriptLock as empty.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.customerID) || (has(self.customerID) && self.customerID == oldSelf.customerID)",message="spec.customerID is immutable once set: it cannot be changed or removed"
+type CustomerSpec struct {
+	// Company is the customer's company name.
+	// +optional
+	// +kubebuilder:validation:MaxLength=255
+	Company string `json:"company,omitempty"`
+
+	// FirstName is the customer's first name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	FirstName string `json:"firstName"`
+
+	// LastName is the customer's last name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	LastName string `json:"lastName"`
+
+	// Email is the customer's email address. ScriptLock keeps emails unique
+	// per account, compared case-insensitively.
+	// +required
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=254
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[^@\\\\s]+@[^@\\\\s]+\\\\.[^@\\\\s]+$')",message="email must be a valid address such as customer@example.com"
+	Email string `json:"email"`
+
+	// DeletionPolicy says what deleting this object does to the ScriptLock
+	// record: Delete removes it and revokes all of its licenses, Orphan
+	// keeps it.
+	// +optional
+	// +kubebuilder:default=Delete
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// Adoption says whether an existing record with the same email is taken
+	// over (IfExists) or reported as a conflict (Never) when creating.
+	// +optional
+	// +kubebuilder:default=Never
+	Adoption AdoptionPolicy `json:"adoption,omitempty"`
+
+	// CustomerID names an existing ScriptLock record to manage instead of
+	// creating one. Immutable once set.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._-]*$`
+	CustomerID string `json:"customerID,omitempty"`
+
+	// CredentialsSecretRef names a Secret in this Customer's namespace that
+	// holds the ScriptLock account to use instead of the operator's default:
+	// key apiKey (required), url and ca.crt (optional).
+	// +optional
+	CredentialsSecretRef *SecretReference `json:"credentialsSecretRef,omitempty"`
+}
+
+// SecretReference names a Secret in the same namespace as the Customer.
+type SecretReference struct {
+	// Name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// Condition types and reasons of a Customer.
+const (
+	// ConditionReady is True when the ScriptLock record exists and matches
+	// the spec.
+	ConditionReady = "Ready"
+	// ConditionReconciling is True while the operator is still working
+	// towards Ready (kstatus convention).
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True when the operator cannot make progress
+	// without a change from a person (kstatus convention).
+	ConditionStalled = "Stalled"
+
+	ReasonAvailable          = "Available"
+	ReasonCreating           = "Creating"
+	ReasonConflict           = "Conflict"
+	ReasonNotFound           = "NotFound"
+	ReasonDeletionBlocked    = "DeletionBlocked"
+	ReasonUnauthorized       = "Unauthorized"
+	ReasonAPIError           = "APIError"
+	ReasonRateLimited        = "RateLimited"
+	ReasonInvalidCredentials = "InvalidCredentials"
+	ReasonRemoteDeleted      = "RemoteDeleted"
+	ReasonDeleting           = "Deleting"
+)
+
+// CustomerStatus is what the operator last observed.
+type CustomerStatus struct {
+	// CustomerID is the id of the ScriptLock record this object manages.
+	// +optional
+	CustomerID string `json:"customerID,omitempty"`
+
+	// ObservedGeneration is the generation of the spec the conditions
+	// describe.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready (the record exists and matches the spec), and the
+	// kstatus conditions Reconciling and Stalled.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Customer is a customer record in the ScriptLock licensing service, kept
+// equal to its spec by the operator.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=slc;slcustomer,categories=scriptlock
+// +kubebuilder:printcolumn:name="Email",type=string,JSONPath=`.spec.email`
+// +kubebuilder:printcolumn:name="Company",type=string,JSONPath=`.spec.company`
+// +kubebuilder:printcolumn:name="Customer ID",type=string,JSONPath=`.status.customerID`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Customer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec   CustomerSpec   `json:"spec"`
+	Status CustomerStatus `json:"status,omitempty"`
+}
+
+// CustomerList is a list of Customers.
+//
+// +kubebuilder:object:root=true
+type CustomerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Customer `json:"items"`
+}

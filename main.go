@@ -1,0 +1,198 @@
+// Command manager runs the ScriptLock Customer operator: flags and wiring
+// only; the behaviour lives in controllers/ and internal/scriptlock/.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/scriptlock/customer-operator/api/v1alpha1"
+	"github.com/scriptlock/customer-operator/controllers"
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// config is everything the flags and the environment say.
+type config struct {
+	scriptlockURL, apiKeyFile, caFile string
+	allowInsecureHTTP                 bool
+	requestTimeout                    time.Duration
+	qps                               float64
+	burst                             int
+	resync                            time.Duration
+	maxConcurrent                     int
+	driftDetection                    string
+	selector                          string
+	watchNamespace                    string
+	metricsAddr, probeAddr            string
+	leaderElect                       bool
+}
+
+func main() {
+	var cfg config
+	fs := flag.CommandLine // the kubeconfig flag of controller-runtime lives here
+	fs.StringVar(&cfg.scriptlockURL, "scriptlock-url", envOr("SCRIPTLOCK_URL", "https://scriptlock.com"), "Base URL of the ScriptLock API (env SCRIPTLOCK_URL).")
+	fs.StringVar(&cfg.apiKeyFile, "scriptlock-api-key-file", "", "File holding the API key of the default ScriptLock account; else the env SCRIPTLOCK_API_KEY holds the key itself.")
+	fs.StringVar(&cfg.caFile, "scriptlock-ca-file", os.Getenv("SCRIPTLOCK_CA_FILE"), "PEM bundle of CAs to trust for ScriptLock instead of the system roots (env SCRIPTLOCK_CA_FILE).")
+	fs.BoolVar(&cfg.allowInsecureHTTP, "allow-insecure-http", false, "Allow a plain http:// ScriptLock URL on a non-loopback host (the API key then crosses the network in clear text).")
+	fs.DurationVar(&cfg.requestTimeout, "scriptlock-timeout", 30*time.Second, "Timeout of one ScriptLock request.")
+	fs.Float64Var(&cfg.qps, "scriptlock-qps", 10, "Requests per second allowed to each ScriptLock account.")
+	fs.IntVar(&cfg.burst, "scriptlock-burst", 20, "Burst of requests allowed to each ScriptLock account.")
+	fs.DurationVar(&cfg.resync, "resync-period", 10*time.Minute, "How often every ScriptLock record is compared with its Customer (drift detection).")
+	fs.IntVar(&cfg.maxConcurrent, "max-concurrent-reconciles", 4, "How many Customers are reconciled at once.")
+	fs.StringVar(&cfg.driftDetection, "drift-detection", string(controllers.DriftByList), "How drift is found: list (one listing per account per resync period) or per-object (one read per Customer per resync period).")
+	fs.StringVar(&cfg.selector, "selector", "", "Label selector: only Customers that match it are managed (to shard Customers across several managers).")
+	fs.StringVar(&cfg.watchNamespace, "watch-namespace", "", "Manage only the Customers of these namespaces (comma-separated); empty means all.")
+	fs.StringVar(&cfg.metricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
+	fs.StringVar(&cfg.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	fs.BoolVar(&cfg.leaderElect, "leader-elect", false, "Enable leader election, so that only one manager acts at a time.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	flag.Parse()
+
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+	if err := run(cfg); err != nil {
+		log.Error(err, "manager stopped")
+		os.Exit(1)
+	}
+}
+
+func run(cfg config) error {
+	scriptlock.Version = version
+	apiKey, err := readAPIKey(cfg.apiKeyFile)
+	if err != nil {
+		return err
+	}
+	var ca []byte
+	if cfg.caFile != "" {
+		if ca, err = os.ReadFile(cfg.caFile); err != nil {
+			return fmt.Errorf("reading --scriptlock-ca-file: %w", err)
+		}
+	}
+	drift := controllers.DriftDetection(cfg.driftDetection)
+	if drift != controllers.DriftByList && drift != controllers.DriftPerObject {
+		return fmt.Errorf("--drift-detection must be list or per-object, not %q", cfg.driftDetection)
+	}
+	defaults := scriptlock.Options{
+		BaseURL: cfg.scriptlockURL, APIKey: apiKey, CAPEM: ca, Timeout: cfg.requestTimeout,
+		QPS: cfg.qps, Burst: cfg.burst, AllowInsecureHTTP: cfg.allowInsecureHTTP,
+	}
+	if apiKey != "" {
+		// Refuse a bad URL or CA now rather than on the first Customer.
+		if _, err := scriptlock.New(defaults); err != nil {
+			return fmt.Errorf("default ScriptLock account: %w", err)
+		}
+	}
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	cacheOpts, err := cacheOptions(cfg)
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                  scheme,
+		Cache:                   cacheOpts,
+		Client:                  client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+		Metrics:                 metricsserver.Options{BindAddress: cfg.metricsAddr},
+		HealthProbeBindAddress:  cfg.probeAddr,
+		LeaderElection:          cfg.leaderElect,
+		LeaderElectionID:        "customer-operator.licensing.scriptlock.com",
+		GracefulShutdownTimeout: new(30 * time.Second),
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	r := &controllers.CustomerReconciler{
+		Client:         mgr.GetClient(),
+		APIReader:      mgr.GetAPIReader(),
+		Recorder:       mgr.GetEventRecorder("scriptlock-customer-operator"),
+		Accounts:       scriptlock.NewPool(defaults, metrics.Registry),
+		Clock:          clock.RealClock{},
+		ResyncPeriod:   cfg.resync,
+		DriftDetection: drift,
+	}
+	if err := r.SetupWithManager(mgr, cfg.maxConcurrent); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	ctrl.Log.WithName("setup").Info("starting manager", "version", version, "scriptlockURL", cfg.scriptlockURL,
+		"defaultAccount", apiKey != "", "driftDetection", drift, "resyncPeriod", cfg.resync)
+	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// cacheOptions trims what the informer cache holds and applies the
+// sharding selector and namespace scope.
+func cacheOptions(cfg config) (cache.Options, error) {
+	opts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+	if cfg.selector != "" {
+		sel, err := labels.Parse(cfg.selector)
+		if err != nil {
+			return opts, fmt.Errorf("--selector: %w", err)
+		}
+		opts.ByObject = map[client.Object]cache.ByObject{&v1alpha1.Customer{}: {Label: sel}}
+	}
+	if cfg.watchNamespace != "" {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range strings.Split(cfg.watchNamespace, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				opts.DefaultNamespaces[ns] = cache.Config{}
+			}
+		}
+	}
+	return opts, nil
+}
+
+// readAPIKey returns the default account's key from the file, else from
+// SCRIPTLOCK_API_KEY; empty means no default account.
+func readAPIKey(file string) (string, error) {
+	if file == "" {
+		return strings.TrimSpace(os.Getenv("SCRIPTLOCK_API_KEY")), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("reading --scriptlock-api-key-file: %w", err)
+	}
+	key := strings.TrimSpace(string(b))
+	if key == "" {
+		return "", errors.New("--scriptlock-api-key-file is empty")
+	}
+	return key, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
