@@ -12,7 +12,7 @@ KUSTOMIZE := $(LOCALBIN)/kustomize
 GOLANGCI_LINT := $(LOCALBIN)/golangci-lint
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.7.1
-GOLANGCI_LINT_VERSION ?= v2.6.2
+GOLANGCI_LINT_VERSION ?= v2.15.0
 
 # The control plane for envtest and the demo: kube-apiserver and etcd built
 # from source (hack/controlplane), since their release binaries cannot be
