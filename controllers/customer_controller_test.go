@@ -621,7 +621,7 @@ func containsString(list []string, s string) bool {
 }
 
 var (
-	_ = io.Discard
-	_ = context.Background
+	_               = io.Discard
+	_               = context.Background
 	_ client.Object = (*v1alpha1.Customer)(nil)
 )

@@ -2,8 +2,8 @@ package controllers_test
 
 import (
 	"bytes"
-	"flag"
 	"context"
+	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -117,7 +117,9 @@ func runSuite(m *testing.M) int {
 	return code
 }
 
-type ioMulti struct{ a, b interface{ Write([]byte) (int, error) } }
+type ioMulti struct {
+	a, b interface{ Write([]byte) (int, error) }
+}
 
 func (m ioMulti) Write(p []byte) (int, error) {
 	if _, err := m.a.Write(p); err != nil {
