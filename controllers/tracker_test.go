@@ -1,0 +1,90 @@
+package controllers
+
+import (
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
+)
+
+func TestPermanentBackoffDoublesFromTheMinimumToTheCap(t *testing.T) {
+	b := backoffPolicy{Min: time.Minute, Max: 5 * time.Minute}
+	for failures, want := range map[int]time.Duration{
+		1: time.Minute, 2: 2 * time.Minute, 3: 4 * time.Minute, 4: 5 * time.Minute, 30: 5 * time.Minute,
+	} {
+		if got := b.after(failures); got != want {
+			t.Errorf("after %d failures: %s, want %s", failures, got, want)
+		}
+	}
+}
+
+func TestASpecChangeSkipsThePermanentBackoff(t *testing.T) {
+	tr := newTracker(time.Hour, backoffPolicy{Min: time.Minute, Max: 5 * time.Minute}, true)
+	key := types.NamespacedName{Namespace: "ns", Name: "c"}
+	now := time.Unix(1000, 0)
+	if d := tr.failed(key, 1, now); d != time.Minute {
+		t.Fatalf("first failure waits %s, want 1m", d)
+	}
+	if d := tr.wait(key, 1, now.Add(10*time.Second)); d != 50*time.Second {
+		t.Fatalf("same generation must wait the rest of the minute, got %s", d)
+	}
+	if d := tr.wait(key, 2, now.Add(10*time.Second)); d != 0 {
+		t.Fatalf("a new generation must not wait, got %s", d)
+	}
+	if d := tr.failed(key, 1, now.Add(time.Minute)); d != 2*time.Minute {
+		t.Fatalf("second failure of the same generation waits %s, want 2m", d)
+	}
+	if d := tr.failed(key, 2, now.Add(2*time.Minute)); d != time.Minute {
+		t.Fatalf("a new generation starts the backoff again, got %s", d)
+	}
+}
+
+func TestListingEnqueuesOnlyDriftedAndMissingRecords(t *testing.T) {
+	tr := newTracker(time.Hour, backoffPolicy{Min: time.Minute, Max: time.Minute}, true)
+	cl, err := scriptlock.New(scriptlock.Options{BaseURL: "http://127.0.0.1:1", APIKey: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := scriptlock.Customer{ID: "1", FirstName: "A", LastName: "B", Email: "a@example.com"}
+	drifted := scriptlock.Customer{ID: "2", FirstName: "C", LastName: "D", Email: "c@example.com"}
+	missing := scriptlock.Customer{ID: "3", FirstName: "E", LastName: "F", Email: "e@example.com"}
+	keys := map[string]types.NamespacedName{}
+	for _, rec := range []scriptlock.Customer{same, drifted, missing} {
+		keys[rec.ID] = types.NamespacedName{Namespace: "ns", Name: "c" + rec.ID}
+		tr.synced(keys[rec.ID], cl, rec, time.Unix(0, 0))
+	}
+	if got := tr.lookup(cl.Account(), same); got != listUnknown {
+		t.Fatalf("before any listing: %v, want listUnknown", got)
+	}
+	listedDrift := drifted
+	listedDrift.Company = "Changed"
+	sameOtherCase := same
+	sameOtherCase.Email = "A@Example.com"
+	stale := tr.listed(cl.Account(), []scriptlock.Customer{sameOtherCase, listedDrift}, time.Unix(1, 0))
+	got := map[types.NamespacedName]bool{}
+	for _, k := range stale {
+		got[k] = true
+	}
+	if len(stale) != 2 || !got[keys["2"]] || !got[keys["3"]] {
+		t.Fatalf("enqueued %v, want the drifted and the missing record", stale)
+	}
+	for rec, want := range map[*scriptlock.Customer]listedRecord{&same: listSame, &drifted: listDiffers, &missing: listMissing} {
+		if got := tr.lookup(cl.Account(), *rec); got != want {
+			t.Errorf("lookup of %s: %v, want %v", rec.ID, got, want)
+		}
+	}
+	// A write by the operator updates the listing, so it is not undone.
+	tr.synced(keys["2"], cl, drifted, time.Unix(2, 0))
+	if got := tr.lookup(cl.Account(), drifted); got != listSame {
+		t.Fatalf("after the operator's own update: %v, want listSame", got)
+	}
+	// The account goes when its last Customer goes.
+	for _, k := range keys {
+		tr.forget(k)
+	}
+	if n := len(tr.accountClients()); n != 0 {
+		t.Fatalf("%d accounts left after every Customer was forgotten", n)
+	}
+}
