@@ -82,8 +82,10 @@ bench: controlplane build ## Scale benchmark (writes docs/benchmarks.md).
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager binary.
+build: ## Build the manager, the kubectl plugin and the simulator into bin/.
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/manager .
+	CGO_ENABLED=0 go build -trimpath -o bin/kubectl-scriptlock ./cmd/kubectl-scriptlock
+	CGO_ENABLED=0 go build -trimpath -o bin/scriptlock-sim ./cmd/scriptlock-sim
 
 .PHONY: run
 run: manifests generate ## Run the manager against the cluster of your kubeconfig.

@@ -110,7 +110,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "FAIL: the API key appeared in the logs")
 		return 1
 	}
-	if !strings.Contains(logs.String(), "Reconcile") && !strings.Contains(logs.String(), "reconcile") {
+	if nsSeq.Load() > 0 && !strings.Contains(logs.String(), "reconcile") {
 		fmt.Fprintln(os.Stderr, "FAIL: the suite captured no reconcile logs; the canary check would prove nothing")
 		return 1
 	}
