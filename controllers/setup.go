@@ -3,9 +3,9 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -104,10 +104,19 @@ var _ manager.LeaderElectionRunnable = (*driftDetector)(nil)
 // NeedLeaderElection is true: only the leader talks to ScriptLock.
 func (d *driftDetector) NeedLeaderElection() bool { return true }
 
-// Start sweeps every period, with jitter, until ctx ends.
+// Start sweeps once per period until ctx ends. The jitter only shortens the
+// wait (by up to a tenth), so drift is always found within one period.
 func (d *driftDetector) Start(ctx context.Context) error {
-	wait.JitterUntilWithContext(ctx, d.sweep, d.period, 0.1, true)
-	return nil
+	for {
+		t := time.NewTimer(d.period - time.Duration(rand.Int64N(int64(d.period)/10+1)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+			d.sweep(ctx)
+		}
+	}
 }
 
 func (d *driftDetector) sweep(ctx context.Context) {
