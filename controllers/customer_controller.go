@@ -420,7 +420,7 @@ func (r *CustomerReconciler) ready(c *v1alpha1.Customer, cl *scriptlock.Client, 
 		// The account's listing finds drift; nothing to schedule here.
 		return ctrl.Result{}
 	}
-	return ctrl.Result{RequeueAfter: wait.Jitter(r.ResyncPeriod, 0.1)}
+	return ctrl.Result{RequeueAfter: jitterDown(r.ResyncPeriod)}
 }
 
 // permanent records a failure that retrying cannot fix and waits at least

@@ -108,7 +108,7 @@ func (d *driftDetector) NeedLeaderElection() bool { return true }
 // wait (by up to a tenth), so drift is always found within one period.
 func (d *driftDetector) Start(ctx context.Context) error {
 	for {
-		t := time.NewTimer(d.period - time.Duration(rand.Int64N(int64(d.period)/10+1)))
+		t := time.NewTimer(jitterDown(d.period))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -139,4 +139,10 @@ func (d *driftDetector) sweep(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// jitterDown spreads periodic work over the last tenth of period, so that
+// many Customers do not act in lockstep and none waits longer than period.
+func jitterDown(period time.Duration) time.Duration {
+	return period - time.Duration(rand.Int64N(int64(period)/10+1))
 }
