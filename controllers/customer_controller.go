@@ -182,9 +182,18 @@ func (r *CustomerReconciler) create(ctx context.Context, c *v1alpha1.Customer, c
 		return r.bind(ctx, c, cl, rec)
 	case scriptlock.IsConflict(err):
 		return r.createConflict(ctx, c, cl)
-	default:
+	case scriptlock.IsMaybeCreated(err):
 		// A lost answer keeps the marker: the next attempt looks the
 		// record up by email before creating again.
+		return r.fail(ctx, c, err)
+	default:
+		// ScriptLock answered, and created nothing: drop the marker, so
+		// that deleting this Customer never has to ask ScriptLock.
+		if err := r.patchMeta(ctx, c, func(c *v1alpha1.Customer) {
+			delete(c.Annotations, v1alpha1.CreatePendingAnnotation)
+		}); err != nil {
+			return ctrl.Result{}, err
+		}
 		return r.fail(ctx, c, err)
 	}
 }
@@ -357,14 +366,19 @@ func (r *CustomerReconciler) reconcileDelete(ctx context.Context, c *v1alpha1.Cu
 			"kept ScriptLock customer %s and its licenses (deletionPolicy: Orphan)", orNone(c.Status.CustomerID))
 		return ctrl.Result{}, r.release(ctx, c)
 	}
+	id := c.Status.CustomerID
+	email, pending := c.Annotations[v1alpha1.CreatePendingAnnotation]
+	if id == "" && !pending {
+		// This Customer never got a record: nothing to ask ScriptLock.
+		return ctrl.Result{}, r.release(ctx, c)
+	}
 	cl, err := r.account(ctx, c)
 	if err != nil {
 		if cl = r.state.lastClient(key); cl == nil {
 			return r.fail(ctx, c, err)
 		}
 	}
-	id := c.Status.CustomerID
-	if email, pending := c.Annotations[v1alpha1.CreatePendingAnnotation]; pending && id == "" {
+	if id == "" {
 		rec, found, err := findByEmail(ctx, cl, email)
 		if err != nil {
 			return r.fail(ctx, c, err)

@@ -433,8 +433,41 @@ func TestUnauthorizedBacksOff(t *testing.T) {
 	e.create(c)
 	e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonUnauthorized, 15*time.Second)
 	time.Sleep(3 * time.Second)
-	if n := e.sim.Calls()["POST /api/customer 401"]; n < 1 || n > 4 {
+	if n := e.sim.Calls()["POST /api/customer 401"] + e.sim.Calls()["GET /api/customers 401"]; n < 1 || n > 4 {
 		t.Fatalf("want a few backed-off attempts, got %d (%v)", n, e.sim.Calls())
+	}
+	// Nothing was created, so deleting it needs no word from ScriptLock.
+	e.sim.ResetCalls()
+	if err := e.k8s.Delete(e.ctx, e.get("acme")); err != nil {
+		t.Fatal(err)
+	}
+	e.waitGone("acme", 10*time.Second)
+	if calls := e.sim.Calls(); len(calls) != 0 {
+		t.Fatalf("deleting a Customer that never had a record called ScriptLock: %v", calls)
+	}
+}
+
+func TestDeletedWhileTheCreateOutcomeWasUnknownDeletesTheRecord(t *testing.T) {
+	e := newEnv(t, managerOpts{noStart: true})
+	proxy := &crashProxy{next: e.sim, created: make(chan struct{}), release: make(chan struct{})}
+	ps := httptest.NewServer(proxy)
+	t.Cleanup(func() { close(proxy.release); ps.Close() })
+	e.opts.url = ps.URL
+	e.startManager()
+	e.create(e.customer("acme", "limbo@example.com"))
+	select {
+	case <-proxy.created:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the operator never created the record")
+	}
+	e.stopManager()
+	if err := e.k8s.Delete(e.ctx, e.get("acme")); err != nil {
+		t.Fatal(err)
+	}
+	e.startManager()
+	e.waitGone("acme", 15*time.Second)
+	if recs := e.records(); len(recs) != 0 {
+		t.Fatalf("the record created before the crash was left behind: %+v", recs)
 	}
 }
 
