@@ -140,6 +140,9 @@ func run(cfg config) error {
 	if err := r.SetupWithManager(mgr, cfg.maxConcurrent); err != nil {
 		return err
 	}
+	if err := metrics.Registry.Register(controllers.NewCustomerCollector(mgr.GetClient())); err != nil {
+		return fmt.Errorf("registering the Customer gauge: %w", err)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
