@@ -39,6 +39,7 @@ type objectState struct {
 // accountState is one ScriptLock account: its client and its last listing.
 type accountState struct {
 	client   *scriptlock.Client
+	users    int // Customers whose record lives in this account
 	listedAt time.Time
 	records  map[string]scriptlock.Customer // nil until the first listing
 }
@@ -82,14 +83,19 @@ func (t *tracker) synced(key types.NamespacedName, cl *scriptlock.Client, rec sc
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	o := t.object(key)
-	o.account, o.id, o.desired, o.lastSync = cl.Account(), rec.ID, rec, now
-	o.failures, o.notBefore = 0, time.Time{}
-	a, ok := t.accounts[o.account]
-	if !ok {
-		a = &accountState{client: cl}
-		t.accounts[o.account] = a
+	if o.account != cl.Account() {
+		t.release(o.account)
+		o.account = cl.Account()
+		a, ok := t.accounts[o.account]
+		if !ok {
+			a = &accountState{client: cl}
+			t.accounts[o.account] = a
+		}
+		a.users++
 	}
-	if a.records != nil {
+	o.id, o.desired, o.lastSync = rec.ID, rec, now
+	o.failures, o.notBefore = 0, time.Time{}
+	if a := t.accounts[o.account]; a.records != nil {
 		a.records[rec.ID] = rec
 	}
 }
@@ -140,12 +146,19 @@ func (t *tracker) forget(key types.NamespacedName) {
 		return
 	}
 	delete(t.objects, key)
-	for _, other := range t.objects {
-		if other.account == o.account {
-			return
-		}
+	t.release(o.account)
+}
+
+// release drops one user of account, and the account with its last user.
+// The caller holds t.mu.
+func (t *tracker) release(account string) {
+	a, ok := t.accounts[account]
+	if !ok {
+		return
 	}
-	delete(t.accounts, o.account)
+	if a.users--; a.users <= 0 {
+		delete(t.accounts, account)
+	}
 }
 
 // lastClient returns the client key last used, so that a Customer whose
