@@ -132,3 +132,29 @@ $(GOLANGCI_LINT):
 .PHONY: help
 help: ## Show the targets.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-18s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+##@ Supply chain
+
+KUBE_SCORE := $(LOCALBIN)/kube-score
+KUBECTL_VALIDATE := $(LOCALBIN)/kubectl-validate
+GOVULNCHECK := $(LOCALBIN)/govulncheck
+KUBE_SCORE_VERSION ?= v1.20.0
+KUBECTL_VALIDATE_VERSION ?= v0.0.4
+GOVULNCHECK_VERSION ?= v1.9.0
+
+.PHONY: check-manifests
+check-manifests: $(KUSTOMIZE) $(KUBE_SCORE) $(KUBECTL_VALIDATE) ## Render config/ and check it offline with kube-score and kubectl-validate.
+	KUSTOMIZE=$(KUSTOMIZE) KUBE_SCORE=$(KUBE_SCORE) KUBECTL_VALIDATE=$(KUBECTL_VALIDATE) hack/check-manifests.sh
+
+.PHONY: vulncheck
+vulncheck: $(GOVULNCHECK) ## Look for known vulnerabilities in the code's call graph (needs the vulnerability database online; not part of CI).
+	$(GOVULNCHECK) ./...
+
+$(KUBE_SCORE):
+	GOBIN=$(LOCALBIN) go install github.com/zegl/kube-score/cmd/kube-score@$(KUBE_SCORE_VERSION)
+
+$(KUBECTL_VALIDATE):
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/kubectl-validate@$(KUBECTL_VALIDATE_VERSION)
+
+$(GOVULNCHECK):
+	GOBIN=$(LOCALBIN) go install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
