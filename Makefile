@@ -116,7 +116,7 @@ deploy: manifests $(KUSTOMIZE) ## Deploy the operator with image IMG.
 
 .PHONY: undeploy
 undeploy: $(KUSTOMIZE) ## Remove the operator.
-	$(KUSTOMIZE) build config/default | kubectl delete --ignore-not-found -f -
+	$(KUSTOMIZE) build config/undeploy | kubectl delete --ignore-not-found -f -
 
 ##@ Tools
 

@@ -45,6 +45,7 @@ type config struct {
 	watchNamespace                    string
 	metricsAddr, probeAddr            string
 	leaderElect                       bool
+	leaderElectionID                  string
 }
 
 func main() {
@@ -65,6 +66,7 @@ func main() {
 	fs.StringVar(&cfg.metricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
 	fs.StringVar(&cfg.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
 	fs.BoolVar(&cfg.leaderElect, "leader-elect", false, "Enable leader election, so that only one manager acts at a time.")
+	fs.StringVar(&cfg.leaderElectionID, "leader-election-id", "customer-operator.licensing.scriptlock.com", "Name of the leader-election lease; give each --selector shard its own.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	flag.Parse()
@@ -122,7 +124,7 @@ func run(cfg config) error {
 		Metrics:                 metricsserver.Options{BindAddress: cfg.metricsAddr},
 		HealthProbeBindAddress:  cfg.probeAddr,
 		LeaderElection:          cfg.leaderElect,
-		LeaderElectionID:        "customer-operator.licensing.scriptlock.com",
+		LeaderElectionID:        cfg.leaderElectionID,
 		GracefulShutdownTimeout: new(30 * time.Second),
 	})
 	if err != nil {

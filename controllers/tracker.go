@@ -128,15 +128,6 @@ func (t *tracker) wait(key types.NamespacedName, generation int64, now time.Time
 	return o.notBefore.Sub(now)
 }
 
-// clearFailures forgets the permanent failures of key.
-func (t *tracker) clearFailures(key types.NamespacedName) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if o, ok := t.objects[key]; ok {
-		o.failures, o.notBefore = 0, time.Time{}
-	}
-}
-
 // forget drops key, and its account when no Customer uses it any more.
 func (t *tracker) forget(key types.NamespacedName) {
 	t.mu.Lock()
