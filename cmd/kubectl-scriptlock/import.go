@@ -240,12 +240,15 @@ func writeManifests(stdout io.Writer, dir string, names []string, docs [][]byte)
 		_, err := stdout.Write(buf.Bytes())
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// The manifests hold customers' names and emails: readable by the user
+	// (and group) only, like any export of personal data; git does not
+	// record these bits.
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("creating --output-dir: %w", err)
 	}
 	for i, doc := range docs {
 		// names are DNS-1123 labels: no separators, so no path escapes.
-		if err := os.WriteFile(filepath.Join(dir, names[i]+".yaml"), doc, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, names[i]+".yaml"), doc, 0o600); err != nil {
 			return fmt.Errorf("writing manifest: %w", err)
 		}
 	}

@@ -171,7 +171,9 @@ func TestAnswersThatAreNotTheProtocol(t *testing.T) {
 			if !errors.Is(err, tt.kind) || scriptlock.IsMaybeCreated(err) != tt.maybe {
 				t.Fatalf("got %v, want kind %v, maybeCreated=%v", err, tt.kind, tt.maybe)
 			}
-			asErr(t, err)
+			if e := asErr(t, err); e.Op == "" {
+				t.Fatalf("the error names no call: %+v", e)
+			}
 		})
 	}
 }
