@@ -658,3 +658,24 @@ var (
 	_               = context.Background
 	_ client.Object = (*v1alpha1.Customer)(nil)
 )
+
+func TestPerObjectResyncReadsEachRecordAndWritesNothing(t *testing.T) {
+	e := newEnv(t, managerOpts{resync: time.Second, drift: controllers.DriftPerObject})
+	c := e.waitReadyAfterCreate("acme", "resync@example.com")
+	time.Sleep(1500 * time.Millisecond)
+	rv := e.get("acme").ResourceVersion
+	e.sim.ResetCalls()
+	time.Sleep(3500 * time.Millisecond)
+	if n := e.calls(http.MethodGet, routeOne); n < 2 || n > 5 {
+		t.Fatalf("want about one read a second, got %d (%v)", n, e.sim.Calls())
+	}
+	if n := len(e.sim.Calls()); n != 1 {
+		t.Fatalf("a resync that finds nothing to do must only read: %v", e.sim.Calls())
+	}
+	if got := e.get("acme").ResourceVersion; got != rv {
+		t.Fatalf("a resync with nothing to do wrote the object (resourceVersion %s -> %s)", rv, got)
+	}
+	if got := e.get("acme").Status.CustomerID; got != c.Status.CustomerID {
+		t.Fatalf("status.customerID changed: %s -> %s", c.Status.CustomerID, got)
+	}
+}
