@@ -113,7 +113,7 @@ func run(ctx context.Context) error {
 		logf("DEMO_EXIT=1: done")
 		return nil
 	}
-	fmt.Print(hints(env))
+	fmt.Print(hints(env, firstID(recs)))
 	<-ctx.Done()
 	fmt.Println()
 	logf("interrupted")
@@ -151,7 +151,18 @@ func indent(b []byte) string {
 	return "    " + strings.ReplaceAll(s, "\n", "\n    ") + "\n"
 }
 
-func hints(env *localenv.Env) string {
+// firstID is the id of the first record, for the hints; "1" if none.
+func firstID(recs []byte) string {
+	var list []struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if err := json.Unmarshal(recs, &list); err != nil || len(list) == 0 {
+		return "1"
+	}
+	return strings.Trim(string(list[0].ID), `"`)
+}
+
+func hints(env *localenv.Env, id string) string {
 	return fmt.Sprintf(`
 The operator is running. In another terminal:
 
@@ -163,7 +174,7 @@ The operator is running. In another terminal:
   curl -s %[2]s/_sim/records                           # the simulator's records
 
   # drift: edit the record behind the operator's back; it is put back within ~30s
-  curl -s -X PUT %[2]s/_sim/records/1 -d '{"company":"Changed outside"}'
+  curl -s -X PUT %[2]s/_sim/records/%[4]s -d '{"company":"Changed outside"}'
 
   # delete the Customer and watch the record go (deletionPolicy: Delete)
   kubectl -n default delete customer example-customer
@@ -174,5 +185,5 @@ The operator is running. In another terminal:
   tail -f %[3]s   # the operator's log
 
 Press Ctrl-C to stop everything.
-`, env.KubeconfigPath, env.SimURL, env.ManagerLog)
+`, env.KubeconfigPath, env.SimURL, env.ManagerLog, id)
 }
