@@ -257,14 +257,11 @@ func (e *Env) startSim(ctx context.Context, bin string) error {
 // simulator, and waits until its readiness probe answers.
 func (e *Env) startManager(ctx context.Context, bin string) error {
 	o := e.opts
-	metricsAddr, err := freeLoopbackAddr()
+	addrs, err := freeLoopbackAddrs(2)
 	if err != nil {
 		return err
 	}
-	probeAddr, err := freeLoopbackAddr()
-	if err != nil {
-		return err
-	}
+	metricsAddr, probeAddr := addrs[0], addrs[1]
 	e.MetricsURL = "http://" + metricsAddr + "/metrics"
 	e.ProbeURL = "http://" + probeAddr
 	args := append([]string{
@@ -349,15 +346,20 @@ func (e *Env) Stop() {
 	})
 }
 
-// freeLoopbackAddr returns a loopback address with a port that was free a
-// moment ago.
-func freeLoopbackAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// freeLoopbackAddrs returns n distinct loopback addresses whose ports were
+// free a moment ago. The listeners stay open until all are chosen, or the
+// kernel may hand out the same port twice.
+func freeLoopbackAddrs(n int) ([]string, error) {
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return addrs, nil
 }
 
 func withoutEnv(env []string, names ...string) []string {
