@@ -38,6 +38,12 @@ const (
 // small, so anything bigger is a broken or hostile server.
 const MaxBodyBytes = 1 << 20
 
+// MaxListBodyBytes is the largest listing the client reads: about 500,000
+// records of some 130 bytes. A listing holds the whole account, so the
+// record limit (MaxBodyBytes, about 8,000 records) would silently stop drift
+// detection on a large account.
+const MaxListBodyBytes = 64 << 20
+
 // Route templates, used as metric labels so that ids never become label
 // values (unbounded cardinality).
 const (
@@ -432,8 +438,8 @@ func invalid(op string, err error) *Error {
 type response struct {
 	status   int
 	header   http.Header
-	body     []byte // at most MaxBodyBytes
-	tooLarge bool   // the body had more than MaxBodyBytes
+	body     []byte // at most MaxBodyBytes (MaxListBodyBytes for a listing)
+	tooLarge bool   // the body was longer than that
 }
 
 // fail builds an Error for a success status whose body was unusable.
@@ -492,14 +498,18 @@ func (c *Client) do(ctx context.Context, op, method, route, path, form string) (
 		return nil, &Error{Op: op, Err: transportError(err)}
 	}
 	defer func() { _ = resp.Body.Close() }()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+	limit := MaxBodyBytes
+	if op == "list" {
+		limit = MaxListBodyBytes
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	c.metrics.observe(method, route, resp.StatusCode, time.Since(start))
 	r := &response{status: resp.StatusCode, header: resp.Header, body: data}
 	if err != nil {
 		return nil, &Error{Op: op, StatusCode: resp.StatusCode, Err: transportError(err)}
 	}
-	if len(data) > MaxBodyBytes {
-		r.body, r.tooLarge = data[:MaxBodyBytes], true
+	if len(data) > limit {
+		r.body, r.tooLarge = data[:limit], true
 	}
 	c.holdFor(r)
 	return r, nil

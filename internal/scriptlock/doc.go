@@ -41,7 +41,8 @@
 //     one hour.
 //
 // Anything else (401/403, 429 or 5xx with Retry-After, other codes, a body
-// that is not the expected JSON, a body over 1 MiB, a timeout, a dropped
+// that is not the expected JSON, a body over 1 MiB (64 MiB for a listing,
+// which holds the whole account), a timeout, a dropped
 // connection) is returned as an *Error, never a panic or a hang.
 //
 // # Errors

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -141,6 +142,11 @@ func TestAnswersThatAreNotTheProtocol(t *testing.T) {
 		_, _ = w.Write(bytes.Repeat([]byte("a"), 10<<20))
 		_, _ = io.WriteString(w, `"}]`)
 	}
+	overListLimit := func(w io.Writer) {
+		_, _ = io.WriteString(w, `[{"id":1,"company":"`)
+		_, _ = w.Write(bytes.Repeat([]byte("a"), scriptlock.MaxListBodyBytes))
+		_, _ = io.WriteString(w, `"}]`)
+	}
 	tests := []struct {
 		name  string
 		h     *fixed
@@ -148,7 +154,7 @@ func TestAnswersThatAreNotTheProtocol(t *testing.T) {
 		kind  error
 		maybe bool
 	}{
-		{"a 10 MB list body is refused", &fixed{status: 200, body: tenMB}, list, scriptlock.ErrBodyTooLarge, false},
+		{"a list body over MaxListBodyBytes is refused", &fixed{status: 200, body: overListLimit}, list, scriptlock.ErrBodyTooLarge, false},
 		{"a 10 MB get body is refused", &fixed{status: 302, body: tenMB}, get("1"), scriptlock.ErrBodyTooLarge, false},
 		{"a 10 MB create body is maybe created", &fixed{status: 201, body: tenMB}, create, scriptlock.ErrBodyTooLarge, true},
 		{"an HTML get body is malformed", &fixed{status: 302, body: text("<html>moved</html>")}, get("1"), scriptlock.ErrMalformedBody, false},
@@ -469,4 +475,22 @@ func update(id string) func(*scriptlock.Client, context.Context) error {
 func create(c *scriptlock.Client, ctx context.Context) error {
 	_, err := c.Create(ctx, example)
 	return err
+}
+
+func TestTheListingOfALargeAccountIsRead(t *testing.T) {
+	s, srv := startSim(t)
+	const n = 20000 // some 2.6 MB: more than the limit of a single record's body
+	for i := range n {
+		s.Seed(testKey, scriptlock.Customer{
+			Company: "Example Company Inc.", FirstName: "Example", LastName: "Customer",
+			Email: fmt.Sprintf("customer-%05d@example.com", i),
+		})
+	}
+	recs, err := newClient(t, srv.URL, testKey).List(ctx(t))
+	if err != nil {
+		t.Fatalf("listing %d records: %v", n, err)
+	}
+	if len(recs) != n {
+		t.Fatalf("listed %d records, want %d", len(recs), n)
+	}
 }
