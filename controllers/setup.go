@@ -2,10 +2,12 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -14,12 +16,32 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 )
+
+// driftListingFailures returns the counter of failed drift listings,
+// registered once on controller-runtime's registry (a second manager in the
+// same process, as in tests, shares it).
+func driftListingFailures() prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "scriptlock_drift_listing_failures_total",
+		Help: "Drift-detection listings of a ScriptLock account that failed; while they fail, drift in that account goes unseen.",
+	})
+	if err := metrics.Registry.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(prometheus.Counter); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
 
 // Transient errors back off exponentially from about a second to five
 // minutes (SPEC section 3).
@@ -66,7 +88,12 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 				transientBackoffMin, transientBackoffMax),
 		})
 	if r.DriftDetection == DriftByList {
-		d := &driftDetector{state: r.state, period: r.ResyncPeriod, events: make(chan event.TypedGenericEvent[*v1alpha1.Customer], 1024)}
+		d := &driftDetector{
+			state:    r.state,
+			period:   r.ResyncPeriod,
+			events:   make(chan event.TypedGenericEvent[*v1alpha1.Customer], 1024),
+			failures: driftListingFailures(),
+		}
 		if err := mgr.Add(d); err != nil {
 			return fmt.Errorf("adding the drift detector: %w", err)
 		}
@@ -94,9 +121,10 @@ func relevantChange() predicate.Predicate {
 // enqueues the Customers whose record is missing or differs, so that the
 // steady-state cost at ScriptLock does not grow with the number of Customers.
 type driftDetector struct {
-	state  *tracker
-	period time.Duration
-	events chan event.TypedGenericEvent[*v1alpha1.Customer]
+	state    *tracker
+	period   time.Duration
+	events   chan event.TypedGenericEvent[*v1alpha1.Customer]
+	failures prometheus.Counter
 }
 
 var _ manager.LeaderElectionRunnable = (*driftDetector)(nil)
@@ -122,12 +150,14 @@ func (d *driftDetector) Start(ctx context.Context) error {
 func (d *driftDetector) sweep(ctx context.Context) {
 	log := ctrl.LoggerFrom(ctx).WithName("drift")
 	for account, cl := range d.state.accountClients() {
+		asked := time.Now()
 		recs, err := cl.List(ctx)
 		if err != nil {
-			log.Info("listing ScriptLock customers failed; trying again next period", "account", account, "error", err.Error())
+			d.failures.Inc()
+			log.Error(err, "listing ScriptLock customers failed: drift in this account goes unseen until a listing succeeds; trying again next period", "account", account)
 			continue
 		}
-		stale := d.state.listed(account, recs, time.Now())
+		stale := d.state.listed(account, recs, asked)
 		log.V(1).Info("listed ScriptLock customers", "account", account, "records", len(recs), "drifted", len(stale))
 		for _, key := range stale {
 			c := &v1alpha1.Customer{}

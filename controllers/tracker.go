@@ -223,9 +223,11 @@ func (t *tracker) accountClients() map[string]*scriptlock.Client {
 	return out
 }
 
-// listed stores a listing of account and returns the Customers whose record
-// is missing from it or differs from what they want.
-func (t *tracker) listed(account string, recs []scriptlock.Customer, now time.Time) []types.NamespacedName {
+// listed stores a listing of account that was requested at asked, and
+// returns the Customers whose record is missing from it or differs from what
+// they want. A record the operator wrote after asked is newer than the
+// listing: it is kept as written and not reported.
+func (t *tracker) listed(account string, recs []scriptlock.Customer, asked time.Time) []types.NamespacedName {
 	byID := make(map[string]scriptlock.Customer, len(recs))
 	for _, r := range recs {
 		byID[r.ID] = r
@@ -236,15 +238,19 @@ func (t *tracker) listed(account string, recs []scriptlock.Customer, now time.Ti
 	if !ok {
 		return nil
 	}
-	a.records, a.listedAt = byID, now
 	var stale []types.NamespacedName
 	for key, o := range t.objects {
 		if o.account != account || o.id == "" {
+			continue
+		}
+		if o.lastSync.After(asked) {
+			byID[o.id] = o.desired
 			continue
 		}
 		if rec, ok := byID[o.id]; !ok || !scriptlock.SameFields(rec, o.desired) {
 			stale = append(stale, key)
 		}
 	}
+	a.records, a.listedAt = byID, asked
 	return stale
 }

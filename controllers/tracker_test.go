@@ -88,3 +88,29 @@ func TestListingEnqueuesOnlyDriftedAndMissingRecords(t *testing.T) {
 		t.Fatalf("%d accounts left after every Customer was forgotten", n)
 	}
 }
+
+func TestAListingOlderThanTheOperatorsOwnWriteDoesNotUndoIt(t *testing.T) {
+	tr := newTracker(time.Hour, backoffPolicy{Min: time.Minute, Max: time.Minute}, true)
+	cl, err := scriptlock.New(scriptlock.Options{BaseURL: "http://127.0.0.1:1", APIKey: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := types.NamespacedName{Namespace: "ns", Name: "old"}
+	fresh := types.NamespacedName{Namespace: "ns", Name: "fresh"}
+	oldRec := scriptlock.Customer{ID: "1", FirstName: "A", LastName: "B", Email: "a@example.com"}
+	freshRec := scriptlock.Customer{ID: "2", FirstName: "C", LastName: "D", Email: "c@example.com"}
+	tr.synced(old, cl, oldRec, time.Unix(10, 0))
+	// The listing is asked for at 20 s; the record of "fresh" is created at
+	// 25 s, while the listing is on the wire, so the listing lacks it.
+	tr.synced(fresh, cl, freshRec, time.Unix(25, 0))
+	if stale := tr.listed(cl.Account(), []scriptlock.Customer{oldRec}, time.Unix(20, 0)); len(stale) != 0 {
+		t.Fatalf("a record written after the listing was asked for was reported stale: %v", stale)
+	}
+	if got := tr.lookup(cl.Account(), freshRec); got != listSame {
+		t.Fatalf("the fresh record must stay known as written: %v", got)
+	}
+	// The next listing, asked for after the write, does judge it.
+	if stale := tr.listed(cl.Account(), []scriptlock.Customer{oldRec}, time.Unix(30, 0)); len(stale) != 1 || stale[0] != fresh {
+		t.Fatalf("a record missing from a newer listing must be reported: %v", stale)
+	}
+}
