@@ -129,23 +129,23 @@ func run(ctx context.Context, p params) error {
 
 // result is what one mode measured.
 type result struct {
-	mode                      string
-	created                   time.Duration // until the last create answered
-	allReady                  time.Duration // until the last Customer was Ready
-	settled                   time.Duration // until the manager's queue was empty
-	samples                   []sample
-	createCalls, idleCalls    callCounts
-	createWrites, idleWrites  writes
-	createCPU, idleCPU        float64
-	peakRSSKiB, endRSSKiB     int64
-	idle                      time.Duration
-	listFailures, logErrors   int
-	listingBytes              int
-	readyDropsDuringIdle      int
-	drained                   bool    // the work queue emptied after the creates
-	queueAfterCreate          float64 // its depth when the create phase ended
-	queueAfterIdle            float64 // its depth when the idle phase ended
-	managerLog, managerLogDir string
+	mode                     string
+	created                  time.Duration // until the last create answered
+	allReady                 time.Duration // until the last Customer was Ready
+	settled                  time.Duration // until the manager's queue was empty
+	samples                  []sample
+	createCalls, idleCalls   callCounts
+	createWrites, idleWrites writes
+	createCPU, idleCPU       float64
+	peakRSSKiB, endRSSKiB    int64
+	idle                     time.Duration
+	listFailures, logErrors  int
+	listingBytes             int
+	readyDropsDuringIdle     int
+	drained                  bool    // the work queue emptied after the creates
+	queueAfterCreate         float64 // its depth when the create phase ended
+	queueAfterIdle           float64 // its depth when the idle phase ended
+	managerLog               string
 }
 
 // sample is the number of Ready Customers t after the first create.

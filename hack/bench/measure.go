@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -49,7 +48,7 @@ func parseMetrics(r io.Reader) (metrics, error) {
 			continue
 		}
 		s := series{labels: map[string]string{}}
-		rest := line
+		var rest string
 		if i := strings.IndexAny(line, "{ "); i >= 0 && line[i] == '{' {
 			s.name = line[:i]
 			j := strings.LastIndexByte(line, '}')
@@ -202,21 +201,6 @@ func (c callCounts) total() int {
 		n += v
 	}
 	return n
-}
-
-// statuses renders "302×1000" or "200×3, 500×1".
-func (c callCounts) statuses(route string) string {
-	d := c.detail[route]
-	keys := make([]string, 0, len(d))
-	for k := range d {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s×%d", k, d[k]))
-	}
-	return strings.Join(parts, ", ")
 }
 
 // procStats is what /proc says of the manager.

@@ -317,8 +317,9 @@ func machine() string {
 		for _, l := range strings.Split(string(b), "\n") {
 			if strings.HasPrefix(l, "MemTotal:") {
 				var kib int64
-				fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(l, "MemTotal:")), "%d", &kib)
-				mem = fmt.Sprintf("%.1f GiB memory", float64(kib)/(1<<20))
+				if _, err := fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(l, "MemTotal:")), "%d", &kib); err == nil {
+					mem = fmt.Sprintf("%.1f GiB memory", float64(kib)/(1<<20))
+				}
 			}
 		}
 	}

@@ -225,7 +225,9 @@ func (e *Env) startSim(ctx context.Context, bin string) error {
 		return err
 	}
 	lines := make(chan string, 16)
-	cmd := exec.Command(bin, args...)
+	// A long-lived child: Stop ends it through its process group, not a
+	// context.
+	cmd := exec.Command(bin, args...) //nolint:noctx // see above
 	cmd.Env = withoutEnv(os.Environ(), "SCRIPTLOCK_API_KEY")
 	cmd.Stdout = &lineTee{w: logf, lines: lines}
 	cmd.Stderr = logf
@@ -273,7 +275,9 @@ func (e *Env) startManager(ctx context.Context, bin string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, args...)
+	// A long-lived child: Stop ends it through its process group, not a
+	// context.
+	cmd := exec.Command(bin, args...) //nolint:noctx // see above
 	cmd.Env = append(withoutEnv(os.Environ(), "SCRIPTLOCK_URL", "SCRIPTLOCK_API_KEY", "KUBECONFIG"),
 		"SCRIPTLOCK_URL="+e.SimURL, "SCRIPTLOCK_API_KEY="+o.APIKey)
 	cmd.Stdout, cmd.Stderr = logf, logf
