@@ -118,14 +118,17 @@ func run(cfg config) error {
 		return err
 	}
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                  scheme,
-		Cache:                   cacheOpts,
-		Client:                  client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
-		Metrics:                 metricsserver.Options{BindAddress: cfg.metricsAddr},
-		HealthProbeBindAddress:  cfg.probeAddr,
-		LeaderElection:          cfg.leaderElect,
-		LeaderElectionID:        cfg.leaderElectionID,
-		GracefulShutdownTimeout: new(30 * time.Second),
+		Scheme:                 scheme,
+		Cache:                  cacheOpts,
+		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+		Metrics:                metricsserver.Options{BindAddress: cfg.metricsAddr},
+		HealthProbeBindAddress: cfg.probeAddr,
+		LeaderElection:         cfg.leaderElect,
+		LeaderElectionID:       cfg.leaderElectionID,
+		// Every reconcile has stopped when Start returns, so the lease can
+		// be handed over at once instead of after it expires.
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       new(30 * time.Second),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
