@@ -3,6 +3,7 @@ package scriptlock_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -282,6 +283,24 @@ func TestCustomCA(t *testing.T) {
 			t.Fatal("accepted")
 		}
 	})
+}
+
+func TestTLSBelow12IsRefusedBeforeTheKeyIsSent(t *testing.T) {
+	s := sim.New(sim.WithAccount(testKey))
+	ts := httptest.NewUnstartedServer(s)
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	ts.TLS = &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw})
+	c := newClient(t, ts.URL, testKey, func(o *scriptlock.Options) { o.CAPEM = caPEM })
+	_, err := c.List(ctx(t))
+	if err == nil || asErr(t, err).StatusCode != 0 {
+		t.Fatalf("a TLS 1.1 server was accepted: %v", err)
+	}
+	if n := len(s.Calls()); n != 0 {
+		t.Fatalf("the server received %d requests", n)
+	}
 }
 
 func TestKeyNeverInErrors(t *testing.T) {
