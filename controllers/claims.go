@@ -71,11 +71,15 @@ func (r *CustomerReconciler) claimant(ctx context.Context, c *v1alpha1.Customer,
 }
 
 // claimsBefore says whether other's claim beats c's: a Customer that
-// manages a record keeps it; otherwise the older Customer wins, then the
+// manages a record keeps it; then one whose create is under way (it holds
+// the create-pending marker); otherwise the older Customer wins, then the
 // smaller namespace/name, so that both sides agree.
 func claimsBefore(other, c *v1alpha1.Customer) bool {
 	if (other.Status.CustomerID != "") != (c.Status.CustomerID != "") {
 		return other.Status.CustomerID != ""
+	}
+	if creating(other) != creating(c) {
+		return creating(other)
 	}
 	if !other.CreationTimestamp.Equal(&c.CreationTimestamp) {
 		return other.CreationTimestamp.Before(&c.CreationTimestamp)
@@ -127,4 +131,10 @@ func findByEmail(ctx context.Context, cl *scriptlock.Client, email string) (scri
 		}
 	}
 	return scriptlock.Customer{}, false, nil
+}
+
+// creating says whether c has a create under way whose outcome is unknown.
+func creating(c *v1alpha1.Customer) bool {
+	_, pending := c.Annotations[v1alpha1.CreatePendingAnnotation]
+	return pending && c.Status.CustomerID == ""
 }

@@ -4,8 +4,10 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
 )
 
@@ -112,5 +114,31 @@ func TestAListingOlderThanTheOperatorsOwnWriteDoesNotUndoIt(t *testing.T) {
 	// The next listing, asked for after the write, does judge it.
 	if stale := tr.listed(cl.Account(), []scriptlock.Customer{oldRec}, time.Unix(30, 0)); len(stale) != 1 || stale[0] != fresh {
 		t.Fatalf("a record missing from a newer listing must be reported: %v", stale)
+	}
+}
+
+func TestClaimsGoToTheHolderThenTheCreatorThenTheOlder(t *testing.T) {
+	at := func(sec int64) metav1.Time { return metav1.NewTime(time.Unix(sec, 0)) }
+	cust := func(name string, created int64, id string, pending bool) *v1alpha1.Customer {
+		c := &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, CreationTimestamp: at(created)}}
+		c.Status.CustomerID = id
+		if pending {
+			c.Annotations = map[string]string{v1alpha1.CreatePendingAnnotation: "a@example.com"}
+		}
+		return c
+	}
+	cases := []struct {
+		name        string
+		winner, lsr *v1alpha1.Customer
+	}{
+		{"the holder of a record beats an older Customer", cust("young", 20, "42", false), cust("old", 10, "", false)},
+		{"a create under way beats an older idle Customer", cust("young", 20, "", true), cust("old", 10, "", false)},
+		{"the older Customer wins between equals", cust("old", 10, "", false), cust("young", 20, "", false)},
+		{"the smaller name wins within one second", cust("a", 10, "", false), cust("b", 10, "", false)},
+	}
+	for _, tc := range cases {
+		if !claimsBefore(tc.winner, tc.lsr) || claimsBefore(tc.lsr, tc.winner) {
+			t.Errorf("%s: %s must beat %s, and not the other way round", tc.name, tc.winner.Name, tc.lsr.Name)
+		}
 	}
 }
