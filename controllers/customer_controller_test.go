@@ -308,20 +308,30 @@ func (p *crashProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func TestOperatorKilledBetweenCreateAndStatusWriteAdoptsItsRecord(t *testing.T) {
-	e := newEnv(t, managerOpts{noStart: true})
+// createThenCrash runs a manager that reaches ScriptLock through a
+// crashProxy, creates a Customer and stops the manager (as a kill would)
+// once the record exists but before the create's answer is read. Later
+// managers of the test talk to the simulator directly.
+func (e *env) createThenCrash(name, email string) {
+	e.t.Helper()
 	proxy := &crashProxy{next: e.sim, created: make(chan struct{}), release: make(chan struct{})}
 	ps := httptest.NewServer(proxy)
-	t.Cleanup(func() { close(proxy.release); ps.Close() })
+	e.t.Cleanup(func() { close(proxy.release); ps.Close() })
 	e.opts.url = ps.URL
 	e.startManager()
-	e.create(e.customer("acme", "crash@example.com"))
+	e.create(e.customer(name, email))
 	select {
 	case <-proxy.created:
 	case <-time.After(20 * time.Second):
-		t.Fatal("the operator never created the record")
+		e.t.Fatal("the operator never created the record")
 	}
-	e.stopManager() // killed: the create's answer is never read
+	e.stopManager()
+	e.opts.url = ""
+}
+
+func TestOperatorKilledBetweenCreateAndStatusWriteAdoptsItsRecord(t *testing.T) {
+	e := newEnv(t, managerOpts{noStart: true})
+	e.createThenCrash("acme", "crash@example.com")
 
 	c := e.get("acme")
 	if c.Status.CustomerID != "" {
@@ -449,18 +459,7 @@ func TestUnauthorizedBacksOff(t *testing.T) {
 
 func TestDeletedWhileTheCreateOutcomeWasUnknownDeletesTheRecord(t *testing.T) {
 	e := newEnv(t, managerOpts{noStart: true})
-	proxy := &crashProxy{next: e.sim, created: make(chan struct{}), release: make(chan struct{})}
-	ps := httptest.NewServer(proxy)
-	t.Cleanup(func() { close(proxy.release); ps.Close() })
-	e.opts.url = ps.URL
-	e.startManager()
-	e.create(e.customer("acme", "limbo@example.com"))
-	select {
-	case <-proxy.created:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the operator never created the record")
-	}
-	e.stopManager()
+	e.createThenCrash("acme", "limbo@example.com")
 	if err := e.k8s.Delete(e.ctx, e.get("acme")); err != nil {
 		t.Fatal(err)
 	}
