@@ -336,8 +336,6 @@ func (r *CustomerReconciler) recreate(ctx context.Context, c *v1alpha1.Customer,
 			"ScriptLock customer %s (spec.customerID) was deleted outside the cluster", c.Spec.CustomerID))
 	}
 	old := c.Status.CustomerID
-	r.event(c, corev1.EventTypeWarning, v1alpha1.ReasonRemoteDeleted, "Recreate",
-		"ScriptLock customer %s was deleted outside the cluster; creating it again", old)
 	// Mark the create pending before forgetting the old id, so that a crash
 	// between here and the create's status write finds the new record.
 	if err := r.patchMeta(ctx, c, func(c *v1alpha1.Customer) {
@@ -345,6 +343,7 @@ func (r *CustomerReconciler) recreate(ctx context.Context, c *v1alpha1.Customer,
 	}); err != nil {
 		return ctrl.Result{}, err
 	}
+	// This status write also emits the Warning Event RemoteDeleted.
 	orig := c.DeepCopy()
 	c.Status.CustomerID = ""
 	r.setReady(c, metav1.ConditionFalse, v1alpha1.ReasonRemoteDeleted, fmt.Sprintf("ScriptLock customer %s was deleted outside the cluster; creating it again", old))
