@@ -85,15 +85,16 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		ctrl.LoggerFrom(ctx).V(1).Info("paused: no ScriptLock call and no change until the annotation is removed")
 		return ctrl.Result{}, nil
 	}
+	// Waiting out a permanent failure costs no read of the API server.
+	if wait := r.state.wait(req.NamespacedName, c.Generation, r.Clock.Now()); wait > 0 && c.DeletionTimestamp.IsZero() {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	if c.Status.CustomerID == "" && c.DeletionTimestamp.IsZero() {
 		// The cache may not hold our own last status write yet; whether to
 		// create is decided on the newest copy only.
 		if err := r.APIReader.Get(ctx, req.NamespacedName, c); err != nil {
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
-	}
-	if wait := r.state.wait(req.NamespacedName, c.Generation, r.Clock.Now()); wait > 0 && c.DeletionTimestamp.IsZero() {
-		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 
 	orig := c.DeepCopy()
