@@ -183,9 +183,11 @@ func (r *CustomerReconciler) create(ctx context.Context, c *v1alpha1.Customer, c
 		return r.bind(ctx, c, cl, rec)
 	case scriptlock.IsConflict(err):
 		return r.createConflict(ctx, c, cl)
-	case scriptlock.IsMaybeCreated(err):
+	case scriptlock.IsMaybeCreated(err), errors.Is(err, scriptlock.ErrThrottled):
 		// A lost answer keeps the marker: the next attempt looks the
-		// record up by email before creating again.
+		// record up by email before creating again. So does a create the
+		// client held back (nothing was sent): removing the marker now
+		// would only be written back on the next attempt.
 		return r.fail(ctx, c, err)
 	default:
 		// ScriptLock answered, and created nothing: drop the marker, so
