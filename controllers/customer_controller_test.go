@@ -13,6 +13,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
@@ -175,6 +177,9 @@ func TestCreateConflictWithoutAdoptionNamesTheRecordAndDoesNotStorm(t *testing.T
 	}
 	if c.Status.CustomerID != "" {
 		t.Fatalf("a conflicting Customer must not claim the record: %q", c.Status.CustomerID)
+	}
+	if ev := e.waitEvent("acme", v1alpha1.ReasonConflict); ev.Type != corev1.EventTypeWarning {
+		t.Fatalf("the Conflict state change must be a Warning Event, got %s", ev.Type)
 	}
 	if _, pending := c.Annotations[v1alpha1.CreatePendingAnnotation]; pending {
 		t.Fatal("the create-pending marker must go when the create was refused")
@@ -423,6 +428,9 @@ func TestDeleteRefusedKeepsTheFinalizerUntilScriptLockAllowsIt(t *testing.T) {
 	})
 	if !containsString(e.get("acme").Finalizers, v1alpha1.Finalizer) {
 		t.Fatal("the finalizer must stay while ScriptLock refuses")
+	}
+	if ev := e.waitEvent("acme", v1alpha1.ReasonDeletionBlocked); !strings.Contains(ev.Note, "active licenses under review") {
+		t.Fatalf("the DeletionBlocked Event must carry ScriptLock's message: %q", ev.Note)
 	}
 	time.Sleep(3 * time.Second)
 	if n := e.calls(http.MethodDelete, routeOne); n > 4 {
@@ -676,5 +684,35 @@ func TestPerObjectResyncReadsEachRecordAndWritesNothing(t *testing.T) {
 	}
 	if got := e.get("acme").Status.CustomerID; got != c.Status.CustomerID {
 		t.Fatalf("status.customerID changed: %s -> %s", c.Status.CustomerID, got)
+	}
+}
+
+func TestKubectlGetShowsTheContractColumns(t *testing.T) {
+	e := newEnv(t, managerOpts{noStart: true})
+	crd := &unstructured.Unstructured{}
+	crd.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
+	if err := e.k8s.Get(e.ctx, client.ObjectKey{Name: "customers.licensing.scriptlock.com"}, crd); err != nil {
+		t.Fatal(err)
+	}
+	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+	if len(versions) != 1 {
+		t.Fatalf("want one served version, got %d", len(versions))
+	}
+	cols, _, _ := unstructured.NestedSlice(versions[0].(map[string]any), "additionalPrinterColumns")
+	got := map[string]string{}
+	for _, c := range cols {
+		m := c.(map[string]any)
+		got[m["name"].(string)] = m["jsonPath"].(string)
+	}
+	for name, path := range map[string]string{
+		"Email": ".spec.email", "Company": ".spec.company", "Customer ID": ".status.customerID",
+		"Ready": `.status.conditions[?(@.type=="Ready")].status`, "Age": ".metadata.creationTimestamp",
+	} {
+		if got[name] != path {
+			t.Errorf("column %q: jsonPath %q, want %q", name, got[name], path)
+		}
+	}
+	if sub, _, _ := unstructured.NestedMap(versions[0].(map[string]any), "subresources", "status"); sub == nil {
+		t.Error("the status subresource is missing")
 	}
 }
