@@ -45,6 +45,14 @@ func (s *Server) adminMux() *http.ServeMux {
 	mux.HandleFunc("DELETE /_sim/refuse-delete", s.adminAllowDelete)
 	mux.HandleFunc("POST /_sim/lose-create", s.adminLoseCreate)
 	mux.HandleFunc("POST /_sim/accounts", s.adminAddAccount)
+	mux.HandleFunc("POST /_sim/answer-create", s.adminAnswerCreate)
+	mux.HandleFunc("POST /_sim/late-create", s.adminLateCreate)
+	mux.HandleFunc("POST /_sim/tidy", s.adminTidy)
+	mux.HandleFunc("POST /_sim/raw-list-items", s.adminAddRawListItem)
+	mux.HandleFunc("DELETE /_sim/raw-list-items", s.adminClearRawListItems)
+	mux.HandleFunc("GET /_sim/call-log", func(w http.ResponseWriter, _ *http.Request) {
+		adminJSON(w, http.StatusOK, s.CallLog())
+	})
 	return mux
 }
 
@@ -250,15 +258,109 @@ func (s *Server) adminLoseCreate(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	switch strings.ToLower(req.Mode) {
-	case "500", "":
-		s.LoseNextCreate(LoseWith500)
-	case "drop":
-		s.LoseNextCreate(LoseByDroppingConnection)
-	default:
-		adminError(w, http.StatusBadRequest, `mode must be "500" or "drop"`)
+	mode, ok := parseLoseMode(req.Mode, LoseWith500)
+	if !ok {
+		adminError(w, http.StatusBadRequest, `mode must be "500", "504" or "drop"`)
 		return
 	}
+	s.LoseNextCreate(mode)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// parseLoseMode reads the admin spelling of a LoseMode; "" gives def.
+func parseLoseMode(v string, def LoseMode) (LoseMode, bool) {
+	switch strings.ToLower(v) {
+	case "":
+		return def, true
+	case "500":
+		return LoseWith500, true
+	case "504":
+		return LoseWith504, true
+	case "drop":
+		return LoseByDroppingConnection, true
+	}
+	return 0, false
+}
+
+func (s *Server) adminAnswerCreate(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Status int `json:"status"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		adminError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if req.Status < 200 || req.Status > 599 {
+		adminError(w, http.StatusBadRequest, "status must be between 200 and 599")
+		return
+	}
+	s.AnswerNextCreate(req.Status)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) adminLateCreate(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Hide string `json:"hide"`
+		Mode string `json:"mode"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		adminError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	hide, err := time.ParseDuration(req.Hide)
+	if err != nil || hide < 0 {
+		adminError(w, http.StatusBadRequest, `hide must be a non-negative Go duration such as "1.5s"`)
+		return
+	}
+	mode, ok := parseLoseMode(req.Mode, LoseWith504)
+	if !ok {
+		adminError(w, http.StatusBadRequest, `mode must be "504", "500" or "drop"`)
+		return
+	}
+	s.CommitNextCreateLate(hide, mode)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) adminTidy(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Tidy string `json:"tidy"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		adminError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	switch req.Tidy {
+	case "", "off":
+		s.SetTidy(nil)
+	case "collapse-spaces":
+		s.SetTidy(CollapseSpaces)
+	default:
+		adminError(w, http.StatusBadRequest, `tidy must be "collapse-spaces" or "off"`)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) adminAddRawListItem(w http.ResponseWriter, r *http.Request) {
+	key, ok := s.adminAccount(w, r.URL.Query().Get("key"))
+	if !ok {
+		return
+	}
+	var raw json.RawMessage
+	if err := json.NewDecoder(r.Body).Decode(&raw); err != nil {
+		adminError(w, http.StatusBadRequest, "malformed JSON body: "+err.Error())
+		return
+	}
+	s.AddRawListItem(key, raw)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) adminClearRawListItems(w http.ResponseWriter, r *http.Request) {
+	key, ok := s.adminAccount(w, r.URL.Query().Get("key"))
+	if !ok {
+		return
+	}
+	s.ClearRawListItems(key)
 	w.WriteHeader(http.StatusNoContent)
 }
 

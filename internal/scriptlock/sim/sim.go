@@ -36,7 +36,14 @@ const (
 	// LoseByDroppingConnection creates the record, then closes the
 	// connection without answering.
 	LoseByDroppingConnection
+	// LoseWith504 creates the record, then answers 504 Gateway Timeout, as
+	// a proxy in front of ScriptLock that gave up waiting would.
+	LoseWith504
 )
+
+// maxCallLog bounds the call log, so a long-running simulator does not
+// grow without end; the oldest entries are dropped first.
+const maxCallLog = 10000
 
 // Option configures a Server.
 type Option func(*Server)
@@ -58,6 +65,12 @@ func WithStringIDs() Option {
 	return func(s *Server) { s.stringIDs = true }
 }
 
+// WithClock sets the time source used for CommitNextCreateLate (default
+// time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(s *Server) { s.now = now }
+}
+
 // Server is an in-memory ScriptLock customer API (SPEC section 1) with fault
 // injection. It implements http.Handler and is safe for concurrent use.
 type Server struct {
@@ -67,14 +80,41 @@ type Server struct {
 	latency   time.Duration
 	stringIDs bool
 	faults    []*fault
-	lose      []LoseMode
+	creates   []createPlan // what the next successful creates do, in order
+	tidy      func(string) string
+	now       func() time.Time
 	calls     map[string]int
+	log       []Call
 	admin     http.Handler
 }
 
 type account struct {
 	records map[string]scriptlock.Customer
-	refused map[string]string // id -> message of the 409 answered on DELETE
+	refused map[string]string    // id -> message of the 409 answered on DELETE
+	hidden  map[string]time.Time // id -> when a late-committed record shows
+	raw     []json.RawMessage    // extra items appended to every listing
+}
+
+// createPlan is how one successful create is answered: lose (when set)
+// loses the answer, else status (when set) replaces 201; hide keeps the
+// record out of GETs for that long.
+type createPlan struct {
+	lose   LoseMode
+	status int
+	hide   time.Duration
+}
+
+// Call is one answered API call, as recorded in the call log.
+type Call struct {
+	Method string `json:"method"`
+	// Route is the route template, as in the call counters.
+	Route string `json:"route"`
+	// Status is the answered status code, 0 when the connection was dropped.
+	Status int `json:"status"`
+	// ID is the id in the path, or for a create the id of the stored record.
+	ID string `json:"id,omitempty"`
+	// Email is the email of the form body of a POST or PUT.
+	Email string `json:"email,omitempty"`
 }
 
 type fault struct {
@@ -90,6 +130,7 @@ func New(opts ...Option) *Server {
 	s := &Server{
 		accounts: map[string]*account{},
 		calls:    map[string]int{},
+		now:      time.Now,
 	}
 	s.admin = s.adminMux()
 	for _, o := range opts {
@@ -108,10 +149,25 @@ func (s *Server) AddAccount(key string) {
 func (s *Server) addAccountLocked(key string) *account {
 	a, ok := s.accounts[key]
 	if !ok {
-		a = &account{records: map[string]scriptlock.Customer{}, refused: map[string]string{}}
+		a = &account{records: map[string]scriptlock.Customer{}, refused: map[string]string{}, hidden: map[string]time.Time{}}
 		s.accounts[key] = a
 	}
 	return a
+}
+
+// RotateKey gives the account of oldKey the new key newKey, as ScriptLock
+// does when a key is revoked and another issued: the records stay, oldKey
+// is refused with 401 from now on. It reports whether oldKey existed.
+func (s *Server) RotateKey(oldKey, newKey string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.accounts[oldKey]
+	if !ok {
+		return false
+	}
+	delete(s.accounts, oldKey)
+	s.accounts[newKey] = a
+	return true
 }
 
 // SetLatency changes the delay added to every API answer.
@@ -134,12 +190,14 @@ func (s *Server) FailNext(method, route string, n int, status int, retryAfter ti
 	s.faults = append(s.faults, &fault{method: strings.ToUpper(method), route: route, remaining: n, status: status, retryAfter: retryAfter})
 }
 
-// ClearFaults removes every pending FailNext and LoseNextCreate.
+// ClearFaults removes every pending FailNext, LoseNextCreate,
+// AnswerNextCreate and CommitNextCreateLate. Records already hidden by
+// CommitNextCreateLate stay hidden until their time.
 func (s *Server) ClearFaults() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = nil
-	s.lose = nil
+	s.creates = nil
 }
 
 // RefuseDelete makes DELETE of the record id of account key answer 409
@@ -164,7 +222,93 @@ func (s *Server) AllowDelete(key, id string) {
 func (s *Server) LoseNextCreate(mode LoseMode) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.lose = append(s.lose, mode)
+	s.creates = append(s.creates, createPlan{lose: mode})
+}
+
+// AnswerNextCreate makes the next successful create (of any account) store
+// the record as usual and answer status instead of 201: 200 with the JSON
+// record; 202 and 204 with Location and no body; 302 with Location and the
+// JSON record; any other status with Location and no body. It queues up with
+// LoseNextCreate and CommitNextCreateLate, in call order.
+func (s *Server) AnswerNextCreate(status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.creates = append(s.creates, createPlan{status: status})
+}
+
+// CommitNextCreateLate makes the next successful create (of any account)
+// store the record, lose the answer as answer says (0 means LoseWith504),
+// and keep the record out of GET /api/customer/{id} (404) and GET
+// /api/customers until hide has passed on the server's clock (WithClock).
+// While hidden the record still takes its email, so a retried create
+// answers 409; PUT and DELETE, Records and Record see it. It queues up with
+// LoseNextCreate and AnswerNextCreate, in call order.
+func (s *Server) CommitNextCreateLate(hide time.Duration, answer LoseMode) {
+	if answer == 0 {
+		answer = LoseWith504
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.creates = append(s.creates, createPlan{lose: answer, hide: hide})
+}
+
+// SetTidy makes the server pass every field (company, firstname, lastname,
+// email) of a create or an update through f before storing it, as a back end
+// that normalises values would; a PUT whose tidied values equal the stored
+// ones answers 304. nil turns it off. Put, Seed and EditOutOfBand store
+// values as given.
+func (s *Server) SetTidy(f func(string) string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tidy = f
+}
+
+// CollapseSpaces replaces every run of spaces between two other characters
+// with one space ("Two  Spaces" -> "Two Spaces"); leading and trailing
+// spaces are kept. It is a ready-made tidy for SetTidy.
+func CollapseSpaces(v string) string {
+	inner := strings.Trim(v, " ")
+	if !strings.Contains(inner, "  ") {
+		return v
+	}
+	lead := len(v) - len(strings.TrimLeft(v, " "))
+	trail := len(v) - len(strings.TrimRight(v, " "))
+	var b strings.Builder
+	b.Grow(len(v))
+	b.WriteString(v[:lead])
+	prevSpace := false
+	for _, r := range inner {
+		if r == ' ' && prevSpace {
+			continue
+		}
+		prevSpace = r == ' '
+		b.WriteRune(r)
+	}
+	b.WriteString(v[len(v)-trail:])
+	return b.String()
+}
+
+// AddRawListItem appends raw, verbatim, to every GET /api/customers answer of
+// account key (creating the account if needed), after the records; an
+// account with only raw items lists them with 200. Records, Record and GET
+// by id do not see it. raw must be valid JSON (it panics otherwise).
+func (s *Server) AddRawListItem(key string, raw json.RawMessage) {
+	if !json.Valid(raw) {
+		panic("sim: AddRawListItem: not valid JSON: " + string(raw))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.addAccountLocked(key)
+	a.raw = append(a.raw, slices.Clone(raw))
+}
+
+// ClearRawListItems removes every AddRawListItem of account key.
+func (s *Server) ClearRawListItems(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a, ok := s.accounts[key]; ok {
+		a.raw = nil
+	}
 }
 
 // Records returns the records of account key, ordered by id.
@@ -240,6 +384,7 @@ func (s *Server) DeleteOutOfBand(key, id string) bool {
 	}
 	_, existed := a.records[id]
 	delete(a.records, id)
+	delete(a.hidden, id)
 	return existed
 }
 
@@ -271,11 +416,20 @@ func (s *Server) CallCount(method, route string) int {
 	return n
 }
 
-// ResetCalls sets every call counter to zero.
+// CallLog returns the answered API calls in the order they were answered
+// (the last 10000 at most).
+func (s *Server) CallLog() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.log)
+}
+
+// ResetCalls sets every call counter to zero and empties the call log.
 func (s *Server) ResetCalls() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = map[string]int{}
+	s.log = nil
 }
 
 func sortedRecords(a *account) []scriptlock.Customer {
@@ -312,16 +466,26 @@ type exchange struct {
 	w      http.ResponseWriter
 	method string
 	route  string
+	id     string // path id, or the id a create stored
+	email  string // form email
 }
 
-func (x *exchange) count(status string) {
+func (x *exchange) count(status int) {
+	label := "dropped"
+	if status != 0 {
+		label = strconv.Itoa(status)
+	}
 	x.s.mu.Lock()
-	x.s.calls[x.method+" "+x.route+" "+status]++
+	x.s.calls[x.method+" "+x.route+" "+label]++
+	if len(x.s.log) >= maxCallLog {
+		x.s.log = slices.Delete(x.s.log, 0, len(x.s.log)-maxCallLog+1)
+	}
+	x.s.log = append(x.s.log, Call{Method: x.method, Route: x.route, Status: status, ID: x.id, Email: x.email})
 	x.s.mu.Unlock()
 }
 
 func (x *exchange) reply(status int, body any, hdr map[string]string) {
-	x.count(strconv.Itoa(status))
+	x.count(status)
 	for k, v := range hdr {
 		x.w.Header().Set(k, v)
 	}
@@ -378,7 +542,7 @@ func allowedMethods(tmpl string) []string {
 
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	tmpl, id, ok := route(r.URL.EscapedPath())
-	x := &exchange{s: s, w: w, method: r.Method, route: tmpl}
+	x := &exchange{s: s, w: w, method: r.Method, route: tmpl, id: id}
 	if !ok {
 		x.message(http.StatusNotFound, "no such endpoint", nil)
 		return
@@ -487,24 +651,45 @@ func (s *Server) wire(c scriptlock.Customer) wireRecord {
 
 func location(id string) string { return RouteCustomer + "/" + url.PathEscape(id) }
 
+// visibleLocked reports whether record id of a shows to GETs: false while a
+// late commit (CommitNextCreateLate) keeps it hidden.
+func (s *Server) visibleLocked(a *account, id string) bool {
+	until, hidden := a.hidden[id]
+	if !hidden {
+		return true
+	}
+	if s.now().Before(until) {
+		return false
+	}
+	delete(a.hidden, id)
+	return true
+}
+
 func (s *Server) list(x *exchange, key string) {
 	s.mu.Lock()
-	recs := sortedRecords(s.accounts[key])
+	a := s.accounts[key]
+	var out []any
+	for _, c := range sortedRecords(a) {
+		if s.visibleLocked(a, c.ID) {
+			out = append(out, s.wire(c))
+		}
+	}
+	for _, raw := range a.raw {
+		out = append(out, raw)
+	}
 	s.mu.Unlock()
-	if len(recs) == 0 {
+	if len(out) == 0 {
 		x.reply(http.StatusNoContent, nil, nil)
 		return
-	}
-	out := make([]wireRecord, len(recs))
-	for i, c := range recs {
-		out[i] = s.wire(c)
 	}
 	x.reply(http.StatusOK, out, nil)
 }
 
 func (s *Server) get(x *exchange, key, id string) {
 	s.mu.Lock()
-	c, ok := s.accounts[key].records[id]
+	a := s.accounts[key]
+	c, ok := a.records[id]
+	ok = ok && s.visibleLocked(a, id)
 	s.mu.Unlock()
 	if !ok {
 		x.message(http.StatusNotFound, "customer not found", nil)
@@ -526,11 +711,24 @@ func readForm(x *exchange, r *http.Request) (scriptlock.Customer, bool) {
 		LastName:  r.PostForm.Get("lastname"),
 		Email:     r.PostForm.Get("email"),
 	}
+	x.email = c.Email
 	if c.Email == "" {
 		x.message(http.StatusBadRequest, "email is required", nil)
 		return scriptlock.Customer{}, false
 	}
 	return c, true
+}
+
+// tidyLocked applies the SetTidy function, if any, to every field of c.
+func (s *Server) tidyLocked(c scriptlock.Customer) scriptlock.Customer {
+	if s.tidy == nil {
+		return c
+	}
+	c.Company = s.tidy(c.Company)
+	c.FirstName = s.tidy(c.FirstName)
+	c.LastName = s.tidy(c.LastName)
+	c.Email = s.tidy(c.Email)
+	return c
 }
 
 // emailOwner returns the id of another record of a with the same email,
@@ -550,6 +748,7 @@ func (s *Server) create(x *exchange, r *http.Request, key string) {
 		return
 	}
 	s.mu.Lock()
+	in = s.tidyLocked(in)
 	a := s.accounts[key]
 	if owner, taken := emailOwner(a, in.Email, ""); taken {
 		s.mu.Unlock()
@@ -559,20 +758,33 @@ func (s *Server) create(x *exchange, r *http.Request, key string) {
 	s.nextID++
 	in.ID = strconv.FormatInt(s.nextID, 10)
 	a.records[in.ID] = in
-	var lose LoseMode
-	if len(s.lose) > 0 {
-		lose, s.lose = s.lose[0], s.lose[1:]
+	var plan createPlan
+	if len(s.creates) > 0 {
+		plan, s.creates = s.creates[0], s.creates[1:]
+	}
+	if plan.hide > 0 {
+		a.hidden[in.ID] = s.now().Add(plan.hide)
 	}
 	s.mu.Unlock()
+	x.id = in.ID
 
-	switch lose {
-	case LoseWith500:
+	loc := map[string]string{"Location": location(in.ID)}
+	switch {
+	case plan.lose == LoseWith500:
 		x.message(http.StatusInternalServerError, "internal error", nil)
-	case LoseByDroppingConnection:
-		x.count("dropped")
+	case plan.lose == LoseWith504:
+		x.message(http.StatusGatewayTimeout, "gateway timeout", nil)
+	case plan.lose == LoseByDroppingConnection:
+		x.count(0)
 		drop(x.w)
+	case plan.status == 0:
+		x.reply(http.StatusCreated, s.wire(in), loc)
+	case plan.status == http.StatusOK:
+		x.reply(http.StatusOK, s.wire(in), nil)
+	case plan.status == http.StatusFound:
+		x.reply(http.StatusFound, s.wire(in), loc)
 	default:
-		x.reply(http.StatusCreated, s.wire(in), map[string]string{"Location": location(in.ID)})
+		x.reply(plan.status, nil, loc)
 	}
 }
 
@@ -603,6 +815,7 @@ func (s *Server) update(x *exchange, r *http.Request, key, id string) {
 		return
 	}
 	s.mu.Lock()
+	in = s.tidyLocked(in)
 	a := s.accounts[key]
 	cur, exists := a.records[id]
 	if !exists {
@@ -636,6 +849,7 @@ func (s *Server) delete(x *exchange, key, id string) {
 	}
 	_, exists := a.records[id]
 	delete(a.records, id)
+	delete(a.hidden, id)
 	s.mu.Unlock()
 	if !exists {
 		x.message(http.StatusNotFound, "customer not found", nil)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -368,5 +369,386 @@ func TestAdminAPIRefusesRemoteClients(t *testing.T) {
 	s.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {
 		t.Errorf("IPv6 loopback refused: %d", rec.Code)
+	}
+}
+
+// post sends form to POST /api/customer.
+func post(t *testing.T, u, form string) (*http.Response, string) {
+	t.Helper()
+	return call(t, "POST", u+"/api/customer", key, form)
+}
+
+func TestAnswerNextCreate(t *testing.T) {
+	tests := []struct {
+		status   int
+		location string
+		body     bool
+	}{
+		{200, "", true},
+		{202, "/api/customer/1", false},
+		{204, "/api/customer/1", false},
+		{302, "/api/customer/1", true},
+		{201, "/api/customer/1", false}, // any other status: Location, no body
+		{418, "/api/customer/1", false},
+	}
+	for _, tt := range tests {
+		t.Run(strconv.Itoa(tt.status), func(t *testing.T) {
+			s, u := start(t)
+			s.AnswerNextCreate(tt.status)
+			resp, body := post(t, u, form)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
+			}
+			if got := resp.Header.Get("Location"); got != tt.location {
+				t.Errorf("Location %q, want %q", got, tt.location)
+			}
+			if hasBody := strings.Contains(body, `"id":1,"company":"Example Company Inc."`); hasBody != tt.body {
+				t.Errorf("body %q, want a record body: %v", body, tt.body)
+			}
+			if recs := s.Records(key); len(recs) != 1 || recs[0].Email != "customer@example.com" {
+				t.Fatalf("records %+v", recs)
+			}
+			if n := s.Calls()[fmt.Sprintf("POST /api/customer %d", tt.status)]; n != 1 {
+				t.Errorf("counted %d", n)
+			}
+			// Only the next create is affected.
+			if resp, _ := post(t, u, "firstname=B&lastname=B&email=b%40example.com"); resp.StatusCode != 201 {
+				t.Fatalf("second create: %s", resp.Status)
+			}
+		})
+	}
+	t.Run("a refused create does not use it up", func(t *testing.T) {
+		s, u := start(t)
+		s.Put(key, scriptlock.Customer{Email: "customer@example.com"})
+		s.AnswerNextCreate(202)
+		if resp, _ := post(t, u, form); resp.StatusCode != 409 {
+			t.Fatal(resp.Status)
+		}
+		if resp, _ := post(t, u, "email=b%40example.com"); resp.StatusCode != 202 {
+			t.Fatal(resp.Status)
+		}
+	})
+}
+
+// fakeClock is a settable time source for WithClock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func TestCommitNextCreateLate(t *testing.T) {
+	t.Run("the answer is lost, the record hidden from GETs but taking its email", func(t *testing.T) {
+		clock := &fakeClock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+		s, u := start(t, sim.WithClock(clock.Now))
+		s.CommitNextCreateLate(1500*time.Millisecond, sim.LoseWith504)
+		if resp, _ := post(t, u, form); resp.StatusCode != 504 {
+			t.Fatalf("create: %s", resp.Status)
+		}
+		if recs := s.Records(key); len(recs) != 1 || recs[0].ID != "1" {
+			t.Fatalf("Records shows %+v, want the stored record", recs)
+		}
+		if _, ok := s.Record(key, "1"); !ok {
+			t.Fatal("Record does not show it")
+		}
+		if resp, _ := call(t, "GET", u+"/api/customer/1", key, ""); resp.StatusCode != 404 {
+			t.Fatalf("get while hidden: %s", resp.Status)
+		}
+		if resp, _ := call(t, "GET", u+"/api/customers", key, ""); resp.StatusCode != 204 {
+			t.Fatalf("list while hidden: %s", resp.Status)
+		}
+		resp, body := post(t, u, strings.Replace(form, "customer%40", "Customer%40", 1))
+		if resp.StatusCode != 409 || !strings.Contains(body, "customer 1") {
+			t.Fatalf("retry while hidden: %s %s", resp.Status, body)
+		}
+		clock.Advance(1499 * time.Millisecond)
+		if resp, _ := call(t, "GET", u+"/api/customers", key, ""); resp.StatusCode != 204 {
+			t.Fatalf("list just before the time: %s", resp.Status)
+		}
+		clock.Advance(time.Millisecond)
+		if resp, _ := call(t, "GET", u+"/api/customer/1", key, ""); resp.StatusCode != 302 {
+			t.Fatalf("get after the time: %s", resp.Status)
+		}
+		if resp, body := call(t, "GET", u+"/api/customers", key, ""); resp.StatusCode != 200 || !strings.Contains(body, `"id":1,`) {
+			t.Fatalf("list after the time: %s %s", resp.Status, body)
+		}
+		if len(s.Records(key)) != 1 {
+			t.Fatal("duplicate")
+		}
+	})
+	t.Run("other records stay visible; the default clock works with a short hide", func(t *testing.T) {
+		s, u := start(t)
+		s.Put(key, scriptlock.Customer{FirstName: "Old", Email: "old@example.com"})
+		s.CommitNextCreateLate(300*time.Millisecond, 0) // 0 = LoseWith504
+		if resp, _ := post(t, u, form); resp.StatusCode != 504 {
+			t.Fatalf("create: %s", resp.Status)
+		}
+		if resp, body := call(t, "GET", u+"/api/customers", key, ""); resp.StatusCode != 200 || strings.Contains(body, "customer@example.com") || !strings.Contains(body, "old@example.com") {
+			t.Fatalf("list while hidden: %s %s", resp.Status, body)
+		}
+		time.Sleep(350 * time.Millisecond)
+		if resp, body := call(t, "GET", u+"/api/customers", key, ""); !strings.Contains(body, "customer@example.com") {
+			t.Fatalf("list after the time: %s %s", resp.Status, body)
+		}
+	})
+	t.Run("LoseWith504 alone answers 504 and shows the record at once", func(t *testing.T) {
+		s, u := start(t)
+		s.LoseNextCreate(sim.LoseWith504)
+		if resp, _ := post(t, u, form); resp.StatusCode != 504 {
+			t.Fatal(resp.Status)
+		}
+		if resp, _ := call(t, "GET", u+"/api/customer/1", key, ""); resp.StatusCode != 302 {
+			t.Fatal(resp.Status)
+		}
+		if s.Calls()["POST /api/customer 504"] != 1 {
+			t.Fatalf("calls %v", s.Calls())
+		}
+	})
+}
+
+func TestCollapseSpaces(t *testing.T) {
+	for in, want := range map[string]string{
+		"Two  Spaces":      "Two Spaces",
+		"a   b  c d":       "a b c d",
+		"  lead  and  ":    "  lead and  ",
+		"plain":            "plain",
+		"":                 "",
+		"   ":              "   ",
+		"tab\t\tkept  ünï": "tab\t\tkept ünï",
+	} {
+		if got := sim.CollapseSpaces(in); got != want {
+			t.Errorf("CollapseSpaces(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestTidy(t *testing.T) {
+	s, u := start(t)
+	s.SetTidy(sim.CollapseSpaces)
+	spaced := "company=Two++Spaces&firstname=A++B&lastname=C&email=customer%40example.com"
+	resp, body := post(t, u, spaced)
+	if resp.StatusCode != 201 || !strings.Contains(body, `"company":"Two Spaces","firstname":"A B"`) {
+		t.Fatalf("create: %s %s", resp.Status, body)
+	}
+	if c, _ := s.Record(key, "1"); c.Company != "Two Spaces" || c.FirstName != "A B" {
+		t.Fatalf("stored %+v", c)
+	}
+	// Writing the same untidy values again changes nothing once tidied.
+	if resp, _ := call(t, "PUT", u+"/api/customer/1", key, spaced); resp.StatusCode != 304 {
+		t.Fatalf("same values: %s", resp.Status)
+	}
+	if resp, body := call(t, "PUT", u+"/api/customer/1", key, strings.Replace(spaced, "lastname=C", "lastname=D++E", 1)); resp.StatusCode != 200 || !strings.Contains(body, `"lastname":"D E"`) {
+		t.Fatalf("changed value: %s %s", resp.Status, body)
+	}
+	s.SetTidy(nil)
+	if resp, _ := call(t, "PUT", u+"/api/customer/1", key, spaced); resp.StatusCode != 200 {
+		t.Fatalf("tidy off: %s", resp.Status)
+	}
+	if c, _ := s.Record(key, "1"); c.Company != "Two  Spaces" {
+		t.Fatalf("tidy off stored %+v", c)
+	}
+}
+
+func TestRawListItem(t *testing.T) {
+	s, u := start(t, sim.WithAccount("second"))
+	s.AddRawListItem(key, json.RawMessage(`{"company":"x","email":"noid@example.com"}`))
+	if resp, body := call(t, "GET", u+"/api/customers", key, ""); resp.StatusCode != 200 || body != `[{"company":"x","email":"noid@example.com"}]` {
+		t.Fatalf("list with only a raw item: %s %s", resp.Status, body)
+	}
+	if resp, _ := post(t, u, form); resp.StatusCode != 201 {
+		t.Fatal(resp.Status)
+	}
+	resp, body := call(t, "GET", u+"/api/customers", key, "")
+	if resp.StatusCode != 200 || !strings.HasPrefix(body, `[{"id":1,`) || !strings.HasSuffix(body, `},{"company":"x","email":"noid@example.com"}]`) {
+		t.Fatalf("list: %s %s", resp.Status, body)
+	}
+	if len(s.Records(key)) != 1 {
+		t.Fatalf("Records shows the raw item: %+v", s.Records(key))
+	}
+	// The raw item's email is not taken, and no id finds it.
+	if resp, _ := post(t, u, "email=noid%40example.com"); resp.StatusCode != 201 {
+		t.Fatalf("create with the raw item's email: %s", resp.Status)
+	}
+	if resp, _ := call(t, "GET", u+"/api/customer/", key, ""); resp.StatusCode != 404 {
+		t.Fatalf("get with an empty id: %s", resp.Status)
+	}
+	if resp, _ := call(t, "GET", u+"/api/customers", "second", ""); resp.StatusCode != 204 {
+		t.Fatalf("other account: %s", resp.Status)
+	}
+	s.ClearRawListItems(key)
+	if _, body := call(t, "GET", u+"/api/customers", key, ""); strings.Contains(body, `"company":"x"`) {
+		t.Fatalf("cleared, still listed: %s", body)
+	}
+}
+
+func TestCallLog(t *testing.T) {
+	s, u := start(t)
+	post(t, u, form)
+	post(t, u, strings.Replace(form, "customer%40", "CUSTOMER%40", 1))
+	call(t, "GET", u+"/api/customer/1", key, "")
+	call(t, "PUT", u+"/api/customer/1", key, form)
+	call(t, "GET", u+"/api/customers", "wrong", "")
+	s.LoseNextCreate(sim.LoseByDroppingConnection)
+	req, _ := http.NewRequest("POST", u+"/api/customer", strings.NewReader("email=d%40example.com"))
+	req.Header.Set("Authorization", "Basic "+key)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, err := http.DefaultTransport.RoundTrip(req); err == nil {
+		_ = resp.Body.Close()
+		t.Fatal("not dropped")
+	}
+	want := []sim.Call{
+		{Method: "POST", Route: sim.RouteCustomer, Status: 201, ID: "1", Email: "customer@example.com"},
+		{Method: "POST", Route: sim.RouteCustomer, Status: 409, Email: "CUSTOMER@example.com"},
+		{Method: "GET", Route: sim.RouteCustomerID, Status: 302, ID: "1"},
+		{Method: "PUT", Route: sim.RouteCustomerID, Status: 304, ID: "1", Email: "customer@example.com"},
+		{Method: "GET", Route: sim.RouteCustomers, Status: 401},
+		{Method: "POST", Route: sim.RouteCustomer, Status: 0, ID: "2", Email: "d@example.com"},
+	}
+	got := s.CallLog()
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("log\n got %+v\nwant %+v", got, want)
+	}
+	s.ResetCalls()
+	if len(s.CallLog()) != 0 {
+		t.Fatal("ResetCalls left the log")
+	}
+}
+
+func TestIDs(t *testing.T) {
+	// Each instance numbers from 1, so a second instance models another
+	// ScriptLock where id 1 is someone else.
+	a, ua := start(t)
+	b, ub := start(t)
+	for _, u := range []string{ua, ub} {
+		if resp, body := post(t, u, form); resp.Header.Get("Location") != "/api/customer/1" || !strings.Contains(body, `"id":1,`) {
+			t.Fatalf("first id: %s %q", resp.Header.Get("Location"), body)
+		}
+	}
+	// Within one instance ids are global across accounts.
+	a.AddAccount("second")
+	if resp, _ := call(t, "POST", ua+"/api/customer", "second", form); resp.Header.Get("Location") != "/api/customer/2" {
+		t.Fatalf("second account id: %s", resp.Header.Get("Location"))
+	}
+	if recs := b.Records(key); len(recs) != 1 || recs[0].ID != "1" {
+		t.Fatalf("instances share state: %+v", recs)
+	}
+}
+
+func TestAdminAPINewFaults(t *testing.T) {
+	s, u := start(t)
+	steps := []struct {
+		name, method, path, body string
+		status                   int
+		check                    func(t *testing.T, body string)
+	}{
+		{"answer the next create oddly", "POST", "/_sim/answer-create", `{"status":202}`, 204, func(t *testing.T, _ string) {
+			if resp, body := post(t, u, form); resp.StatusCode != 202 || body != "" || resp.Header.Get("Location") != "/api/customer/1" {
+				t.Fatalf("%s %q", resp.Status, body)
+			}
+		}},
+		{"a bad answer status is refused", "POST", "/_sim/answer-create", `{"status":99}`, 400, nil},
+		{"lose the next create by a 504", "POST", "/_sim/lose-create", `{"mode":"504"}`, 204, func(t *testing.T, _ string) {
+			if resp, _ := post(t, u, "email=b%40example.com"); resp.StatusCode != 504 {
+				t.Fatal(resp.Status)
+			}
+		}},
+		{"commit the next create late", "POST", "/_sim/late-create", `{"hide":"1h"}`, 204, func(t *testing.T, _ string) {
+			if resp, _ := post(t, u, "email=c%40example.com"); resp.StatusCode != 504 {
+				t.Fatal(resp.Status)
+			}
+			if resp, _ := call(t, "GET", u+"/api/customer/3", key, ""); resp.StatusCode != 404 {
+				t.Fatal(resp.Status)
+			}
+			if resp, _ := post(t, u, "email=c%40example.com"); resp.StatusCode != 409 {
+				t.Fatal(resp.Status)
+			}
+		}},
+		{"a bad hide is refused", "POST", "/_sim/late-create", `{"hide":"later"}`, 400, nil},
+		{"a bad late mode is refused", "POST", "/_sim/late-create", `{"hide":"1s","mode":"201"}`, 400, nil},
+		{"turn tidying on", "POST", "/_sim/tidy", `{"tidy":"collapse-spaces"}`, 204, func(t *testing.T, _ string) {
+			if resp, body := call(t, "PUT", u+"/api/customer/1", key, "company=Two++Spaces&email=customer%40example.com"); resp.StatusCode != 200 || !strings.Contains(body, `"company":"Two Spaces"`) {
+				t.Fatalf("%s %s", resp.Status, body)
+			}
+		}},
+		{"turn tidying off", "POST", "/_sim/tidy", `{"tidy":"off"}`, 204, func(t *testing.T, _ string) {
+			if resp, _ := call(t, "PUT", u+"/api/customer/1", key, "company=Two++Spaces&email=customer%40example.com"); resp.StatusCode != 200 {
+				t.Fatal(resp.Status)
+			}
+		}},
+		{"an unknown tidy is refused", "POST", "/_sim/tidy", `{"tidy":"upper"}`, 400, nil},
+		{"add a raw list item", "POST", "/_sim/raw-list-items", `{"company":"x","email":"noid@example.com"}`, 204, func(t *testing.T, _ string) {
+			if _, body := call(t, "GET", u+"/api/customers", key, ""); !strings.HasSuffix(body, `,{"company":"x","email":"noid@example.com"}]`) {
+				t.Fatal(body)
+			}
+		}},
+		{"a malformed raw item is refused", "POST", "/_sim/raw-list-items", `{"company":`, 400, nil},
+		{"clear raw list items", "DELETE", "/_sim/raw-list-items", "", 204, func(t *testing.T, _ string) {
+			if _, body := call(t, "GET", u+"/api/customers", key, ""); strings.Contains(body, "noid") {
+				t.Fatal(body)
+			}
+		}},
+		{"read the call log", "GET", "/_sim/call-log", "", 200, func(t *testing.T, b string) {
+			var log []sim.Call
+			if err := json.Unmarshal([]byte(b), &log); err != nil || len(log) == 0 {
+				t.Fatalf("log %s: %v", b, err)
+			}
+			if first := log[0]; first.Method != "POST" || first.Status != 202 || first.ID != "1" || first.Email != "customer@example.com" {
+				t.Fatalf("first entry %+v", first)
+			}
+			if len(log) != len(s.CallLog()) {
+				t.Fatal("admin log differs from CallLog")
+			}
+		}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			status, body := admin(t, st.method, u+st.path, st.body)
+			if status != st.status {
+				t.Fatalf("status %d, want %d (%s)", status, st.status, body)
+			}
+			if st.check != nil {
+				st.check(t, body)
+			}
+		})
+	}
+}
+
+func TestRotateKeyKeepsTheRecordsUnderTheNewKeyOnly(t *testing.T) {
+	s := sim.New(sim.WithAccount("old"))
+	rec := s.Seed("old", scriptlock.Customer{FirstName: "A", LastName: "B", Email: "a@example.com"})
+	if !s.RotateKey("old", "new") {
+		t.Fatal("RotateKey of an existing key reported false")
+	}
+	if got, ok := s.Record("new", rec.ID); !ok || got != rec {
+		t.Fatalf("record under the new key: %+v %v", got, ok)
+	}
+	if recs := s.Records("old"); len(recs) != 0 {
+		t.Fatalf("the old key still sees records: %+v", recs)
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/customers", nil)
+	req.Header.Set("Authorization", "Basic old")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the revoked key got %d, want 401", resp.StatusCode)
+	}
+	if s.RotateKey("missing", "x") {
+		t.Fatal("RotateKey of an unknown key reported true")
 	}
 }
