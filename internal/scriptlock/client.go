@@ -15,10 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // Version is the operator's version, sent in the User-Agent header. It is
@@ -31,6 +28,8 @@ const (
 	DefaultTimeout = 30 * time.Second
 	DefaultQPS     = 10
 	DefaultBurst   = 20
+	// DefaultMaxInFlight is the default Options.MaxInFlight.
+	DefaultMaxInFlight = 4
 )
 
 // MaxBodyBytes is the largest response body the client reads. A success
@@ -72,6 +71,19 @@ type Options struct {
 	// callers of the account; default 10 and 20.
 	QPS   float64
 	Burst int
+	// MaxInFlight caps the account's requests in flight at once; default
+	// 4. A call beyond the cap fails at once with ErrThrottled instead of
+	// waiting, so that a ScriptLock host that accepts connections and never
+	// answers cannot hold every reconcile worker.
+	MaxInFlight int
+	// AllowedHosts, when not empty, is the list of hosts a base URL may
+	// name; New and Pool.For refuse any other. An entry matches the URL's
+	// host name case-insensitively, on any port; an entry with a port
+	// ("scriptlock.example:8443") matches that port only, the scheme's
+	// default port counting when the URL names none. Empty means any host.
+	// The base URL can come from a tenant's Secret, and the API key is sent
+	// to that host.
+	AllowedHosts []string
 	// AllowInsecureHTTP permits a plain http:// BaseURL on a non-loopback
 	// host.
 	AllowInsecureHTTP bool
@@ -81,35 +93,42 @@ type Options struct {
 }
 
 // Client calls the ScriptLock customer API for one account. It is safe for
-// concurrent use; share one per account (see Pool) so that connections and
-// the rate limiter are shared too.
+// concurrent use; get Clients from a Pool so that all callers of an account
+// share its rate limiter, hold and in-flight cap (and connections, per CA).
 type Client struct {
 	baseURL string // normalized, without trailing slash
 	key     string
 	account string
 	timeout time.Duration
 	hc      *http.Client
-	limiter *rate.Limiter
+	gate    *gate // shared by every Client of the account in a Pool
 	metrics *metrics
-
-	mu        sync.Mutex
-	holdUntil time.Time // no call before this instant (from Retry-After)
 }
 
-// New returns a Client for one account. It fails on an invalid base URL, a
-// plain-http URL that is not allowed, a missing or malformed API key, or a
-// CAPEM without certificates.
+// New returns a Client for one account, with a rate limiter, hold and
+// in-flight cap of its own. It fails on an invalid base URL, a plain-http
+// URL that is not allowed, a host not in AllowedHosts, a missing or
+// malformed API key, or a CAPEM without certificates.
 func New(o Options) (*Client, error) {
-	return newClient(o, nil)
-}
-
-func newClient(o Options, m *metrics) (*Client, error) {
-	base, err := normalizeBaseURL(o.BaseURL, o.AllowInsecureHTTP)
+	o, base, err := withDefaults(o)
 	if err != nil {
 		return nil, err
 	}
+	return newClient(o, base, nil, newGate(o))
+}
+
+// withDefaults checks o and fills in its zero fields; it returns the
+// normalized base URL.
+func withDefaults(o Options) (Options, string, error) {
+	base, err := normalizeBaseURL(o.BaseURL, o.AllowInsecureHTTP)
+	if err != nil {
+		return o, "", err
+	}
+	if err := checkAllowedHost(base, o.AllowedHosts); err != nil {
+		return o, "", err
+	}
 	if err := validateKey(o.APIKey); err != nil {
-		return nil, err
+		return o, "", err
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
@@ -120,6 +139,14 @@ func newClient(o Options, m *metrics) (*Client, error) {
 	if o.Burst <= 0 {
 		o.Burst = DefaultBurst
 	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	return o, base, nil
+}
+
+// newClient builds a Client from options that went through withDefaults.
+func newClient(o Options, base string, m *metrics, g *gate) (*Client, error) {
 	hc, err := newHTTPClient(o)
 	if err != nil {
 		return nil, err
@@ -130,7 +157,7 @@ func newClient(o Options, m *metrics) (*Client, error) {
 		account: accountID(base, o.APIKey),
 		timeout: o.Timeout,
 		hc:      hc,
-		limiter: rate.NewLimiter(rate.Limit(o.QPS), o.Burst),
+		gate:    g,
 		metrics: m,
 	}, nil
 }
@@ -189,6 +216,35 @@ func normalizeBaseURL(raw string, allowInsecure bool) (string, error) {
 	u.Scheme = strings.ToLower(u.Scheme)
 	u.Host = strings.ToLower(u.Host)
 	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// checkAllowedHost refuses a normalized base URL whose host is not in
+// allowed (see Options.AllowedHosts). The error names the host, never the
+// key.
+func checkAllowedHost(base string, allowed []string) error {
+	if len(allowed) == 0 {
+		return nil
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return fmt.Errorf("scriptlock: invalid base URL: %w", err)
+	}
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	for _, entry := range allowed {
+		entry = strings.TrimSpace(entry)
+		h, p, err := net.SplitHostPort(entry)
+		if err != nil {
+			// No port (or an IPv6 address without brackets): any port.
+			h, p = strings.TrimSuffix(strings.TrimPrefix(entry, "["), "]"), ""
+		}
+		if h != "" && strings.EqualFold(h, host) && (p == "" || p == port) {
+			return nil
+		}
+	}
+	return fmt.Errorf("scriptlock: ScriptLock host %q is not allowed; add it to --allowed-scriptlock-hosts to use it", u.Host)
 }
 
 func isLoopbackHost(host string) bool {
@@ -276,7 +332,9 @@ func (c *Client) Get(ctx context.Context, id string) (Customer, error) {
 // Create adds a record (in.ID is ignored) and returns it with its new id,
 // taken from the JSON body, else from the Location header. 409 (email
 // already used) is an Error for which IsConflict is true. When the answer
-// is lost, IsMaybeCreated is true: the record may exist.
+// is lost (no answer, 5xx) or is a success other than 201 (200, 202, 204,
+// 302, ...: ErrUnexpectedStatus), IsMaybeCreated is true: the record may
+// exist. Any 4xx means nothing was created (IsRefused).
 func (c *Client) Create(ctx context.Context, in Customer) (Customer, error) {
 	const op = "create"
 	r, err := c.do(ctx, op, http.MethodPost, routeCustomer, "/api/customer", formBody(in))
@@ -383,7 +441,10 @@ func (c *Client) Update(ctx context.Context, id string, in Customer) (changed bo
 }
 
 // List returns every record of the account: 200 with a JSON array, or 204
-// No Content for an empty list (returned as an empty, non-nil slice).
+// No Content for an empty list (returned as an empty, non-nil slice). A
+// record without a usable id (absent, null, empty, or one that could not be
+// placed in a URL) cannot be addressed: it is left out and counted in
+// scriptlock_list_records_skipped_total rather than failing the listing.
 func (c *Client) List(ctx context.Context) ([]Customer, error) {
 	const op = "list"
 	r, err := c.do(ctx, op, http.MethodGet, routeCustomers, "/api/customers", "")
@@ -395,10 +456,11 @@ func (c *Client) List(ctx context.Context) ([]Customer, error) {
 		if r.tooLarge {
 			return nil, r.fail(op, ErrBodyTooLarge)
 		}
-		list, err := decodeList(r.body)
+		list, skipped, err := decodeList(r.body)
 		if err != nil {
 			return nil, r.fail(op, err)
 		}
+		c.metrics.skippedRecords(skipped)
 		return list, nil
 	case http.StatusNoContent:
 		return []Customer{}, nil
@@ -461,7 +523,7 @@ func (c *Client) statusError(op string, r *response, kind error) *Error {
 		// above; what remains whole is caught here.
 		e.Message = strings.ReplaceAll(e.Message, c.key, "[redacted]")
 	}
-	if d, ok := parseRetryAfter(r.header.Get("Retry-After"), time.Now()); ok {
+	if d, ok := parseRetryAfter(r.header.Get("Retry-After"), c.gate.now()); ok {
 		e.RetryAfter = d
 	}
 	return e
@@ -470,9 +532,12 @@ func (c *Client) statusError(op string, r *response, kind error) *Error {
 // do sends one request and reads the whole answer under the per-request
 // timeout. It returns an *Error when no answer could be obtained.
 func (c *Client) do(ctx context.Context, op, method, route, path, form string) (*response, error) {
-	if err := c.admit(ctx, op); err != nil {
+	if err := c.gate.admit(ctx, op); err != nil {
 		return nil, err
 	}
+	caller := ctx
+	out := uncounted
+	defer func() { c.gate.done(out) }()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
@@ -495,8 +560,14 @@ func (c *Client) do(ctx context.Context, op, method, route, path, form string) (
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.metrics.observe(method, route, 0, time.Since(start))
+		if caller.Err() == nil {
+			// Not the caller's cancellation or deadline: the server did
+			// not answer within our timeout, or could not be reached.
+			out = noAnswer
+		}
 		return nil, &Error{Op: op, Err: transportError(err)}
 	}
+	out = answered
 	defer func() { _ = resp.Body.Close() }()
 	limit := MaxBodyBytes
 	if op == "list" {
@@ -511,7 +582,12 @@ func (c *Client) do(ctx context.Context, op, method, route, path, form string) (
 	if len(data) > limit {
 		r.body, r.tooLarge = data[:limit], true
 	}
-	c.holdFor(r)
+	if r.status == http.StatusTooManyRequests || r.status >= 500 {
+		// Every caller of the account waits, not just this one.
+		if d, ok := parseRetryAfter(r.header.Get("Retry-After"), c.gate.now()); ok {
+			c.gate.holdFor(d)
+		}
+	}
 	return r, nil
 }
 
@@ -522,45 +598,6 @@ func transportError(err error) error {
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	}
 	return fmt.Errorf("%w: %w", ErrNetwork, err)
-}
-
-// admit applies the account's hold (an earlier Retry-After) and rate
-// limiter. A held account fails fast with the time left in RetryAfter
-// instead of sleeping, so that callers (reconcile workers) are never parked
-// and can requeue; the limiter waits, but never past ctx's deadline.
-func (c *Client) admit(ctx context.Context, op string) error {
-	c.mu.Lock()
-	until := c.holdUntil
-	c.mu.Unlock()
-	if left := time.Until(until); left > 0 {
-		if r := left % time.Second; r != 0 {
-			left += time.Second - r
-		}
-		return &Error{Op: op, RetryAfter: left,
-			Err: fmt.Errorf("%w: account held back by an earlier Retry-After", ErrThrottled)}
-	}
-	if err := c.limiter.Wait(ctx); err != nil {
-		return &Error{Op: op, Err: fmt.Errorf("%w: rate limiter: %w", ErrThrottled, err)}
-	}
-	return nil
-}
-
-// holdFor records a Retry-After on a throttling answer so that every caller
-// of the account waits, not just the one that received it.
-func (c *Client) holdFor(r *response) {
-	if r.status != http.StatusTooManyRequests && r.status < 500 {
-		return
-	}
-	d, ok := parseRetryAfter(r.header.Get("Retry-After"), time.Now())
-	if !ok || d <= 0 {
-		return
-	}
-	until := time.Now().Add(d)
-	c.mu.Lock()
-	if until.After(c.holdUntil) {
-		c.holdUntil = until
-	}
-	c.mu.Unlock()
 }
 
 func statusLabel(code int) string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"unicode"
 )
 
 // Customer is one ScriptLock customer record.
@@ -23,6 +24,22 @@ type Customer struct {
 // UnmarshalJSON accepts the id as a number or a string (or null/absent,
 // which leaves it empty).
 func (c *Customer) UnmarshalJSON(b []byte) error {
+	fields, rawID, err := decodeFields(b)
+	if err != nil {
+		return err
+	}
+	id, err := decodeID(rawID)
+	if err != nil {
+		return err
+	}
+	*c = fields
+	c.ID = id
+	return nil
+}
+
+// decodeFields decodes a record's fields other than the id, and returns the
+// id undecoded.
+func decodeFields(b []byte) (Customer, json.RawMessage, error) {
 	// The alias has no methods, which avoids recursing into UnmarshalJSON.
 	type plain Customer
 	var aux struct {
@@ -30,15 +47,11 @@ func (c *Customer) UnmarshalJSON(b []byte) error {
 		ID json.RawMessage `json:"id"`
 	}
 	if err := json.Unmarshal(b, &aux); err != nil {
-		return err
+		return Customer{}, nil, err
 	}
-	id, err := decodeID(aux.ID)
-	if err != nil {
-		return err
-	}
-	*c = Customer(aux.plain)
-	c.ID = id
-	return nil
+	c := Customer(aux.plain)
+	c.ID = ""
+	return c, aux.ID, nil
 }
 
 // decodeID turns a raw JSON id into its string form. Numbers must be plain
@@ -140,29 +153,47 @@ func decodeRecord(body []byte) (Customer, error) {
 }
 
 // decodeList parses a JSON array of records. JSON null is taken as an empty
-// list; every record must carry an id, since a record without one cannot be
-// addressed.
-func decodeList(body []byte) ([]Customer, error) {
+// list. A record without a usable id (absent, null, empty, or refused by
+// decodeID) cannot be addressed: it is left out and counted in skipped, so
+// that one such record does not stop drift detection for the whole
+// account. An element that is not an object (or null), or a record whose
+// other fields have the wrong JSON type, still fails the whole listing: the
+// server is then not speaking the protocol we assume.
+func decodeList(body []byte) (list []Customer, skipped int, err error) {
 	body = bytes.TrimSpace(body)
 	if string(body) == "null" {
-		return []Customer{}, nil
+		return []Customer{}, 0, nil
 	}
 	if len(body) == 0 || body[0] != '[' {
-		return nil, fmt.Errorf("%w: expected a JSON array", ErrMalformedBody)
+		return nil, 0, fmt.Errorf("%w: expected a JSON array", ErrMalformedBody)
 	}
-	var list []Customer
-	if err := json.Unmarshal(body, &list); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformedBody, err)
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		return nil, 0, fmt.Errorf("%w: %w", ErrMalformedBody, err)
 	}
-	for i, c := range list {
-		if c.ID == "" {
-			return nil, fmt.Errorf("%w: record %d has no id", ErrMalformedBody, i)
+	list = make([]Customer, 0, len(raws))
+	for i, raw := range raws {
+		raw = bytes.TrimSpace(raw)
+		if string(raw) == "null" {
+			skipped++
+			continue
 		}
+		if len(raw) == 0 || raw[0] != '{' {
+			return nil, 0, fmt.Errorf("%w: record %d is not a JSON object", ErrMalformedBody, i)
+		}
+		c, rawID, err := decodeFields(raw)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: record %d: %w", ErrMalformedBody, i, err)
+		}
+		id, err := decodeID(rawID)
+		if err != nil || id == "" {
+			skipped++
+			continue
+		}
+		c.ID = id
+		list = append(list, c)
 	}
-	if list == nil {
-		list = []Customer{}
-	}
-	return list, nil
+	return list, skipped, nil
 }
 
 // decodeMessage extracts ScriptLock's explanation from an error answer: the
@@ -206,7 +237,9 @@ func messageField(obj map[string]json.RawMessage) (string, bool) {
 func cleanMessage(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == '\u2028' || r == '\u2029' {
+		// C0, DEL, C1 (NEL among them) and the Unicode line separators:
+		// anything a log reader or terminal could take as a line break.
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
 			return ' '
 		}
 		return r

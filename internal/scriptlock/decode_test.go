@@ -2,6 +2,7 @@ package scriptlock
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,7 @@ func TestDecodeMessage(t *testing.T) {
 		{"plain text", "  has active\nlicenses \r\n", "has active licenses"},
 		{"JSON without a message field is kept as text", `{"code": 7}`, `{"code": 7}`},
 		{"invalid UTF-8 is replaced", "bad \xff byte", "bad \uFFFD byte"},
+		{"C1 controls and line separators become spaces", "a\u0085b\u2028c\u2029d\x1be", "a b c d e"},
 		{"empty", "", ""},
 	}
 	for _, tt := range tests {
@@ -62,12 +64,19 @@ func TestDecodeMessage(t *testing.T) {
 			}
 		})
 	}
-	t.Run("long messages are cut to 512 bytes on a rune boundary", func(t *testing.T) {
-		got := decodeMessage([]byte(strings.Repeat("é", 600)))
-		if len(got) > maxMessageBytes || !utf8.ValidString(got) || len(got) < maxMessageBytes-1 {
-			t.Fatalf("len %d valid %v", len(got), utf8.ValidString(got))
-		}
-	})
+	cuts := []struct{ name, body, want string }{
+		{"cut at 256 bytes", strings.Repeat("a", 300), strings.Repeat("a", 256)},
+		{"cut inside a rune backs off to its start", "a" + strings.Repeat("é", 200), "a" + strings.Repeat("é", 127)},
+		{"cut just after a space leaves no trailing space", strings.Repeat("a", 255) + " bbbb", strings.Repeat("a", 255)},
+	}
+	for _, tt := range cuts {
+		t.Run(tt.name, func(t *testing.T) {
+			got := decodeMessage([]byte(tt.body))
+			if got != tt.want || !utf8.ValidString(got) || maxMessageBytes != 256 {
+				t.Fatalf("got %d bytes %q, want %d bytes", len(got), got, len(tt.want))
+			}
+		})
+	}
 }
 
 func TestParseRetryAfter(t *testing.T) {
@@ -142,5 +151,51 @@ func TestSameFields(t *testing.T) {
 		if SameFields(a, b) != tt.same {
 			t.Errorf("%s: SameFields = %v", tt.name, !tt.same)
 		}
+	}
+}
+
+func TestDecodeList(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    string
+		wantIDs []string
+		skipped int
+		ok      bool
+	}{
+		{"records with number and string ids", `[{"id":1},{"id":"2"}]`, []string{"1", "2"}, 0, true},
+		{"null is an empty list", `null`, []string{}, 0, true},
+		{"an empty array is an empty list", `[]`, []string{}, 0, true},
+		{"a record without id is skipped", `[{"email":"a@b.c"},{"id":3}]`, []string{"3"}, 1, true},
+		{"null, empty and blank ids are skipped", `[{"id":null},{"id":""},{"id":"  "},{"id":4}]`, []string{"4"}, 3, true},
+		{"ids unsafe in a URL are skipped", `[{"id":".."},{"id":"a\u0000b"},{"id":"` + strings.Repeat("9", 200) + `"},{"id":5}]`, []string{"5"}, 3, true},
+		{"ids of the wrong type are skipped", `[{"id":1.5},{"id":-1},{"id":true},{"id":{}},{"id":[1]},{"id":6}]`, []string{"6"}, 5, true},
+		{"a null element is skipped", `[null,{"id":7}]`, []string{"7"}, 1, true},
+		{"every record skipped is an empty list", `[{"id":""}]`, []string{}, 1, true},
+		{"an object is not a list", `{"id":1}`, nil, 0, false},
+		{"a truncated array is malformed", `[{"id":1}`, nil, 0, false},
+		{"an element that is not an object is malformed", `[{"id":1},2]`, nil, 0, false},
+		{"a field of the wrong type is malformed", `[{"id":1,"email":5}]`, nil, 0, false},
+		{"an empty body is malformed", ``, nil, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			list, skipped, err := decodeList([]byte(tt.body))
+			if (err == nil) != tt.ok || skipped != tt.skipped {
+				t.Fatalf("got %+v, skipped %d, %v", list, skipped, err)
+			}
+			if !tt.ok {
+				if !errors.Is(err, ErrMalformedBody) {
+					t.Fatalf("error %v is not ErrMalformedBody", err)
+				}
+				return
+			}
+			ids := []string{}
+			for _, c := range list {
+				ids = append(ids, c.ID)
+			}
+			if list == nil || strings.Join(ids, ",") != strings.Join(tt.wantIDs, ",") {
+				t.Fatalf("ids %q, want %q", ids, tt.wantIDs)
+			}
+		})
 	}
 }

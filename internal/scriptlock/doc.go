@@ -36,7 +36,15 @@
 //   - Emails are unique per account, compared case-insensitively; that is
 //     what 409 on create (and on modify) means.
 //   - An error answer's message is the JSON "message" (or "error") field,
-//     else the body text, trimmed to one line of at most 512 bytes.
+//     else the body text, trimmed to one line of at most 256 bytes. It is
+//     foreign text (the base URL can come from a tenant's Secret), so
+//     Error() labels and quotes it: `server said "..."`.
+//   - A listed record without a usable id (absent, null, empty, or unsafe
+//     in a URL) is left out of the listing and counted; a body that is not
+//     a JSON array fails the listing.
+//   - Create answered with anything but 201 or 409: a 4xx means nothing was
+//     created; any other status (200, 202, 204, 302, 5xx, ...) or no answer
+//     means the record may exist.
 //   - Retry-After is honoured as delay-seconds or an HTTP date, capped at
 //     one hour.
 //
@@ -48,24 +56,40 @@
 // # Errors
 //
 // Every call returns *Error on failure. Use IsNotFound, IsConflict,
-// IsUnauthorized, IsRetryable, RetryAfter and IsMaybeCreated to decide what
-// to do, and errors.Is with the Kind constants (ErrTimeout, ErrNetwork,
-// ErrBodyTooLarge, ...) for the cause.
+// IsUnauthorized, IsRefused, IsRetryable, RetryAfter and IsMaybeCreated to
+// decide what to do, and errors.Is with the Kind constants (ErrTimeout,
+// ErrNetwork, ErrBodyTooLarge, ...) for the cause.
 //
 // # Transport and throttling
 //
 // A Client owns one http.Client with connection reuse, TLS 1.2 minimum, an
 // optional CA bundle, HTTPS_PROXY support and a per-request timeout that also
-// covers reading the body. Its token-bucket rate limiter (QPS/burst) is shared
-// by every caller of the account, and so is a hold: after a 429 or 5xx with
-// Retry-After, further calls of the account fail at once, without being sent,
-// with an *Error whose RetryAfter is the time left (ErrThrottled). The client
-// never sleeps or retries by itself; the caller requeues.
+// covers reading the body. Options.AllowedHosts, when set, limits the hosts a
+// base URL may name (the --allowed-scriptlock-hosts flag).
+//
+// Every Client of one account (base URL + key) in a Pool, whatever its CA,
+// shares one gate:
+//
+//   - a token-bucket rate limiter (QPS/burst), the only thing that waits,
+//     never past the caller's deadline;
+//   - a hold: after a 429 or 5xx with Retry-After, or after 3 calls in a row
+//     got no answer (timeout or connection failure; 30s, doubling with each
+//     further hold up to 5 minutes, until any HTTP answer), further calls
+//     fail at once, without being sent, with ErrThrottled and RetryAfter
+//     the time left; a call waiting for the limiter checks again after the
+//     wait;
+//   - an in-flight cap (MaxInFlight, default 4): a call beyond it fails at
+//     once with ErrThrottled and no RetryAfter, so that a host that accepts
+//     connections and never answers cannot hold every worker.
+//
+// The client never sleeps or retries by itself; the caller requeues.
 //
 // # Metrics
 //
-// A Pool registers scriptlock_requests_total{method,route,code} and
-// scriptlock_request_duration_seconds{method,route}. route is a template such
-// as /api/customer/{id}; code is the status, or "error" when no answer was
-// received. Calls held back by the client are not sent and not counted.
+// A Pool registers scriptlock_requests_total{method,route,code},
+// scriptlock_request_duration_seconds{method,route} and
+// scriptlock_list_records_skipped_total (listed records left out for want of
+// a usable id). route is a template such as /api/customer/{id}; code is the
+// status, or "error" when no answer was received. Calls held back by the
+// client are not sent and not counted.
 package scriptlock

@@ -25,9 +25,11 @@ const (
 	// ErrTimeout means the per-request timeout (or the caller's deadline)
 	// expired before a complete answer arrived.
 	ErrTimeout Kind = "timeout"
-	// ErrThrottled means the call was not sent because the account is held
-	// back by a Retry-After answer or the caller's deadline was too short to
-	// wait for the client-side rate limiter.
+	// ErrThrottled means the call was not sent: the account is held back
+	// (by a Retry-After answer, or after several calls in a row got no
+	// answer; RetryAfter is the time left), it already has
+	// Options.MaxInFlight requests in flight, or the caller's deadline was
+	// too short to wait for the client-side rate limiter.
 	ErrThrottled Kind = "throttled by the client"
 	// ErrBodyTooLarge means a response body exceeded MaxBodyBytes.
 	ErrBodyTooLarge Kind = "response body too large"
@@ -45,8 +47,9 @@ const (
 )
 
 // maxMessageBytes bounds Error.Message so that a chatty or hostile server
-// cannot bloat conditions, events and logs.
-const maxMessageBytes = 512
+// cannot bloat conditions, events and logs: the base URL can come from a
+// tenant's Secret, so the text can come from any host.
+const maxMessageBytes = 256
 
 // Error is the only error type returned by the client's calls. Callers
 // inspect it with errors.As or the Is* helpers rather than its text.
@@ -55,8 +58,10 @@ type Error struct {
 	Op string
 	// StatusCode is the HTTP status, or 0 when no HTTP answer was received.
 	StatusCode int
-	// Message is ScriptLock's own explanation (body text, or the JSON
-	// "message"/"error" field), trimmed, single-line and at most 512 bytes.
+	// Message is the server's own explanation (body text, or the JSON
+	// "message"/"error" field), trimmed, single-line and at most 256 bytes.
+	// It is foreign text: the base URL may come from a tenant's Secret, so
+	// it can come from any host. Error() quotes it.
 	Message string
 	// RetryAfter is the wait asked for by a Retry-After header, or the time
 	// left before the account may be called again; 0 if none.
@@ -65,19 +70,25 @@ type Error struct {
 	Err error
 }
 
-// Error describes the failure. It never contains the API key: the key
-// travels only in a request header, which is never part of an error, and
-// Message is scrubbed of the key when the Error is built.
+// Error describes the failure, for example
+//
+//	scriptlock delete: 409 Conflict: server said "customer has 3 active licenses"
+//
+// The server's Message comes last, labelled and Go-quoted, so that it cannot
+// pass for the client's own words nor forge a log line. The text never
+// contains the API key: the key travels only in a request header, which is
+// never part of an error, and Message is scrubbed of the key when the Error
+// is built.
 func (e *Error) Error() string {
 	s := "scriptlock " + e.Op
 	if e.StatusCode != 0 {
 		s += ": " + strconv.Itoa(e.StatusCode) + " " + http.StatusText(e.StatusCode)
 	}
-	if e.Message != "" {
-		s += ": " + e.Message
-	}
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
+	}
+	if e.Message != "" {
+		s += ": server said " + strconv.Quote(e.Message)
 	}
 	if e.RetryAfter > 0 {
 		s += fmt.Sprintf(" (retry after %s)", e.RetryAfter)
@@ -151,23 +162,30 @@ func RetryAfter(err error) (time.Duration, bool) {
 
 // IsMaybeCreated reports whether a create failed in a way that leaves the
 // record possibly created: the request may have reached ScriptLock but its
-// answer was lost (no answer, a 5xx, or a 201 whose body or id was
-// unusable). The caller must look for the record (for example by listing and
+// answer was lost (no answer, a 5xx), was a 201 whose body or id was
+// unusable, or was any other non-4xx status (200, 202, 204, 302, ...,
+// reported as ErrUnexpectedStatus), which does not say that nothing was
+// written. The caller must look for the record (for example by listing and
 // matching the email) before creating again, or it risks a duplicate.
-// Failures that prove nothing was sent (invalid arguments, throttling) are
-// excluded.
+// Failures that prove nothing was written are excluded: invalid arguments
+// and throttling (nothing was sent) and any 4xx (see IsRefused).
 func IsMaybeCreated(err error) bool {
 	e, ok := asError(err)
 	if !ok || e.Op != "create" {
 		return false
 	}
-	switch {
-	case e.StatusCode == 0:
+	if e.StatusCode == 0 {
 		return !errors.Is(e.Err, ErrThrottled) && !errors.Is(e.Err, ErrInvalidArgument)
-	case e.StatusCode >= 500 && e.StatusCode <= 599:
-		return true
-	case e.StatusCode == http.StatusCreated:
-		return true
 	}
-	return false
+	return !IsRefused(e)
+}
+
+// IsRefused reports whether ScriptLock answered the call with a 4xx status
+// (400, 401, 403, 404, 408, 409, 422, 429, ...): it did not carry the call
+// out, so nothing was written. It says nothing about whether retrying can
+// help (see IsRetryable: 408 and 429 can). A call that got no answer, a
+// 5xx, or a call that was never sent is not refused.
+func IsRefused(err error) bool {
+	e, ok := asError(err)
+	return ok && e.StatusCode >= 400 && e.StatusCode <= 499
 }

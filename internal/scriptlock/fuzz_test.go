@@ -2,6 +2,7 @@ package scriptlock
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,12 +44,16 @@ func FuzzDecodeList(f *testing.F) {
 	for _, s := range []string{
 		`[{"id": 1, "email": "a@b.c"}, {"id": "2", "email": "d@e.f"}]`,
 		`[]`, `null`, `[{"email": "no-id@b.c"}]`, `[null]`, `{"id": 1}`, `[{"id": 1}`,
+		`[{"id": ".."}, {"id": ""}, {"id": null}, {"id": 1.5}, {"id": 7}]`, `[{"id": 1, "email": 5}]`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		list, err := decodeList(body)
+		list, skipped, err := decodeList(body)
 		if err != nil {
+			if list != nil || skipped != 0 {
+				t.Fatalf("error %v with %d records and %d skipped", err, len(list), skipped)
+			}
 			return
 		}
 		if list == nil {
@@ -59,6 +64,11 @@ func FuzzDecodeList(f *testing.F) {
 				t.Fatalf("accepted record with unusable id %q", c.ID)
 			}
 		}
+		// Every element of the array is either returned or counted.
+		var raws []json.RawMessage
+		if json.Unmarshal(body, &raws) == nil && len(list)+skipped != len(raws) {
+			t.Fatalf("%d elements, %d returned + %d skipped", len(raws), len(list), skipped)
+		}
 	})
 }
 
@@ -66,6 +76,8 @@ func FuzzDecodeMessage(f *testing.F) {
 	for _, s := range []string{
 		`{"message": "email already used"}`, `{"error": {"message": "x"}}`, `{"error": 5}`,
 		"plain text\nwith lines", "\xff\xfe", strings.Repeat("é", 300), "",
+		strings.Repeat("a", maxMessageBytes-1) + " tail", "a" + strings.Repeat("é", 200),
+		"fine\nscriptlock delete: 410 Gone", `{"message": "x\" forged \u2028 line"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -77,8 +89,20 @@ func FuzzDecodeMessage(f *testing.F) {
 		if !utf8.ValidString(m) {
 			t.Fatalf("invalid UTF-8 %q", m)
 		}
-		if strings.ContainsAny(m, "\r\n\t\x00") || m != strings.TrimSpace(m) {
+		if strings.ContainsAny(m, "\r\n\t\x00\u0085\u2028\u2029") || m != strings.TrimSpace(m) {
 			t.Fatalf("message not single-line and trimmed: %q", m)
+		}
+		// In the error text the message is quoted: one line, and it reads
+		// back as exactly what the server said.
+		s := (&Error{Op: "delete", StatusCode: 409, Message: m}).Error()
+		if strings.ContainsAny(s, "\r\n\u0085\u2028\u2029") {
+			t.Fatalf("error text spans lines: %q", s)
+		}
+		if m != "" {
+			q, ok := strings.CutPrefix(s, "scriptlock delete: 409 Conflict: server said ")
+			if got, err := strconv.Unquote(q); !ok || err != nil || got != m {
+				t.Fatalf("error text %q does not quote the message %q", s, m)
+			}
 		}
 	})
 }

@@ -13,6 +13,7 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	skipped  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -26,10 +27,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time from sending a ScriptLock API request to reading its whole answer, by method and route template.",
 			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
 		}, []string{"method", "route"}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "scriptlock_list_records_skipped_total",
+			Help: "Records left out of ScriptLock listings because they carry no usable id (absent, null, empty, or unsafe in a URL), so the operator cannot address them; the rest of the listing is used.",
+		}),
 	}
 	if reg != nil {
 		m.requests = registerOrReuse(reg, m.requests)
 		m.duration = registerOrReuse(reg, m.duration)
+		m.skipped = registerOrReuse(reg, m.skipped)
 	}
 	return m
 }
@@ -61,4 +67,13 @@ func (m *metrics) observe(method, route string, code int, d time.Duration) {
 	}
 	m.requests.WithLabelValues(method, route, statusLabel(code)).Inc()
 	m.duration.WithLabelValues(method, route).Observe(d.Seconds())
+}
+
+// skippedRecords counts listed records left out for want of a usable id. A
+// nil *metrics records nothing.
+func (m *metrics) skippedRecords(n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.skipped.Add(float64(n))
 }

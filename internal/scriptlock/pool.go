@@ -10,28 +10,35 @@ import (
 )
 
 // maxPooledClients bounds the cache: every rotated key adds an account, and
-// an operator running for months must not grow without limit.
+// an operator running for months must not grow without limit. It bounds the
+// accounts (gates) and the Clients separately.
 const maxPooledClients = 256
 
-// Pool hands out one Client per account (base URL + key + CA), so that all
-// callers of one account share the http.Client, its connections and the
-// rate limiter. It is safe for concurrent use.
+// Pool hands out one Client per base URL, key and CA, so that callers share
+// its http.Client and connections, and one gate per account (base URL +
+// key, whatever the CA), so that every Client of the account shares the
+// rate limiter, the hold after Retry-After or repeated timeouts, and the
+// in-flight cap: reaching the same account with and without a ca.crt does
+// not double its allowance. It is safe for concurrent use.
 type Pool struct {
 	defaults Options
 	metrics  *metrics
 
 	mu      sync.Mutex
 	clients map[[sha256.Size]byte]*Client
+	gates   map[[sha256.Size]byte]*gate
 }
 
 // NewPool returns a Pool whose accounts inherit defaults (timeout, QPS,
-// burst, CA, base URL, AllowInsecureHTTP). Metrics are registered on reg,
-// which may be nil; registering twice on the same reg is safe.
+// burst, MaxInFlight, CA, base URL, AllowInsecureHTTP, AllowedHosts).
+// Metrics are registered on reg, which may be nil; registering twice on the
+// same reg is safe.
 func NewPool(defaults Options, reg prometheus.Registerer) *Pool {
 	return &Pool{
 		defaults: defaults,
 		metrics:  newMetrics(reg),
 		clients:  map[[sha256.Size]byte]*Client{},
+		gates:    map[[sha256.Size]byte]*gate{},
 	}
 }
 
@@ -45,9 +52,10 @@ func (p *Pool) Default() (*Client, error) {
 }
 
 // For returns the Client of the account given by baseURL, apiKey and caPEM;
-// an empty baseURL or caPEM falls back to the defaults. Clients are cached
-// under a sha256 of the three values, so the key is never held in clear as a
-// map key.
+// an empty baseURL or caPEM falls back to the defaults. It fails like New,
+// including for a host not in the defaults' AllowedHosts. Clients and gates
+// are cached under a sha256 of the values, so the key is never held in
+// clear as a map key.
 func (p *Pool) For(baseURL, apiKey string, caPEM []byte) (*Client, error) {
 	o := p.defaults
 	if baseURL != "" {
@@ -57,40 +65,65 @@ func (p *Pool) For(baseURL, apiKey string, caPEM []byte) (*Client, error) {
 		o.CAPEM = caPEM
 	}
 	o.APIKey = apiKey
-	base, err := normalizeBaseURL(o.BaseURL, o.AllowInsecureHTTP)
+	o, base, err := withDefaults(o)
 	if err != nil {
 		return nil, err
 	}
-	o.BaseURL = base
-	k := poolKey(base, apiKey, o.CAPEM)
+	ck := poolKey([]byte(base), []byte(apiKey), o.CAPEM)
+	ak := poolKey([]byte(base), []byte(apiKey))
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if c, ok := p.clients[k]; ok {
+	if c, ok := p.clients[ck]; ok {
 		return c, nil
 	}
-	c, err := newClient(o, p.metrics)
+	g, ok := p.gates[ak]
+	if !ok {
+		if len(p.gates) >= maxPooledClients {
+			p.evictGateLocked()
+		}
+		g = newGate(o)
+		p.gates[ak] = g
+	}
+	c, err := newClient(o, base, p.metrics, g)
 	if err != nil {
 		return nil, err
 	}
 	if len(p.clients) >= maxPooledClients {
-		// Evict one arbitrary account; its holders keep a working Client,
-		// only sharing with later callers is lost.
+		// Evict one arbitrary Client; its holders keep a working Client
+		// sharing the account's gate, only the connections are not shared
+		// with later callers.
 		for old, oc := range p.clients {
 			delete(p.clients, old)
 			oc.CloseIdleConnections()
 			break
 		}
 	}
-	p.clients[k] = c
+	p.clients[ck] = c
 	return c, nil
 }
 
-// poolKey hashes length-prefixed fields so that no two different triples
+// evictGateLocked forgets one arbitrary account together with its cached
+// Clients, so that no cached Client keeps a gate that a new Client of the
+// same account would not share. p.mu must be held.
+func (p *Pool) evictGateLocked() {
+	for old, g := range p.gates {
+		delete(p.gates, old)
+		for k, c := range p.clients {
+			if c.gate == g {
+				delete(p.clients, k)
+				c.CloseIdleConnections()
+			}
+		}
+		return
+	}
+}
+
+// poolKey hashes length-prefixed fields so that no two different tuples
 // can collide by shifting bytes between fields.
-func poolKey(base, key string, ca []byte) [sha256.Size]byte {
+func poolKey(fields ...[]byte) [sha256.Size]byte {
 	h := sha256.New()
-	for _, f := range [][]byte{[]byte(base), []byte(key), ca} {
+	for _, f := range fields {
 		var n [8]byte
 		binary.BigEndian.PutUint64(n[:], uint64(len(f)))
 		h.Write(n[:])

@@ -28,6 +28,14 @@ import (
 // answers.
 func blackHole(t *testing.T) string {
 	t.Helper()
+	url, _ := countingBlackHole(t)
+	return url
+}
+
+// countingBlackHole is blackHole that also reports how many connections it
+// accepted.
+func countingBlackHole(t *testing.T) (url string, accepted func() int) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +61,11 @@ func blackHole(t *testing.T) string {
 			_ = c.Close()
 		}
 	})
-	return "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String(), func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(conns)
+	}
 }
 
 // fixed serves one canned answer and records the requests it got.
@@ -162,11 +174,11 @@ func TestAnswersThatAreNotTheProtocol(t *testing.T) {
 		{"a get body for another id is malformed", &fixed{status: 302, body: text(`{"id":2}`)}, get("1"), scriptlock.ErrMalformedBody, false},
 		{"a fractional id is malformed", &fixed{status: 302, body: text(`{"id":1.5}`)}, get("1"), scriptlock.ErrMalformedBody, false},
 		{"a list that is an object is malformed", &fixed{status: 200, body: text(`{"id":1}`)}, list, scriptlock.ErrMalformedBody, false},
-		{"a list record without id is malformed", &fixed{status: 200, body: text(`[{"email":"a@b.c"}]`)}, list, scriptlock.ErrMalformedBody, false},
+		{"a list element that is not a record is malformed", &fixed{status: 200, body: text(`[{"id":1},2]`)}, list, scriptlock.ErrMalformedBody, false},
 		{"a truncated list is malformed", &fixed{status: 200, body: text(`[{"id":1`)}, list, scriptlock.ErrMalformedBody, false},
 		{"a 201 without body or Location has no id and is maybe created", &fixed{status: 201}, create, scriptlock.ErrNoID, true},
 		{"a 201 with garbage and no Location is maybe created", &fixed{status: 201, body: text("OK!")}, create, scriptlock.ErrNoID, true},
-		{"a 200 on create is unexpected", &fixed{status: 200, body: text(`{"id":1}`)}, create, scriptlock.ErrUnexpectedStatus, false},
+		{"a 200 on create is unexpected and maybe created", &fixed{status: 200, body: text(`{"id":1}`)}, create, scriptlock.ErrUnexpectedStatus, true},
 		{"a 204 on get is unexpected", &fixed{status: 204}, get("1"), scriptlock.ErrUnexpectedStatus, false},
 		{"a 200 on delete is unexpected", &fixed{status: 200}, del("1"), scriptlock.ErrUnexpectedStatus, false},
 		{"a 201 on update is unexpected", &fixed{status: 201}, update("1"), scriptlock.ErrUnexpectedStatus, false},
@@ -392,6 +404,10 @@ func TestMetrics(t *testing.T) {
 			}
 			switch labels["route"] {
 			case "/api/customer", "/api/customer/{id}", "/api/customers":
+			case "":
+				if mf.GetName() != "scriptlock_list_records_skipped_total" {
+					t.Errorf("%s has no route label", mf.GetName())
+				}
 			default:
 				t.Errorf("%s has route %q, not a template", mf.GetName(), labels["route"])
 			}
@@ -413,8 +429,8 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("scriptlock_requests_total{%s} = %v, want %v (all: %v)", k, seen[k], v, seen)
 		}
 	}
-	if len(families) != 2 {
-		t.Errorf("got %d metric families, want 2", len(families))
+	if len(families) != 3 {
+		t.Errorf("got %d metric families, want 3", len(families))
 	}
 }
 

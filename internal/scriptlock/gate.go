@@ -1,0 +1,150 @@
+package scriptlock
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// After holdAfterFailures calls of an account in a row get no answer
+// (ErrTimeout or ErrNetwork), the account is held for holdBase, doubling
+// with each further hold up to holdMax. A ScriptLock host that accepts
+// connections and never answers would otherwise cost every caller a full
+// Timeout on every attempt.
+const (
+	holdAfterFailures = 3
+	holdBase          = 30 * time.Second
+	holdMax           = 5 * time.Minute
+)
+
+// gate is what every Client of one account (base URL + key) shares, whatever
+// its CA or transport: the rate limiter, the hold (from Retry-After or from
+// repeated calls without an answer) and the in-flight count. Sharing it is
+// what makes a limit per account rather than per Secret.
+type gate struct {
+	limiter     *rate.Limiter
+	maxInFlight int
+	now         func() time.Time // time.Now; replaced in tests
+
+	mu         sync.Mutex
+	inFlight   int
+	holdUntil  time.Time // no call before this instant
+	holdReason string    // why, for the ErrThrottled message
+	failures   int       // calls in a row that got no answer
+	holds      int       // holds in a row caused by those failures
+}
+
+func newGate(o Options) *gate {
+	return &gate{
+		limiter:     rate.NewLimiter(rate.Limit(o.QPS), o.Burst),
+		maxInFlight: o.MaxInFlight,
+		now:         time.Now,
+	}
+}
+
+// admit lets a call through or fails it at once with ErrThrottled: when the
+// account is held (the time left is in RetryAfter) or has maxInFlight calls
+// in flight. Only the rate limiter waits, and never past ctx's deadline; a
+// hold that began during that wait is honoured too. A nil error means a slot
+// was taken: the caller must call done exactly once.
+func (g *gate) admit(ctx context.Context, op string) error {
+	g.mu.Lock()
+	err := g.refuseLocked(op)
+	g.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := g.limiter.Wait(ctx); err != nil {
+		return &Error{Op: op, Err: fmt.Errorf("%w: rate limiter: %w", ErrThrottled, err)}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err := g.refuseLocked(op); err != nil {
+		return err
+	}
+	g.inFlight++
+	return nil
+}
+
+// refuseLocked returns the ErrThrottled error for a held or full account,
+// or nil. g.mu must be held.
+func (g *gate) refuseLocked(op string) *Error {
+	if left := g.holdUntil.Sub(g.now()); left > 0 {
+		// Whole seconds, as Retry-After: waking a fraction early would
+		// only meet the hold again.
+		if r := left % time.Second; r != 0 {
+			left += time.Second - r
+		}
+		return &Error{Op: op, RetryAfter: left,
+			Err: fmt.Errorf("%w: account held back %s", ErrThrottled, g.holdReason)}
+	}
+	if g.inFlight >= g.maxInFlight {
+		// No RetryAfter: the caller's own backoff is the right wait, since
+		// nothing says when a slot frees up.
+		return &Error{Op: op,
+			Err: fmt.Errorf("%w: account has too many requests in flight (%d)", ErrThrottled, g.maxInFlight)}
+	}
+	return nil
+}
+
+// outcome is how an admitted call ended, for the no-answer hold.
+type outcome int
+
+const (
+	// answered: an HTTP status was received; the failure count resets.
+	answered outcome = iota
+	// noAnswer: the call timed out or the connection failed.
+	noAnswer
+	// uncounted: the call ended for the caller's reasons (its context was
+	// cancelled or its deadline passed, or the request could not be built),
+	// which says nothing about the server.
+	uncounted
+)
+
+// done releases the slot taken by admit and records the call's outcome.
+func (g *gate) done(o outcome) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.inFlight--
+	switch o {
+	case answered:
+		g.failures, g.holds = 0, 0
+		return
+	case uncounted:
+		return
+	}
+	g.failures++
+	now := g.now()
+	if g.failures < holdAfterFailures || now.Before(g.holdUntil) {
+		// A failure that ends while the account is held comes from a call
+		// sent before the hold began: it must not lengthen the hold, or a
+		// few concurrent callers would jump straight to holdMax.
+		return
+	}
+	d := holdBase
+	for i := 0; i < g.holds && d < holdMax; i++ {
+		d *= 2
+	}
+	d = min(d, holdMax)
+	g.holds++
+	g.holdUntil = now.Add(d)
+	g.holdReason = fmt.Sprintf("after %d calls in a row got no answer", g.failures)
+}
+
+// holdFor holds the account for a Retry-After, unless it is already held
+// longer.
+func (g *gate) holdFor(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	until := g.now().Add(d)
+	if until.After(g.holdUntil) {
+		g.holdUntil = until
+		g.holdReason = "by an earlier Retry-After"
+	}
+}
