@@ -1,7 +1,29 @@
 package controllers
 
+// The ownership rule: a ScriptLock record is written or deleted only by the
+// one Customer that can prove it owns it, in the account the record lives
+// in, while no other Customer of that account has a better claim on it.
+// The proofs are:
+//
+//   - status.customerID with status.account equal to the account of the
+//     current credentials (the record was bound there before);
+//   - spec.customerID, or spec.adoption: IfExists for a record with the
+//     spec's email: a person said to take it;
+//   - the create-pending marker for a create whose answer was lost: written
+//     by this very object (its UID) in this account, after a listing that
+//     did not hold the email, and a record whose fields match the digest of
+//     what was posted.
+//
+// Anything else (a copied object, a marker of another object, an email
+// match without a marker, another account) proves nothing: the Customer
+// reports Conflict or AccountChanged and writes nothing; on deletion it lets
+// go of the record without DELETE.
+
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -37,37 +59,127 @@ func recordIndex(o client.Object) []string {
 	return ids
 }
 
-// claimant returns another Customer of the same account that has a better
-// claim than c on c's email or on the record id (if not empty): one that
-// already manages a record, or failing that the older one. Nil means c may
-// go ahead.
-func (r *CustomerReconciler) claimant(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) (*v1alpha1.Customer, error) {
-	var candidates []v1alpha1.Customer
-	lookups := map[string]string{indexEmail: strings.ToLower(c.Spec.Email)}
-	if id != "" {
-		lookups[indexRecord] = id
+// createMarker is the create-time proof kept in the create-pending
+// annotation (see v1alpha1.CreatePendingAnnotation).
+type createMarker struct {
+	UID     string `json:"uid"`
+	Account string `json:"account"`
+	Email   string `json:"email"`
+	Digest  string `json:"digest"`
+}
+
+func newMarker(c *v1alpha1.Customer, cl *scriptlock.Client, posted scriptlock.Customer) createMarker {
+	return createMarker{UID: string(c.UID), Account: cl.Account(), Email: posted.Email, Digest: digest(posted)}
+}
+
+func (m createMarker) String() string {
+	b, _ := json.Marshal(m) // a struct of strings always marshals
+	return string(b)
+}
+
+// ownMarker returns c's create-pending marker if it proves anything in cl's
+// account: written by this very object, for this account. A marker copied
+// with the object's metadata (kubectl get -o yaml, a restore) or written for
+// another account, or in the format of an earlier version, proves nothing.
+func ownMarker(c *v1alpha1.Customer, cl *scriptlock.Client) (createMarker, bool) {
+	raw, ok := c.Annotations[v1alpha1.CreatePendingAnnotation]
+	if !ok {
+		return createMarker{}, false
 	}
-	for field, value := range lookups {
-		list := &v1alpha1.CustomerList{}
-		if err := r.List(ctx, list, client.MatchingFields{field: value}); err != nil {
-			return nil, fmt.Errorf("looking up Customers by %s: %w", field, err)
-		}
-		candidates = append(candidates, list.Items...)
+	var m createMarker
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		return createMarker{}, false
 	}
-	for i := range candidates {
-		other := &candidates[i]
-		if other.UID == c.UID || !claimsBefore(other, c) {
-			continue
+	return m, m.UID != "" && m.UID == string(c.UID) && m.Account == cl.Account() && m.Digest != ""
+}
+
+// digest is a short fingerprint of a record's fields as posted: the first 16
+// hex digits of sha256 over company, first name, last name and the email in
+// lower case (ScriptLock compares emails case-insensitively).
+func digest(r scriptlock.Customer) string {
+	sum := sha256.Sum256([]byte(strings.Join([]string{r.Company, r.FirstName, r.LastName, strings.ToLower(r.Email)}, "\x00")))
+	return hex.EncodeToString(sum[:8])
+}
+
+// withEmail returns the record of a listing with email, compared
+// case-insensitively as ScriptLock does.
+func withEmail(recs map[string]scriptlock.Customer, email string) (scriptlock.Customer, bool) {
+	for _, rec := range recs {
+		if strings.EqualFold(rec.Email, email) {
+			return rec, true
 		}
-		same, err := r.sameAccount(ctx, c, other, cl)
-		if err != nil {
-			return nil, err
-		}
-		if same {
+	}
+	return scriptlock.Customer{}, false
+}
+
+// rival returns another Customer of cl's account (or of an account that
+// cannot be told apart from it) with a better claim than c on the record id
+// (if not empty) or on any of emails. Nil means c may go ahead.
+func (r *CustomerReconciler) rival(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string, emails ...string) (*v1alpha1.Customer, error) {
+	others, err := r.claimants(ctx, c, cl, id, emails...)
+	if err != nil {
+		return nil, err
+	}
+	for _, other := range others {
+		if claimsBefore(other, c) {
 			return other, nil
 		}
 	}
 	return nil, nil
+}
+
+// holder returns another Customer of cl's account (or of an account that
+// cannot be told apart) that holds the record id, whatever its age: before
+// a DELETE, no other live Customer may hold the id.
+func (r *CustomerReconciler) holder(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) (*v1alpha1.Customer, error) {
+	others, err := r.claimants(ctx, c, cl, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, other := range others {
+		if other.Status.CustomerID == id || other.Spec.CustomerID == id {
+			return other, nil
+		}
+	}
+	return nil, nil
+}
+
+// claimants returns the other Customers that claim the record id or one of
+// emails in cl's account, or in an account that cannot be told apart.
+func (r *CustomerReconciler) claimants(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string, emails ...string) ([]*v1alpha1.Customer, error) {
+	type lookup struct{ field, value string }
+	lookups := []lookup{{indexEmail, strings.ToLower(c.Spec.Email)}}
+	for _, e := range emails {
+		if e != "" && !strings.EqualFold(e, c.Spec.Email) {
+			lookups = append(lookups, lookup{indexEmail, strings.ToLower(e)})
+		}
+	}
+	if id != "" {
+		lookups = append(lookups, lookup{indexRecord, id})
+	}
+	seen := map[string]bool{string(c.UID): true}
+	var out []*v1alpha1.Customer
+	for _, l := range lookups {
+		list := &v1alpha1.CustomerList{}
+		if err := r.List(ctx, list, client.MatchingFields{l.field: l.value}); err != nil {
+			return nil, fmt.Errorf("looking up Customers by %s: %w", l.field, err)
+		}
+		for i := range list.Items {
+			other := &list.Items[i]
+			if seen[string(other.UID)] {
+				continue
+			}
+			seen[string(other.UID)] = true
+			same, err := r.sameAccount(ctx, c, other, cl)
+			if err != nil {
+				return nil, err
+			}
+			if same {
+				out = append(out, other)
+			}
+		}
+	}
+	return out, nil
 }
 
 // claimsBefore says whether other's claim beats c's: a Customer that
@@ -87,54 +199,42 @@ func claimsBefore(other, c *v1alpha1.Customer) bool {
 	return other.Namespace+"/"+other.Name < c.Namespace+"/"+c.Name
 }
 
-// sameAccount says whether other uses the account of c (whose client is cl).
+// sameAccount says whether other uses, or may use, the account of c (whose
+// client is cl). When other's account cannot be resolved (its Secret is
+// gone or unreadable), a Customer that holds a record is taken to be in the
+// same account: when in doubt, its claim stands.
 func (r *CustomerReconciler) sameAccount(ctx context.Context, c, other *v1alpha1.Customer, cl *scriptlock.Client) (bool, error) {
 	ref, oref := c.Spec.CredentialsSecretRef, other.Spec.CredentialsSecretRef
 	if ref == nil && oref == nil || ref != nil && oref != nil && c.Namespace == other.Namespace && ref.Name == oref.Name {
 		return true, nil
 	}
+	if other.Status.Account != "" && other.Status.Account == cl.Account() {
+		return true, nil
+	}
 	ocl, err := r.account(ctx, other)
 	if err != nil {
-		// A Customer whose account cannot be resolved cannot act on any
-		// record, so it claims nothing.
-		return false, client.IgnoreNotFound(nilIfCredentials(err))
+		if isCredentials(err) || client.IgnoreNotFound(err) == nil {
+			return other.Status.CustomerID != "", nil
+		}
+		return false, err
 	}
 	return ocl.Account() == cl.Account(), nil
-}
-
-func nilIfCredentials(err error) error {
-	if isCredentials(err) {
-		return nil
-	}
-	return err
-}
-
-// claimMessage explains a Conflict between c and the Customer other.
-func claimMessage(c, other *v1alpha1.Customer) string {
-	what := fmt.Sprintf("email %q", c.Spec.Email)
-	if other.Status.CustomerID != "" && (other.Status.CustomerID == c.Spec.CustomerID || strings.EqualFold(other.Spec.Email, c.Spec.Email)) {
-		what = fmt.Sprintf("ScriptLock customer %s", other.Status.CustomerID)
-	}
-	return fmt.Sprintf("Customer %s/%s already manages %s; only one Customer may manage a record", other.Namespace, other.Name, what)
-}
-
-// findByEmail lists the account and returns the record with email, compared
-// case-insensitively as ScriptLock does.
-func findByEmail(ctx context.Context, cl *scriptlock.Client, email string) (scriptlock.Customer, bool, error) {
-	recs, err := cl.List(ctx)
-	if err != nil {
-		return scriptlock.Customer{}, false, err
-	}
-	for _, rec := range recs {
-		if strings.EqualFold(rec.Email, email) {
-			return rec, true, nil
-		}
-	}
-	return scriptlock.Customer{}, false, nil
 }
 
 // creating says whether c has a create under way whose outcome is unknown.
 func creating(c *v1alpha1.Customer) bool {
 	_, pending := c.Annotations[v1alpha1.CreatePendingAnnotation]
 	return pending && c.Status.CustomerID == ""
+}
+
+// rivalMessage explains a Conflict between c and the Customer other, and how
+// to move the record from other to c safely.
+func rivalMessage(c, other *v1alpha1.Customer) string {
+	id := other.Status.CustomerID
+	if id == "" {
+		return fmt.Sprintf("Customer %s/%s claims email %q first; only one Customer may manage a record", other.Namespace, other.Name, c.Spec.Email)
+	}
+	return fmt.Sprintf("Customer %s/%s already manages ScriptLock customer %s; only one Customer may manage a record. "+
+		"To move the record to this Customer without revoking licenses: set spec.deletionPolicy: Orphan on %s/%s, delete it, then set spec.customerID: %q here",
+		other.Namespace, other.Name, id, other.Namespace, other.Name, id)
 }

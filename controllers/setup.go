@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,9 +12,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -43,13 +42,6 @@ func driftListingFailures() prometheus.Counter {
 	return c
 }
 
-// Transient errors back off exponentially from about a second to five
-// minutes (SPEC section 3).
-const (
-	transientBackoffMin = time.Second
-	transientBackoffMax = 5 * time.Minute
-)
-
 // SetupWithManager registers the reconciler, its field indexes and, in list
 // mode, the drift detector with mgr.
 func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent int) error {
@@ -68,7 +60,11 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 	if r.DriftDetection == "" {
 		r.DriftDetection = DriftByList
 	}
-	r.state = newTracker(r.ResyncPeriod, backoffPolicy{Min: r.PermanentBackoff, Max: r.PermanentBackoffMax}, r.DriftDetection == DriftByList)
+	if r.DriftClock == nil {
+		r.DriftClock = clock.RealClock{}
+	}
+	r.drift = newDriftState()
+	r.stalled = newStalledBackoff(backoffPolicy{Min: r.PermanentBackoff, Max: r.PermanentBackoffMax})
 
 	ctx := context.Background()
 	idx := mgr.GetFieldIndexer()
@@ -89,8 +85,9 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 		})
 	if r.DriftDetection == DriftByList {
 		d := &driftDetector{
-			state:    r.state,
+			state:    r.drift,
 			period:   r.ResyncPeriod,
+			clock:    r.DriftClock,
 			events:   make(chan event.TypedGenericEvent[*v1alpha1.Customer], 1024),
 			failures: driftListingFailures(),
 		}
@@ -103,76 +100,20 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 }
 
 // relevantChange lets through what the operator must act on: creation, a
-// spec change (generation), annotations (pause, unpause), labels (sharding)
-// and deletion. Status-only updates, most of them the operator's own, do not
-// cause another reconcile.
+// spec change (generation), the paused annotation, labels (sharding),
+// deletion, and the loss of the finalizer (a replace-style update). The
+// operator's own writes — status, the finalizer it adds, the create-pending
+// marker — do not cause another reconcile, so they can never cut a backoff
+// short.
 func relevantChange() predicate.Predicate {
 	return predicate.Or(
 		predicate.GenerationChangedPredicate{},
-		predicate.AnnotationChangedPredicate{},
 		predicate.LabelChangedPredicate{},
 		predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-			return e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero()
+			o, n := e.ObjectOld, e.ObjectNew
+			return o.GetDeletionTimestamp().IsZero() != n.GetDeletionTimestamp().IsZero() ||
+				o.GetAnnotations()[v1alpha1.PausedAnnotation] != n.GetAnnotations()[v1alpha1.PausedAnnotation] ||
+				controllerutil.ContainsFinalizer(o, v1alpha1.Finalizer) && !controllerutil.ContainsFinalizer(n, v1alpha1.Finalizer)
 		}},
 	)
-}
-
-// driftDetector lists each ScriptLock account once per resync period and
-// enqueues the Customers whose record is missing or differs, so that the
-// steady-state cost at ScriptLock does not grow with the number of Customers.
-type driftDetector struct {
-	state    *tracker
-	period   time.Duration
-	events   chan event.TypedGenericEvent[*v1alpha1.Customer]
-	failures prometheus.Counter
-}
-
-var _ manager.LeaderElectionRunnable = (*driftDetector)(nil)
-
-// NeedLeaderElection is true: only the leader talks to ScriptLock.
-func (d *driftDetector) NeedLeaderElection() bool { return true }
-
-// Start sweeps once per period until ctx ends. The jitter only shortens the
-// wait (by up to a tenth), so drift is always found within one period.
-func (d *driftDetector) Start(ctx context.Context) error {
-	for {
-		t := time.NewTimer(jitterDown(d.period))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-			d.sweep(ctx)
-		}
-	}
-}
-
-func (d *driftDetector) sweep(ctx context.Context) {
-	log := ctrl.LoggerFrom(ctx).WithName("drift")
-	for account, cl := range d.state.accountClients() {
-		asked := time.Now()
-		recs, err := cl.List(ctx)
-		if err != nil {
-			d.failures.Inc()
-			log.Error(err, "listing ScriptLock customers failed: drift in this account goes unseen until a listing succeeds; trying again next period", "account", account)
-			continue
-		}
-		stale := d.state.listed(account, recs, asked)
-		log.V(1).Info("listed ScriptLock customers", "account", account, "records", len(recs), "drifted", len(stale))
-		for _, key := range stale {
-			c := &v1alpha1.Customer{}
-			c.Namespace, c.Name = key.Namespace, key.Name
-			select {
-			case d.events <- event.TypedGenericEvent[*v1alpha1.Customer]{Object: c}:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}
-}
-
-// jitterDown spreads periodic work over the last tenth of period, so that
-// many Customers do not act in lockstep and none waits longer than period.
-func jitterDown(period time.Duration) time.Duration {
-	return period - time.Duration(rand.Int64N(int64(period)/10+1))
 }

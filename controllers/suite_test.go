@@ -25,6 +25,8 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -140,6 +142,8 @@ type env struct {
 	opts   managerOpts
 	stopMu sync.Mutex
 	stop   func()
+	// driftClock drives the drift detector unless opts.realDriftClock.
+	driftClock *clocktesting.FakeClock
 }
 
 // managerOpts tune the manager of a test.
@@ -149,6 +153,10 @@ type managerOpts struct {
 	url     string // default: the simulator
 	noStart bool
 	noKey   bool // the default account has no API key
+	// realDriftClock drives the drift detector with the real clock; by
+	// default a fake one, moved by sweep, so no test sleeps through a
+	// resync period.
+	realDriftClock bool
 }
 
 func newEnv(t *testing.T, o managerOpts) *env {
@@ -212,6 +220,11 @@ func (e *env) startManager() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	var driftClock clock.Clock = clock.RealClock{}
+	if !e.opts.realDriftClock {
+		e.driftClock = clocktesting.NewFakeClock(time.Now())
+		driftClock = e.driftClock
+	}
 	r := &controllers.CustomerReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -219,6 +232,7 @@ func (e *env) startManager() {
 		Accounts: scriptlock.NewPool(scriptlock.Options{
 			BaseURL: url, APIKey: key, Timeout: 5 * time.Second, QPS: 100, Burst: 100,
 		}, nil),
+		DriftClock:          driftClock,
 		ResyncPeriod:        e.opts.resync,
 		DriftDetection:      e.opts.drift,
 		PermanentBackoff:    time.Second,
@@ -238,6 +252,25 @@ func (e *env) startManager() {
 	e.stopMu.Lock()
 	e.stop = func() { cancel(); <-done }
 	e.stopMu.Unlock()
+}
+
+// sweep makes the drift detector list every account now, as if a resync
+// period had passed, and waits until it has started waiting again.
+func (e *env) sweep() {
+	e.t.Helper()
+	e.eventually(10*time.Second, "drift detector waiting", func() error {
+		if !e.driftClock.HasWaiters() {
+			return fmt.Errorf("no timer set")
+		}
+		return nil
+	})
+	e.driftClock.Step(e.opts.resync)
+	e.eventually(10*time.Second, "drift detector swept", func() error {
+		if !e.driftClock.HasWaiters() {
+			return fmt.Errorf("still sweeping")
+		}
+		return nil
+	})
 }
 
 // stopManager stops the manager as a crash would: nothing it was doing is

@@ -18,11 +18,14 @@ const (
 	// ValidatingAdmissionPolicy refuse deletion of the object.
 	DeletionProtectionAnnotation = "licensing.scriptlock.com/deletion-protection"
 
-	// CreatePendingAnnotation is written before every create call, with the
-	// email the record is created with. While it is present and
-	// status.customerID is empty, the outcome of a create is unknown: the
-	// operator looks the record up by that email before creating again, so
-	// that a crash or a lost answer never leads to a duplicate.
+	// CreatePendingAnnotation is written before every create call. Its
+	// value is the create-time proof, JSON: {"uid": the object's UID,
+	// "account": the account fingerprint, "email": the email posted,
+	// "digest": a digest of the fields posted}. While status.customerID is
+	// empty, a record is taken as this Customer's own only if it matches
+	// that proof and the marker was written by this very object (same UID)
+	// in the same account: a copied or restored object, or another
+	// account, proves nothing.
 	CreatePendingAnnotation = "licensing.scriptlock.com/create-pending"
 )
 
@@ -58,18 +61,24 @@ type CustomerSpec struct {
 	// Company is the customer's company name.
 	// +optional
 	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^\\\\s|\\\\s$')",message="must not begin or end with whitespace"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[[:cntrl:]]')",message="must not contain control characters"
 	Company string `json:"company,omitempty"`
 
 	// FirstName is the customer's first name.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^\\\\s|\\\\s$')",message="must not begin or end with whitespace"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[[:cntrl:]]')",message="must not contain control characters"
 	FirstName string `json:"firstName"`
 
 	// LastName is the customer's last name.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^\\\\s|\\\\s$')",message="must not begin or end with whitespace"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[[:cntrl:]]')",message="must not contain control characters"
 	LastName string `json:"lastName"`
 
 	// Email is the customer's email address. ScriptLock keeps emails unique
@@ -77,6 +86,8 @@ type CustomerSpec struct {
 	// +required
 	// +kubebuilder:validation:MinLength=3
 	// +kubebuilder:validation:MaxLength=254
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^\\\\s|\\\\s$')",message="must not begin or end with whitespace"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[[:cntrl:]]')",message="must not contain control characters"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[^@\\\\s]+@[^@\\\\s]+\\\\.[^@\\\\s]+$')",message="email must be a valid address such as customer@example.com"
 	Email string `json:"email"`
 
@@ -114,6 +125,7 @@ type SecretReference struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
 	Name string `json:"name"`
 }
 
@@ -130,7 +142,6 @@ const (
 	ConditionStalled = "Stalled"
 
 	ReasonAvailable          = "Available"
-	ReasonCreating           = "Creating"
 	ReasonConflict           = "Conflict"
 	ReasonNotFound           = "NotFound"
 	ReasonDeletionBlocked    = "DeletionBlocked"
@@ -140,6 +151,16 @@ const (
 	ReasonInvalidCredentials = "InvalidCredentials"
 	ReasonRemoteDeleted      = "RemoteDeleted"
 	ReasonDeleting           = "Deleting"
+	// ReasonAccountChanged: the credentials now name another account (or
+	// another ScriptLock) than the one status.customerID was bound in, and
+	// the record is not proven to be there; nothing is written.
+	ReasonAccountChanged = "AccountChanged"
+	// ReasonStoredDifferently: ScriptLock accepted a write but keeps
+	// storing other values than the spec asks for; the operator stops
+	// rewriting for this generation.
+	ReasonStoredDifferently = "StoredDifferently"
+	// ReasonInvalidID: a record id that cannot be used in a ScriptLock URL.
+	ReasonInvalidID = "InvalidID"
 )
 
 // CustomerStatus is what the operator last observed.
@@ -147,6 +168,15 @@ type CustomerStatus struct {
 	// CustomerID is the id of the ScriptLock record this object manages.
 	// +optional
 	CustomerID string `json:"customerID,omitempty"`
+
+	// Account identifies, without revealing the API key, the ScriptLock
+	// account status.customerID lives in: the first 12 hex digits of
+	// sha256(base URL + NUL + API key). A record id is only used in the
+	// account it was bound in; when the credentials change, the record
+	// must be found in the new account with this Customer's email before
+	// anything is written there.
+	// +optional
+	Account string `json:"account,omitempty"`
 
 	// ObservedGeneration is the generation of the spec the conditions
 	// describe.

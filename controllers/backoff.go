@@ -1,0 +1,86 @@
+package controllers
+
+import (
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Transient errors back off exponentially from about a second to five
+// minutes (SPEC section 3), through the workqueue's rate limiter. The
+// operator's own writes to the object never re-queue it (see
+// relevantChange), so they cannot shorten this backoff.
+const (
+	transientBackoffMin = time.Second
+	transientBackoffMax = 5 * time.Minute
+)
+
+// backoffPolicy says how long a Customer waits after a failure that needs a
+// person (Stalled): no faster than Min, doubling up to Max.
+type backoffPolicy struct {
+	Min, Max time.Duration
+}
+
+func (b backoffPolicy) after(failures int) time.Duration {
+	d := b.Min
+	for i := 1; i < failures && d < b.Max; i++ {
+		d *= 2
+	}
+	return min(d, b.Max)
+}
+
+// stalledBackoff remembers, per Customer, the stalled failures of its
+// current generation, so that a Customer waiting for a person costs no
+// ScriptLock call and no API-server read, and a spec change retries at once.
+type stalledBackoff struct {
+	policy backoffPolicy
+
+	mu      sync.Mutex
+	objects map[types.NamespacedName]stalledState
+}
+
+type stalledState struct {
+	generation int64
+	failures   int
+	notBefore  time.Time
+}
+
+func newStalledBackoff(p backoffPolicy) *stalledBackoff {
+	return &stalledBackoff{policy: p, objects: map[types.NamespacedName]stalledState{}}
+}
+
+// failed records a stalled failure of key at generation and returns how
+// long to wait before the next attempt.
+func (b *stalledBackoff) failed(key types.NamespacedName, generation int64, now time.Time) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.objects[key]
+	if s.generation != generation {
+		s = stalledState{generation: generation}
+	}
+	s.failures++
+	d := b.policy.after(s.failures)
+	s.notBefore = now.Add(d)
+	b.objects[key] = s
+	return d
+}
+
+// wait returns how long key must still wait after a stalled failure of the
+// same generation; a new generation (a spec change) never waits.
+func (b *stalledBackoff) wait(key types.NamespacedName, generation int64, now time.Time) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, ok := b.objects[key]
+	if !ok || s.generation != generation || !now.Before(s.notBefore) {
+		return 0
+	}
+	return s.notBefore.Sub(now)
+}
+
+// reset forgets the failures of key, after a success.
+func (b *stalledBackoff) reset(key types.NamespacedName) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.objects, key)
+}

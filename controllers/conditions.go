@@ -1,0 +1,110 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/scriptlock/customer-operator/api/v1alpha1"
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
+)
+
+// stuck is a failure that retrying cannot fix: a person has to change
+// something (the spec, a Secret, the record in ScriptLock). It carries the
+// Ready reason to show.
+type stuck struct {
+	reason string
+	msg    string
+}
+
+func (e *stuck) Error() string { return e.msg }
+
+func stuckf(reason, format string, args ...any) error {
+	return &stuck{reason: reason, msg: fmt.Sprintf(format, args...)}
+}
+
+// pending is a state that resolves by itself, such as a create whose record
+// ScriptLock does not list yet: retried with the transient backoff.
+type pending struct {
+	reason string
+	msg    string
+}
+
+func (e *pending) Error() string { return e.msg }
+
+func pendingf(reason, format string, args ...any) error {
+	return &pending{reason: reason, msg: fmt.Sprintf(format, args...)}
+}
+
+// outcome is what a failure means for the Customer: the Ready reason, whether
+// it is stalled (a person must act: Stalled=True and the permanent backoff)
+// or transient (Reconciling=True and the exponential backoff), and how long
+// ScriptLock or the client asked to wait at least.
+type outcome struct {
+	reason     string
+	stalled    bool
+	retryAfter time.Duration
+}
+
+// classify is the one place that decides what a failure means. ok is false
+// for failures that say nothing about ScriptLock (Kubernetes API errors):
+// the conditions are left alone and the workqueue retries.
+func classify(err error) (o outcome, ok bool) {
+	var (
+		st *stuck
+		pe *pending
+		se *scriptlock.Error
+	)
+	switch {
+	case errors.As(err, &st):
+		return outcome{reason: st.reason, stalled: true}, true
+	case errors.As(err, &pe):
+		return outcome{reason: pe.reason}, true
+	case isCredentials(err):
+		return outcome{reason: v1alpha1.ReasonInvalidCredentials, stalled: true}, true
+	case !errors.As(err, &se):
+		return outcome{}, false
+	case scriptlock.IsUnauthorized(err):
+		return outcome{reason: v1alpha1.ReasonUnauthorized, stalled: true}, true
+	case errors.Is(err, scriptlock.ErrInvalidArgument):
+		return outcome{reason: v1alpha1.ReasonInvalidID, stalled: true}, true
+	case se.StatusCode == http.StatusTooManyRequests || errors.Is(err, scriptlock.ErrThrottled):
+		return outcome{reason: v1alpha1.ReasonRateLimited, retryAfter: se.RetryAfter}, true
+	case scriptlock.IsRetryable(err):
+		// 5xx, 408, no answer: Retry-After counts only where retrying is
+		// the answer at all, so a 4xx carrying one stays stalled below.
+		return outcome{reason: v1alpha1.ReasonAPIError, retryAfter: se.RetryAfter}, true
+	default:
+		// ScriptLock answered and refused (a 4xx other than the above), or
+		// answered something the client cannot read: the same call would
+		// be refused again.
+		return outcome{reason: v1alpha1.ReasonAPIError, stalled: true}, true
+	}
+}
+
+// setReady sets Ready and the kstatus conditions that follow from it:
+// Stalled=True for a failure that needs a person, Reconciling=True while
+// the operator is still working, neither once Ready.
+func setReady(c *v1alpha1.Customer, status metav1.ConditionStatus, reason, msg string, stalled bool) {
+	set := func(t string, s metav1.ConditionStatus) {
+		meta.SetStatusCondition(&c.Status.Conditions, metav1.Condition{
+			Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: c.Generation,
+		})
+	}
+	set(v1alpha1.ConditionReady, status)
+	switch {
+	case status == metav1.ConditionTrue:
+		meta.RemoveStatusCondition(&c.Status.Conditions, v1alpha1.ConditionReconciling)
+		meta.RemoveStatusCondition(&c.Status.Conditions, v1alpha1.ConditionStalled)
+	case stalled:
+		meta.RemoveStatusCondition(&c.Status.Conditions, v1alpha1.ConditionReconciling)
+		set(v1alpha1.ConditionStalled, metav1.ConditionTrue)
+	default:
+		meta.RemoveStatusCondition(&c.Status.Conditions, v1alpha1.ConditionStalled)
+		set(v1alpha1.ConditionReconciling, metav1.ConditionTrue)
+	}
+}

@@ -1,0 +1,84 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/scriptlock/customer-operator/api/v1alpha1"
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
+)
+
+func TestClassifyDecidesReasonStalledAndWait(t *testing.T) {
+	answered := func(op string, code int, retryAfter time.Duration) error {
+		return fmt.Errorf("wrapped: %w", &scriptlock.Error{Op: op, StatusCode: code, RetryAfter: retryAfter})
+	}
+	cases := []struct {
+		name       string
+		err        error
+		reason     string
+		stalled    bool
+		retryAfter time.Duration
+	}{
+		{"a refused key needs a person", answered("list", 401, 0), v1alpha1.ReasonUnauthorized, true, 0},
+		{"a forbidden key needs a person", answered("get", 403, 0), v1alpha1.ReasonUnauthorized, true, 0},
+		{"a 400 on a PUT is stalled, not reconciling", answered("update", 400, 0), v1alpha1.ReasonAPIError, true, 0},
+		{"a 4xx carrying Retry-After is still stalled, its wait ignored", answered("update", 422, 3*time.Second), v1alpha1.ReasonAPIError, true, 0},
+		{"a 401 carrying Retry-After is still stalled", answered("create", 401, time.Second), v1alpha1.ReasonUnauthorized, true, 0},
+		{"a 5xx is transient", answered("get", 502, 0), v1alpha1.ReasonAPIError, false, 0},
+		{"a 503 with Retry-After waits for it", answered("create", 503, 2*time.Second), v1alpha1.ReasonAPIError, false, 2 * time.Second},
+		{"a 429 is rate limiting, transient", answered("create", 429, 0), v1alpha1.ReasonRateLimited, false, 0},
+		{"a 429 with Retry-After waits for it", answered("create", 429, 4*time.Second), v1alpha1.ReasonRateLimited, false, 4 * time.Second},
+		{"a call held back by the client is rate limiting", &scriptlock.Error{Op: "create", RetryAfter: time.Second, Err: scriptlock.ErrThrottled}, v1alpha1.ReasonRateLimited, false, time.Second},
+		{"no answer is transient", &scriptlock.Error{Op: "get", Err: scriptlock.ErrTimeout}, v1alpha1.ReasonAPIError, false, 0},
+		{"an unusable id is stalled with its own reason", &scriptlock.Error{Op: "get", Err: fmt.Errorf("%w: bad", scriptlock.ErrInvalidArgument)}, v1alpha1.ReasonInvalidID, true, 0},
+		{"a body that cannot be read is stalled", &scriptlock.Error{Op: "get", StatusCode: 302, Err: scriptlock.ErrMalformedBody}, v1alpha1.ReasonAPIError, true, 0},
+		{"bad credentials need a person", fmt.Errorf("%w: Secret missing", errCredentials), v1alpha1.ReasonInvalidCredentials, true, 0},
+		{"an ownership problem keeps its reason", stuckf(v1alpha1.ReasonAccountChanged, "moved"), v1alpha1.ReasonAccountChanged, true, 0},
+		{"a state that resolves by itself is transient", pendingf(v1alpha1.ReasonAPIError, "not listed yet"), v1alpha1.ReasonAPIError, false, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o, ok := classify(tc.err)
+			if !ok {
+				t.Fatal("not classified as a ScriptLock failure")
+			}
+			if o.reason != tc.reason || o.stalled != tc.stalled || o.retryAfter != tc.retryAfter {
+				t.Fatalf("got %+v, want reason %s stalled %v retryAfter %s", o, tc.reason, tc.stalled, tc.retryAfter)
+			}
+		})
+	}
+	t.Run("a Kubernetes API error leaves the conditions alone", func(t *testing.T) {
+		err := apierrors.NewConflict(schema.GroupResource{Resource: "customers"}, "x", errors.New("stale"))
+		if _, ok := classify(err); ok {
+			t.Fatal("a Kubernetes API error was classified as a ScriptLock failure")
+		}
+	})
+}
+
+func TestStalledAndReconcilingNeverDisagree(t *testing.T) {
+	c := &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Generation: 3}}
+	check := func(wantStalled, wantReconciling bool) {
+		t.Helper()
+		s := meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionStalled)
+		r := meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionReconciling)
+		if s != wantStalled || r != wantReconciling {
+			t.Fatalf("Stalled=%v Reconciling=%v, want %v %v: %+v", s, r, wantStalled, wantReconciling, c.Status.Conditions)
+		}
+	}
+	setReady(c, metav1.ConditionFalse, v1alpha1.ReasonAPIError, "400", true)
+	check(true, false)
+	setReady(c, metav1.ConditionFalse, v1alpha1.ReasonAPIError, "502", false)
+	check(false, true)
+	setReady(c, metav1.ConditionTrue, v1alpha1.ReasonAvailable, "ok", false)
+	check(false, false)
+	if cond := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady); cond.ObservedGeneration != 3 {
+		t.Fatalf("Ready observedGeneration %d, want 3", cond.ObservedGeneration)
+	}
+}

@@ -1,0 +1,376 @@
+package controllers
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/scriptlock/customer-operator/api/v1alpha1"
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
+)
+
+// DriftDetection is how the operator finds records changed in ScriptLock by
+// someone else.
+type DriftDetection string
+
+const (
+	// DriftByList lists each account once per resync period and enqueues
+	// only the Customers whose record differs or is missing.
+	DriftByList DriftDetection = "list"
+	// DriftPerObject reads every record once per resync period.
+	DriftPerObject DriftDetection = "per-object"
+)
+
+// driftState is the operator's memory of ScriptLock: per account its
+// client and last listing, per Customer the record it last saw equal to the
+// spec. It is an optimisation and a courtesy to ScriptLock, never the
+// source of truth: after a restart it is empty and every Customer is
+// checked again.
+type driftState struct {
+	mu       sync.Mutex
+	objects  map[types.NamespacedName]*syncState
+	accounts map[string]*accountState
+}
+
+// syncState is what the operator last saw of one Customer's record.
+type syncState struct {
+	account  string
+	id       string
+	desired  scriptlock.Customer // the fields last seen equal in ScriptLock
+	lastSync time.Time
+
+	// The last write for a generation, and what ScriptLock held before
+	// it: seeing that again means ScriptLock stores other values than it
+	// accepted (see rewritten).
+	wroteGen int64
+	before   scriptlock.Customer
+}
+
+// accountState is one ScriptLock account: its client, how many Customers
+// use it, and its last listing.
+type accountState struct {
+	client  *scriptlock.Client
+	users   int
+	asked   time.Time                      // when the last successful listing was requested
+	records map[string]scriptlock.Customer // by id; nil until listed
+	err     error                          // the last listing's error, if it failed after asked
+	call    *listCall                      // the listing under way
+}
+
+// listCall is one listing under way, shared by everyone who needs it.
+type listCall struct {
+	asked   time.Time
+	done    chan struct{}
+	records map[string]scriptlock.Customer
+	err     error
+}
+
+func newDriftState() *driftState {
+	return &driftState{
+		objects:  map[types.NamespacedName]*syncState{},
+		accounts: map[string]*accountState{},
+	}
+}
+
+func (d *driftState) account(cl *scriptlock.Client) *accountState {
+	a, ok := d.accounts[cl.Account()]
+	if !ok {
+		a = &accountState{client: cl}
+		d.accounts[cl.Account()] = a
+	}
+	return a
+}
+
+// list returns a listing of cl's account requested no earlier than
+// now-maxAge: the last one if it is recent enough, the one under way if it
+// was requested recently enough, else a new one. Concurrent callers share
+// one call. asked is when the listing returned was requested.
+func (d *driftState) list(ctx context.Context, cl *scriptlock.Client, maxAge time.Duration) (map[string]scriptlock.Customer, time.Time, error) {
+	now := time.Now()
+	d.mu.Lock()
+	a := d.account(cl)
+	if a.records != nil && a.err == nil && maxAge > 0 && now.Sub(a.asked) <= maxAge {
+		recs, asked := a.records, a.asked
+		d.mu.Unlock()
+		return recs, asked, nil
+	}
+	if c := a.call; c != nil && maxAge > 0 && now.Sub(c.asked) <= maxAge {
+		d.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.records, c.asked, c.err
+		case <-ctx.Done():
+			return nil, time.Time{}, ctx.Err()
+		}
+	}
+	c := &listCall{asked: now, done: make(chan struct{})}
+	a.call = c
+	d.mu.Unlock()
+
+	recs, err := cl.List(ctx)
+	if err == nil {
+		c.records = make(map[string]scriptlock.Customer, len(recs))
+		for _, r := range recs {
+			c.records[r.ID] = r
+		}
+	}
+	c.err = err
+	close(c.done)
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if a.call == c {
+		a.call = nil
+	}
+	switch {
+	case err != nil:
+		a.err = err
+	case !c.asked.Before(a.asked):
+		a.records, a.asked, a.err = c.records, c.asked, nil
+	}
+	return c.records, c.asked, err
+}
+
+// listed says what the account's last listing, if requested within maxAge
+// of now, holds under id (or what key's own later write put there). known is false when there is no such listing;
+// err is the last listing's error when the account's listing is failing.
+func (d *driftState) listed(key types.NamespacedName, account, id string, maxAge time.Duration, now time.Time) (rec scriptlock.Customer, found, known bool, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	a, ok := d.accounts[account]
+	switch {
+	case !ok:
+		return rec, false, false, nil
+	case a.err != nil:
+		return rec, false, false, a.err
+	case a.records == nil || now.Sub(a.asked) > maxAge:
+		return rec, false, false, nil
+	}
+	rec, found = a.records[id]
+	if o, ok := d.objects[key]; ok && o.account == account && o.id == id && o.lastSync.After(a.asked) {
+		// The operator wrote the record after the listing was asked for:
+		// what it wrote is newer than the listing.
+		rec, found = o.desired, true
+	}
+	return rec, found, true, nil
+}
+
+// synced records that the record of key, in cl's account, was seen equal to
+// rec at now.
+func (d *driftState) synced(key types.NamespacedName, cl *scriptlock.Client, rec scriptlock.Customer, now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	o, ok := d.objects[key]
+	if !ok {
+		o = &syncState{}
+		d.objects[key] = o
+	}
+	if o.account != cl.Account() {
+		d.release(o.account)
+		o.account = cl.Account()
+		d.account(cl).users++
+	}
+	if o.id != rec.ID || !scriptlock.SameFields(o.desired, rec) {
+		o.wroteGen, o.before = 0, scriptlock.Customer{}
+	}
+	o.id, o.desired, o.lastSync = rec.ID, rec, now
+	if a := d.accounts[o.account]; a.records != nil {
+		a.records[rec.ID] = rec
+	}
+}
+
+// syncedWithin says whether the record of key was seen equal to desired less
+// than period ago, and how long until that period ends.
+func (d *driftState) syncedWithin(key types.NamespacedName, desired scriptlock.Customer, period time.Duration, now time.Time) (time.Duration, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	o, ok := d.objects[key]
+	if !ok || o.lastSync.IsZero() || o.id != desired.ID || !scriptlock.SameFields(o.desired, desired) {
+		return 0, false
+	}
+	left := o.lastSync.Add(period).Sub(now)
+	return left, left > 0
+}
+
+// wrote records that the record of key is about to be rewritten for
+// generation, and what ScriptLock held before.
+func (d *driftState) wrote(key types.NamespacedName, generation int64, before scriptlock.Customer) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	o, ok := d.objects[key]
+	if !ok {
+		o = &syncState{}
+		d.objects[key] = o
+	}
+	o.wroteGen, o.before = generation, before
+}
+
+// rewritten says whether the record of key was already rewritten for
+// generation and ScriptLock holds again what it held before that write:
+// ScriptLock stores the values differently from what it accepted, and
+// writing again would only repeat that every period.
+func (d *driftState) rewritten(key types.NamespacedName, generation int64, observed scriptlock.Customer) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	o, ok := d.objects[key]
+	return ok && o.wroteGen == generation && o.before.ID == observed.ID && scriptlock.SameFields(o.before, observed)
+}
+
+// forget drops key, and its account's listing when no Customer uses it.
+func (d *driftState) forget(key types.NamespacedName) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	o, ok := d.objects[key]
+	if !ok {
+		return
+	}
+	delete(d.objects, key)
+	d.release(o.account)
+}
+
+// release drops one user of account. The caller holds d.mu.
+func (d *driftState) release(account string) {
+	if a, ok := d.accounts[account]; ok {
+		if a.users--; a.users <= 0 {
+			delete(d.accounts, account)
+		}
+	}
+}
+
+// lastClient returns the client key last used, so that a Customer whose
+// credentials Secret was deleted first (a namespace being torn down) can
+// still be cleaned up while the operator runs.
+func (d *driftState) lastClient(key types.NamespacedName) *scriptlock.Client {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if o, ok := d.objects[key]; ok {
+		if a, ok := d.accounts[o.account]; ok {
+			return a.client
+		}
+	}
+	return nil
+}
+
+// inUse returns the client of every account some Customer's record is in.
+func (d *driftState) inUse() map[string]*scriptlock.Client {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]*scriptlock.Client, len(d.accounts))
+	for id, a := range d.accounts {
+		if a.users > 0 {
+			out[id] = a.client
+		}
+	}
+	return out
+}
+
+// compare returns the Customers of account that a listing requested at
+// asked shows missing or different; with all, every Customer of the
+// account. A record the operator wrote after asked is newer than the
+// listing and is not reported.
+func (d *driftState) compare(account string, recs map[string]scriptlock.Customer, asked time.Time, all bool) []types.NamespacedName {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []types.NamespacedName
+	for key, o := range d.objects {
+		if o.account != account || o.id == "" {
+			continue
+		}
+		if all {
+			out = append(out, key)
+			continue
+		}
+		if o.lastSync.After(asked) {
+			continue
+		}
+		if rec, ok := recs[o.id]; !ok || !scriptlock.SameFields(rec, o.desired) {
+			out = append(out, key)
+		}
+	}
+	return out
+}
+
+// failing says whether account's last listing failed.
+func (d *driftState) failing(account string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	a, ok := d.accounts[account]
+	return ok && a.err != nil
+}
+
+// driftDetector lists each ScriptLock account once per resync period and
+// enqueues the Customers whose record is missing or differs, so that the
+// steady-state cost at ScriptLock does not grow with the number of
+// Customers. When a listing fails, it enqueues every Customer of the
+// account, so that none keeps saying Ready while its account cannot be
+// read; when listing works again, it enqueues them all once more.
+type driftDetector struct {
+	state    *driftState
+	period   time.Duration
+	clock    clock.Clock
+	events   chan event.TypedGenericEvent[*v1alpha1.Customer]
+	failures prometheus.Counter
+}
+
+var _ manager.LeaderElectionRunnable = (*driftDetector)(nil)
+
+// NeedLeaderElection is true: only the leader talks to ScriptLock.
+func (d *driftDetector) NeedLeaderElection() bool { return true }
+
+// Start sweeps once per period until ctx ends. The jitter only shortens the
+// wait (by up to a tenth), so drift is always found within one period.
+func (d *driftDetector) Start(ctx context.Context) error {
+	for {
+		t := d.clock.NewTimer(jitterDown(d.period))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C():
+			d.sweep(ctx)
+		}
+	}
+}
+
+func (d *driftDetector) sweep(ctx context.Context) {
+	log := ctrl.LoggerFrom(ctx).WithName("drift")
+	for account, cl := range d.state.inUse() {
+		wasFailing := d.state.failing(account)
+		recs, asked, err := d.state.list(ctx, cl, 0)
+		if err != nil {
+			d.failures.Inc()
+			log.Error(err, "listing ScriptLock customers failed: the account's Customers report it until a listing succeeds", "account", account)
+			d.enqueue(ctx, d.state.compare(account, nil, asked, true))
+			continue
+		}
+		stale := d.state.compare(account, recs, asked, wasFailing)
+		log.V(1).Info("listed ScriptLock customers", "account", account, "records", len(recs), "enqueued", len(stale))
+		d.enqueue(ctx, stale)
+	}
+}
+
+func (d *driftDetector) enqueue(ctx context.Context, keys []types.NamespacedName) {
+	for _, key := range keys {
+		c := &v1alpha1.Customer{}
+		c.Namespace, c.Name = key.Namespace, key.Name
+		select {
+		case d.events <- event.TypedGenericEvent[*v1alpha1.Customer]{Object: c}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// jitterDown spreads periodic work over the last tenth of period, so that
+// many Customers do not act in lockstep and none waits longer than period.
+func jitterDown(period time.Duration) time.Duration {
+	return period - time.Duration(rand.Int64N(int64(period)/10+1))
+}

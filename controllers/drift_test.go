@@ -1,0 +1,103 @@
+package controllers
+
+import (
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
+)
+
+func testClient(t *testing.T, key string) *scriptlock.Client {
+	t.Helper()
+	cl, err := scriptlock.New(scriptlock.Options{BaseURL: "http://127.0.0.1:1", APIKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
+func byID(recs ...scriptlock.Customer) map[string]scriptlock.Customer {
+	out := map[string]scriptlock.Customer{}
+	for _, r := range recs {
+		out[r.ID] = r
+	}
+	return out
+}
+
+func TestListingEnqueuesOnlyDriftedAndMissingRecords(t *testing.T) {
+	d := newDriftState()
+	cl := testClient(t, "k")
+	same := scriptlock.Customer{ID: "1", FirstName: "A", LastName: "B", Email: "a@example.com"}
+	drifted := scriptlock.Customer{ID: "2", FirstName: "C", LastName: "D", Email: "c@example.com"}
+	missing := scriptlock.Customer{ID: "3", FirstName: "E", LastName: "F", Email: "e@example.com"}
+	keys := map[string]types.NamespacedName{}
+	for _, rec := range []scriptlock.Customer{same, drifted, missing} {
+		keys[rec.ID] = types.NamespacedName{Namespace: "ns", Name: "c" + rec.ID}
+		d.synced(keys[rec.ID], cl, rec, time.Unix(0, 0))
+	}
+	listedDrift := drifted
+	listedDrift.Company = "Changed"
+	sameOtherCase := same
+	sameOtherCase.Email = "A@Example.com"
+	stale := d.compare(cl.Account(), byID(sameOtherCase, listedDrift), time.Unix(1, 0), false)
+	got := map[types.NamespacedName]bool{}
+	for _, k := range stale {
+		got[k] = true
+	}
+	if len(stale) != 2 || !got[keys["2"]] || !got[keys["3"]] {
+		t.Fatalf("enqueued %v, want the drifted and the missing record", stale)
+	}
+	if all := d.compare(cl.Account(), nil, time.Unix(1, 0), true); len(all) != 3 {
+		t.Fatalf("a failed listing must enqueue every Customer of the account, got %v", all)
+	}
+	// The account goes when its last Customer goes.
+	for _, k := range keys {
+		d.forget(k)
+	}
+	if n := len(d.inUse()); n != 0 {
+		t.Fatalf("%d accounts left after every Customer was forgotten", n)
+	}
+}
+
+func TestAListingOlderThanTheOperatorsOwnWriteDoesNotUndoIt(t *testing.T) {
+	d := newDriftState()
+	cl := testClient(t, "k")
+	old := types.NamespacedName{Namespace: "ns", Name: "old"}
+	fresh := types.NamespacedName{Namespace: "ns", Name: "fresh"}
+	oldRec := scriptlock.Customer{ID: "1", FirstName: "A", LastName: "B", Email: "a@example.com"}
+	freshRec := scriptlock.Customer{ID: "2", FirstName: "C", LastName: "D", Email: "c@example.com"}
+	d.synced(old, cl, oldRec, time.Unix(10, 0))
+	// The listing is asked for at 20 s; the record of "fresh" is created at
+	// 25 s, while the listing is on the wire, so the listing lacks it.
+	d.synced(fresh, cl, freshRec, time.Unix(25, 0))
+	if stale := d.compare(cl.Account(), byID(oldRec), time.Unix(20, 0), false); len(stale) != 0 {
+		t.Fatalf("a record written after the listing was asked for was reported stale: %v", stale)
+	}
+	// The next listing, asked for after the write, does judge it.
+	if stale := d.compare(cl.Account(), byID(oldRec), time.Unix(30, 0), false); len(stale) != 1 || stale[0] != fresh {
+		t.Fatalf("a record missing from a newer listing must be reported: %v", stale)
+	}
+}
+
+func TestARewriteThatScriptLockStoresDifferentlyIsNotRepeated(t *testing.T) {
+	d := newDriftState()
+	key := types.NamespacedName{Namespace: "ns", Name: "c"}
+	tidied := scriptlock.Customer{ID: "1", Company: "Two Spaces", FirstName: "A", LastName: "B", Email: "a@example.com"}
+	if d.rewritten(key, 1, tidied) {
+		t.Fatal("nothing was written yet")
+	}
+	d.wrote(key, 1, tidied)
+	if !d.rewritten(key, 1, tidied) {
+		t.Fatal("ScriptLock holds again what it held before the write: writing again would repeat forever")
+	}
+	other := tidied
+	other.Company = "Hijacked"
+	if d.rewritten(key, 1, other) {
+		t.Fatal("a different observation is new drift and must be written")
+	}
+	if d.rewritten(key, 2, tidied) {
+		t.Fatal("a new generation must be written")
+	}
+}

@@ -1,0 +1,260 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/scriptlock/customer-operator/api/v1alpha1"
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
+)
+
+// preCheckMaxAge is how old a listing may be to decide that no record has
+// a new Customer's email yet. A record created in that window by someone
+// else is still refused by ScriptLock's 409; only a lost answer in the same
+// window could be mistaken for ours, and then only with the very same fields.
+const preCheckMaxAge = 5 * time.Second
+
+// observation is what observe found out about a Customer's record, without
+// writing anything.
+type observation struct {
+	// record is the record this Customer owns, as read (its ID is empty
+	// when the Customer has none yet and create is set).
+	record scriptlock.Customer
+	// bind, when not empty, says how this pass takes the record over (the
+	// Adopted Event's message).
+	bind string
+	// create: no record exists for this Customer; one may be created.
+	create bool
+	// remoteDeleted is the id of the record someone deleted in ScriptLock.
+	remoteDeleted string
+	// fromMemory: record comes from what the operator itself last wrote
+	// or saw, not from a read; recheckIn is when to read again.
+	fromMemory bool
+	recheckIn  time.Duration
+}
+
+// observe answers "which record is mine, and what does it hold?" without
+// writing to ScriptLock or to the Customer. An ownership problem is a
+// *stuck error (Conflict, AccountChanged, NotFound).
+func (r *CustomerReconciler) observe(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (observation, error) {
+	var obs observation
+	if id := c.Status.CustomerID; id != "" {
+		rec, found, err := r.observeBound(ctx, c, cl, &obs)
+		if err != nil || found {
+			obs.record = rec
+			return obs, err
+		}
+		if c.Spec.CustomerID != "" {
+			// The spec pins this id: a new record could never satisfy it.
+			return obs, stuckf(v1alpha1.ReasonNotFound,
+				"ScriptLock customer %s (spec.customerID) was deleted outside the cluster", id)
+		}
+		obs.remoteDeleted = id
+	}
+	return r.observeUnbound(ctx, c, cl, obs)
+}
+
+// observeBound reads the record of status.customerID. found is false when
+// ScriptLock no longer has it in the account it was bound in.
+func (r *CustomerReconciler) observeBound(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, obs *observation) (scriptlock.Customer, bool, error) {
+	id := c.Status.CustomerID
+	if c.Spec.CustomerID != "" && c.Spec.CustomerID != id {
+		return scriptlock.Customer{}, false, stuckf(v1alpha1.ReasonConflict,
+			"spec.customerID %q differs from the record this Customer already manages (%q); create a new Customer to manage another record",
+			c.Spec.CustomerID, id)
+	}
+	if other, err := r.rival(ctx, c, cl, id); err != nil || other != nil {
+		if err != nil {
+			return scriptlock.Customer{}, false, err
+		}
+		return scriptlock.Customer{}, false, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
+	}
+	moved := c.Status.Account != cl.Account()
+	rec, found, err := r.read(ctx, c, cl, id, !moved, obs)
+	switch {
+	case err != nil:
+		return rec, false, err
+	case !moved:
+		return rec, found, nil
+	case !found:
+		return rec, false, stuckf(v1alpha1.ReasonAccountChanged,
+			"ScriptLock customer %s was bound in account %s, and the account of the current credentials (%s) has no such record; nothing is written. "+
+				"If the credentials name the right account and the record was deleted there, delete this Customer (nothing is deleted in ScriptLock) and create it again",
+			id, orNone(c.Status.Account), cl.Account())
+	case !strings.EqualFold(rec.Email, c.Spec.Email):
+		return rec, false, stuckf(v1alpha1.ReasonAccountChanged,
+			"ScriptLock customer %s was bound in account %s; in the account of the current credentials (%s) that id is a record with another email, so it is not this Customer's; nothing is written",
+			id, orNone(c.Status.Account), cl.Account())
+	}
+	// Same id, same email in the new account: the credentials were rotated
+	// or the URL renamed; the record is ours there.
+	return rec, true, nil
+}
+
+// read returns the record id as ScriptLock holds it. In list mode, and
+// when cached is allowed, a listing of the account from the last two
+// periods answers; a record missing from it is confirmed by a read. In
+// per-object mode, a record seen equal to the spec less than a period ago
+// is not read again.
+func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string, cached bool, obs *observation) (scriptlock.Customer, bool, error) {
+	key := client.ObjectKeyFromObject(c)
+	now := r.Clock.Now()
+	if cached && r.DriftDetection == DriftByList && c.Status.ObservedGeneration == c.Generation {
+		rec, found, known, err := r.drift.listed(key, cl.Account(), id, 2*r.ResyncPeriod, now)
+		if err != nil {
+			// The account cannot be listed: Ready would claim a check
+			// that did not happen.
+			return rec, false, err
+		}
+		if known && found {
+			return rec, true, nil
+		}
+	}
+	if cached && r.DriftDetection == DriftPerObject {
+		want := desired(c)
+		if left, ok := r.drift.syncedWithin(key, want, r.ResyncPeriod, now); ok {
+			obs.fromMemory, obs.recheckIn = true, left
+			return want, true, nil
+		}
+	}
+	rec, err := cl.Get(ctx, id)
+	if scriptlock.IsNotFound(err) {
+		return rec, false, nil
+	}
+	return rec, err == nil, err
+}
+
+// observeUnbound finds the record of a Customer that has none bound:
+// spec.customerID, then the record of its own earlier create whose answer
+// was lost, then an existing record with its email (a Conflict, or adopted
+// with spec.adoption: IfExists); else a create is due.
+func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, obs observation) (observation, error) {
+	if other, err := r.rival(ctx, c, cl, c.Spec.CustomerID); err != nil || other != nil {
+		if err != nil {
+			return obs, err
+		}
+		return obs, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
+	}
+	if id := c.Spec.CustomerID; id != "" {
+		rec, err := cl.Get(ctx, id)
+		if scriptlock.IsNotFound(err) {
+			return obs, stuckf(v1alpha1.ReasonNotFound, "ScriptLock has no customer %s (spec.customerID)", id)
+		}
+		if err != nil {
+			return obs, err
+		}
+		if other, err := r.rival(ctx, c, cl, id, rec.Email); err != nil || other != nil {
+			if err != nil {
+				return obs, err
+			}
+			return obs, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
+		}
+		obs.record, obs.bind = rec, "managing existing ScriptLock customer "+id+" (spec.customerID)"
+		return obs, nil
+	}
+	if m, own := ownMarker(c, cl); own {
+		// An earlier create of this very object may have succeeded without
+		// its answer: only a listing asked for now can show it.
+		recs, _, err := r.drift.list(ctx, cl, 0)
+		if err != nil {
+			return obs, err
+		}
+		if rec, found := withEmail(recs, m.Email); found {
+			if digest(rec) != m.Digest {
+				return obs, stuckf(v1alpha1.ReasonConflict,
+					"ScriptLock customer %s has email %q but not the fields this Customer posted, so it cannot be proven to be the record of its earlier create; "+
+						"nothing is written. If it is this Customer's record, set spec.customerID: %q", rec.ID, m.Email, rec.ID)
+			}
+			if other, err := r.rival(ctx, c, cl, rec.ID, rec.Email); err != nil || other != nil {
+				if err != nil {
+					return obs, err
+				}
+				return obs, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
+			}
+			obs.record, obs.bind = rec, "found ScriptLock customer "+rec.ID+" from an earlier create whose answer was lost"
+			return obs, nil
+		}
+	}
+	recs, _, err := r.drift.list(ctx, cl, min(preCheckMaxAge, r.ResyncPeriod))
+	if err != nil {
+		return obs, err
+	}
+	if rec, found := withEmail(recs, c.Spec.Email); found {
+		msg, err := r.emailTaken(ctx, c, cl, rec)
+		obs.record, obs.bind = rec, msg
+		return obs, err
+	}
+	obs.create = true
+	return obs, nil
+}
+
+// emailTaken decides about an existing record rec that has c's email and
+// no proof of being c's: adopted, with the Adopted message, if the spec
+// says so and no other Customer claims it; else a Conflict that names the
+// record and how to adopt it.
+func (r *CustomerReconciler) emailTaken(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, rec scriptlock.Customer) (string, error) {
+	if c.Spec.Adoption != v1alpha1.AdoptionIfExists {
+		return "", stuckf(v1alpha1.ReasonConflict,
+			"ScriptLock customer %s already has email %q; to manage it, set spec.adoption: IfExists or spec.customerID: %q",
+			rec.ID, c.Spec.Email, rec.ID)
+	}
+	if other, err := r.rival(ctx, c, cl, rec.ID, rec.Email); err != nil || other != nil {
+		if err != nil {
+			return "", err
+		}
+		return "", stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
+	}
+	return "adopted existing ScriptLock customer " + rec.ID + " with the same email", nil
+}
+
+// deletable returns the id of the record a Customer being deleted may
+// DELETE: its own, proven as observe proves it, in the account of its
+// credentials, held by no other Customer. "" means there is none. A
+// *stuck error means a record may exist but is not proven to be this
+// Customer's: it must be let go, not deleted.
+func (r *CustomerReconciler) deletable(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (string, error) {
+	id := c.Status.CustomerID
+	if id != "" && c.Status.Account != cl.Account() {
+		var obs observation
+		rec, found, err := r.read(ctx, c, cl, id, false, &obs)
+		switch {
+		case err != nil:
+			return "", err
+		case !found || !strings.EqualFold(rec.Email, c.Spec.Email):
+			return "", stuckf(v1alpha1.ReasonAccountChanged,
+				"ScriptLock customer %s was bound in account %s, and the account of the current credentials (%s) does not hold it with this Customer's email",
+				id, orNone(c.Status.Account), cl.Account())
+		}
+	}
+	if id == "" {
+		m, own := ownMarker(c, cl)
+		if !own {
+			return "", stuckf(v1alpha1.ReasonConflict,
+				"its create-pending marker was written by another object or for another account (a copied or restored object)")
+		}
+		recs, _, err := r.drift.list(ctx, cl, 0)
+		if err != nil {
+			return "", err
+		}
+		rec, found := withEmail(recs, m.Email)
+		if !found {
+			return "", nil
+		}
+		if digest(rec) != m.Digest {
+			return "", stuckf(v1alpha1.ReasonConflict,
+				"ScriptLock customer %s has the email of its earlier create but not the fields it posted", rec.ID)
+		}
+		id = rec.ID
+	}
+	other, err := r.holder(ctx, c, cl, id)
+	if err != nil {
+		return "", err
+	}
+	if other != nil {
+		return "", stuckf(v1alpha1.ReasonConflict, "Customer %s/%s also holds ScriptLock customer %s", other.Namespace, other.Name, id)
+	}
+	return id, nil
+}

@@ -1,0 +1,183 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/scriptlock/customer-operator/api/v1alpha1"
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
+)
+
+// The three writes to ScriptLock. Each is called only after observe (or
+// deletable) proved the record is this Customer's, and each tolerates what
+// a retry finds: create an existing email, delete a record already gone.
+
+// create posts a new record. The create-pending marker (the create-time
+// proof) is persisted first, so that neither a crash nor a lost answer can
+// lead to a duplicate or to a record nobody deletes. adopted is the
+// Adopted message when the create found an existing record to adopt
+// instead.
+func (r *CustomerReconciler) create(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (rec scriptlock.Customer, adopted string, err error) {
+	want := desired(c)
+	want.ID = ""
+	earlier, own := ownMarker(c, cl)
+	marker := newMarker(c, cl, want)
+	// unknown: this very create was attempted before and its outcome was
+	// never learnt (observe found no record for it yet).
+	unknown := own && earlier == marker
+	if !unknown {
+		if err := r.patchMeta(ctx, c, func(c *v1alpha1.Customer) {
+			metav1.SetMetaDataAnnotation(&c.ObjectMeta, v1alpha1.CreatePendingAnnotation, marker.String())
+		}); err != nil {
+			return rec, "", err
+		}
+	}
+	rec, err = cl.Create(ctx, want)
+	switch {
+	case err == nil:
+		r.event(c, corev1.EventTypeNormal, "Created", "Create", "created ScriptLock customer %s", rec.ID)
+		return rec, "", nil
+	case scriptlock.IsMaybeCreated(err):
+		// The record may exist: the marker stays, and the next pass looks
+		// for it before creating again.
+		return rec, "", err
+	case scriptlock.IsConflict(err) && unknown:
+		// An earlier create of this object may have been committed late:
+		// its record is looked for again on the next pass.
+		return rec, "", pendingf(v1alpha1.ReasonAPIError,
+			"ScriptLock answered 409 Conflict to a create retried after an earlier create whose answer was lost; looking for that record (email %q)", want.Email)
+	case !scriptlock.IsRefused(err) || refusedForNow(err) || unknown:
+		// Nothing was sent, or ScriptLock asked to try later: the marker
+		// stays for the next attempt.
+		return rec, "", err
+	}
+	// ScriptLock read this create and refused it: nothing was created, so
+	// the marker goes, and deleting this Customer needs no ScriptLock call.
+	if err := r.patchMeta(ctx, c, func(c *v1alpha1.Customer) {
+		delete(c.Annotations, v1alpha1.CreatePendingAnnotation)
+	}); err != nil {
+		return rec, "", err
+	}
+	if !scriptlock.IsConflict(err) {
+		return rec, "", err
+	}
+	recs, _, lerr := r.drift.list(ctx, cl, 0)
+	if lerr != nil {
+		return rec, "", lerr
+	}
+	existing, found := withEmail(recs, want.Email)
+	if !found {
+		return rec, "", pendingf(v1alpha1.ReasonAPIError,
+			"ScriptLock refused the create with 409 Conflict but lists no customer with email %q yet; retrying", want.Email)
+	}
+	adopted, err = r.emailTaken(ctx, c, cl, existing)
+	return existing, adopted, err
+}
+
+// refusedForNow says whether a refusal is ScriptLock asking to try later
+// (408, 429) rather than refusing the request itself.
+func refusedForNow(err error) bool {
+	var se *scriptlock.Error
+	return errors.As(err, &se) && (se.StatusCode == http.StatusRequestTimeout || se.StatusCode == http.StatusTooManyRequests)
+}
+
+// update puts the spec to the record if it differs. It refuses to write
+// again what ScriptLock already accepted for this generation and then
+// stored differently: that would repeat every period.
+func (r *CustomerReconciler) update(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, obs observation) error {
+	key := client.ObjectKeyFromObject(c)
+	want := desired(c)
+	if scriptlock.SameFields(obs.record, want) {
+		return nil
+	}
+	if r.drift.rewritten(key, c.Generation, obs.record) {
+		return stuckf(v1alpha1.ReasonStoredDifferently,
+			"ScriptLock accepted the spec for customer %s but stores other values in %s; not writing again until the spec changes",
+			want.ID, strings.Join(differingFields(obs.record, want), ", "))
+	}
+	r.drift.wrote(key, c.Generation, obs.record)
+	changed, err := cl.Update(ctx, want.ID, want)
+	switch {
+	case scriptlock.IsNotFound(err):
+		return pendingf(v1alpha1.ReasonRemoteDeleted,
+			"ScriptLock customer %s disappeared while being updated; checking again", want.ID)
+	case scriptlock.IsConflict(err):
+		return stuckf(v1alpha1.ReasonConflict,
+			"ScriptLock refused to give customer %s the email %q: another customer has it (%s)", want.ID, want.Email, err)
+	case err != nil:
+		return err
+	case !changed:
+		return nil
+	}
+	reason, format := "Updated", "updated ScriptLock customer %s to the spec"
+	if obs.bind == "" && obs.remoteDeleted == "" && c.Status.ObservedGeneration == c.Generation && isReady(c) {
+		reason, format = "DriftCorrected", "ScriptLock customer %s was changed outside the cluster; put it back to the spec"
+	}
+	r.event(c, corev1.EventTypeNormal, reason, "Update", format, want.ID)
+	return nil
+}
+
+// remove deletes the record id, which revokes every license of that
+// customer; a record already gone is what was wanted.
+func (r *CustomerReconciler) remove(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) error {
+	alreadyGone, err := cl.Delete(ctx, id)
+	switch {
+	case scriptlock.IsConflict(err):
+		return stuckf(v1alpha1.ReasonDeletionBlocked, "ScriptLock refused to delete customer %s: %s", id, messageOf(err))
+	case err != nil:
+		return err
+	case alreadyGone:
+		r.event(c, corev1.EventTypeNormal, "LicensesRevoked", "Delete",
+			"ScriptLock customer %s was already deleted; its licenses are revoked", id)
+	default:
+		r.event(c, corev1.EventTypeNormal, "LicensesRevoked", "Delete",
+			"deleted ScriptLock customer %s; every license of that customer is revoked", id)
+	}
+	return nil
+}
+
+// differingFields names the fields in which got differs from want: names
+// only, never values, which may be personal data.
+func differingFields(got, want scriptlock.Customer) []string {
+	var out []string
+	for _, f := range []struct {
+		name string
+		a, b string
+	}{
+		{"company", got.Company, want.Company},
+		{"firstName", got.FirstName, want.FirstName},
+		{"lastName", got.LastName, want.LastName},
+	} {
+		if f.a != f.b {
+			out = append(out, f.name)
+		}
+	}
+	if !strings.EqualFold(got.Email, want.Email) {
+		out = append(out, "email")
+	}
+	return out
+}
+
+func isReady(c *v1alpha1.Customer) bool {
+	for _, cond := range c.Status.Conditions {
+		if cond.Type == v1alpha1.ConditionReady {
+			return cond.Status == metav1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// messageOf returns ScriptLock's own message of err, or err itself.
+func messageOf(err error) string {
+	var se *scriptlock.Error
+	if errors.As(err, &se) && se.Message != "" {
+		return se.Message
+	}
+	return err.Error()
+}
