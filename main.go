@@ -3,14 +3,18 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -46,6 +50,8 @@ type config struct {
 	metricsAddr, probeAddr            string
 	leaderElect                       bool
 	leaderElectionID                  string
+	leaderElectionNamespace           string
+	allowedHosts                      string
 }
 
 func main() {
@@ -65,7 +71,9 @@ func main() {
 	fs.StringVar(&cfg.watchNamespace, "watch-namespace", "", "Manage only the Customers of these namespaces (comma-separated); empty means all.")
 	fs.StringVar(&cfg.metricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
 	fs.StringVar(&cfg.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
-	fs.BoolVar(&cfg.leaderElect, "leader-elect", false, "Enable leader election, so that only one manager acts at a time.")
+	fs.BoolVar(&cfg.leaderElect, "leader-elect", inCluster(), "Leader election, so that only one manager acts at a time (two managers acting at once would each create every new record). Default: on in a cluster, off outside one; with it off, the manager refuses to start while another holds the lease.")
+	fs.StringVar(&cfg.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election lease; default: the Pod's namespace in a cluster, \"default\" outside one.")
+	fs.StringVar(&cfg.allowedHosts, "allowed-scriptlock-hosts", "", "Comma-separated hosts (host or host:port) a credentials Secret's url may name; empty allows any host. The host of --scriptlock-url is always allowed.")
 	fs.StringVar(&cfg.leaderElectionID, "leader-election-id", "customer-operator.licensing.scriptlock.com", "Name of the leader-election lease; give each --selector shard its own.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
@@ -98,6 +106,10 @@ func run(cfg config) error {
 	defaults := scriptlock.Options{
 		BaseURL: cfg.scriptlockURL, APIKey: apiKey, CAPEM: ca, Timeout: cfg.requestTimeout,
 		QPS: cfg.qps, Burst: cfg.burst, AllowInsecureHTTP: cfg.allowInsecureHTTP,
+		// Fewer than the workers, so that one account that never answers
+		// can never hold every worker (the rest fail fast and back off).
+		MaxInFlight:  max(1, cfg.maxConcurrent/2),
+		AllowedHosts: allowedHosts(cfg),
 	}
 	if apiKey != "" {
 		// Refuse a bad URL or CA now rather than on the first Customer.
@@ -118,13 +130,14 @@ func run(cfg config) error {
 		return err
 	}
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                 scheme,
-		Cache:                  cacheOpts,
-		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
-		Metrics:                metricsserver.Options{BindAddress: cfg.metricsAddr},
-		HealthProbeBindAddress: cfg.probeAddr,
-		LeaderElection:         cfg.leaderElect,
-		LeaderElectionID:       cfg.leaderElectionID,
+		Scheme:                  scheme,
+		Cache:                   cacheOpts,
+		Client:                  client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+		Metrics:                 metricsserver.Options{BindAddress: cfg.metricsAddr},
+		HealthProbeBindAddress:  cfg.probeAddr,
+		LeaderElection:          cfg.leaderElect,
+		LeaderElectionID:        cfg.leaderElectionID,
+		LeaderElectionNamespace: leaderElectionNamespace(cfg),
 		// Every reconcile has stopped when Start returns, so the lease can
 		// be handed over at once instead of after it expires.
 		LeaderElectionReleaseOnCancel: true,
@@ -133,11 +146,24 @@ func run(cfg config) error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
+	if !cfg.leaderElect {
+		if err := refuseBesideALeader(context.Background(), mgr.GetAPIReader(), leaderElectionNamespace(cfg), cfg.leaderElectionID, time.Now()); err != nil {
+			return err
+		}
+	}
+	pool := scriptlock.NewPool(defaults, metrics.Registry)
+	if cfg.apiKeyFile != "" {
+		// A key file mounted from a Secret changes on disk when the key
+		// is rotated; the new key is used from the next reconcile on.
+		if err := mgr.Add(&keyFileWatcher{file: cfg.apiKeyFile, key: apiKey, pool: pool}); err != nil {
+			return err
+		}
+	}
 	r := &controllers.CustomerReconciler{
 		Client:         mgr.GetClient(),
 		APIReader:      mgr.GetAPIReader(),
 		Recorder:       mgr.GetEventRecorder("scriptlock-customer-operator"),
-		Accounts:       scriptlock.NewPool(defaults, metrics.Registry),
+		Accounts:       pool,
 		Clock:          clock.RealClock{},
 		ResyncPeriod:   cfg.resync,
 		DriftDetection: drift,
@@ -196,6 +222,103 @@ func readAPIKey(file string) (string, error) {
 		return "", errors.New("--scriptlock-api-key-file is empty")
 	}
 	return key, nil
+}
+
+// allowedHosts is --allowed-scriptlock-hosts plus the default URL's host.
+func allowedHosts(cfg config) []string {
+	if strings.TrimSpace(cfg.allowedHosts) == "" {
+		return nil
+	}
+	var out []string
+	for _, h := range strings.Split(cfg.allowedHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			out = append(out, h)
+		}
+	}
+	if u, err := url.Parse(cfg.scriptlockURL); err == nil && u.Host != "" {
+		out = append(out, u.Host)
+	}
+	return out
+}
+
+// leaderElectionNamespace is --leader-election-namespace, else the Pod's
+// namespace in a cluster (controller-runtime finds it), else "default", so
+// that a manager run outside a cluster (make run, the demo) can elect too.
+func leaderElectionNamespace(cfg config) string {
+	if cfg.leaderElectionNamespace != "" {
+		return cfg.leaderElectionNamespace
+	}
+	if inCluster() {
+		return ""
+	}
+	return "default"
+}
+
+// serviceAccountNamespaceFile exists in every Pod with a ServiceAccount token.
+const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+func inCluster() bool {
+	_, err := os.Stat(serviceAccountNamespaceFile)
+	return err == nil
+}
+
+// refuseBesideALeader fails when another manager holds the leader-election
+// lease ns/name and has renewed it within its lease duration: a manager
+// without leader election next to it would create every new record twice.
+func refuseBesideALeader(ctx context.Context, c client.Reader, ns, name string, now time.Time) error {
+	lease := &coordinationv1.Lease{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, lease); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("checking the leader-election lease %s/%s: %w", ns, name, err)
+	}
+	sp := lease.Spec
+	if sp.HolderIdentity == nil || *sp.HolderIdentity == "" || sp.RenewTime == nil {
+		return nil
+	}
+	d := 15 * time.Second
+	if sp.LeaseDurationSeconds != nil {
+		d = time.Duration(*sp.LeaseDurationSeconds) * time.Second
+	}
+	if now.Before(sp.RenewTime.Add(d)) {
+		return fmt.Errorf("another manager (%s) holds the leader-election lease %s/%s: a second manager without leader election would create every new record twice; start this one with --leader-elect, or stop the other",
+			*sp.HolderIdentity, ns, name)
+	}
+	return nil
+}
+
+// keyFileWatcher reads the default account's key file every 10 s and hands
+// a changed key to the pool, so that a rotated key needs no restart.
+type keyFileWatcher struct {
+	file string
+	key  string
+	pool *scriptlock.Pool
+}
+
+// NeedLeaderElection is false: every replica keeps its key current.
+func (w *keyFileWatcher) NeedLeaderElection() bool { return false }
+
+func (w *keyFileWatcher) Start(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			key, err := readAPIKey(w.file)
+			if err != nil {
+				ctrl.Log.WithName("setup").Error(err, "re-reading the default account's key file; keeping the last key")
+				continue
+			}
+			if key != w.key {
+				w.key = key
+				w.pool.SetDefaultAPIKey(key)
+				ctrl.Log.WithName("setup").Info("the default account's key file changed; using the new key")
+			}
+		}
+	}
 }
 
 func envOr(name, def string) string {

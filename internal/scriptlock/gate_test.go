@@ -511,3 +511,23 @@ func TestCallsInFlightWhenTheHoldBeganDoNotLengthenIt(t *testing.T) {
 	_, err := c.List(ctx(t))
 	held(t, err, 30*time.Second)
 }
+
+func TestSetDefaultAPIKeyChangesTheDefaultAccount(t *testing.T) {
+	p := scriptlock.NewPool(scriptlock.Options{BaseURL: "http://127.0.0.1:1", APIKey: "old-key"}, nil)
+	before, err := p.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetDefaultAPIKey("new-key")
+	after, err := p.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Account() == after.Account() {
+		t.Fatal("a rotated default key must give another account fingerprint")
+	}
+	p.SetDefaultAPIKey("")
+	if _, err := p.Default(); err == nil {
+		t.Fatal("an empty default key must mean no default account")
+	}
+}

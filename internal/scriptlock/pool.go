@@ -45,10 +45,23 @@ func NewPool(defaults Options, reg prometheus.Registerer) *Pool {
 // Default returns the Client of the default account. It fails if the
 // defaults carry no API key.
 func (p *Pool) Default() (*Client, error) {
-	if p.defaults.APIKey == "" {
+	p.mu.Lock()
+	key := p.defaults.APIKey
+	p.mu.Unlock()
+	if key == "" {
 		return nil, errors.New("scriptlock: no default API key configured")
 	}
-	return p.For("", p.defaults.APIKey, nil)
+	return p.For("", key, nil)
+}
+
+// SetDefaultAPIKey replaces the default account's key, for a key file that
+// was rotated on disk. Clients already handed out keep the old key; Default
+// returns a Client with the new one from now on. An empty key means no
+// default account.
+func (p *Pool) SetDefaultAPIKey(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.defaults.APIKey = key
 }
 
 // For returns the Client of the account given by baseURL, apiKey and caPEM;
@@ -57,7 +70,9 @@ func (p *Pool) Default() (*Client, error) {
 // are cached under a sha256 of the values, so the key is never held in
 // clear as a map key.
 func (p *Pool) For(baseURL, apiKey string, caPEM []byte) (*Client, error) {
+	p.mu.Lock()
 	o := p.defaults
+	p.mu.Unlock()
 	if baseURL != "" {
 		o.BaseURL = baseURL
 	}
