@@ -30,8 +30,9 @@ func stuckf(reason, format string, args ...any) error {
 // pending is a state that resolves by itself, such as a create whose record
 // ScriptLock does not list yet: retried with the transient backoff.
 type pending struct {
-	reason string
-	msg    string
+	reason     string
+	msg        string
+	retryAfter time.Duration // 0: the transient backoff
 }
 
 func (e *pending) Error() string { return e.msg }
@@ -39,6 +40,10 @@ func (e *pending) Error() string { return e.msg }
 func pendingf(reason, format string, args ...any) error {
 	return &pending{reason: reason, msg: fmt.Sprintf(format, args...)}
 }
+
+// throttledRetry is how soon a call the client held back for its account's
+// requests in flight is tried again.
+const throttledRetry = 250 * time.Millisecond
 
 // outcome is what a failure means for the Customer: the Ready reason, whether
 // it is stalled (a person must act: Stalled=True and the permanent backoff)
@@ -63,7 +68,7 @@ func classify(err error) (o outcome, ok bool) {
 	case errors.As(err, &st):
 		return outcome{reason: st.reason, stalled: true}, true
 	case errors.As(err, &pe):
-		return outcome{reason: pe.reason}, true
+		return outcome{reason: pe.reason, retryAfter: pe.retryAfter}, true
 	case isCredentials(err):
 		return outcome{reason: v1alpha1.ReasonInvalidCredentials, stalled: true}, true
 	case !errors.As(err, &se):
@@ -72,7 +77,12 @@ func classify(err error) (o outcome, ok bool) {
 		return outcome{reason: v1alpha1.ReasonUnauthorized, stalled: true}, true
 	case errors.Is(err, scriptlock.ErrInvalidArgument):
 		return outcome{reason: v1alpha1.ReasonInvalidID, stalled: true}, true
-	case se.StatusCode == http.StatusTooManyRequests || errors.Is(err, scriptlock.ErrThrottled):
+	case errors.Is(err, scriptlock.ErrThrottled):
+		// Held back by the client (a hold, or the account's requests in
+		// flight): nothing was sent, and the worker was not parked; try
+		// again when the hold ends, or shortly.
+		return outcome{reason: v1alpha1.ReasonRateLimited, retryAfter: max(se.RetryAfter, throttledRetry)}, true
+	case se.StatusCode == http.StatusTooManyRequests:
 		return outcome{reason: v1alpha1.ReasonRateLimited, retryAfter: se.RetryAfter}, true
 	case scriptlock.IsRetryable(err):
 		// 5xx, 408, no answer: Retry-After counts only where retrying is

@@ -135,7 +135,7 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c *v1alpha1.Cu
 		if err != nil {
 			return r.result(ctx, c, err)
 		}
-		obs.record, obs.bind = rec, adopted
+		obs.record, obs.bind, obs.seen = rec, adopted, true
 	}
 	if obs.bind != "" {
 		r.event(c, corev1.EventTypeNormal, "Adopted", "Adopt", "%s", obs.bind)
@@ -241,7 +241,8 @@ func (r *CustomerReconciler) result(ctx context.Context, c *v1alpha1.Customer, e
 		ctrl.LoggerFrom(ctx).Info("cannot make progress without a change", "reason", o.reason, "message", err.Error(), "retryAfter", d)
 		return ctrl.Result{RequeueAfter: d}, nil
 	case o.retryAfter > 0:
-		return ctrl.Result{RequeueAfter: o.retryAfter + wait.Jitter(time.Second, 1)}, nil
+		// Spread the retries of everyone who was told to wait the same.
+		return ctrl.Result{RequeueAfter: wait.Jitter(o.retryAfter, 0.5)}, nil
 	default:
 		return ctrl.Result{}, err
 	}

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,11 +48,11 @@ type syncState struct {
 	desired  scriptlock.Customer // the fields last seen equal in ScriptLock
 	lastSync time.Time
 
-	// The last write for a generation, and what ScriptLock held before
-	// it: seeing that again means ScriptLock stores other values than it
-	// accepted (see rewritten).
-	wroteGen int64
-	before   scriptlock.Customer
+	// The last write for a generation, and the fields it had to change:
+	// the same fields differing again means ScriptLock stores other values
+	// than it accepted (see rewritten).
+	wroteGen    int64
+	wroteFields string
 }
 
 // accountState is one ScriptLock account: its client, how many Customers
@@ -90,9 +91,11 @@ func (d *driftState) account(cl *scriptlock.Client) *accountState {
 }
 
 // list returns a listing of cl's account requested no earlier than
-// now-maxAge: the last one if it is recent enough, the one under way if it
-// was requested recently enough, else a new one. Concurrent callers share
-// one call. asked is when the listing returned was requested.
+// now-maxAge: the last one if it is recent enough, else a new one. While a
+// listing is under way, a caller that accepts an older one (maxAge > 0) is
+// told to come back shortly (a *pending error) rather than wait or list
+// again, so that concurrent needs share one call. maxAge 0 always lists.
+// asked is when the listing returned was requested.
 func (d *driftState) list(ctx context.Context, cl *scriptlock.Client, maxAge time.Duration) (map[string]scriptlock.Customer, time.Time, error) {
 	now := time.Now()
 	d.mu.Lock()
@@ -102,14 +105,13 @@ func (d *driftState) list(ctx context.Context, cl *scriptlock.Client, maxAge tim
 		d.mu.Unlock()
 		return recs, asked, nil
 	}
-	if c := a.call; c != nil && maxAge > 0 && now.Sub(c.asked) <= maxAge {
+	if c := a.call; c != nil && maxAge > 0 {
+		// Waiting for it would park a worker for as long as ScriptLock
+		// takes to answer, maybe a whole timeout: come back shortly and
+		// use its result instead.
 		d.mu.Unlock()
-		select {
-		case <-c.done:
-			return c.records, c.asked, c.err
-		case <-ctx.Done():
-			return nil, time.Time{}, ctx.Err()
-		}
+		return nil, time.Time{}, &pending{reason: v1alpha1.ReasonRateLimited, retryAfter: throttledRetry,
+			msg: "a listing of this ScriptLock account is under way; using it when it is done"}
 	}
 	c := &listCall{asked: now, done: make(chan struct{})}
 	a.call = c
@@ -142,25 +144,25 @@ func (d *driftState) list(ctx context.Context, cl *scriptlock.Client, maxAge tim
 // listed says what the account's last listing, if requested within maxAge
 // of now, holds under id (or what key's own later write put there). known is false when there is no such listing;
 // err is the last listing's error when the account's listing is failing.
-func (d *driftState) listed(key types.NamespacedName, account, id string, maxAge time.Duration, now time.Time) (rec scriptlock.Customer, found, known bool, err error) {
+func (d *driftState) listed(key types.NamespacedName, account, id string, maxAge time.Duration, now time.Time) (rec scriptlock.Customer, found, known, own bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	a, ok := d.accounts[account]
 	switch {
 	case !ok:
-		return rec, false, false, nil
+		return rec, false, false, false, nil
 	case a.err != nil:
-		return rec, false, false, a.err
+		return rec, false, false, false, a.err
 	case a.records == nil || now.Sub(a.asked) > maxAge:
-		return rec, false, false, nil
+		return rec, false, false, false, nil
 	}
 	rec, found = a.records[id]
 	if o, ok := d.objects[key]; ok && o.account == account && o.id == id && o.lastSync.After(a.asked) {
 		// The operator wrote the record after the listing was asked for:
 		// what it wrote is newer than the listing.
-		rec, found = o.desired, true
+		return o.desired, true, true, true, nil
 	}
-	return rec, found, true, nil
+	return rec, found, true, false, nil
 }
 
 // synced records that the record of key, in cl's account, was seen equal to
@@ -177,9 +179,6 @@ func (d *driftState) synced(key types.NamespacedName, cl *scriptlock.Client, rec
 		d.release(o.account)
 		o.account = cl.Account()
 		d.account(cl).users++
-	}
-	if o.id != rec.ID || !scriptlock.SameFields(o.desired, rec) {
-		o.wroteGen, o.before = 0, scriptlock.Customer{}
 	}
 	o.id, o.desired, o.lastSync = rec.ID, rec, now
 	if a := d.accounts[o.account]; a.records != nil {
@@ -201,8 +200,8 @@ func (d *driftState) syncedWithin(key types.NamespacedName, desired scriptlock.C
 }
 
 // wrote records that the record of key is about to be rewritten for
-// generation, and what ScriptLock held before.
-func (d *driftState) wrote(key types.NamespacedName, generation int64, before scriptlock.Customer) {
+// generation because fields (names) differ from the spec.
+func (d *driftState) wrote(key types.NamespacedName, generation int64, fields []string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	o, ok := d.objects[key]
@@ -210,18 +209,29 @@ func (d *driftState) wrote(key types.NamespacedName, generation int64, before sc
 		o = &syncState{}
 		d.objects[key] = o
 	}
-	o.wroteGen, o.before = generation, before
+	o.wroteGen, o.wroteFields = generation, strings.Join(fields, ",")
+}
+
+// converged forgets the last write of key: ScriptLock was seen holding the
+// spec, so the write took effect.
+func (d *driftState) converged(key types.NamespacedName) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if o, ok := d.objects[key]; ok {
+		o.wroteGen, o.wroteFields = 0, ""
+	}
 }
 
 // rewritten says whether the record of key was already rewritten for
-// generation and ScriptLock holds again what it held before that write:
-// ScriptLock stores the values differently from what it accepted, and
-// writing again would only repeat that every period.
-func (d *driftState) rewritten(key types.NamespacedName, generation int64, observed scriptlock.Customer) bool {
+// generation and the same fields still differ from the spec: ScriptLock
+// stores the values differently from what it accepted (or someone keeps
+// changing them back), and writing again would only repeat that every
+// period.
+func (d *driftState) rewritten(key types.NamespacedName, generation int64, fields []string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	o, ok := d.objects[key]
-	return ok && o.wroteGen == generation && o.before.ID == observed.ID && scriptlock.SameFields(o.before, observed)
+	return ok && o.wroteGen == generation && o.wroteFields == strings.Join(fields, ",")
 }
 
 // forget drops key, and its account's listing when no Customer uses it.

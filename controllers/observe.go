@@ -34,6 +34,9 @@ type observation struct {
 	// or saw, not from a read; recheckIn is when to read again.
 	fromMemory bool
 	recheckIn  time.Duration
+	// seen: record is what ScriptLock itself answered, not the operator's
+	// memory of its own write.
+	seen bool
 }
 
 // observe answers "which record is mine, and what does it hold?" without
@@ -103,13 +106,14 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 	key := client.ObjectKeyFromObject(c)
 	now := r.Clock.Now()
 	if cached && r.DriftDetection == DriftByList && c.Status.ObservedGeneration == c.Generation {
-		rec, found, known, err := r.drift.listed(key, cl.Account(), id, 2*r.ResyncPeriod, now)
+		rec, found, known, own, err := r.drift.listed(key, cl.Account(), id, 2*r.ResyncPeriod, now)
 		if err != nil {
 			// The account cannot be listed: Ready would claim a check
 			// that did not happen.
 			return rec, false, err
 		}
 		if known && found {
+			obs.seen = !own
 			return rec, true, nil
 		}
 	}
@@ -124,6 +128,7 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 	if scriptlock.IsNotFound(err) {
 		return rec, false, nil
 	}
+	obs.seen = err == nil
 	return rec, err == nil, err
 }
 
@@ -152,7 +157,7 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 			}
 			return obs, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
 		}
-		obs.record, obs.bind = rec, "managing existing ScriptLock customer "+id+" (spec.customerID)"
+		obs.record, obs.bind, obs.seen = rec, "managing existing ScriptLock customer "+id+" (spec.customerID)", true
 		return obs, nil
 	}
 	if m, own := ownMarker(c, cl); own {
@@ -174,7 +179,7 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 				}
 				return obs, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
 			}
-			obs.record, obs.bind = rec, "found ScriptLock customer "+rec.ID+" from an earlier create whose answer was lost"
+			obs.record, obs.bind, obs.seen = rec, "found ScriptLock customer "+rec.ID+" from an earlier create whose answer was lost", true
 			return obs, nil
 		}
 	}
@@ -184,7 +189,7 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 	}
 	if rec, found := withEmail(recs, c.Spec.Email); found {
 		msg, err := r.emailTaken(ctx, c, cl, rec)
-		obs.record, obs.bind = rec, msg
+		obs.record, obs.bind, obs.seen = rec, msg, true
 		return obs, err
 	}
 	obs.create = true

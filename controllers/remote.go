@@ -94,14 +94,18 @@ func (r *CustomerReconciler) update(ctx context.Context, c *v1alpha1.Customer, c
 	key := client.ObjectKeyFromObject(c)
 	want := desired(c)
 	if scriptlock.SameFields(obs.record, want) {
+		if obs.seen {
+			r.drift.converged(key)
+		}
 		return nil
 	}
-	if r.drift.rewritten(key, c.Generation, obs.record) {
+	fields := differingFields(obs.record, want)
+	if r.drift.rewritten(key, c.Generation, fields) {
 		return stuckf(v1alpha1.ReasonStoredDifferently,
 			"ScriptLock accepted the spec for customer %s but stores other values in %s; not writing again until the spec changes",
-			want.ID, strings.Join(differingFields(obs.record, want), ", "))
+			want.ID, strings.Join(fields, ", "))
 	}
-	r.drift.wrote(key, c.Generation, obs.record)
+	r.drift.wrote(key, c.Generation, fields)
 	changed, err := cl.Update(ctx, want.ID, want)
 	switch {
 	case scriptlock.IsNotFound(err):

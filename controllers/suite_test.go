@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -144,6 +145,8 @@ type env struct {
 	stop   func()
 	// driftClock drives the drift detector unless opts.realDriftClock.
 	driftClock *clocktesting.FakeClock
+	// pool is the running manager's account pool.
+	pool *scriptlock.Pool
 }
 
 // managerOpts tune the manager of a test.
@@ -173,7 +176,7 @@ func newEnv(t *testing.T, o managerOpts) *env {
 	if len(e.ns) > 60 {
 		e.ns = e.ns[:60]
 	}
-	e.ns = strings.TrimRight(strings.ReplaceAll(e.ns, "/", "-"), "-")
+	e.ns = strings.TrimRight(regexp.MustCompile(`[^a-z0-9-]+`).ReplaceAllString(e.ns, "-"), "-")
 	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}}); err != nil {
 		t.Fatal(err)
 	}
@@ -220,18 +223,20 @@ func (e *env) startManager() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	// One request in flight per account for two workers, as main sets it.
+	e.pool = scriptlock.NewPool(scriptlock.Options{
+		BaseURL: url, APIKey: key, Timeout: 5 * time.Second, QPS: 100, Burst: 100, MaxInFlight: 1,
+	}, nil)
 	var driftClock clock.Clock = clock.RealClock{}
 	if !e.opts.realDriftClock {
 		e.driftClock = clocktesting.NewFakeClock(time.Now())
 		driftClock = e.driftClock
 	}
 	r := &controllers.CustomerReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("scriptlock-customer-operator"),
-		Accounts: scriptlock.NewPool(scriptlock.Options{
-			BaseURL: url, APIKey: key, Timeout: 5 * time.Second, QPS: 100, Burst: 100,
-		}, nil),
+		Client:              mgr.GetClient(),
+		APIReader:           mgr.GetAPIReader(),
+		Recorder:            mgr.GetEventRecorder("scriptlock-customer-operator"),
+		Accounts:            e.pool,
 		DriftClock:          driftClock,
 		ResyncPeriod:        e.opts.resync,
 		DriftDetection:      e.opts.drift,
