@@ -118,6 +118,26 @@ deploy: manifests $(KUSTOMIZE) ## Deploy the operator with image IMG.
 undeploy: $(KUSTOMIZE) ## Remove the operator.
 	$(KUSTOMIZE) build config/undeploy | kubectl delete --ignore-not-found -f -
 
+# Namespace-scoped mode (docs/operations.md, "Namespace-scoped mode"): a
+# cluster admin installs the shared, cluster-scoped parts once, then each
+# team deploys and removes its own operator, which carries nothing
+# cluster-scoped. There is deliberately no target that deletes
+# config/cluster: that deletes every Customer of every team (read the docs).
+.PHONY: install-cluster
+install-cluster: manifests $(KUSTOMIZE) ## Cluster admin, once: the CRD and the deletion-protection policy (config/cluster).
+	$(KUSTOMIZE) build config/cluster | kubectl apply -f -
+
+.PHONY: deploy-namespaced
+deploy-namespaced: manifests $(KUSTOMIZE) ## Deploy a namespace-scoped operator (config/namespaced) with image IMG; needs install-cluster first.
+	@kubectl get --raw /apis/licensing.scriptlock.com >/dev/null 2>&1 || { \
+		echo "The Customer API is not installed in this cluster: a cluster admin must run 'make install-cluster' (kubectl apply -k config/cluster) first."; exit 1; }
+	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	$(KUSTOMIZE) build config/namespaced | kubectl apply -f -
+
+.PHONY: undeploy-namespaced
+undeploy-namespaced: $(KUSTOMIZE) ## Remove the namespace-scoped operator only: the CRD, the policy and every Customer stay.
+	$(KUSTOMIZE) build config/namespaced | kubectl delete --ignore-not-found -f -
+
 ##@ Tools
 
 $(CONTROLLER_GEN):

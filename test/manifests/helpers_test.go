@@ -26,10 +26,17 @@ func repoRoot(t *testing.T) string {
 // kustomize` does, with the kustomize library in process: no binary needed.
 func render(t *testing.T, dir string) []*unstructured.Unstructured {
 	t.Helper()
+	return renderPath(t, filepath.Join(repoRoot(t), "config", dir), "config/"+dir)
+}
+
+// renderPath builds the kustomization in the directory path (named dir in
+// messages), for overlays that live outside config/.
+func renderPath(t *testing.T, path, dir string) []*unstructured.Unstructured {
+	t.Helper()
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	resMap, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(repoRoot(t), "config", dir))
+	resMap, err := k.Run(filesys.MakeFsOnDisk(), path)
 	if err != nil {
-		t.Fatalf("kustomize build config/%s: %v", dir, err)
+		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
 	var objs []*unstructured.Unstructured
 	for _, r := range resMap.Resources() {
@@ -37,16 +44,16 @@ func render(t *testing.T, dir string) []*unstructured.Unstructured {
 		// that unstructured objects hold.
 		b, err := r.MarshalJSON()
 		if err != nil {
-			t.Fatalf("config/%s: %s: %v", dir, r.CurId(), err)
+			t.Fatalf("%s: %s: %v", dir, r.CurId(), err)
 		}
 		o := &unstructured.Unstructured{}
 		if err := o.UnmarshalJSON(b); err != nil {
-			t.Fatalf("config/%s: %s: %v", dir, r.CurId(), err)
+			t.Fatalf("%s: %s: %v", dir, r.CurId(), err)
 		}
 		objs = append(objs, o)
 	}
 	if len(objs) == 0 {
-		t.Fatalf("config/%s renders nothing", dir)
+		t.Fatalf("%s renders nothing", dir)
 	}
 	return objs
 }
