@@ -65,7 +65,7 @@ $(K8S_BIN)/kube-apiserver: hack/controlplane/go.mod
 
 .PHONY: test
 test: manifests generate controlplane ## Run every test: unit, fuzz seeds and the integration suites on a real kube-apiserver + etcd.
-	go test ./... -count=1 -timeout 30m
+	go test ./... -count=1 -timeout 30m -parallel 8
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 60s).

@@ -613,6 +613,14 @@ func TestBadManifestsAreRefusedAtAdmission(t *testing.T) {
 		{"unknown deletion policy", func(c *v1alpha1.Customer) { c.Spec.DeletionPolicy = "Keep" }, "spec.deletionPolicy"},
 		{"unknown adoption", func(c *v1alpha1.Customer) { c.Spec.Adoption = "Always" }, "spec.adoption"},
 		{"customerID with a slash", func(c *v1alpha1.Customer) { c.Spec.CustomerID = "../42" }, "spec.customerID"},
+		{"company with a trailing space", func(c *v1alpha1.Customer) { c.Spec.Company = "Spaced Co " }, "spec.company: Invalid value"},
+		{"first name with a leading tab", func(c *v1alpha1.Customer) { c.Spec.FirstName = "\tAnn" }, "spec.firstName: Invalid value"},
+		{"last name with a newline inside", func(c *v1alpha1.Customer) { c.Spec.LastName = "Doe\nInjected" }, "spec.lastName: Invalid value"},
+		{"company with a control character", func(c *v1alpha1.Customer) { c.Spec.Company = "Bell\aCo" }, "must not contain control characters"},
+		{"email with a trailing space", func(c *v1alpha1.Customer) { c.Spec.Email = "ok@example.com " }, "spec.email: Invalid value"},
+		{"Secret name with spaces", func(c *v1alpha1.Customer) {
+			c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: " creds"}
+		}, "spec.credentialsSecretRef.name"},
 	}
 	for i, tc := range cases {
 		c := e.customer(fmt.Sprintf("bad-%d", i), "ok@example.com")
