@@ -53,6 +53,11 @@ type CustomerReconciler struct {
 	// ...); it doubles up to PermanentBackoffMax. A spec change retries at
 	// once.
 	PermanentBackoff, PermanentBackoffMax time.Duration
+	// PendingCreateWindow is how long a create whose outcome is unknown may
+	// still turn out to have been committed: until then a Customer whose
+	// email changed does not create with the new email, and a deleted one
+	// keeps its finalizer while it looks for the record. Default 2 minutes.
+	PendingCreateWindow time.Duration
 
 	drift   *driftState
 	stalled *stalledBackoff
@@ -82,6 +87,13 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, nil
 	}
 	deleting := !c.DeletionTimestamp.IsZero()
+	if !deleting {
+		// Before anything else, on every pass: a replace-style update
+		// (kubectl replace, Argo CD Replace=true) may have dropped it.
+		if err := r.patchMeta(ctx, c, func(c *v1alpha1.Customer) { controllerutil.AddFinalizer(c, v1alpha1.Finalizer) }); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+	}
 	// Waiting for a person costs no read of the API server.
 	if wait := r.stalled.wait(req.NamespacedName, c.Generation, r.Clock.Now()); wait > 0 && !deleting {
 		return ctrl.Result{RequeueAfter: wait}, nil
@@ -91,13 +103,6 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		// create is decided on the newest copy only.
 		if err := r.APIReader.Get(ctx, req.NamespacedName, c); err != nil {
 			return ctrl.Result{}, client.IgnoreNotFound(err)
-		}
-	}
-	if !deleting {
-		// Before any ScriptLock call, on every pass: a replace-style
-		// update (kubectl replace, Argo CD Replace=true) may have dropped it.
-		if err := r.patchMeta(ctx, c, func(c *v1alpha1.Customer) { controllerutil.AddFinalizer(c, v1alpha1.Finalizer) }); err != nil {
-			return ctrl.Result{}, err
 		}
 	}
 
@@ -110,28 +115,29 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	if deleting {
 		return r.reconcileDelete(ctx, c)
 	}
-	return r.reconcileNormal(ctx, c)
+	return r.reconcileNormal(ctx, c, orig)
 }
 
 // reconcileNormal makes the record exist and match the spec, in fixed
 // order: observe (read only) → create if there is no record → update if
 // it differs → ready. No step calls another.
-func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c *v1alpha1.Customer) (ctrl.Result, error) {
+// orig is the object as last written, for a status write mid-way.
+func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alpha1.Customer) (ctrl.Result, error) {
 	cl, err := r.account(ctx, c)
 	if err != nil {
 		return r.result(ctx, c, err)
 	}
 	obs, err := r.observe(ctx, c, cl)
-	if err != nil {
-		return r.result(ctx, c, err)
-	}
 	if obs.remoteDeleted != "" {
 		r.event(c, corev1.EventTypeWarning, v1alpha1.ReasonRemoteDeleted, "Recreate",
 			"ScriptLock customer %s was deleted outside the cluster; creating it again", obs.remoteDeleted)
-		c.Status.CustomerID, c.Status.Account = "", ""
+		c.Status.CustomerID, c.Status.Account, c.Status.URL = "", "", ""
+	}
+	if err != nil {
+		return r.result(ctx, c, err)
 	}
 	if obs.create {
-		rec, adopted, err := r.create(ctx, c, cl)
+		rec, adopted, err := r.create(ctx, c, orig, cl)
 		if err != nil {
 			return r.result(ctx, c, err)
 		}
@@ -140,7 +146,7 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c *v1alpha1.Cu
 	if obs.bind != "" {
 		r.event(c, corev1.EventTypeNormal, "Adopted", "Adopt", "%s", obs.bind)
 	}
-	c.Status.CustomerID, c.Status.Account = obs.record.ID, cl.Account()
+	c.Status.CustomerID, c.Status.Account, c.Status.URL, c.Status.PendingCreate = obs.record.ID, cl.Account(), cl.BaseURL(), nil
 	if err := r.update(ctx, c, cl, obs); err != nil {
 		return r.result(ctx, c, err)
 	}
@@ -162,7 +168,7 @@ func (r *CustomerReconciler) reconcileDelete(ctx context.Context, c *v1alpha1.Cu
 			"kept ScriptLock customer %s and its licenses (deletionPolicy: Orphan)", orNone(c.Status.CustomerID))
 		return ctrl.Result{}, r.release(ctx, c)
 	}
-	if _, marked := c.Annotations[v1alpha1.CreatePendingAnnotation]; c.Status.CustomerID == "" && !marked {
+	if c.Status.CustomerID == "" && c.Status.PendingCreate == nil {
 		// This Customer never got a record: nothing to ask ScriptLock.
 		return ctrl.Result{}, r.release(ctx, c)
 	}

@@ -180,10 +180,9 @@ func (d *driftState) synced(key types.NamespacedName, cl *scriptlock.Client, rec
 		o.account = cl.Account()
 		d.account(cl).users++
 	}
+	// The account's listing is not updated: it is shared with readers
+	// outside the lock, and listed and compare prefer this newer write.
 	o.id, o.desired, o.lastSync = rec.ID, rec, now
-	if a := d.accounts[o.account]; a.records != nil {
-		a.records[rec.ID] = rec
-	}
 }
 
 // syncedWithin says whether the record of key was seen equal to desired less

@@ -56,6 +56,11 @@ func (r *CustomerReconciler) observe(ctx context.Context, c *v1alpha1.Customer, 
 				"ScriptLock customer %s (spec.customerID) was deleted outside the cluster", id)
 		}
 		obs.remoteDeleted = id
+		// From here on c has no record: its claims are those of an unbound
+		// Customer.
+		u := c.DeepCopy()
+		u.Status.CustomerID, u.Status.Account, u.Status.URL, u.Status.PendingCreate = "", "", "", nil
+		return r.observeUnbound(ctx, u, cl, obs)
 	}
 	return r.observeUnbound(ctx, c, cl, obs)
 }
@@ -82,19 +87,35 @@ func (r *CustomerReconciler) observeBound(ctx context.Context, c *v1alpha1.Custo
 		return rec, false, err
 	case !moved:
 		return rec, found, nil
+	}
+	if err := provenAfterMove(c, cl, rec, found); err != nil {
+		return rec, false, err
+	}
+	return rec, true, nil
+}
+
+// provenAfterMove decides whether the record found under status.customerID
+// with credentials of another account than the one it was bound in is
+// still this Customer's. At the same URL only the key changed (a rotated
+// key): the same id with this Customer's email proves it. At another URL
+// (another ScriptLock, maybe) the record must equal the spec in every
+// field. Anything else is AccountChanged, and nothing is written.
+func provenAfterMove(c *v1alpha1.Customer, cl *scriptlock.Client, rec scriptlock.Customer, found bool) error {
+	id := c.Status.CustomerID
+	sameURL := c.Status.URL == "" || c.Status.URL == cl.BaseURL()
+	switch {
 	case !found:
-		return rec, false, stuckf(v1alpha1.ReasonAccountChanged,
+		return stuckf(v1alpha1.ReasonAccountChanged,
 			"ScriptLock customer %s was bound in account %s, and the account of the current credentials (%s) has no such record; nothing is written. "+
 				"If the credentials name the right account and the record was deleted there, delete this Customer (nothing is deleted in ScriptLock) and create it again",
 			id, orNone(c.Status.Account), cl.Account())
-	case !strings.EqualFold(rec.Email, c.Spec.Email):
-		return rec, false, stuckf(v1alpha1.ReasonAccountChanged,
-			"ScriptLock customer %s was bound in account %s; in the account of the current credentials (%s) that id is a record with another email, so it is not this Customer's; nothing is written",
-			id, orNone(c.Status.Account), cl.Account())
+	case sameURL && strings.EqualFold(rec.Email, c.Spec.Email), !sameURL && scriptlock.SameFields(rec, desired(c)):
+		return nil
+	default:
+		return stuckf(v1alpha1.ReasonAccountChanged,
+			"ScriptLock customer %s was bound in account %s at %s; the current credentials (account %s at %s) show that id as a record that is not provably this Customer's, so nothing is written",
+			id, orNone(c.Status.Account), orNone(c.Status.URL), cl.Account(), cl.BaseURL())
 	}
-	// Same id, same email in the new account: the credentials were rotated
-	// or the URL renamed; the record is ours there.
-	return rec, true, nil
 }
 
 // read returns the record id as ScriptLock holds it. In list mode, and
@@ -160,27 +181,38 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 		obs.record, obs.bind, obs.seen = rec, "managing existing ScriptLock customer "+id+" (spec.customerID)", true
 		return obs, nil
 	}
-	if m, own := ownMarker(c, cl); own {
+	if p, own := ownPending(c, cl); own {
 		// An earlier create of this very object may have succeeded without
 		// its answer: only a listing asked for now can show it.
 		recs, _, err := r.drift.list(ctx, cl, 0)
 		if err != nil {
 			return obs, err
 		}
-		if rec, found := withEmail(recs, m.Email); found {
-			if digest(rec) != m.Digest {
+		if rec, found := withEmail(recs, p.Email); found {
+			if !madeBy(rec, p) {
 				return obs, stuckf(v1alpha1.ReasonConflict,
 					"ScriptLock customer %s has email %q but not the fields this Customer posted, so it cannot be proven to be the record of its earlier create; "+
-						"nothing is written. If it is this Customer's record, set spec.customerID: %q", rec.ID, m.Email, rec.ID)
+						"nothing is written. If it is this Customer's record, set spec.customerID: %q", rec.ID, p.Email, rec.ID)
 			}
-			if other, err := r.rival(ctx, c, cl, rec.ID, rec.Email); err != nil || other != nil {
-				if err != nil {
-					return obs, err
-				}
+			other, err := r.rival(ctx, c, cl, rec.ID, rec.Email)
+			switch {
+			case err != nil:
+				return obs, err
+			case other != nil && other.Status.CustomerID == rec.ID:
+				// Another Customer manages that record: emails are unique,
+				// so no record of this object's create survives. Go on.
+			case other != nil:
 				return obs, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
+			default:
+				obs.record, obs.bind, obs.seen = rec, "found ScriptLock customer "+rec.ID+" from an earlier create whose answer was lost", true
+				return obs, nil
 			}
-			obs.record, obs.bind, obs.seen = rec, "found ScriptLock customer "+rec.ID+" from an earlier create whose answer was lost", true
-			return obs, nil
+		} else if !strings.EqualFold(p.Email, c.Spec.Email) && r.Clock.Now().Before(p.Since.Add(r.PendingCreateWindow)) {
+			// A create with the old email may still be committed: creating
+			// one with the new email now could leave it behind.
+			return obs, pendingf(v1alpha1.ReasonCreating,
+				"the create sent %s with email %q has no record yet; waiting up to %s for it before creating one with %q",
+				p.Since.Format(time.RFC3339), p.Email, r.PendingCreateWindow, c.Spec.Email)
 		}
 	}
 	recs, _, err := r.drift.list(ctx, cl, min(preCheckMaxAge, r.ResyncPeriod))
@@ -225,30 +257,35 @@ func (r *CustomerReconciler) deletable(ctx context.Context, c *v1alpha1.Customer
 	if id != "" && c.Status.Account != cl.Account() {
 		var obs observation
 		rec, found, err := r.read(ctx, c, cl, id, false, &obs)
-		switch {
-		case err != nil:
+		if err != nil {
 			return "", err
-		case !found || !strings.EqualFold(rec.Email, c.Spec.Email):
-			return "", stuckf(v1alpha1.ReasonAccountChanged,
-				"ScriptLock customer %s was bound in account %s, and the account of the current credentials (%s) does not hold it with this Customer's email",
-				id, orNone(c.Status.Account), cl.Account())
+		}
+		if err := provenAfterMove(c, cl, rec, found); err != nil {
+			return "", err
 		}
 	}
 	if id == "" {
-		m, own := ownMarker(c, cl)
+		if c.Status.PendingCreate == nil {
+			return "", nil
+		}
+		p, own := ownPending(c, cl)
 		if !own {
 			return "", stuckf(v1alpha1.ReasonConflict,
-				"its create-pending marker was written by another object or for another account (a copied or restored object)")
+				"its pending create was sent by another object or to another account (a restored object, or changed credentials)")
 		}
 		recs, _, err := r.drift.list(ctx, cl, 0)
 		if err != nil {
 			return "", err
 		}
-		rec, found := withEmail(recs, m.Email)
-		if !found {
+		rec, found := withEmail(recs, p.Email)
+		switch {
+		case !found && r.Clock.Now().Before(p.Since.Add(r.PendingCreateWindow)):
+			return "", pendingf(v1alpha1.ReasonCreating,
+				"the outcome of its create (sent %s, email %q) is not known yet; waiting up to %s for its record before letting go",
+				p.Since.Format(time.RFC3339), p.Email, r.PendingCreateWindow)
+		case !found:
 			return "", nil
-		}
-		if digest(rec) != m.Digest {
+		case !madeBy(rec, p):
 			return "", stuckf(v1alpha1.ReasonConflict,
 				"ScriptLock customer %s has the email of its earlier create but not the fields it posted", rec.ID)
 		}

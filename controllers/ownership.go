@@ -9,13 +9,15 @@ package controllers
 //     current credentials (the record was bound there before);
 //   - spec.customerID, or spec.adoption: IfExists for a record with the
 //     spec's email: a person said to take it;
-//   - the create-pending marker for a create whose answer was lost: written
-//     by this very object (its UID) in this account, after a listing that
-//     did not hold the email, and a record whose fields match the digest of
-//     what was posted.
+//   - status.pendingCreate for a create whose answer was lost: written by
+//     this very object (its UID) for this account, before the create was
+//     sent and after a listing that did not hold the email, and a record
+//     whose fields match the digest of what was posted. It lives in the
+//     status, so copies and replace-style updates never carry or drop it,
+//     and it is cleared once the record is bound.
 //
-// Anything else (a copied object, a marker of another object, an email
-// match without a marker, another account) proves nothing: the Customer
+// Anything else (a copied or restored object, an email match alone, another
+// account) proves nothing: the Customer
 // reports Conflict or AccountChanged and writes nothing; on deletion it lets
 // go of the record without DELETE.
 
@@ -23,10 +25,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
@@ -59,45 +63,38 @@ func recordIndex(o client.Object) []string {
 	return ids
 }
 
-// createMarker is the create-time proof kept in the create-pending
-// annotation (see v1alpha1.CreatePendingAnnotation).
-type createMarker struct {
-	UID     string `json:"uid"`
-	Account string `json:"account"`
-	Email   string `json:"email"`
-	Digest  string `json:"digest"`
-}
-
-func newMarker(c *v1alpha1.Customer, cl *scriptlock.Client, posted scriptlock.Customer) createMarker {
-	return createMarker{UID: string(c.UID), Account: cl.Account(), Email: posted.Email, Digest: digest(posted)}
-}
-
-func (m createMarker) String() string {
-	b, _ := json.Marshal(m) // a struct of strings always marshals
-	return string(b)
-}
-
-// ownMarker returns c's create-pending marker if it proves anything in cl's
-// account: written by this very object, for this account. A marker copied
-// with the object's metadata (kubectl get -o yaml, a restore) or written for
-// another account, or in the format of an earlier version, proves nothing.
-func ownMarker(c *v1alpha1.Customer, cl *scriptlock.Client) (createMarker, bool) {
-	raw, ok := c.Annotations[v1alpha1.CreatePendingAnnotation]
-	if !ok {
-		return createMarker{}, false
+// newPending is the create-time proof of a create of posted by c to cl's
+// account, sent at now.
+func newPending(c *v1alpha1.Customer, cl *scriptlock.Client, posted scriptlock.Customer, now time.Time) *v1alpha1.PendingCreate {
+	return &v1alpha1.PendingCreate{
+		UID: string(c.UID), Account: cl.Account(), Email: posted.Email,
+		Digests: []string{digest(posted)}, Since: metav1.NewTime(now),
 	}
-	var m createMarker
-	if err := json.Unmarshal([]byte(raw), &m); err != nil {
-		return createMarker{}, false
-	}
-	return m, m.UID != "" && m.UID == string(c.UID) && m.Account == cl.Account() && m.Digest != ""
+}
+
+// ownPending returns c's pending create if it proves anything in cl's
+// account: sent by this very object, to this account. A status restored
+// onto a new object, or another account, proves nothing.
+func ownPending(c *v1alpha1.Customer, cl *scriptlock.Client) (*v1alpha1.PendingCreate, bool) {
+	p := c.Status.PendingCreate
+	return p, p != nil && p.UID != "" && p.UID == string(c.UID) && p.Account == cl.Account() && len(p.Digests) > 0
+}
+
+// madeBy says whether rec has the email and the fields of one of p's posts.
+func madeBy(rec scriptlock.Customer, p *v1alpha1.PendingCreate) bool {
+	return strings.EqualFold(rec.Email, p.Email) && slices.Contains(p.Digests, digest(rec))
 }
 
 // digest is a short fingerprint of a record's fields as posted: the first 16
-// hex digits of sha256 over company, first name, last name and the email in
-// lower case (ScriptLock compares emails case-insensitively).
+// hex digits of sha256 over company, first name, last name and email, each
+// in lower case with runs of whitespace made one space, so that a back end
+// that tidies values (case, spacing) still recognises its own record.
 func digest(r scriptlock.Customer) string {
-	sum := sha256.Sum256([]byte(strings.Join([]string{r.Company, r.FirstName, r.LastName, strings.ToLower(r.Email)}, "\x00")))
+	fields := []string{r.Company, r.FirstName, r.LastName, r.Email}
+	for i, f := range fields {
+		fields[i] = strings.ToLower(strings.Join(strings.Fields(f), " "))
+	}
+	sum := sha256.Sum256([]byte(strings.Join(fields, "\x00")))
 	return hex.EncodeToString(sum[:8])
 }
 
@@ -184,7 +181,7 @@ func (r *CustomerReconciler) claimants(ctx context.Context, c *v1alpha1.Customer
 
 // claimsBefore says whether other's claim beats c's: a Customer that
 // manages a record keeps it; then one whose create is under way (it holds
-// the create-pending marker); otherwise the older Customer wins, then the
+// a pending create); otherwise the older Customer wins, then the
 // smaller namespace/name, so that both sides agree.
 func claimsBefore(other, c *v1alpha1.Customer) bool {
 	if (other.Status.CustomerID != "") != (c.Status.CustomerID != "") {
@@ -218,13 +215,13 @@ func (r *CustomerReconciler) sameAccount(ctx context.Context, c, other *v1alpha1
 		}
 		return false, err
 	}
-	return ocl.Account() == cl.Account(), nil
+	// One key is one account, however its URL is spelled.
+	return ocl.KeyID() == cl.KeyID(), nil
 }
 
 // creating says whether c has a create under way whose outcome is unknown.
 func creating(c *v1alpha1.Customer) bool {
-	_, pending := c.Annotations[v1alpha1.CreatePendingAnnotation]
-	return pending && c.Status.CustomerID == ""
+	return c.Status.PendingCreate != nil && c.Status.CustomerID == ""
 }
 
 // rivalMessage explains a Conflict between c and the Customer other, and how

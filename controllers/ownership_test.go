@@ -17,7 +17,7 @@ func TestClaimsGoToTheHolderThenTheCreatorThenTheOlder(t *testing.T) {
 		c := &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, CreationTimestamp: at(created)}}
 		c.Status.CustomerID = id
 		if pending {
-			c.Annotations = map[string]string{v1alpha1.CreatePendingAnnotation: "{}"}
+			c.Status.PendingCreate = &v1alpha1.PendingCreate{Email: "a@example.com"}
 		}
 		return c
 	}
@@ -37,14 +37,15 @@ func TestClaimsGoToTheHolderThenTheCreatorThenTheOlder(t *testing.T) {
 	}
 }
 
-func TestACreateMarkerProvesOnlyForTheObjectAndAccountThatWroteIt(t *testing.T) {
+func TestAPendingCreateProvesOnlyForTheObjectAndAccountThatSentIt(t *testing.T) {
 	cl, other := testClient(t, "k"), testClient(t, "other-key")
 	posted := scriptlock.Customer{FirstName: "A", LastName: "B", Email: "a@example.com"}
-	writer := &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{UID: types.UID("uid-1")}}
-	m := newMarker(writer, cl, posted)
-	with := func(uid, value string) *v1alpha1.Customer {
-		return &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{UID: types.UID(uid),
-			Annotations: map[string]string{v1alpha1.CreatePendingAnnotation: value}}}
+	sender := &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{UID: types.UID("uid-1")}}
+	p := newPending(sender, cl, posted, time.Unix(100, 0))
+	with := func(uid string, p *v1alpha1.PendingCreate) *v1alpha1.Customer {
+		c := &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{UID: types.UID(uid)}}
+		c.Status.PendingCreate = p
+		return c
 	}
 	cases := []struct {
 		name string
@@ -52,19 +53,24 @@ func TestACreateMarkerProvesOnlyForTheObjectAndAccountThatWroteIt(t *testing.T) 
 		cl   *scriptlock.Client
 		own  bool
 	}{
-		{"the object that wrote it, same account", with("uid-1", m.String()), cl, true},
-		{"a copy of the object (another UID)", with("uid-2", m.String()), cl, false},
-		{"the same object under other credentials", with("uid-1", m.String()), other, false},
-		{"a marker of an earlier version (a bare email)", with("uid-1", "a@example.com"), cl, false},
-		{"no marker", &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{UID: "uid-1"}}, cl, false},
+		{"the object that sent it, same account", with("uid-1", p), cl, true},
+		{"its status restored onto a new object (another UID)", with("uid-2", p), cl, false},
+		{"the same object under other credentials", with("uid-1", p), other, false},
+		{"no pending create", with("uid-1", nil), cl, false},
 	}
 	for _, tc := range cases {
-		if _, own := ownMarker(tc.c, tc.cl); own != tc.own {
+		if _, own := ownPending(tc.c, tc.cl); own != tc.own {
 			t.Errorf("%s: proves %v, want %v", tc.name, own, tc.own)
 		}
 	}
-	if got, _ := ownMarker(with("uid-1", m.String()), cl); got != m {
-		t.Fatalf("marker round trip: %+v, want %+v", got, m)
+	rec := posted
+	rec.ID, rec.Email = "7", "A@Example.com"
+	if !madeBy(rec, p) {
+		t.Fatal("the record with the email (any case) and the fields posted is the create's")
+	}
+	rec.FirstName = "Someone else"
+	if madeBy(rec, p) {
+		t.Fatal("a record with the email but other fields is not the create's")
 	}
 }
 
@@ -74,6 +80,12 @@ func TestTheDigestIsOfWhatWasPostedWithTheEmailInAnyCase(t *testing.T) {
 	b.Email, b.ID = "A@Example.COM", "42"
 	if digest(a) != digest(b) {
 		t.Fatal("the id and the email's case must not change the digest")
+	}
+	tidied := scriptlock.Customer{Company: "co", FirstName: "A", LastName: "B", Email: "a@example.com"}
+	spaced := scriptlock.Customer{Company: "Co", FirstName: "A", LastName: "B", Email: "a@example.com"}
+	spaced.Company = "CO"
+	if digest(tidied) != digest(spaced) || digest(scriptlock.Customer{Company: "Two  Spaces"}) != digest(scriptlock.Customer{Company: "Two Spaces"}) {
+		t.Fatal("values a back end tidies (case, runs of spaces) must keep the digest")
 	}
 	for _, f := range []func(*scriptlock.Customer){
 		func(c *scriptlock.Customer) { c.Company = "Other" },

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,25 +19,29 @@ import (
 // deletable) proved the record is this Customer's, and each tolerates what
 // a retry finds: create an existing email, delete a record already gone.
 
-// create posts a new record. The create-pending marker (the create-time
-// proof) is persisted first, so that neither a crash nor a lost answer can
-// lead to a duplicate or to a record nobody deletes. adopted is the
-// Adopted message when the create found an existing record to adopt
-// instead.
-func (r *CustomerReconciler) create(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (rec scriptlock.Customer, adopted string, err error) {
+// create posts a new record. The create-time proof (status.pendingCreate)
+// is persisted first, so that neither a crash nor a lost answer can lead
+// to a duplicate or to a record nobody deletes. orig is the object as last
+// written. adopted is the Adopted message when the create found an
+// existing record to adopt instead.
+func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Customer, cl *scriptlock.Client) (rec scriptlock.Customer, adopted string, err error) {
 	want := desired(c)
 	want.ID = ""
-	earlier, own := ownMarker(c, cl)
-	marker := newMarker(c, cl, want)
-	// unknown: this very create was attempted before and its outcome was
-	// never learnt (observe found no record for it yet).
-	unknown := own && earlier == marker
-	if !unknown {
-		if err := r.patchMeta(ctx, c, func(c *v1alpha1.Customer) {
-			metav1.SetMetaDataAnnotation(&c.ObjectMeta, v1alpha1.CreatePendingAnnotation, marker.String())
-		}); err != nil {
-			return rec, "", err
+	p, own := ownPending(c, cl)
+	// unknown: a create of this email by this object was sent before and
+	// its outcome was never learnt (observe found no record for it yet).
+	unknown := own && strings.EqualFold(p.Email, want.Email)
+	if unknown {
+		if d := digest(want); !slices.Contains(p.Digests, d) && len(p.Digests) < maxPendingDigests {
+			p = p.DeepCopy()
+			p.Digests = append(p.Digests, d)
 		}
+	} else {
+		p = newPending(c, cl, want, r.Clock.Now())
+	}
+	c.Status.PendingCreate = p
+	if err := r.patchStatus(ctx, c, orig); err != nil {
+		return rec, "", err
 	}
 	rec, err = cl.Create(ctx, want)
 	switch {
@@ -44,26 +49,22 @@ func (r *CustomerReconciler) create(ctx context.Context, c *v1alpha1.Customer, c
 		r.event(c, corev1.EventTypeNormal, "Created", "Create", "created ScriptLock customer %s", rec.ID)
 		return rec, "", nil
 	case scriptlock.IsMaybeCreated(err):
-		// The record may exist: the marker stays, and the next pass looks
+		// The record may exist: the proof stays, and the next pass looks
 		// for it before creating again.
 		return rec, "", err
 	case scriptlock.IsConflict(err) && unknown:
 		// An earlier create of this object may have been committed late:
 		// its record is looked for again on the next pass.
-		return rec, "", pendingf(v1alpha1.ReasonAPIError,
+		return rec, "", pendingf(v1alpha1.ReasonCreating,
 			"ScriptLock answered 409 Conflict to a create retried after an earlier create whose answer was lost; looking for that record (email %q)", want.Email)
 	case !scriptlock.IsRefused(err) || refusedForNow(err) || unknown:
-		// Nothing was sent, or ScriptLock asked to try later: the marker
+		// Nothing was sent, or ScriptLock asked to try later: the proof
 		// stays for the next attempt.
 		return rec, "", err
 	}
 	// ScriptLock read this create and refused it: nothing was created, so
-	// the marker goes, and deleting this Customer needs no ScriptLock call.
-	if err := r.patchMeta(ctx, c, func(c *v1alpha1.Customer) {
-		delete(c.Annotations, v1alpha1.CreatePendingAnnotation)
-	}); err != nil {
-		return rec, "", err
-	}
+	// the proof goes, and deleting this Customer needs no ScriptLock call.
+	c.Status.PendingCreate = nil
 	if !scriptlock.IsConflict(err) {
 		return rec, "", err
 	}
@@ -79,6 +80,10 @@ func (r *CustomerReconciler) create(ctx context.Context, c *v1alpha1.Customer, c
 	adopted, err = r.emailTaken(ctx, c, cl, existing)
 	return existing, adopted, err
 }
+
+// maxPendingDigests bounds status.pendingCreate.digests: a spec changed
+// that often while a create's outcome stays unknown is not worth tracking.
+const maxPendingDigests = 4
 
 // refusedForNow says whether a refusal is ScriptLock asking to try later
 // (408, 429) rather than refusing the request itself.
@@ -105,8 +110,10 @@ func (r *CustomerReconciler) update(ctx context.Context, c *v1alpha1.Customer, c
 			"ScriptLock accepted the spec for customer %s but stores other values in %s; not writing again until the spec changes",
 			want.ID, strings.Join(fields, ", "))
 	}
-	r.drift.wrote(key, c.Generation, fields)
 	changed, err := cl.Update(ctx, want.ID, want)
+	if err == nil {
+		r.drift.wrote(key, c.Generation, fields)
+	}
 	switch {
 	case scriptlock.IsNotFound(err):
 		return pendingf(v1alpha1.ReasonRemoteDeleted,

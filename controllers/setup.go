@@ -60,6 +60,9 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 	if r.DriftDetection == "" {
 		r.DriftDetection = DriftByList
 	}
+	if r.PendingCreateWindow <= 0 {
+		r.PendingCreateWindow = 2 * time.Minute
+	}
 	if r.DriftClock == nil {
 		r.DriftClock = clock.RealClock{}
 	}
@@ -102,8 +105,7 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 // relevantChange lets through what the operator must act on: creation, a
 // spec change (generation), the paused annotation, labels (sharding),
 // deletion, and the loss of the finalizer (a replace-style update). The
-// operator's own writes — status, the finalizer it adds, the create-pending
-// marker — do not cause another reconcile, so they can never cut a backoff
+// operator's own writes — status, the finalizer it adds — do not cause another reconcile, so they can never cut a backoff
 // short.
 func relevantChange() predicate.Predicate {
 	return predicate.Or(

@@ -242,6 +242,7 @@ func (e *env) startManager() {
 		DriftDetection:      e.opts.drift,
 		PermanentBackoff:    time.Second,
 		PermanentBackoffMax: 2 * time.Second,
+		PendingCreateWindow: 6 * time.Second,
 	}
 	if err := r.SetupWithManager(mgr, 2); err != nil {
 		e.t.Fatal(err)

@@ -18,15 +18,6 @@ const (
 	// ValidatingAdmissionPolicy refuse deletion of the object.
 	DeletionProtectionAnnotation = "licensing.scriptlock.com/deletion-protection"
 
-	// CreatePendingAnnotation is written before every create call. Its
-	// value is the create-time proof, JSON: {"uid": the object's UID,
-	// "account": the account fingerprint, "email": the email posted,
-	// "digest": a digest of the fields posted}. While status.customerID is
-	// empty, a record is taken as this Customer's own only if it matches
-	// that proof and the marker was written by this very object (same UID)
-	// in the same account: a copied or restored object, or another
-	// account, proves nothing.
-	CreatePendingAnnotation = "licensing.scriptlock.com/create-pending"
 )
 
 // DeletionPolicy says what happens to the ScriptLock record when its Customer
@@ -142,6 +133,9 @@ const (
 	ConditionStalled = "Stalled"
 
 	ReasonAvailable          = "Available"
+	// ReasonCreating: a create was sent and its outcome is not known yet
+	// (a lost answer, a record ScriptLock does not list yet).
+	ReasonCreating = "Creating"
 	ReasonConflict           = "Conflict"
 	ReasonNotFound           = "NotFound"
 	ReasonDeletionBlocked    = "DeletionBlocked"
@@ -178,6 +172,20 @@ type CustomerStatus struct {
 	// +optional
 	Account string `json:"account,omitempty"`
 
+	// URL is the ScriptLock base URL status.customerID lives at. A record
+	// found under another URL is taken as this Customer's only if all its
+	// fields equal the spec.
+	// +optional
+	URL string `json:"url,omitempty"`
+
+	// PendingCreate is the create-time proof of a create whose outcome is
+	// not known yet (a crash, a lost answer), written before the create is
+	// sent and cleared once the record is bound. It lives in the status, so
+	// a copy of the object (kubectl get -o yaml), a replace-style update or
+	// a GitOps apply never carries or removes it.
+	// +optional
+	PendingCreate *PendingCreate `json:"pendingCreate,omitempty"`
+
 	// ObservedGeneration is the generation of the spec the conditions
 	// describe.
 	// +optional
@@ -189,6 +197,26 @@ type CustomerStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// PendingCreate proves which record a create produced when its answer was
+// lost: a record is taken as the result only if this very object (UID) sent
+// the create, to this account, and the record has the email and the fields
+// (Digests) that were posted.
+type PendingCreate struct {
+	// UID of the object that sent the create.
+	UID string `json:"uid"`
+	// Account fingerprint the create was sent to (as status.account).
+	Account string `json:"account"`
+	// Email the create was sent with.
+	Email string `json:"email"`
+	// Digests of the fields posted by each attempt: the first 16 hex digits
+	// of sha256 over company, first name, last name and email, lower case,
+	// runs of whitespace made one space. At most 4.
+	// +kubebuilder:validation:MaxItems=4
+	Digests []string `json:"digests"`
+	// Since is when the first of these creates was sent.
+	Since metav1.Time `json:"since"`
 }
 
 // Customer is a customer record in the ScriptLock licensing service, kept

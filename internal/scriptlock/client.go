@@ -167,6 +167,18 @@ func newClient(o Options, base string, m *metrics, g *gate) (*Client, error) {
 // to log and to use as a map key.
 func (c *Client) Account() string { return c.account }
 
+// KeyID returns a stable, non-secret identifier of the API key alone: the
+// first 12 hex digits of sha256("key\x00" + key). One key is one account,
+// whatever URL spelling reaches it.
+func (c *Client) KeyID() string {
+	sum := sha256.Sum256([]byte("key\x00" + c.key))
+	return hex.EncodeToString(sum[:])[:12]
+}
+
+// BaseURL returns the normalized base URL the client calls (no trailing
+// slash; it carries no credentials).
+func (c *Client) BaseURL() string { return c.baseURL }
+
 func accountID(base, key string) string {
 	sum := sha256.Sum256([]byte(base + "\x00" + key))
 	return hex.EncodeToString(sum[:])[:12]

@@ -379,7 +379,7 @@ func TestInjectedFaults(t *testing.T) {
 			if e.StatusCode != tt.status || scriptlock.IsRetryable(err) != tt.retryable || scriptlock.IsUnauthorized(err) != tt.unauthorized {
 				t.Fatalf("got %v (retryable=%v)", err, scriptlock.IsRetryable(err))
 			}
-			if d, ok := scriptlock.RetryAfter(err); d != tt.wantRetryAfter || ok != (tt.wantRetryAfter > 0) {
+			if d, ok := retryAfter(err); d != tt.wantRetryAfter || ok != (tt.wantRetryAfter > 0) {
 				t.Fatalf("RetryAfter = %v, %v", d, ok)
 			}
 			if tt.status == 418 && !errors.Is(err, scriptlock.ErrUnexpectedStatus) {
@@ -408,7 +408,7 @@ func TestRetryAfterHoldsTheAccount(t *testing.T) {
 	if !errors.Is(err, scriptlock.ErrThrottled) || !scriptlock.IsRetryable(err) {
 		t.Fatalf("second call: %v", err)
 	}
-	if d, ok := scriptlock.RetryAfter(err); !ok || d <= 0 || d > 2*time.Second {
+	if d, ok := retryAfter(err); !ok || d <= 0 || d > 2*time.Second {
 		t.Fatalf("RetryAfter = %v", d)
 	}
 	if time.Since(start) > 500*time.Millisecond {
@@ -447,7 +447,7 @@ func TestTimeouts(t *testing.T) {
 		s, ts := startSim(t, sim.WithLatency(2*time.Second))
 		start := time.Now()
 		_, err := newClient(t, ts.URL, testKey, func(o *scriptlock.Options) { o.Timeout = 200 * time.Millisecond }).List(ctx(t))
-		if !scriptlock.IsTimeout(err) || !scriptlock.IsRetryable(err) || asErr(t, err).StatusCode != 0 {
+		if !errors.Is(err, scriptlock.ErrTimeout) || !scriptlock.IsRetryable(err) || asErr(t, err).StatusCode != 0 {
 			t.Fatalf("got %v", err)
 		}
 		if el := time.Since(start); el > 1500*time.Millisecond {
@@ -459,11 +459,20 @@ func TestTimeouts(t *testing.T) {
 		url := blackHole(t)
 		start := time.Now()
 		_, err := newClient(t, url, testKey, func(o *scriptlock.Options) { o.Timeout = 300 * time.Millisecond }).Create(context.Background(), example)
-		if !scriptlock.IsTimeout(err) || !scriptlock.IsRetryable(err) || !scriptlock.IsMaybeCreated(err) {
+		if !errors.Is(err, scriptlock.ErrTimeout) || !scriptlock.IsRetryable(err) || !scriptlock.IsMaybeCreated(err) {
 			t.Fatalf("got %v", err)
 		}
 		if el := time.Since(start); el > 2*time.Second {
 			t.Fatalf("took %v, want about 300ms", el)
 		}
 	})
+}
+
+// retryAfter returns the wait an *Error carries, and whether it has one.
+func retryAfter(err error) (time.Duration, bool) {
+	var e *scriptlock.Error
+	if !errors.As(err, &e) || e.RetryAfter <= 0 {
+		return 0, false
+	}
+	return e.RetryAfter, true
 }

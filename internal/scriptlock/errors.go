@@ -144,22 +144,6 @@ func IsRetryable(err error) bool {
 	return errors.Is(e.Err, ErrNetwork) || errors.Is(e.Err, ErrTimeout)
 }
 
-// IsTimeout reports whether the call timed out before a complete answer.
-func IsTimeout(err error) bool {
-	e, ok := asError(err)
-	return ok && errors.Is(e.Err, ErrTimeout)
-}
-
-// RetryAfter returns the wait asked for by ScriptLock (or by the client's
-// own hold on the account) and whether there was one.
-func RetryAfter(err error) (time.Duration, bool) {
-	e, ok := asError(err)
-	if !ok || e.RetryAfter <= 0 {
-		return 0, false
-	}
-	return e.RetryAfter, true
-}
-
 // IsMaybeCreated reports whether a create failed in a way that leaves the
 // record possibly created: the request may have reached ScriptLock but its
 // answer was lost (no answer, a 5xx), was a 201 whose body or id was

@@ -41,7 +41,7 @@ func (c *fakeClock) Add(d time.Duration) {
 // RetryAfter of want (any positive wait if want < 0).
 func held(t *testing.T, err error, want time.Duration) {
 	t.Helper()
-	d, ok := scriptlock.RetryAfter(err)
+	d, ok := retryAfter(err)
 	if !errors.Is(err, scriptlock.ErrThrottled) || !ok || (want >= 0 && d != want) || (want < 0 && d <= 0) {
 		t.Fatalf("got %v (RetryAfter %v), want ErrThrottled with RetryAfter %v", err, d, want)
 	}
@@ -219,7 +219,7 @@ func TestPoolSharesTheAccountGateWhateverTheCA(t *testing.T) {
 		// TLS handshake (ErrNetwork).
 		_, err = withoutCA.List(ctx(t))
 		held(t, err, -1)
-		if d, _ := scriptlock.RetryAfter(err); d > 5*time.Second {
+		if d, _ := retryAfter(err); d > 5*time.Second {
 			t.Fatalf("RetryAfter %v", d)
 		}
 		if n := calls.Load(); n != 1 {
@@ -303,7 +303,7 @@ func TestInFlightCap(t *testing.T) {
 	if !errors.Is(err, scriptlock.ErrThrottled) || !strings.Contains(err.Error(), "too many requests in flight") {
 		t.Fatalf("third call: %v", err)
 	}
-	if _, ok := scriptlock.RetryAfter(err); ok || scriptlock.IsMaybeCreated(err) || !scriptlock.IsRetryable(err) {
+	if _, ok := retryAfter(err); ok || scriptlock.IsMaybeCreated(err) || !scriptlock.IsRetryable(err) {
 		t.Fatalf("third call: %v: want no RetryAfter, not maybe created, retryable", err)
 	}
 	if n := accepted(); n != 2 {
@@ -316,7 +316,7 @@ func TestInFlightCap(t *testing.T) {
 	wg.Wait()
 	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if _, err := c.List(short); errors.Is(err, scriptlock.ErrThrottled) || !scriptlock.IsTimeout(err) {
+	if _, err := c.List(short); errors.Is(err, scriptlock.ErrThrottled) || !errors.Is(err, scriptlock.ErrTimeout) {
 		t.Fatalf("a call after the others ended: %v, want it sent and timed out", err)
 	}
 }
@@ -325,7 +325,7 @@ func TestRepeatedTimeoutsHoldTheAccount(t *testing.T) {
 	url, accepted := countingBlackHole(t)
 	c := newClient(t, url, testKey, func(o *scriptlock.Options) { o.Timeout = 200 * time.Millisecond })
 	for i := 1; i <= 3; i++ {
-		if _, err := c.List(ctx(t)); !scriptlock.IsTimeout(err) {
+		if _, err := c.List(ctx(t)); !errors.Is(err, scriptlock.ErrTimeout) {
 			t.Fatalf("call %d: %v, want a timeout", i, err)
 		}
 	}
@@ -529,5 +529,26 @@ func TestSetDefaultAPIKeyChangesTheDefaultAccount(t *testing.T) {
 	p.SetDefaultAPIKey("")
 	if _, err := p.Default(); err == nil {
 		t.Fatal("an empty default key must mean no default account")
+	}
+}
+
+func TestKeyIDIdentifiesTheKeyWhateverTheURLSpelling(t *testing.T) {
+	a, err := scriptlock.New(scriptlock.Options{BaseURL: "http://127.0.0.1:8089/", APIKey: "k1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := scriptlock.New(scriptlock.Options{BaseURL: "http://localhost:8089", APIKey: "k1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := scriptlock.New(scriptlock.Options{BaseURL: "http://127.0.0.1:8089", APIKey: "k2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.KeyID() != b.KeyID() || a.KeyID() == c.KeyID() {
+		t.Fatalf("KeyID must follow the key only: %s %s %s", a.KeyID(), b.KeyID(), c.KeyID())
+	}
+	if strings.Contains(a.KeyID(), "k1") || a.BaseURL() != "http://127.0.0.1:8089" {
+		t.Fatalf("KeyID %q, BaseURL %q", a.KeyID(), a.BaseURL())
 	}
 }
