@@ -17,7 +17,6 @@ const (
 	// DeletionProtectionAnnotation, set to "true", makes the shipped
 	// ValidatingAdmissionPolicy refuse deletion of the object.
 	DeletionProtectionAnnotation = "licensing.scriptlock.com/deletion-protection"
-
 )
 
 // DeletionPolicy says what happens to the ScriptLock record when its Customer
@@ -132,10 +131,10 @@ const (
 	// without a change from a person (kstatus convention).
 	ConditionStalled = "Stalled"
 
-	ReasonAvailable          = "Available"
+	ReasonAvailable = "Available"
 	// ReasonCreating: a create was sent and its outcome is not known yet
 	// (a lost answer, a record ScriptLock does not list yet).
-	ReasonCreating = "Creating"
+	ReasonCreating           = "Creating"
 	ReasonConflict           = "Conflict"
 	ReasonNotFound           = "NotFound"
 	ReasonDeletionBlocked    = "DeletionBlocked"
