@@ -34,6 +34,10 @@ var (
 	// emailPattern is the CRD's CEL rule. CEL and Go both use RE2, so \s
 	// means the same ASCII whitespace in both.
 	emailPattern = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+	// surroundingSpace and controlChar are the CRD's CEL rules on every
+	// string field.
+	surroundingSpace = regexp.MustCompile(`^\s|\s$`)
+	controlChar      = regexp.MustCompile(`[[:cntrl:]]`)
 	// customerIDPattern is the CRD's pattern for spec.customerID.
 	customerIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 )
@@ -72,6 +76,16 @@ func recordProblems(r scriptlock.Customer) []string {
 		p = append(p, fmt.Sprintf("email has %d characters (at most %d)", n, maxEmailLen))
 	case n < minEmailLen || !emailPattern.MatchString(r.Email):
 		p = append(p, fmt.Sprintf("email %s is not a valid address", quoteShort(r.Email)))
+	}
+	for _, f := range []struct{ name, v string }{
+		{"company", r.Company}, {"firstname", r.FirstName}, {"lastname", r.LastName}, {"email", r.Email},
+	} {
+		switch {
+		case surroundingSpace.MatchString(f.v):
+			p = append(p, fmt.Sprintf("%s %s begins or ends with whitespace", f.name, quoteShort(f.v)))
+		case controlChar.MatchString(f.v):
+			p = append(p, f.name+" contains control characters")
+		}
 	}
 	if len(r.ID) > maxCustomerIDLen || !customerIDPattern.MatchString(r.ID) {
 		p = append(p, fmt.Sprintf("id %s cannot be a spec.customerID (1-%d letters, digits, '.', '_' or '-', starting with a letter or digit)",

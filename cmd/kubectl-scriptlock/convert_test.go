@@ -223,6 +223,9 @@ func TestRecordProblems(t *testing.T) {
 		{"an id with a space cannot be a customerID", edit(func(c *scriptlock.Customer) { c.ID = "4 2" }), "cannot be a spec.customerID"},
 		{"an id starting with a dot cannot be a customerID", edit(func(c *scriptlock.Customer) { c.ID = ".42" }), "cannot be a spec.customerID"},
 		{"an id over 64 characters cannot be a customerID", edit(func(c *scriptlock.Customer) { c.ID = strings.Repeat("1", 65) }), "cannot be a spec.customerID"},
+		{"a company with a trailing space is refused", edit(func(c *scriptlock.Customer) { c.Company = "Spaced Co " }), "company \"Spaced Co \" begins or ends with whitespace"},
+		{"a last name with a control character is refused", edit(func(c *scriptlock.Customer) { c.LastName = "Love\u0007lace" }), "lastname contains control characters"},
+		{"inner double spaces are valid", edit(func(c *scriptlock.Customer) { c.Company = "Two  Spaces" }), ""},
 		{"all problems are reported together", scriptlock.Customer{ID: "1", Email: "x"}, "firstname is empty; lastname is empty; email \"x\" is not a valid address"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
