@@ -327,8 +327,8 @@ func (p *crashProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (e *env) createThenCrash(name, email string) {
 	e.t.Helper()
 	proxy := &crashProxy{next: e.sim, created: make(chan struct{}), release: make(chan struct{})}
-	ps := httptest.NewServer(proxy)
-	e.t.Cleanup(func() { close(proxy.release); ps.Close() })
+	ps := serve(e.t, proxy)
+	e.t.Cleanup(func() { close(proxy.release) })
 	e.opts.url = ps.URL
 	e.startManager()
 	e.create(e.customer(name, email))

@@ -8,7 +8,6 @@ package controllers_test
 import (
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -241,14 +240,12 @@ func TestAChangedAccountWritesNothingUntilTheRecordIsProvenThere(t *testing.T) {
 	}
 	t.Run("url pointed at another ScriptLock where the id is someone else", func(t *testing.T) {
 		e, c := setup(t)
-		other := sim.New(sim.WithAccount(key))
+		other, otherURL := e.otherScriptLock(key)
 		someone := other.Seed(key, scriptlock.Customer{FirstName: "Some", LastName: "One", Email: "someone@example.com"})
 		if someone.ID != c.Status.CustomerID {
 			t.Fatalf("test setup: the other ScriptLock's record is %s, want %s", someone.ID, c.Status.CustomerID)
 		}
-		srv := httptest.NewServer(other)
-		t.Cleanup(srv.Close)
-		setSecret(e, map[string]string{"apiKey": key, "url": srv.URL})
+		setSecret(e, map[string]string{"apiKey": key, "url": otherURL})
 		e.update("acme", func(c *v1alpha1.Customer) { c.Spec.LastName = "Changed" })
 		e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonAccountChanged, 15*time.Second)
 		e.deleteAndWait("acme")

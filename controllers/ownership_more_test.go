@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -267,7 +266,7 @@ func TestCrashBeforeThePOSTReachesScriptLock(t *testing.T) {
 			e := newEnv(t, managerOpts{noStart: true})
 			blocked, release := make(chan struct{}), make(chan struct{})
 			var once sync.Once
-			ps := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ps := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				first := false
 				if r.Method == http.MethodPost {
 					once.Do(func() { first = true })
@@ -283,7 +282,7 @@ func TestCrashBeforeThePOSTReachesScriptLock(t *testing.T) {
 				}
 				e.sim.ServeHTTP(w, r)
 			}))
-			t.Cleanup(func() { close(release); ps.Close() })
+			t.Cleanup(func() { close(release) })
 			e.opts.url = ps.URL
 			e.startManager()
 			e.create(e.customer("acme", "never-sent@example.com"))
@@ -403,15 +402,13 @@ func TestAnotherInstanceWithTheSameIDAndEmailIsNotProof(t *testing.T) {
 	c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
 	e.create(c)
 	bound := e.waitReady("acme")
-	other := sim.New(sim.WithAccount(key))
+	other, otherURL := e.otherScriptLock(key)
 	theirs := other.Seed(key, scriptlock.Customer{ID: bound.Status.CustomerID, Company: "Their Co", FirstName: "Their", LastName: "Person", Email: "shared@example.com"})
-	srv := httptest.NewServer(other)
-	t.Cleanup(srv.Close)
 	s := &corev1.Secret{}
 	if err := e.k8s.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: "creds"}, s); err != nil {
 		t.Fatal(err)
 	}
-	s.Data, s.StringData = nil, map[string]string{"apiKey": key, "url": srv.URL}
+	s.Data, s.StringData = nil, map[string]string{"apiKey": key, "url": otherURL}
 	if err := e.k8s.Update(e.ctx, s); err != nil {
 		t.Fatal(err)
 	}

@@ -180,8 +180,7 @@ func newEnv(t *testing.T, o managerOpts) *env {
 	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}}); err != nil {
 		t.Fatal(err)
 	}
-	e.srv = httptest.NewServer(e.sim)
-	t.Cleanup(e.srv.Close)
+	e.srv = serve(t, e.sim)
 	if e.opts.resync == 0 {
 		e.opts.resync = time.Hour
 	}
@@ -196,6 +195,24 @@ func newEnv(t *testing.T, o managerOpts) *env {
 		e.assertNoLeak()
 	})
 	return e
+}
+
+// serve starts h on a loopback HTTP server for the rest of the test: the one
+// way every test starts a ScriptLock (the simulator, another instance, a
+// proxy in front of one).
+func serve(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// otherScriptLock starts another ScriptLock instance with an account for
+// key; it numbers its records from 1, as a separate installation does.
+func (e *env) otherScriptLock(key string) (*sim.Server, string) {
+	e.t.Helper()
+	s := sim.New(sim.WithAccount(key))
+	return s, serve(e.t, s).URL
 }
 
 // startManager runs a manager that sees only this test's namespace.
