@@ -269,3 +269,26 @@ func TestSmallSharpEdges(t *testing.T) {
 		e.waitGone("acme", 20*time.Second)
 	})
 }
+
+func TestASecretMayPointOnlyAtAnAllowedHost(t *testing.T) {
+	e := newEnv(t, managerOpts{allowedHosts: []string{"127.0.0.1"}})
+	elsewhere := sim.New(sim.WithAccount("tenant-key"))
+	srv := serve(t, elsewhere)
+	// The same listener under a name that is not on the list.
+	u := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
+	e.secret(e.ns, "creds", map[string]string{"apiKey": "tenant-key", "url": u})
+	c := e.customer("acme", "elsewhere@example.com")
+	c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+	e.create(c)
+	e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonInvalidCredentials, 10*time.Second)
+	if msg := e.ready("acme").Message; !strings.Contains(msg, "localhost") || !strings.Contains(msg, "--allowed-scriptlock-hosts") {
+		t.Fatalf("the message must name the host and the flag: %q", msg)
+	}
+	if calls := elsewhere.Calls(); len(calls) != 0 {
+		t.Fatalf("a host not on the list was called: %v", calls)
+	}
+	// The allowed spelling works.
+	e.setSecret("creds", map[string]string{"apiKey": "tenant-key", "url": srv.URL})
+	e.update("acme", func(c *v1alpha1.Customer) { c.Spec.LastName = "Retry" })
+	e.waitReady("acme")
+}

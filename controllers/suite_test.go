@@ -160,6 +160,8 @@ type managerOpts struct {
 	// default a fake one, moved by sweep, so no test sleeps through a
 	// resync period.
 	realDriftClock bool
+	// allowedHosts is the manager's --allowed-scriptlock-hosts.
+	allowedHosts []string
 }
 
 func newEnv(t *testing.T, o managerOpts) *env {
@@ -243,6 +245,7 @@ func (e *env) startManager() {
 	// One request in flight per account for two workers, as main sets it.
 	e.pool = scriptlock.NewPool(scriptlock.Options{
 		BaseURL: url, APIKey: key, Timeout: 5 * time.Second, QPS: 100, Burst: 100, MaxInFlight: 1,
+		AllowedHosts: e.opts.allowedHosts,
 	}, nil)
 	var driftClock clock.Clock = clock.RealClock{}
 	if !e.opts.realDriftClock {
