@@ -410,7 +410,39 @@ func (e *env) waitReason(name string, status metav1.ConditionStatus, reason stri
 		}
 		return nil
 	})
+	e.checkKstatus(c)
 	return c
+}
+
+// needsAPerson are the reasons that always mean Stalled: retrying cannot
+// fix them. APIError may be either (a 400 is stalled, a 502 is not).
+var needsAPerson = map[string]bool{
+	v1alpha1.ReasonConflict: true, v1alpha1.ReasonNotFound: true, v1alpha1.ReasonUnauthorized: true,
+	v1alpha1.ReasonDeletionBlocked: true, v1alpha1.ReasonInvalidCredentials: true, v1alpha1.ReasonAccountChanged: true,
+	v1alpha1.ReasonStoredDifferently: true, v1alpha1.ReasonInvalidID: true,
+}
+
+// checkKstatus asserts what Flux and kubectl wait read: Ready=True has
+// neither Stalled nor Reconciling; Ready=False has exactly one of them, with
+// Ready's reason, and Stalled for every reason that needs a person.
+func (e *env) checkKstatus(c *v1alpha1.Customer) {
+	e.t.Helper()
+	ready := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady)
+	stalled := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionStalled)
+	reconciling := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReconciling)
+	switch {
+	case ready == nil:
+	case ready.Status == metav1.ConditionTrue:
+		if stalled != nil || reconciling != nil {
+			e.t.Fatalf("%s is Ready yet has Stalled %v / Reconciling %v", c.Name, stalled, reconciling)
+		}
+	case (stalled == nil) == (reconciling == nil):
+		e.t.Fatalf("%s is not Ready (%s): want exactly one of Stalled and Reconciling, got %v and %v", c.Name, ready.Reason, stalled, reconciling)
+	case stalled != nil && stalled.Reason != ready.Reason, reconciling != nil && reconciling.Reason != ready.Reason:
+		e.t.Fatalf("%s: Stalled/Reconciling disagree with Ready's reason %s: %v %v", c.Name, ready.Reason, stalled, reconciling)
+	case needsAPerson[ready.Reason] && stalled == nil:
+		e.t.Fatalf("%s: reason %s needs a person, but Stalled is not True (Reconciling %v)", c.Name, ready.Reason, reconciling)
+	}
 }
 
 func (e *env) waitReady(name string) *v1alpha1.Customer {
