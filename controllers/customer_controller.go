@@ -89,8 +89,15 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	deleting := !c.DeletionTimestamp.IsZero()
 	if !deleting {
 		// Before anything else, on every pass: a replace-style update
-		// (kubectl replace, Argo CD Replace=true) may have dropped it.
-		if err := r.patchMeta(ctx, c, func(c *v1alpha1.Customer) { controllerutil.AddFinalizer(c, v1alpha1.Finalizer) }); err != nil {
+		// (kubectl replace, Argo CD Replace=true) may have dropped it. An
+		// observer deletes nothing, so it needs none.
+		if err := r.patchMeta(ctx, c, func(c *v1alpha1.Customer) {
+			if observing(c) {
+				controllerutil.RemoveFinalizer(c, v1alpha1.Finalizer)
+			} else {
+				controllerutil.AddFinalizer(c, v1alpha1.Finalizer)
+			}
+		}); err != nil {
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
 	}
@@ -112,8 +119,11 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 			retErr = errors.Join(retErr, err)
 		}
 	}()
-	if deleting {
+	switch {
+	case deleting:
 		return r.reconcileDelete(ctx, c)
+	case observing(c):
+		return r.reconcileObserved(ctx, c)
 	}
 	return r.reconcileNormal(ctx, c, orig)
 }
@@ -147,6 +157,7 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 		r.event(c, corev1.EventTypeNormal, "Adopted", "Adopt", "%s", obs.bind)
 	}
 	c.Status.CustomerID, c.Status.Account, c.Status.URL, c.Status.PendingCreate = obs.record.ID, cl.Account(), cl.BaseURL(), nil
+	c.Status.Observed = nil
 	if err := r.update(ctx, c, cl, obs); err != nil {
 		return r.result(ctx, c, err)
 	}
@@ -163,6 +174,10 @@ func (r *CustomerReconciler) reconcileDelete(ctx context.Context, c *v1alpha1.Cu
 		return ctrl.Result{}, nil
 	}
 	setReady(c, metav1.ConditionFalse, v1alpha1.ReasonDeleting, "the Customer is being deleted", false)
+	if observing(c) {
+		// An observer never deletes: switched to Observe while deleting.
+		return ctrl.Result{}, r.release(ctx, c)
+	}
 	if c.Spec.DeletionPolicy == v1alpha1.DeletionPolicyOrphan {
 		r.event(c, corev1.EventTypeNormal, "Orphaned", "Delete",
 			"kept ScriptLock customer %s and its licenses (deletionPolicy: Orphan)", orNone(c.Status.CustomerID))

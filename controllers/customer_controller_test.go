@@ -616,6 +616,7 @@ func TestBadManifestsAreRefusedAtAdmission(t *testing.T) {
 		{"over-long email", func(c *v1alpha1.Customer) { c.Spec.Email = strings.Repeat("a", 250) + "@x.io" }, "spec.email"},
 		{"unknown deletion policy", func(c *v1alpha1.Customer) { c.Spec.DeletionPolicy = "Keep" }, "spec.deletionPolicy"},
 		{"unknown adoption", func(c *v1alpha1.Customer) { c.Spec.Adoption = "Always" }, "spec.adoption"},
+		{"unknown management policy", func(c *v1alpha1.Customer) { c.Spec.ManagementPolicy = "Watch" }, "spec.managementPolicy"},
 		{"customerID with a slash", func(c *v1alpha1.Customer) { c.Spec.CustomerID = "../42" }, "spec.customerID"},
 		{"company with a trailing space", func(c *v1alpha1.Customer) { c.Spec.Company = "Spaced Co " }, "spec.company: Invalid value"},
 		{"first name with a leading tab", func(c *v1alpha1.Customer) { c.Spec.FirstName = "\tAnn" }, "spec.firstName: Invalid value"},
@@ -650,7 +651,7 @@ func TestBadManifestsAreRefusedAtAdmission(t *testing.T) {
 		}
 	}
 	def := e.create(e.customer("defaults", "ok@example.com"))
-	if def.Spec.DeletionPolicy != v1alpha1.DeletionPolicyDelete || def.Spec.Adoption != v1alpha1.AdoptionNever {
+	if def.Spec.DeletionPolicy != v1alpha1.DeletionPolicyDelete || def.Spec.Adoption != v1alpha1.AdoptionNever || def.Spec.ManagementPolicy != v1alpha1.ManagementPolicyManage {
 		t.Fatalf("defaults not applied: %+v", def.Spec)
 	}
 }

@@ -163,7 +163,8 @@ func (r *CustomerReconciler) claimants(ctx context.Context, c *v1alpha1.Customer
 		}
 		for i := range list.Items {
 			other := &list.Items[i]
-			if seen[string(other.UID)] {
+			if seen[string(other.UID)] || observing(other) {
+				// An observer writes nothing, so it claims nothing.
 				continue
 			}
 			seen[string(other.UID)] = true

@@ -44,6 +44,19 @@ const (
 	AdoptionIfExists AdoptionPolicy = "IfExists"
 )
 
+// ManagementPolicy says whether the operator writes to ScriptLock.
+// +kubebuilder:validation:Enum=Manage;Observe
+type ManagementPolicy string
+
+const (
+	// ManagementPolicyManage creates, updates and (with deletionPolicy:
+	// Delete) deletes the record.
+	ManagementPolicyManage ManagementPolicy = "Manage"
+	// ManagementPolicyObserve never writes: it binds the record by
+	// spec.customerID or by email and reports how it differs from the spec.
+	ManagementPolicyObserve ManagementPolicy = "Observe"
+)
+
 // CustomerSpec is the desired ScriptLock customer record. It is the whole
 // truth: a field left out is sent to ScriptLock as empty.
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.customerID) || (has(self.customerID) && self.customerID == oldSelf.customerID)",message="spec.customerID is immutable once set: it cannot be changed or removed"
@@ -93,6 +106,15 @@ type CustomerSpec struct {
 	// +optional
 	// +kubebuilder:default=Never
 	Adoption AdoptionPolicy `json:"adoption,omitempty"`
+
+	// ManagementPolicy: Manage (default) keeps the record equal to the
+	// spec; Observe never POSTs, PUTs or DELETEs, binds the record by
+	// spec.customerID or else by email, and reports in status which fields
+	// differ. Switching to Manage writes the spec at once; switching to
+	// Observe stops writing and drops the finalizer without deleting.
+	// +optional
+	// +kubebuilder:default=Manage
+	ManagementPolicy ManagementPolicy `json:"managementPolicy,omitempty"`
 
 	// CustomerID names an existing ScriptLock record to manage instead of
 	// creating one. Immutable once set.
@@ -154,6 +176,12 @@ const (
 	ReasonStoredDifferently = "StoredDifferently"
 	// ReasonInvalidID: a record id that cannot be used in a ScriptLock URL.
 	ReasonInvalidID = "InvalidID"
+	// ReasonObserved: managementPolicy: Observe, and the record matches the
+	// spec; nothing is written.
+	ReasonObserved = "Observed"
+	// ReasonDiffers: managementPolicy: Observe, and the record differs from
+	// the spec in the fields the message names; nothing is written.
+	ReasonDiffers = "Differs"
 )
 
 // CustomerStatus is what the operator last observed.
@@ -185,6 +213,12 @@ type CustomerStatus struct {
 	// +optional
 	PendingCreate *PendingCreate `json:"pendingCreate,omitempty"`
 
+	// Observed is what ScriptLock holds for the record, written only with
+	// managementPolicy: Observe, so that the status answers "what would
+	// change if this Customer managed the record?".
+	// +optional
+	Observed *ObservedRecord `json:"observed,omitempty"`
+
 	// ObservedGeneration is the generation of the spec the conditions
 	// describe.
 	// +optional
@@ -196,6 +230,18 @@ type CustomerStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// ObservedRecord is a ScriptLock record's fields as last read.
+type ObservedRecord struct {
+	Company   string `json:"company,omitempty"`
+	FirstName string `json:"firstName,omitempty"`
+	LastName  string `json:"lastName,omitempty"`
+	Email     string `json:"email,omitempty"`
+	// DifferingFields names the spec fields whose value ScriptLock does not
+	// hold (company, firstName, lastName, email); empty when it matches.
+	// +optional
+	DifferingFields []string `json:"differingFields,omitempty"`
 }
 
 // PendingCreate proves which record a create produced when its answer was

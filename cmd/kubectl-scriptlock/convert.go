@@ -231,6 +231,8 @@ type manifestOptions struct {
 	Namespace         string
 	DeletionPolicy    v1alpha1.DeletionPolicy
 	CredentialsSecret string
+	// Observe writes managementPolicy: Observe.
+	Observe bool
 }
 
 // toCustomer builds the Customer that manages record r under name. The
@@ -251,6 +253,9 @@ func toCustomer(r scriptlock.Customer, name string, o manifestOptions) *v1alpha1
 	}
 	if o.CredentialsSecret != "" {
 		c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: o.CredentialsSecret}
+	}
+	if o.Observe {
+		c.Spec.ManagementPolicy = v1alpha1.ManagementPolicyObserve
 	}
 	return c
 }

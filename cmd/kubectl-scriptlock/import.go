@@ -96,6 +96,7 @@ func parseImportFlags(args []string, stdout io.Writer, getenv func(string) strin
 	fs.StringVar(&o.deletionPolicy, "deletion-policy", string(v1alpha1.DeletionPolicyOrphan), "spec.deletionPolicy of the manifests: Orphan (deleting a Customer keeps the record and its licenses) or Delete (revokes them).")
 	fs.StringVar(&o.manifest.CredentialsSecret, "credentials-secret", "", "Name of a Secret in --namespace with the account's credentials, written as spec.credentialsSecretRef; empty means the operator's default account.")
 	fs.StringVar(&o.outputDir, "output-dir", "", "Write one <name>.yaml per Customer into this directory (created if missing; files of the same name are replaced) instead of a YAML stream on stdout.")
+	fs.BoolVar(&o.manifest.Observe, "observe", false, "Write spec.managementPolicy: Observe: the operator then never writes to these records and reports how they differ from the manifests; switch a Customer to Manage once its differences are reviewed.")
 	fs.BoolVar(&o.skipManaged, "skip-managed", false, "List the Customers of the cluster (all namespaces; --kubeconfig, --context or KUBECONFIG) and skip records they already manage.")
 	o.kube = genericclioptions.NewConfigFlags(false)
 	o.kube.Namespace = nil // --namespace above is the manifests' namespace, not the kubeconfig's

@@ -270,6 +270,30 @@ func TestImportToStdout(t *testing.T) {
 	}
 }
 
+func TestImportObserveWritesObservingManifests(t *testing.T) {
+	_, url, _ := startSim(t, scriptlock.Customer{FirstName: "Ada", LastName: "Lovelace", Email: "ada@example.com"})
+	d := testDeps(nil)
+	d.getenv = func(k string) string {
+		return map[string]string{"SCRIPTLOCK_API_KEY": testKey, "SCRIPTLOCK_URL": url}[k]
+	}
+	for _, tc := range []struct {
+		args []string
+		want v1alpha1.ManagementPolicy
+	}{
+		{[]string{"import", "--observe"}, v1alpha1.ManagementPolicyObserve},
+		{[]string{"import"}, ""}, // the CRD's default, Manage
+	} {
+		stdout, stderr, err := runCmd(t, d, tc.args...)
+		if err != nil {
+			t.Fatalf("%v failed: %v\n%s", tc.args, err, stderr)
+		}
+		customers := decodeStream(t, stdout)
+		if len(customers) != 1 || customers[0].Spec.ManagementPolicy != tc.want || customers[0].Spec.CustomerID == "" {
+			t.Fatalf("%v: want one Customer with managementPolicy %q and its customerID, got %+v", tc.args, tc.want, customers)
+		}
+	}
+}
+
 func TestImportSkipsManagedRecords(t *testing.T) {
 	_, url, keyFile := startSim(t,
 		scriptlock.Customer{ID: "1", FirstName: "A", LastName: "A", Email: "a@example.com"},

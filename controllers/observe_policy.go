@@ -1,0 +1,100 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/scriptlock/customer-operator/api/v1alpha1"
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
+)
+
+// managementPolicy: Observe. The operator binds the record (by
+// spec.customerID, else by email), shows what ScriptLock holds in
+// status.observed and which fields differ, and never POSTs, PUTs or
+// DELETEs. An observer claims nothing: it never conflicts with another
+// Customer and never blocks one that manages the record.
+
+func observing(c *v1alpha1.Customer) bool {
+	return c.Spec.ManagementPolicy == v1alpha1.ManagementPolicyObserve
+}
+
+// reconcileObserved reads the record and reports how it differs from the
+// spec, writing nothing to ScriptLock.
+func (r *CustomerReconciler) reconcileObserved(ctx context.Context, c *v1alpha1.Customer) (ctrl.Result, error) {
+	cl, err := r.account(ctx, c)
+	if err != nil {
+		return r.result(ctx, c, err)
+	}
+	rec, err := r.observeOnly(ctx, c, cl)
+	if err != nil {
+		return r.result(ctx, c, err)
+	}
+	key := client.ObjectKeyFromObject(c)
+	// The drift detector compares the listing with what was observed, so
+	// a change in ScriptLock updates the status within a period.
+	r.drift.synced(key, cl, rec, r.Clock.Now())
+	r.stalled.reset(key)
+	want := desired(c)
+	fields := differingFields(rec, want)
+	c.Status.CustomerID, c.Status.Account, c.Status.URL, c.Status.PendingCreate = rec.ID, cl.Account(), cl.BaseURL(), nil
+	c.Status.Observed = &v1alpha1.ObservedRecord{
+		Company: rec.Company, FirstName: rec.FirstName, LastName: rec.LastName, Email: rec.Email, DifferingFields: fields,
+	}
+	c.Status.ObservedGeneration = c.Generation
+	if len(fields) == 0 {
+		setReady(c, metav1.ConditionTrue, v1alpha1.ReasonObserved, fmt.Sprintf(
+			"ScriptLock customer %s matches the spec (managementPolicy: Observe writes nothing)", rec.ID), false)
+	} else {
+		msg := fmt.Sprintf("ScriptLock customer %s differs from the spec in %s; managementPolicy: Observe writes nothing (set it to Manage to write the spec)",
+			rec.ID, strings.Join(fields, ", "))
+		if prev := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady); prev != nil && prev.Reason == v1alpha1.ReasonDiffers && prev.Message != msg {
+			// Other fields differ now; a change of reason is announced by
+			// the status write itself.
+			r.event(c, corev1.EventTypeWarning, v1alpha1.ReasonDiffers, "Observe", "%s", msg)
+		}
+		// A person decides: change the spec, or switch to Manage.
+		setReady(c, metav1.ConditionFalse, v1alpha1.ReasonDiffers, msg, true)
+	}
+	if r.DriftDetection == DriftByList {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{RequeueAfter: jitterDown(r.ResyncPeriod)}, nil
+}
+
+// observeOnly finds the record an observer reports on: the one it saw
+// before, in the same account; else spec.customerID; else the record with
+// its email (case-insensitive) in the account's listing, shared with every
+// other need of the last two periods.
+func (r *CustomerReconciler) observeOnly(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (scriptlock.Customer, error) {
+	if id := c.Status.CustomerID; id != "" && c.Status.Account == cl.Account() && (c.Spec.CustomerID == "" || c.Spec.CustomerID == id) {
+		var obs observation
+		rec, found, err := r.read(ctx, c, cl, id, true, &obs)
+		if err != nil || found && strings.EqualFold(rec.Email, c.Spec.Email) || found && c.Spec.CustomerID == id {
+			return rec, err
+		}
+	}
+	if id := c.Spec.CustomerID; id != "" {
+		rec, err := cl.Get(ctx, id)
+		if scriptlock.IsNotFound(err) {
+			return rec, stuckf(v1alpha1.ReasonNotFound, "ScriptLock has no customer %s (spec.customerID)", id)
+		}
+		return rec, err
+	}
+	recs, _, err := r.drift.list(ctx, cl, 2*r.ResyncPeriod)
+	if err != nil {
+		return scriptlock.Customer{}, err
+	}
+	rec, found := withEmail(recs, c.Spec.Email)
+	if !found {
+		return rec, stuckf(v1alpha1.ReasonNotFound,
+			"ScriptLock has no customer with email %q (managementPolicy: Observe binds by spec.customerID, else by email)", c.Spec.Email)
+	}
+	return rec, nil
+}
