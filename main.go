@@ -268,10 +268,12 @@ func inCluster() bool {
 func refuseBesideALeader(ctx context.Context, c client.Reader, ns, name string, now time.Time) error {
 	lease := &coordinationv1.Lease{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, lease); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
+		if !apierrors.IsNotFound(err) {
+			// Only positive evidence of a leader stops the start: a
+			// manager that may not read leases still runs.
+			ctrl.Log.WithName("setup").Info("could not check for a running leader; starting anyway", "lease", ns+"/"+name, "error", err.Error())
 		}
-		return fmt.Errorf("checking the leader-election lease %s/%s: %w", ns, name, err)
+		return nil
 	}
 	sp := lease.Spec
 	if sp.HolderIdentity == nil || *sp.HolderIdentity == "" || sp.RenewTime == nil {

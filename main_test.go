@@ -38,6 +38,11 @@ func TestAManagerWithoutLeaderElectionRefusesBesideALiveLeader(t *testing.T) {
 		{"a lease renewed 3 s ago: a leader is running", lease("pod-a", 3*time.Second), true},
 		{"a lease not renewed for a minute: its holder is gone", lease("pod-a", time.Minute), false},
 		{"a released lease (no holder)", lease("", time.Second), false},
+		{"a lease in another namespace does not count", func() *coordinationv1.Lease {
+			l := lease("pod-a", time.Second)
+			l.Namespace = "elsewhere"
+			return l
+		}(), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
