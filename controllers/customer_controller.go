@@ -287,7 +287,10 @@ func (r *CustomerReconciler) patchStatus(ctx context.Context, c, orig *v1alpha1.
 	}
 	before := meta.FindStatusCondition(orig.Status.Conditions, v1alpha1.ConditionReady)
 	after := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady)
-	if after != nil && (before == nil || before.Status != after.Status || before.Reason != after.Reason) {
+	// A new Customer's first Ready=True is announced by the Event of what
+	// was done (Created, Adopted): one Event per create, not two.
+	firstReady := before == nil && after != nil && after.Status == metav1.ConditionTrue && after.Reason == v1alpha1.ReasonAvailable
+	if after != nil && !firstReady && (before == nil || before.Status != after.Status || before.Reason != after.Reason) {
 		kind := corev1.EventTypeWarning
 		if after.Status == metav1.ConditionTrue || after.Reason == v1alpha1.ReasonDeleting {
 			kind = corev1.EventTypeNormal

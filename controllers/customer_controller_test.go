@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -51,6 +52,14 @@ func TestNewCustomerIsCreatedOnceAndBecomesReady(t *testing.T) {
 		t.Fatalf("want exactly 1 create call, got %d (%v)", n, e.sim.Calls())
 	}
 	e.waitEvent("acme", "Created")
+	time.Sleep(300 * time.Millisecond) // any other Event of the create has been sent
+	evs := &eventsv1.EventList{}
+	if err := e.k8s.List(e.ctx, evs, client.InNamespace(e.ns)); err != nil {
+		t.Fatal(err)
+	}
+	if len(evs.Items) != 1 {
+		t.Fatalf("want one Event per create (Created), got %d", len(evs.Items))
+	}
 
 	// A reconcile of an unchanged Customer costs nothing: no ScriptLock
 	// call and no write to the API server.
