@@ -45,7 +45,8 @@ func pendingf(reason, format string, args ...any) error {
 // requests in flight is tried again.
 const throttledRetry = 250 * time.Millisecond
 
-// outcome is what a failure means for the Customer: the Ready reason, whether
+// outcome is what a failure means for the Customer: the Ready reason (empty
+// for a wait the operator imposes on itself, which changes no condition), whether
 // it is stalled (a person must act: Stalled=True and the permanent backoff)
 // or transient (Reconciling=True and the exponential backoff), and how long
 // ScriptLock or the client asked to wait at least.
@@ -77,11 +78,14 @@ func classify(err error) (o outcome, ok bool) {
 		return outcome{reason: v1alpha1.ReasonUnauthorized, stalled: true}, true
 	case errors.Is(err, scriptlock.ErrInvalidArgument):
 		return outcome{reason: v1alpha1.ReasonInvalidID, stalled: true}, true
+	case errors.Is(err, scriptlock.ErrThrottled) && se.RetryAfter <= 0:
+		// Held back by the operator's own in-flight cap: nothing was sent
+		// and nothing is wrong; try again shortly, saying nothing.
+		return outcome{retryAfter: throttledRetry}, true
 	case errors.Is(err, scriptlock.ErrThrottled):
-		// Held back by the client (a hold, or the account's requests in
-		// flight): nothing was sent, and the worker was not parked; try
-		// again when the hold ends, or shortly.
-		return outcome{reason: v1alpha1.ReasonRateLimited, retryAfter: max(se.RetryAfter, throttledRetry)}, true
+		// The account or its host is held (Retry-After, or calls without
+		// an answer): try again when the hold ends.
+		return outcome{reason: v1alpha1.ReasonRateLimited, retryAfter: se.RetryAfter}, true
 	case se.StatusCode == http.StatusTooManyRequests:
 		return outcome{reason: v1alpha1.ReasonRateLimited, retryAfter: se.RetryAfter}, true
 	case scriptlock.IsRetryable(err):

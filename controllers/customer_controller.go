@@ -135,6 +135,11 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alpha1.Customer) (ctrl.Result, error) {
 	cl, err := r.account(ctx, c)
 	if err != nil {
+		if isCredentials(err) {
+			// Its credentials no longer name the account: stop listing it
+			// on this Customer's behalf.
+			r.drift.detach(client.ObjectKeyFromObject(c))
+		}
 		return r.result(ctx, c, err)
 	}
 	obs, err := r.observe(ctx, c, cl)
@@ -253,6 +258,10 @@ func (r *CustomerReconciler) result(ctx context.Context, c *v1alpha1.Customer, e
 	o, ok := classify(err)
 	if !ok {
 		return ctrl.Result{}, err
+	}
+	if o.reason == "" {
+		ctrl.LoggerFrom(ctx).V(1).Info("waiting", "for", err.Error(), "retryAfter", o.retryAfter)
+		return ctrl.Result{RequeueAfter: wait.Jitter(o.retryAfter, 0.5)}, nil
 	}
 	setReady(c, metav1.ConditionFalse, o.reason, err.Error(), o.stalled)
 	c.Status.ObservedGeneration = c.Generation

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -47,6 +48,7 @@ type syncState struct {
 	id       string
 	desired  scriptlock.Customer // the fields last seen equal in ScriptLock
 	lastSync time.Time
+	last     *scriptlock.Client // the client used before detach
 
 	// The last write for a generation, and the fields it had to change:
 	// the same fields differing again means ScriptLock stores other values
@@ -110,7 +112,7 @@ func (d *driftState) list(ctx context.Context, cl *scriptlock.Client, maxAge tim
 		// takes to answer, maybe a whole timeout: come back shortly and
 		// use its result instead.
 		d.mu.Unlock()
-		return nil, time.Time{}, &pending{reason: v1alpha1.ReasonRateLimited, retryAfter: throttledRetry,
+		return nil, time.Time{}, &pending{retryAfter: throttledRetry,
 			msg: "a listing of this ScriptLock account is under way; using it when it is done"}
 	}
 	c := &listCall{asked: now, done: make(chan struct{})}
@@ -133,6 +135,9 @@ func (d *driftState) list(ctx context.Context, cl *scriptlock.Client, maxAge tim
 		a.call = nil
 	}
 	switch {
+	case errors.Is(err, scriptlock.ErrThrottled):
+		// Held back by the client itself (its own in-flight cap, a hold):
+		// that says nothing new about the account.
 	case err != nil:
 		a.err = err
 	case !c.asked.Before(a.asked):
@@ -264,6 +269,7 @@ func (d *driftState) lastClient(key types.NamespacedName) *scriptlock.Client {
 		if a, ok := d.accounts[o.account]; ok {
 			return a.client
 		}
+		return o.last
 	}
 	return nil
 }
@@ -307,6 +313,29 @@ func (d *driftState) compare(account string, recs map[string]scriptlock.Customer
 	return out
 }
 
+// listing says whether a listing of account is under way.
+func (d *driftState) listing(account string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	a, ok := d.accounts[account]
+	return ok && a.call != nil
+}
+
+// detach stops counting key as a user of its account (its credentials no
+// longer resolve to it), so that an account nobody can name any more is no
+// longer listed; lastClient still remembers the client for a deletion.
+func (d *driftState) detach(key types.NamespacedName) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if o, ok := d.objects[key]; ok && o.account != "" {
+		if a, ok := d.accounts[o.account]; ok {
+			o.last = a.client
+		}
+		d.release(o.account)
+		o.account, o.lastSync = "", time.Time{}
+	}
+}
+
 // failing says whether account's last listing failed.
 func (d *driftState) failing(account string) bool {
 	d.mu.Lock()
@@ -327,7 +356,23 @@ type driftDetector struct {
 	clock    clock.Clock
 	events   chan event.TypedGenericEvent[*v1alpha1.Customer]
 	failures prometheus.Counter
+	sweeps   int
+	// slots bounds the listings under way (parallelListings).
+	slots chan struct{}
 }
+
+// Every credentialChecks-th sweep enqueues every Customer, so that each
+// reads its credentials again (a deleted or changed Secret is never watched):
+// Ready=True then also means the credentials were read within two periods.
+// Such a pass of a Customer that is in sync costs one Secret read and no
+// ScriptLock call.
+const credentialChecks = 2
+
+// parallelListings bounds how many accounts are listed at once. A sweep
+// never waits for a listing: an account whose listing is still under way
+// (a host that does not answer) is skipped until it ends, so it delays no
+// other account's drift detection and no period.
+const parallelListings = 4
 
 var _ manager.LeaderElectionRunnable = (*driftDetector)(nil)
 
@@ -351,18 +396,40 @@ func (d *driftDetector) Start(ctx context.Context) error {
 
 func (d *driftDetector) sweep(ctx context.Context) {
 	log := ctrl.LoggerFrom(ctx).WithName("drift")
+	d.sweeps++
+	recheck := d.sweeps%credentialChecks == 0
 	for account, cl := range d.state.inUse() {
-		wasFailing := d.state.failing(account)
-		recs, asked, err := d.state.list(ctx, cl, 0)
-		if err != nil {
-			d.failures.Inc()
-			log.Error(err, "listing ScriptLock customers failed: the account's Customers report it until a listing succeeds", "account", account)
-			d.enqueue(ctx, d.state.compare(account, nil, asked, true))
+		if d.state.listing(account) {
+			log.V(1).Info("the account's last listing is still under way; skipping it this period", "account", account)
 			continue
 		}
-		stale := d.state.compare(account, recs, asked, wasFailing)
-		log.V(1).Info("listed ScriptLock customers", "account", account, "records", len(recs), "enqueued", len(stale))
-		d.enqueue(ctx, stale)
+		select {
+		case d.slots <- struct{}{}:
+		default:
+			log.Info("too many listings under way; this account waits for the next period", "account", account)
+			continue
+		}
+		go func() {
+			defer func() { <-d.slots }()
+			wasFailing := d.state.failing(account)
+			recs, asked, err := d.state.list(ctx, cl, 0)
+			switch {
+			case errors.Is(err, scriptlock.ErrThrottled):
+				log.V(1).Info("the client held the listing back; trying next period", "account", account, "reason", err.Error())
+				if recheck {
+					d.enqueue(ctx, d.state.compare(account, nil, asked, true))
+				}
+				return
+			case err != nil:
+				d.failures.Inc()
+				log.Error(err, "listing ScriptLock customers failed: the account's Customers report it until a listing succeeds", "account", account)
+				d.enqueue(ctx, d.state.compare(account, nil, asked, true))
+				return
+			}
+			stale := d.state.compare(account, recs, asked, wasFailing || recheck)
+			log.V(1).Info("listed ScriptLock customers", "account", account, "records", len(recs), "enqueued", len(stale))
+			d.enqueue(ctx, stale)
+		}()
 	}
 }
 

@@ -30,16 +30,21 @@ func observing(c *v1alpha1.Customer) bool {
 func (r *CustomerReconciler) reconcileObserved(ctx context.Context, c *v1alpha1.Customer) (ctrl.Result, error) {
 	cl, err := r.account(ctx, c)
 	if err != nil {
+		if isCredentials(err) {
+			r.drift.detach(client.ObjectKeyFromObject(c))
+		}
 		return r.result(ctx, c, err)
 	}
-	rec, err := r.observeOnly(ctx, c, cl)
+	rec, obs, err := r.observeOnly(ctx, c, cl)
 	if err != nil {
 		return r.result(ctx, c, err)
 	}
 	key := client.ObjectKeyFromObject(c)
-	// The drift detector compares the listing with what was observed, so
-	// a change in ScriptLock updates the status within a period.
-	r.drift.synced(key, cl, rec, r.Clock.Now())
+	if !obs.fromMemory {
+		// The drift detector compares the listing with what was observed,
+		// so a change in ScriptLock updates the status within a period.
+		r.drift.synced(key, cl, rec, r.Clock.Now())
+	}
 	r.stalled.reset(key)
 	want := desired(c)
 	fields := differingFields(rec, want)
@@ -62,39 +67,53 @@ func (r *CustomerReconciler) reconcileObserved(ctx context.Context, c *v1alpha1.
 		// A person decides: change the spec, or switch to Manage.
 		setReady(c, metav1.ConditionFalse, v1alpha1.ReasonDiffers, msg, true)
 	}
-	if r.DriftDetection == DriftByList {
+	switch {
+	case r.DriftDetection == DriftByList:
 		return ctrl.Result{}, nil
+	case obs.fromMemory:
+		return ctrl.Result{RequeueAfter: obs.recheckIn}, nil
+	default:
+		return ctrl.Result{RequeueAfter: jitterDown(r.ResyncPeriod)}, nil
 	}
-	return ctrl.Result{RequeueAfter: jitterDown(r.ResyncPeriod)}, nil
 }
 
 // observeOnly finds the record an observer reports on: the one it saw
 // before, in the same account; else spec.customerID; else the record with
 // its email (case-insensitive) in the account's listing, shared with every
 // other need of the last two periods.
-func (r *CustomerReconciler) observeOnly(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (scriptlock.Customer, error) {
+// obs.fromMemory says the record was not read again (per-object mode,
+// within a period of the last read).
+func (r *CustomerReconciler) observeOnly(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (scriptlock.Customer, observation, error) {
+	var obs observation
 	if id := c.Status.CustomerID; id != "" && c.Status.Account == cl.Account() && (c.Spec.CustomerID == "" || c.Spec.CustomerID == id) {
-		var obs observation
-		rec, found, err := r.read(ctx, c, cl, id, true, &obs)
+		key := client.ObjectKeyFromObject(c)
+		if o := c.Status.Observed; o != nil && r.DriftDetection == DriftPerObject {
+			seen := scriptlock.Customer{ID: id, Company: o.Company, FirstName: o.FirstName, LastName: o.LastName, Email: o.Email}
+			if left, ok := r.drift.syncedWithin(key, seen, r.ResyncPeriod, r.Clock.Now()); ok {
+				obs.fromMemory, obs.recheckIn = true, left
+				return seen, obs, nil
+			}
+		}
+		rec, found, err := r.read(ctx, c, cl, id, r.DriftDetection == DriftByList, &obs)
 		if err != nil || found && strings.EqualFold(rec.Email, c.Spec.Email) || found && c.Spec.CustomerID == id {
-			return rec, err
+			return rec, obs, err
 		}
 	}
 	if id := c.Spec.CustomerID; id != "" {
 		rec, err := cl.Get(ctx, id)
 		if scriptlock.IsNotFound(err) {
-			return rec, stuckf(v1alpha1.ReasonNotFound, "ScriptLock has no customer %s (spec.customerID)", id)
+			return rec, obs, stuckf(v1alpha1.ReasonNotFound, "ScriptLock has no customer %s (spec.customerID)", id)
 		}
-		return rec, err
+		return rec, obs, err
 	}
 	recs, _, err := r.drift.list(ctx, cl, 2*r.ResyncPeriod)
 	if err != nil {
-		return scriptlock.Customer{}, err
+		return scriptlock.Customer{}, obs, err
 	}
 	rec, found := withEmail(recs, c.Spec.Email)
 	if !found {
-		return rec, stuckf(v1alpha1.ReasonNotFound,
+		return rec, obs, stuckf(v1alpha1.ReasonNotFound,
 			"ScriptLock has no customer with email %q (managementPolicy: Observe binds by spec.customerID, else by email)", c.Spec.Email)
 	}
-	return rec, nil
+	return rec, obs, nil
 }

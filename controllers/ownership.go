@@ -181,12 +181,13 @@ func (r *CustomerReconciler) claimants(ctx context.Context, c *v1alpha1.Customer
 }
 
 // claimsBefore says whether other's claim beats c's: a Customer that
-// manages a record keeps it; then one whose create is under way (it holds
+// manages a record keeps it (not one that only observed it); then one
+// whose create is under way (it holds
 // a pending create); otherwise the older Customer wins, then the
 // smaller namespace/name, so that both sides agree.
 func claimsBefore(other, c *v1alpha1.Customer) bool {
-	if (other.Status.CustomerID != "") != (c.Status.CustomerID != "") {
-		return other.Status.CustomerID != ""
+	if managing(other) != managing(c) {
+		return managing(other)
 	}
 	if creating(other) != creating(c) {
 		return creating(other)
@@ -218,6 +219,14 @@ func (r *CustomerReconciler) sameAccount(ctx context.Context, c, other *v1alpha1
 	}
 	// One key is one account, however its URL is spelled.
 	return ocl.KeyID() == cl.KeyID(), nil
+}
+
+// managing says whether c manages a record: it holds one that it did not
+// merely observe (an observer switched to Manage has status.observed until
+// its first managed pass, so it cannot take a record another Customer
+// manages).
+func managing(c *v1alpha1.Customer) bool {
+	return c.Status.CustomerID != "" && c.Status.Observed == nil
 }
 
 // creating says whether c has a create under way whose outcome is unknown.

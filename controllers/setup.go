@@ -91,6 +91,7 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 			state:    r.drift,
 			period:   r.ResyncPeriod,
 			clock:    r.DriftClock,
+			slots:    make(chan struct{}, parallelListings),
 			events:   make(chan event.TypedGenericEvent[*v1alpha1.Customer], 1024),
 			failures: driftListingFailures(),
 		}

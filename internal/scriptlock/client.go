@@ -102,6 +102,7 @@ type Client struct {
 	timeout time.Duration
 	hc      *http.Client
 	gate    *gate // shared by every Client of the account in a Pool
+	host    *gate // shared by every Client of the host in a Pool
 	metrics *metrics
 }
 
@@ -114,7 +115,7 @@ func New(o Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newClient(o, base, nil, newGate(o))
+	return newClient(o, base, nil, newGate(o), newHostGate(o))
 }
 
 // withDefaults checks o and fills in its zero fields; it returns the
@@ -146,7 +147,7 @@ func withDefaults(o Options) (Options, string, error) {
 }
 
 // newClient builds a Client from options that went through withDefaults.
-func newClient(o Options, base string, m *metrics, g *gate) (*Client, error) {
+func newClient(o Options, base string, m *metrics, g, host *gate) (*Client, error) {
 	hc, err := newHTTPClient(o)
 	if err != nil {
 		return nil, err
@@ -158,6 +159,7 @@ func newClient(o Options, base string, m *metrics, g *gate) (*Client, error) {
 		timeout: o.Timeout,
 		hc:      hc,
 		gate:    g,
+		host:    host,
 		metrics: m,
 	}, nil
 }
@@ -547,9 +549,13 @@ func (c *Client) do(ctx context.Context, op, method, route, path, form string) (
 	if err := c.gate.admit(ctx, op); err != nil {
 		return nil, err
 	}
+	if err := c.host.admit(ctx, op); err != nil {
+		c.gate.done(uncounted)
+		return nil, err
+	}
 	caller := ctx
 	out := uncounted
-	defer func() { c.gate.done(out) }()
+	defer func() { c.host.done(out); c.gate.done(out) }()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 

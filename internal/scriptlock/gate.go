@@ -25,6 +25,7 @@ const (
 // repeated calls without an answer) and the in-flight count. Sharing it is
 // what makes a limit per account rather than per Secret.
 type gate struct {
+	scope       string // "account" or "host", for the ErrThrottled message
 	limiter     *rate.Limiter
 	maxInFlight int
 	now         func() time.Time // time.Now; replaced in tests
@@ -39,7 +40,21 @@ type gate struct {
 
 func newGate(o Options) *gate {
 	return &gate{
+		scope:       "account",
 		limiter:     rate.NewLimiter(rate.Limit(o.QPS), o.Burst),
+		maxInFlight: o.MaxInFlight,
+		now:         time.Now,
+	}
+}
+
+// newHostGate is the gate every account at one host shares: no rate limit
+// (that is per account), but the in-flight cap and the no-answer hold, so
+// that many accounts pointing at one host that never answers (a tenant can
+// make as many Secrets as it likes) hold no more workers than one account.
+func newHostGate(o Options) *gate {
+	return &gate{
+		scope:       "host",
+		limiter:     rate.NewLimiter(rate.Inf, 0),
 		maxInFlight: o.MaxInFlight,
 		now:         time.Now,
 	}
@@ -79,13 +94,13 @@ func (g *gate) refuseLocked(op string) *Error {
 			left += time.Second - r
 		}
 		return &Error{Op: op, RetryAfter: left,
-			Err: fmt.Errorf("%w: account held back %s", ErrThrottled, g.holdReason)}
+			Err: fmt.Errorf("%w: %s held back %s", ErrThrottled, g.scope, g.holdReason)}
 	}
 	if g.inFlight >= g.maxInFlight {
 		// No RetryAfter: the caller's own backoff is the right wait, since
 		// nothing says when a slot frees up.
 		return &Error{Op: op,
-			Err: fmt.Errorf("%w: account has too many requests in flight (%d)", ErrThrottled, g.maxInFlight)}
+			Err: fmt.Errorf("%w: %s has too many requests in flight (%d)", ErrThrottled, g.scope, g.maxInFlight)}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -550,5 +551,55 @@ func TestKeyIDIdentifiesTheKeyWhateverTheURLSpelling(t *testing.T) {
 	}
 	if strings.Contains(a.KeyID(), "k1") || a.BaseURL() != "http://127.0.0.1:8089" {
 		t.Fatalf("KeyID %q, BaseURL %q", a.KeyID(), a.BaseURL())
+	}
+}
+
+func TestManyAccountsAtOneHostShareItsInFlightCapAndHold(t *testing.T) {
+	url := blackHole(t)
+	p := scriptlock.NewPool(scriptlock.Options{BaseURL: url, Timeout: 200 * time.Millisecond, MaxInFlight: 2}, nil)
+	var clients []*scriptlock.Client
+	for i := range 6 {
+		c, err := p.For("", fmt.Sprintf("tenant-key-%d", i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	// Two calls of two accounts fill the host; a third account is refused
+	// at once, without a connection.
+	cctx, cancel := context.WithCancel(ctx(t))
+	defer cancel()
+	started := make(chan struct{}, 2)
+	var wg sync.WaitGroup
+	for _, c := range clients[:2] {
+		wg.Add(1)
+		go func() { defer wg.Done(); started <- struct{}{}; _, _ = c.List(cctx) }()
+	}
+	<-started
+	<-started
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		_, err := clients[2].List(ctx(t))
+		if errors.Is(err, scriptlock.ErrThrottled) && strings.Contains(err.Error(), "host has too many requests in flight") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a third account at the same host was not refused: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait() // cancelled by the caller: they neither count nor hold
+	// Three calls without an answer, from three accounts, hold the host for
+	// every account.
+	for _, c := range clients[:3] {
+		if _, err := c.List(ctx(t)); !errors.Is(err, scriptlock.ErrTimeout) {
+			t.Fatalf("want a timeout, got %v", err)
+		}
+	}
+	start := time.Now()
+	_, err := clients[5].List(ctx(t))
+	if !errors.Is(err, scriptlock.ErrThrottled) || !strings.Contains(err.Error(), "host held back") || time.Since(start) > 50*time.Millisecond {
+		t.Fatalf("an account that never called the host must be held with it: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"net/url"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,7 @@ type Pool struct {
 	mu      sync.Mutex
 	clients map[[sha256.Size]byte]*Client
 	gates   map[[sha256.Size]byte]*gate
+	hosts   map[string]*gate // by scheme://host[:port]
 }
 
 // NewPool returns a Pool whose accounts inherit defaults (timeout, QPS,
@@ -39,6 +41,7 @@ func NewPool(defaults Options, reg prometheus.Registerer) *Pool {
 		metrics:  newMetrics(reg),
 		clients:  map[[sha256.Size]byte]*Client{},
 		gates:    map[[sha256.Size]byte]*gate{},
+		hosts:    map[string]*gate{},
 	}
 }
 
@@ -100,7 +103,20 @@ func (p *Pool) For(baseURL, apiKey string, caPEM []byte) (*Client, error) {
 		g = newGate(o)
 		p.gates[ak] = g
 	}
-	c, err := newClient(o, base, p.metrics, g)
+	hk := hostKey(base)
+	h, ok := p.hosts[hk]
+	if !ok {
+		if len(p.hosts) >= maxPooledClients {
+			for old := range p.hosts {
+				// Its Clients keep it; only sharing with new ones is lost.
+				delete(p.hosts, old)
+				break
+			}
+		}
+		h = newHostGate(o)
+		p.hosts[hk] = h
+	}
+	c, err := newClient(o, base, p.metrics, g, h)
 	if err != nil {
 		return nil, err
 	}
@@ -147,4 +163,12 @@ func poolKey(fields ...[]byte) [sha256.Size]byte {
 	var out [sha256.Size]byte
 	h.Sum(out[:0])
 	return out
+}
+
+// hostKey is the scheme and host (with port) of a normalized base URL.
+func hostKey(base string) string {
+	if u, err := url.Parse(base); err == nil {
+		return u.Scheme + "://" + u.Host
+	}
+	return base
 }
