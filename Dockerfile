@@ -3,7 +3,11 @@
 # test/manifests/dockerfile_test.go runs this file's COPY and `go build`
 # steps without Docker, so keep the build one RUN line.
 
-FROM golang:1.26 AS builder
+# Multi-arch: `make docker-buildx` builds linux/amd64 and linux/arm64; the
+# builder runs on the build machine's own platform and cross-compiles.
+FROM --platform=$BUILDPLATFORM golang:1.26 AS builder
+ARG TARGETOS=linux
+ARG TARGETARCH
 ARG VERSION=dev
 WORKDIR /workspace
 
@@ -16,7 +20,7 @@ COPY api/ api/
 COPY controllers/ controllers/
 COPY internal/ internal/
 
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=${VERSION}" -o manager .
+RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -trimpath -ldflags "-X github.com/scriptlock/customer-operator/internal/scriptlock.Version=${VERSION}" -o manager .
 
 FROM gcr.io/distroless/static:nonroot
 WORKDIR /

@@ -4,7 +4,10 @@
 
 IMG ?= scriptlock/customer-operator:latest
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+# One variable holds the version for every binary: the manager's --version,
+# its start-up log line and User-Agent, and `kubectl scriptlock version`.
+VERSION_VAR := github.com/scriptlock/customer-operator/internal/scriptlock.Version
+LDFLAGS := -X $(VERSION_VAR)=$(VERSION)
 
 LOCALBIN := $(CURDIR)/bin
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen
@@ -14,12 +17,18 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.7.1
 GOLANGCI_LINT_VERSION ?= v2.15.0
 
-# The control plane for envtest and the demo: kube-apiserver and etcd built
-# from source (hack/controlplane), since their release binaries cannot be
-# downloaded everywhere.
+# The control plane for envtest and the demo. A KUBEBUILDER_ASSETS you set
+# is used as it is. Otherwise setup-envtest is tried first (it downloads the
+# release binaries where it can reach them); where it cannot, kube-apiserver
+# and etcd are built from source (hack/controlplane). Either way they end up
+# in bin/k8s.
 K8S_VERSION := v1.37.2
 K8S_BIN := $(LOCALBIN)/k8s
-export KUBEBUILDER_ASSETS := $(K8S_BIN)
+KUBEBUILDER_ASSETS ?= $(K8S_BIN)
+export KUBEBUILDER_ASSETS
+SETUP_ENVTEST := $(LOCALBIN)/setup-envtest
+SETUP_ENVTEST_VERSION ?= v0.25.1
+ENVTEST_K8S_VERSION ?= 1.34.x
 
 .PHONY: all
 all: build
@@ -51,7 +60,19 @@ verify-generated: manifests generate ## Fail if generated files are stale.
 	@git diff --exit-code -- config/crd config/rbac api || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
 
 .PHONY: controlplane
-controlplane: $(K8S_BIN)/kube-apiserver $(K8S_BIN)/etcd ## Build kube-apiserver and etcd for envtest (once; cached in bin/k8s).
+controlplane: ## kube-apiserver and etcd for envtest: KUBEBUILDER_ASSETS if set, else setup-envtest, else built from source (once; cached in bin/k8s).
+	@if [ -x "$(KUBEBUILDER_ASSETS)/kube-apiserver" ] && [ -x "$(KUBEBUILDER_ASSETS)/etcd" ]; then exit 0; fi; \
+	if [ "$(KUBEBUILDER_ASSETS)" != "$(K8S_BIN)" ]; then echo "KUBEBUILDER_ASSETS=$(KUBEBUILDER_ASSETS) has no kube-apiserver and etcd"; exit 1; fi; \
+	$(MAKE) --no-print-directory envtest-download || \
+	{ echo ">> setup-envtest could not download the binaries here; building them from source"; \
+	  $(MAKE) --no-print-directory $(K8S_BIN)/kube-apiserver $(K8S_BIN)/etcd; }
+
+.PHONY: envtest-download
+envtest-download: ## Fetch kube-apiserver and etcd with setup-envtest into bin/k8s (needs their download site).
+	@mkdir -p $(K8S_BIN)
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-runtime/tools/setup-envtest@$(SETUP_ENVTEST_VERSION)
+	@dir=$$(timeout 300 $(SETUP_ENVTEST) use $(ENVTEST_K8S_VERSION) --bin-dir $(LOCALBIN)/envtest -p path) && \
+	  ln -sf "$$dir/kube-apiserver" "$$dir/etcd" $(K8S_BIN)/
 
 $(K8S_BIN)/etcd: hack/controlplane/go.mod
 	@mkdir -p $(K8S_BIN)
@@ -64,8 +85,9 @@ $(K8S_BIN)/kube-apiserver: hack/controlplane/go.mod
 	cd hack/controlplane && go build -ldflags "-X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37" -o $@ ./kube-apiserver
 
 .PHONY: test
-test: manifests generate controlplane ## Run every test: unit, fuzz seeds and the integration suites on a real kube-apiserver + etcd.
+test: manifests generate controlplane $(KUSTOMIZE) ## Run every test: unit, fuzz seeds and the integration suites on a real kube-apiserver + etcd, and the Helm chart's.
 	go test ./... -count=1 -timeout 30m -parallel 8
+	cd hack/helmchart && go test ./... -count=1
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 60s).
@@ -84,12 +106,15 @@ bench: controlplane build ## Scale benchmark (writes docs/benchmarks.md).
 .PHONY: build
 build: ## Build the manager, the kubectl plugin and the simulator into bin/.
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/manager .
-	CGO_ENABLED=0 go build -trimpath -o bin/kubectl-scriptlock ./cmd/kubectl-scriptlock
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/kubectl-scriptlock ./cmd/kubectl-scriptlock
 	CGO_ENABLED=0 go build -trimpath -o bin/scriptlock-sim ./cmd/scriptlock-sim
 
+# Metrics in plain HTTP on loopback (--metrics-secure=false): a local run
+# has no Prometheus with a ServiceAccount token to scrape it. RUN_ARGS come
+# last and override these.
 .PHONY: run
 run: manifests generate ## Run the manager against the cluster of your kubeconfig.
-	go run . $(RUN_ARGS)
+	go run -ldflags "$(LDFLAGS)" . --metrics-secure=false --metrics-bind-address=127.0.0.1:8080 $(RUN_ARGS)
 
 .PHONY: docker-build
 docker-build: ## Build the image.
@@ -98,6 +123,17 @@ docker-build: ## Build the image.
 .PHONY: docker-push
 docker-push: ## Push the image.
 	docker push $(IMG)
+
+# Multi-arch image, as kubebuilder scaffolds it: the Dockerfile's builder
+# stage runs on the build machine and cross-compiles for each TARGETARCH
+# (test/manifests proves its build line for every platform below).
+PLATFORMS ?= linux/amd64,linux/arm64
+.PHONY: docker-buildx
+docker-buildx: ## Build and push the image for PLATFORMS with docker buildx.
+	- docker buildx create --name scriptlock-builder
+	docker buildx use scriptlock-builder
+	docker buildx build --push --platform=$(PLATFORMS) --build-arg VERSION=$(VERSION) --tag $(IMG) .
+	- docker buildx rm scriptlock-builder
 
 ##@ Deployment
 
@@ -137,6 +173,28 @@ deploy-namespaced: manifests $(KUSTOMIZE) ## Deploy a namespace-scoped operator 
 .PHONY: undeploy-namespaced
 undeploy-namespaced: $(KUSTOMIZE) ## Remove the namespace-scoped operator only: the CRD, the policy and every Customer stay.
 	$(KUSTOMIZE) build config/namespaced | kubectl delete --ignore-not-found -f -
+
+##@ Release
+
+# dist/install.yaml is a release artifact, built for the release's image and
+# attached to the release; it is not checked in (.gitignore). dist/chart is
+# generated from config/ and checked in: `make verify-chart` fails when it
+# is stale.
+CHART_DIR := dist/chart
+CHART_VERSION ?= 0.1.0
+
+.PHONY: build-installer
+build-installer: manifests generate $(KUSTOMIZE) ## Write dist/install.yaml: config/default with image IMG, for `kubectl apply -f` (config/manager is left unchanged).
+	KUSTOMIZE=$(KUSTOMIZE) hack/build-installer.sh "$(IMG)" dist/install.yaml
+
+.PHONY: helm-chart
+helm-chart: manifests ## Generate the Helm chart dist/chart from config/ (hack/helmchart); commit the result.
+	cd hack/helmchart && go run . -config ../../config -out ../../$(CHART_DIR) -version $(CHART_VERSION)
+
+.PHONY: verify-chart
+verify-chart: helm-chart ## Fail if the checked-in dist/chart is not what config/ generates.
+	@git diff --exit-code -- $(CHART_DIR) && test -z "$$(git status --porcelain -- $(CHART_DIR))" || { \
+		echo "dist/chart is stale: run 'make helm-chart' and commit it"; git status --short -- $(CHART_DIR); exit 1; }
 
 ##@ Tools
 

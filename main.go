@@ -25,15 +25,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/controllers"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
+	"github.com/scriptlock/customer-operator/internal/serving"
 )
 
-// version is stamped at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// The version is scriptlock.Version, stamped at build time (Makefile
+// LDFLAGS, Dockerfile) with
+// -ldflags "-X github.com/scriptlock/customer-operator/internal/scriptlock.Version=v1.2.3";
+// kubectl-scriptlock is stamped the same way, so `manager --version` and
+// `kubectl scriptlock version` print the same, and ScriptLock sees it in
+// the User-Agent.
 
 // config is everything the flags and the environment say.
 type config struct {
@@ -47,7 +51,8 @@ type config struct {
 	driftDetection                    string
 	selector                          string
 	watchNamespace                    string
-	metricsAddr, probeAddr            string
+	metrics                           serving.Metrics
+	probeAddr, pprofAddr              string
 	leaderElect                       bool
 	leaderElectionID                  string
 	leaderElectionNamespace           string
@@ -57,6 +62,26 @@ type config struct {
 func main() {
 	var cfg config
 	fs := flag.CommandLine // the kubeconfig flag of controller-runtime lives here
+	showVersion := bindFlags(fs, &cfg)
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	flag.Parse()
+	if *showVersion {
+		fmt.Println(scriptlock.Version)
+		return
+	}
+
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+	if err := run(cfg); err != nil {
+		log.Error(err, "manager stopped")
+		os.Exit(1)
+	}
+}
+
+// bindFlags registers the manager's own flags on fs, into cfg; the result
+// is --version.
+func bindFlags(fs *flag.FlagSet, cfg *config) (showVersion *bool) {
 	fs.StringVar(&cfg.scriptlockURL, "scriptlock-url", envOr("SCRIPTLOCK_URL", "https://scriptlock.com"), "Base URL of the ScriptLock API (env SCRIPTLOCK_URL).")
 	fs.StringVar(&cfg.apiKeyFile, "scriptlock-api-key-file", "", "File holding the API key of the default ScriptLock account; else the env SCRIPTLOCK_API_KEY holds the key itself.")
 	fs.StringVar(&cfg.caFile, "scriptlock-ca-file", os.Getenv("SCRIPTLOCK_CA_FILE"), "PEM bundle of CAs to trust for ScriptLock instead of the system roots (env SCRIPTLOCK_CA_FILE).")
@@ -69,26 +94,21 @@ func main() {
 	fs.StringVar(&cfg.driftDetection, "drift-detection", string(controllers.DriftByList), "How drift is found: list (one listing per account per resync period) or per-object (one read per Customer per resync period).")
 	fs.StringVar(&cfg.selector, "selector", "", "Label selector: only Customers that match it are managed (to shard Customers across several managers).")
 	fs.StringVar(&cfg.watchNamespace, "watch-namespace", "", "Manage only the Customers of these namespaces (comma-separated); empty means all.")
-	fs.StringVar(&cfg.metricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
+	// Secure in a cluster, where other Pods can reach the port; a process
+	// run outside one (make run, the demo, a test harness) serves plain
+	// HTTP unless told otherwise, like --leader-elect.
+	cfg.metrics.BindFlags(fs, inCluster())
 	fs.StringVar(&cfg.probeAddr, "health-probe-bind-address", ":8081", "Address of the health and readiness probes.")
+	fs.StringVar(&cfg.pprofAddr, "pprof-bind-address", "", "Address of the pprof endpoints (/debug/pprof/), plain HTTP with no authentication: bind it to loopback and use kubectl port-forward. Empty (the default) or 0 disables them.")
+	showVersion = fs.Bool("version", false, "Print the version and exit.")
 	fs.BoolVar(&cfg.leaderElect, "leader-elect", inCluster(), "Leader election, so that only one manager acts at a time (two managers acting at once would each create every new record). Default: on in a cluster, off outside one; with it off, the manager refuses to start while another holds the lease.")
 	fs.StringVar(&cfg.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election lease; default: the Pod's namespace in a cluster, \"default\" outside one.")
 	fs.StringVar(&cfg.allowedHosts, "allowed-scriptlock-hosts", "", "Comma-separated hosts (host or host:port) a credentials Secret's url may name; empty allows any host. The host of --scriptlock-url is always allowed.")
 	fs.StringVar(&cfg.leaderElectionID, "leader-election-id", "customer-operator.licensing.scriptlock.com", "Name of the leader-election lease; give each --selector shard its own.")
-	zapOpts := zap.Options{}
-	zapOpts.BindFlags(fs)
-	flag.Parse()
-
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-	log := ctrl.Log.WithName("setup")
-	if err := run(cfg); err != nil {
-		log.Error(err, "manager stopped")
-		os.Exit(1)
-	}
+	return showVersion
 }
 
 func run(cfg config) error {
-	scriptlock.Version = version
 	apiKey, err := readAPIKey(cfg.apiKeyFile)
 	if err != nil {
 		return err
@@ -129,20 +149,7 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                  scheme,
-		Cache:                   cacheOpts,
-		Client:                  client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
-		Metrics:                 metricsserver.Options{BindAddress: cfg.metricsAddr},
-		HealthProbeBindAddress:  cfg.probeAddr,
-		LeaderElection:          cfg.leaderElect,
-		LeaderElectionID:        cfg.leaderElectionID,
-		LeaderElectionNamespace: leaderElectionNamespace(cfg),
-		// Every reconcile has stopped when Start returns, so the lease can
-		// be handed over at once instead of after it expires.
-		LeaderElectionReleaseOnCancel: true,
-		GracefulShutdownTimeout:       new(30 * time.Second),
-	})
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), managerOptions(cfg, scheme, cacheOpts))
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
@@ -180,9 +187,31 @@ func run(cfg config) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	ctrl.Log.WithName("setup").Info("starting manager", "version", version, "scriptlockURL", cfg.scriptlockURL,
-		"defaultAccount", apiKey != "", "driftDetection", drift, "resyncPeriod", cfg.resync)
+	ctrl.Log.WithName("setup").Info("starting manager", "version", scriptlock.Version, "scriptlockURL", cfg.scriptlockURL,
+		"defaultAccount", apiKey != "", "driftDetection", drift, "resyncPeriod", cfg.resync,
+		"metricsBindAddress", cfg.metrics.BindAddress, "metricsSecure", cfg.metrics.Secure)
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// managerOptions are the controller-runtime manager's options: the
+// serving endpoints (metrics as internal/serving makes them, probes,
+// pprof) and leader election as the flags say.
+func managerOptions(cfg config, scheme *runtime.Scheme, cacheOpts cache.Options) ctrl.Options {
+	return ctrl.Options{
+		Scheme:                  scheme,
+		Cache:                   cacheOpts,
+		Client:                  client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+		Metrics:                 cfg.metrics.ServerOptions(),
+		HealthProbeBindAddress:  cfg.probeAddr,
+		PprofBindAddress:        cfg.pprofAddr,
+		LeaderElection:          cfg.leaderElect,
+		LeaderElectionID:        cfg.leaderElectionID,
+		LeaderElectionNamespace: leaderElectionNamespace(cfg),
+		// Every reconcile has stopped when Start returns, so the lease can
+		// be handed over at once instead of after it expires.
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       new(30 * time.Second),
+	}
 }
 
 // cacheOptions trims what the informer cache holds and applies the

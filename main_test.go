@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 )
 
@@ -58,5 +61,41 @@ func TestAManagerWithoutLeaderElectionRefusesBesideALiveLeader(t *testing.T) {
 				t.Fatalf("the error must say how to fix it: %v", err)
 			}
 		})
+	}
+}
+
+// TestServingFlags: the manager's defaults serve metrics as kubebuilder
+// does (HTTPS on :8443 behind TokenReview + SubjectAccessReview, HTTP/2
+// off) and no pprof; the flags reach the manager's options.
+func TestServingFlags(t *testing.T) {
+	parse := func(args ...string) ctrl.Options {
+		t.Helper()
+		var cfg config
+		fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+		bindFlags(fs, &cfg)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		return managerOptions(cfg, runtime.NewScheme(), cache.Options{})
+	}
+	// In a Pod (this test runs outside one) the default is --metrics-secure.
+	o := parse("--metrics-secure")
+	if m := o.Metrics; m.BindAddress != ":8443" || !m.SecureServing || m.FilterProvider == nil || len(m.TLSOpts) == 0 {
+		t.Errorf("secure metrics: %q secure=%v filter=%v tlsOpts=%d; want :8443, HTTPS, authn/authz filter, HTTP/2 off",
+			m.BindAddress, m.SecureServing, m.FilterProvider != nil, len(m.TLSOpts))
+	}
+	if m := parse().Metrics; m.SecureServing != inCluster() {
+		t.Errorf("--metrics-secure must default to %v (in a cluster: %v)", inCluster(), inCluster())
+	}
+	if o.PprofBindAddress != "" {
+		t.Errorf("pprof should be off by default, got %q", o.PprofBindAddress)
+	}
+
+	o = parse("--metrics-secure=false", "--metrics-bind-address=127.0.0.1:8080", "--pprof-bind-address=127.0.0.1:6060", "--enable-http2")
+	if m := o.Metrics; m.BindAddress != "127.0.0.1:8080" || m.SecureServing || m.FilterProvider != nil || len(m.TLSOpts) != 0 {
+		t.Errorf("--metrics-secure=false --enable-http2: %+v", m)
+	}
+	if o.PprofBindAddress != "127.0.0.1:6060" {
+		t.Errorf("--pprof-bind-address not passed on: %q", o.PprofBindAddress)
 	}
 }

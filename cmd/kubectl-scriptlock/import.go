@@ -53,6 +53,7 @@ const usage = `kubectl scriptlock: tools for the ScriptLock Customer operator.
 
 Commands:
   import   write a Customer manifest for every record of a ScriptLock account
+  version  print the version (the same as the operator's manager --version)
 
 Run "kubectl scriptlock import --help" for its flags.
 `
@@ -67,6 +68,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, d deps) e
 	switch args[0] {
 	case "import":
 		return runImport(ctx, args[1:], stdout, stderr, d)
+	case "version":
+		if len(args) > 1 {
+			return fmt.Errorf("version takes no arguments, got %s", strings.Join(args[1:], " "))
+		}
+		// Stamped at build time, as the manager's (Makefile LDFLAGS).
+		_, err := fmt.Fprintln(stdout, scriptlock.Version)
+		return err
 	}
 	return fmt.Errorf("unknown command %q\n\n%s", args[0], usage)
 }

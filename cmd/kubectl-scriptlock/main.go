@@ -5,6 +5,9 @@
 //
 //	kubectl scriptlock import --api-key-file key.txt --output-dir customers/
 //
+// Its version command prints the version stamped at build time, the same
+// as the manager's --version (both print internal/scriptlock.Version).
+//
 // This file is wiring only; the command is in import.go, the conversion of
 // records into Customers in convert.go.
 package main

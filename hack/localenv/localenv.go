@@ -266,8 +266,12 @@ func (e *Env) startManager(ctx context.Context, bin string) error {
 	metricsAddr, probeAddr := addrs[0], addrs[1]
 	e.MetricsURL = "http://" + metricsAddr + "/metrics"
 	e.ProbeURL = "http://" + probeAddr
+	// Plain HTTP metrics on loopback: the demo and the benchmark scrape
+	// them with no ServiceAccount token (in a cluster they are HTTPS,
+	// guarded by TokenReview and SubjectAccessReview).
 	args := append([]string{
 		"--kubeconfig", e.KubeconfigPath,
+		"--metrics-secure=false",
 		"--metrics-bind-address", metricsAddr,
 		"--health-probe-bind-address", probeAddr,
 	}, o.ManagerArgs...)

@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"bytes"
+	"debug/elf"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -130,22 +131,38 @@ func TestDockerfileBuildStepBuildsTheManager(t *testing.T) {
 		t.Fatalf("the build step names no output (-o): %s", build)
 	}
 
+	// Each platform of `make docker-buildx` (PLATFORMS), as buildx passes
+	// TARGETOS and TARGETARCH to the builder stage.
 	const version = "v9.9.9-dockerfile-test"
-	cmd := exec.CommandContext(t.Context(), "sh", "-c", build)
-	cmd.Dir = work
-	cmd.Env = append(os.Environ(), "VERSION="+version)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("RUN %s\nfailed: %v\n%s", build, err, b)
-	}
-	bin, err := os.ReadFile(filepath.Join(work, out[1]))
-	if err != nil {
-		t.Fatalf("the build step made no %s: %v", out[1], err)
-	}
-	if !bytes.Contains(bin, []byte(version)) {
-		t.Errorf("the binary does not carry the version %q: -ldflags -X main.version is not applied", version)
-	}
-	if bytes.Contains(bin, []byte(work)) {
-		t.Errorf("the binary holds the build directory %s: -trimpath is missing", work)
+	for arch, machine := range map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64} {
+		cmd := exec.CommandContext(t.Context(), "sh", "-c", build)
+		cmd.Dir = work
+		cmd.Env = append(os.Environ(), "VERSION="+version, "TARGETOS=linux", "TARGETARCH="+arch)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("RUN %s (linux/%s)\nfailed: %v\n%s", build, arch, err, b)
+		}
+		binPath := filepath.Join(work, out[1])
+		bin, err := os.ReadFile(binPath)
+		if err != nil {
+			t.Fatalf("the build step made no %s: %v", out[1], err)
+		}
+		if !bytes.Contains(bin, []byte(version)) {
+			t.Errorf("linux/%s: the binary does not carry the version %q: -ldflags -X .../internal/scriptlock.Version is not applied", arch, version)
+		}
+		if bytes.Contains(bin, []byte(work)) {
+			t.Errorf("linux/%s: the binary holds the build directory %s: -trimpath is missing", arch, work)
+		}
+		f, err := elf.Open(binPath)
+		if err != nil {
+			t.Fatalf("linux/%s: not an ELF binary: %v", arch, err)
+		}
+		if f.Machine != machine {
+			t.Errorf("TARGETARCH=%s built a %s binary: GOARCH is not taken from TARGETARCH", arch, f.Machine)
+		}
+		_ = f.Close()
+		if err := os.Remove(binPath); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

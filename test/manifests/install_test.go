@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
@@ -27,6 +28,14 @@ const fieldOwner = client.FieldOwner("test-manifests")
 // startAPIServer starts kube-apiserver and etcd from KUBEBUILDER_ASSETS
 // (bin/k8s, built by `make controlplane`; the Makefile exports it).
 func startAPIServer(t *testing.T) client.Client {
+	t.Helper()
+	_, c := startControlPlane(t)
+	return c
+}
+
+// startControlPlane is startAPIServer that also returns the admin
+// (system:masters) connection, for clients of other kinds.
+func startControlPlane(t *testing.T) (*rest.Config, client.Client) {
 	t.Helper()
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		assets := filepath.Join(repoRoot(t), "bin", "k8s")
@@ -55,7 +64,7 @@ func startAPIServer(t *testing.T) client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return cfg, c
 }
 
 // apply server-side applies o, for real or as a dry run.

@@ -229,16 +229,23 @@ func TestTeamOverlayMovesTheWholeInstall(t *testing.T) {
 	}
 }
 
-// sharedClusterParts are what config/cluster must hold, no more, no less.
+// sharedClusterParts are what config/cluster must hold, no more, no less
+// (sorted).
 var sharedClusterParts = []string{
 	"admissionregistration.k8s.io/ValidatingAdmissionPolicy scriptlock-customer-deletion-protection",
 	"admissionregistration.k8s.io/ValidatingAdmissionPolicyBinding scriptlock-customer-deletion-protection",
 	"apiextensions.k8s.io/CustomResourceDefinition customers.licensing.scriptlock.com",
+	"rbac.authorization.k8s.io/ClusterRole scriptlock-customer-editor",
+	"rbac.authorization.k8s.io/ClusterRole scriptlock-customer-viewer",
+	"rbac.authorization.k8s.io/ClusterRole scriptlock-metrics-auth-role",
+	"rbac.authorization.k8s.io/ClusterRole scriptlock-metrics-reader",
 }
 
 // TestClusterOverlayHoldsExactlyTheSharedParts: config/cluster is the CRD
 // (as generated in config/crd/bases), the deletion-protection policy and the
-// binding that enforces it; nothing namespaced, no workload, no RBAC.
+// binding that enforces it, and the ClusterRoles every install shares
+// (metrics, roles for people), which grant nothing until someone binds
+// them; nothing namespaced, no workload, no binding of any role.
 func TestClusterOverlayHoldsExactlyTheSharedParts(t *testing.T) {
 	objs := render(t, "cluster")
 	var got []string
@@ -273,12 +280,15 @@ func TestClusterOverlayHoldsExactlyTheSharedParts(t *testing.T) {
 
 // inDefaultOnly are the cluster-scoped objects of config/default that the
 // split install leaves out on purpose: the all-in-one operator's namespace
-// (a team creates its own) and its cluster-wide RBAC (a Role and a
-// RoleBinding in namespaced mode).
+// (a team creates its own), its cluster-wide RBAC (a Role and a
+// RoleBinding in namespaced mode) and the binding that lets its
+// ServiceAccount check scrapers' tokens (a cluster admin binds each team's
+// ServiceAccount instead, docs/operations.md).
 var inDefaultOnly = []string{
 	"/Namespace " + operatorNamespace,
 	"rbac.authorization.k8s.io/ClusterRole scriptlock-manager-role",
 	"rbac.authorization.k8s.io/ClusterRoleBinding scriptlock-manager-rolebinding",
+	"rbac.authorization.k8s.io/ClusterRoleBinding scriptlock-metrics-auth-rolebinding",
 }
 
 // TestSplitInstallIsConfigDefaultSplitInTwo: config/cluster plus

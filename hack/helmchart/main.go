@@ -1,0 +1,80 @@
+// Command helmchart writes the operator's Helm chart (dist/chart) from the
+// kustomize sources in config/, so that the chart is never a second,
+// hand-kept copy of them: `make helm-chart` runs it, `make verify-chart`
+// fails when the checked-in chart is not what it writes.
+//
+//	go run . -config ../../config -out ../../dist/chart -version 0.1.0
+//
+// What it does, in order: kustomize builds config/default and
+// config/namespaced (with config/prometheus added, render.go); every object
+// becomes one template, switched on or off by the values, with the names
+// following the release and every namespaced object in the release's
+// namespace; the Deployment takes image, resources, replicas and arguments
+// from the values; namespaced mode is what config/namespaced changes
+// (chart.go).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"sigs.k8s.io/yaml"
+)
+
+func main() {
+	configDir := flag.String("config", "../../config", "the repository's config/ directory")
+	out := flag.String("out", "../../dist/chart", "the chart directory to (re)write")
+	version := flag.String("version", "0.1.0", "the chart's version (Chart.yaml)")
+	flag.Parse()
+	if err := run(*configDir, *out, *version); err != nil {
+		fmt.Fprintln(os.Stderr, "helmchart:", err)
+		os.Exit(1)
+	}
+}
+
+func run(configDir, out, version string) error {
+	r, err := renderConfig(configDir)
+	if err != nil {
+		return err
+	}
+	files, err := generate(r, version)
+	if err != nil {
+		return err
+	}
+	return writeChart(out, files)
+}
+
+// writeChart replaces the chart in dir with files, so that the template of
+// an object that left config/ goes too. It refuses to clear a directory
+// that holds anything but this chart.
+func writeChart(dir string, files map[string][]byte) error {
+	if b, err := os.ReadFile(filepath.Join(dir, "Chart.yaml")); err == nil {
+		var c struct{ Name string }
+		if err := yaml.Unmarshal(b, &c); err != nil || c.Name != chartName {
+			return fmt.Errorf("%s holds a chart other than %s: not overwriting it", dir, chartName)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+	} else if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		return fmt.Errorf("%s exists and is not the %s chart: not overwriting it", dir, chartName)
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		path := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { //nolint:gosec // a chart in the repository, readable by all
+			return err
+		}
+		if err := os.WriteFile(path, files[name], 0o644); err != nil { //nolint:gosec // a chart in the repository, readable by all
+			return err
+		}
+	}
+	return nil
+}
