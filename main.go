@@ -128,8 +128,10 @@ func run(cfg config) error {
 		QPS: cfg.qps, Burst: cfg.burst, AllowInsecureHTTP: cfg.allowInsecureHTTP,
 		// Fewer than the workers, so that one account that never answers
 		// can never hold every worker (the rest fail fast and back off).
-		MaxInFlight:  max(1, cfg.maxConcurrent/2),
-		AllowedHosts: allowedHosts(cfg),
+		MaxInFlight: max(1, cfg.maxConcurrent/2),
+		// Every account at one host together may hold all workers but one.
+		MaxInFlightPerHost: max(1, cfg.maxConcurrent-1),
+		AllowedHosts:       allowedHosts(cfg),
 	}
 	if apiKey != "" {
 		// Refuse a bad URL or CA now rather than on the first Customer.

@@ -44,6 +44,7 @@ func TestClassifyDecidesReasonStalledAndWait(t *testing.T) {
 		{"bad credentials need a person", fmt.Errorf("%w: Secret missing", errCredentials), v1alpha1.ReasonInvalidCredentials, true, 0},
 		{"an ownership problem keeps its reason", stuckf(v1alpha1.ReasonAccountChanged, "moved"), v1alpha1.ReasonAccountChanged, true, 0},
 		{"a state that resolves by itself is transient", pendingf(v1alpha1.ReasonAPIError, "not listed yet"), v1alpha1.ReasonAPIError, false, 0},
+		{"a create whose outcome is unknown is transient, never stalled", &pending{reason: v1alpha1.ReasonAPIError, retryAfter: time.Second, msg: "answered 202"}, v1alpha1.ReasonAPIError, false, time.Second},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -70,9 +70,10 @@ type CustomerReconciler struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
-// Reconcile brings one Customer and its ScriptLock record together: fetch,
-// pause, wait out a stalled backoff, ensure the finalizer, then delete or
-// make the record match, with the status written once at the end.
+// Reconcile brings one Customer and its ScriptLock record together: fetch
+// (fresh from the API server while no record is bound), pause, ensure the
+// finalizer, wait out a stalled backoff, then delete, observe or make the
+// record match, with the status written once at the end.
 func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	c := &v1alpha1.Customer{}
 	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
@@ -85,6 +86,13 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	if c.Annotations[v1alpha1.PausedAnnotation] == "true" {
 		ctrl.LoggerFrom(ctx).V(1).Info("paused: no ScriptLock call and no change until the annotation is removed")
 		return ctrl.Result{}, nil
+	}
+	if c.Status.CustomerID == "" && c.DeletionTimestamp.IsZero() {
+		// The cache may not hold our own last status write yet; whether to
+		// create, and so the whole pass, is decided on the newest copy.
+		if err := r.APIReader.Get(ctx, req.NamespacedName, c); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
 	}
 	deleting := !c.DeletionTimestamp.IsZero()
 	if !deleting {
@@ -101,16 +109,9 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
 	}
-	// Waiting for a person costs no read of the API server.
-	if wait := r.stalled.wait(req.NamespacedName, c.Generation, r.Clock.Now()); wait > 0 && !deleting {
-		return ctrl.Result{RequeueAfter: wait}, nil
-	}
-	if c.Status.CustomerID == "" && !deleting {
-		// The cache may not hold our own last status write yet; whether to
-		// create is decided on the newest copy only.
-		if err := r.APIReader.Get(ctx, req.NamespacedName, c); err != nil {
-			return ctrl.Result{}, client.IgnoreNotFound(err)
-		}
+	// Waiting for a person costs no ScriptLock call.
+	if left := r.stalled.wait(req.NamespacedName, c.Generation, r.Clock.Now()); left > 0 && !deleting {
+		return ctrl.Result{RequeueAfter: left}, nil
 	}
 
 	orig := c.DeepCopy()

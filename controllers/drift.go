@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -60,20 +61,18 @@ type syncState struct {
 // accountState is one ScriptLock account: its client, how many Customers
 // use it, and its last listing.
 type accountState struct {
-	client  *scriptlock.Client
-	users   int
-	asked   time.Time                      // when the last successful listing was requested
-	records map[string]scriptlock.Customer // by id; nil until listed
-	err     error                          // the last listing's error, if it failed after asked
-	call    *listCall                      // the listing under way
+	client   *scriptlock.Client
+	users    int
+	asked    time.Time                      // when the last successful listing was requested
+	records  map[string]scriptlock.Customer // by id; nil until listed
+	err      error                          // the last listing's error, if it failed after asked
+	failedAt time.Time                      // when the failed listing was requested
+	call     *listCall                      // the listing under way
 }
 
-// listCall is one listing under way, shared by everyone who needs it.
+// listCall is one listing under way.
 type listCall struct {
-	asked   time.Time
-	done    chan struct{}
-	records map[string]scriptlock.Customer
-	err     error
+	asked time.Time
 }
 
 func newDriftState() *driftState {
@@ -115,19 +114,18 @@ func (d *driftState) list(ctx context.Context, cl *scriptlock.Client, maxAge tim
 		return nil, time.Time{}, &pending{retryAfter: throttledRetry,
 			msg: "a listing of this ScriptLock account is under way; using it when it is done"}
 	}
-	c := &listCall{asked: now, done: make(chan struct{})}
+	c := &listCall{asked: now}
 	a.call = c
 	d.mu.Unlock()
 
-	recs, err := cl.List(ctx)
+	list, err := cl.List(ctx)
+	var recs map[string]scriptlock.Customer
 	if err == nil {
-		c.records = make(map[string]scriptlock.Customer, len(recs))
-		for _, r := range recs {
-			c.records[r.ID] = r
+		recs = make(map[string]scriptlock.Customer, len(list))
+		for _, r := range list {
+			recs[r.ID] = r
 		}
 	}
-	c.err = err
-	close(c.done)
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -135,15 +133,17 @@ func (d *driftState) list(ctx context.Context, cl *scriptlock.Client, maxAge tim
 		a.call = nil
 	}
 	switch {
+	case c.asked.Before(a.asked):
+		// A newer listing already answered: this one says nothing new.
 	case errors.Is(err, scriptlock.ErrThrottled):
 		// Held back by the client itself (its own in-flight cap, a hold):
 		// that says nothing new about the account.
 	case err != nil:
-		a.err = err
-	case !c.asked.Before(a.asked):
-		a.records, a.asked, a.err = c.records, c.asked, nil
+		a.err, a.failedAt = err, c.asked
+	default:
+		a.records, a.asked, a.err = recs, c.asked, nil
 	}
-	return c.records, c.asked, err
+	return recs, c.asked, err
 }
 
 // listed says what the account's last listing, if requested within maxAge
@@ -313,6 +313,20 @@ func (d *driftState) compare(account string, recs map[string]scriptlock.Customer
 	return out
 }
 
+// prune forgets the listings of accounts no Customer uses any more (only
+// looked up, or named by a Customer that never got a record) that were
+// last listed before cutoff, so that their records and clients do not stay
+// in memory for good.
+func (d *driftState) prune(cutoff time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id, a := range d.accounts {
+		if a.users <= 0 && a.call == nil && a.asked.Before(cutoff) && a.failedAt.Before(cutoff) {
+			delete(d.accounts, id)
+		}
+	}
+}
+
 // listing says whether a listing of account is under way.
 func (d *driftState) listing(account string) bool {
 	d.mu.Lock()
@@ -334,6 +348,15 @@ func (d *driftState) detach(key types.NamespacedName) {
 		d.release(o.account)
 		o.account, o.lastSync = "", time.Time{}
 	}
+}
+
+// failedBefore says whether account's last listing failed, and was asked
+// for before t.
+func (d *driftState) failedBefore(account string, t time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	a, ok := d.accounts[account]
+	return ok && a.err != nil && a.failedAt.Before(t)
 }
 
 // failing says whether account's last listing failed.
@@ -359,6 +382,39 @@ type driftDetector struct {
 	sweeps   int
 	// slots bounds the listings under way (parallelListings).
 	slots chan struct{}
+	// running counts the listings started by sweeps, so that Start
+	// returns only once they are done.
+	running sync.WaitGroup
+
+	mu     sync.Mutex
+	queued map[string]bool // accounts waiting for a slot or being listed
+}
+
+// queue marks account as queued for a listing; false if it already is.
+func (d *driftDetector) queue(account string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.queued == nil {
+		d.queued = map[string]bool{}
+	}
+	if d.queued[account] {
+		return false
+	}
+	d.queued[account] = true
+	return true
+}
+
+func (d *driftDetector) dequeue(account string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.queued, account)
+}
+
+// isThrottled says whether err is the client holding a call back for the
+// operator's own in-flight cap (no Retry-After: nothing says to wait long).
+func isThrottled(err error) bool {
+	var se *scriptlock.Error
+	return errors.As(err, &se) && errors.Is(err, scriptlock.ErrThrottled) && se.RetryAfter <= 0
 }
 
 // Every credentialChecks-th sweep enqueues every Customer, so that each
@@ -382,6 +438,7 @@ func (d *driftDetector) NeedLeaderElection() bool { return true }
 // Start sweeps once per period until ctx ends. The jitter only shortens the
 // wait (by up to a tenth), so drift is always found within one period.
 func (d *driftDetector) Start(ctx context.Context) error {
+	defer d.running.Wait()
 	for {
 		t := d.clock.NewTimer(jitterDown(d.period))
 		select {
@@ -390,6 +447,7 @@ func (d *driftDetector) Start(ctx context.Context) error {
 			return nil
 		case <-t.C():
 			d.sweep(ctx)
+			d.state.prune(time.Now().Add(-2 * d.period))
 		}
 	}
 }
@@ -399,20 +457,34 @@ func (d *driftDetector) sweep(ctx context.Context) {
 	d.sweeps++
 	recheck := d.sweeps%credentialChecks == 0
 	for account, cl := range d.state.inUse() {
-		if d.state.listing(account) {
+		if !d.queue(account) {
 			log.V(1).Info("the account's last listing is still under way; skipping it this period", "account", account)
 			continue
 		}
-		select {
-		case d.slots <- struct{}{}:
-		default:
-			log.Info("too many listings under way; this account waits for the next period", "account", account)
-			continue
-		}
+		d.running.Add(1)
 		go func() {
+			defer d.running.Done()
+			defer d.dequeue(account)
+			// Wait for a slot here, not in the sweep: every account is
+			// listed this period, at most parallelListings at a time.
+			select {
+			case d.slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
 			defer func() { <-d.slots }()
 			wasFailing := d.state.failing(account)
 			recs, asked, err := d.state.list(ctx, cl, 0)
+			for try := 0; try < 20 && isThrottled(err); try++ {
+				// Held back by the operator's own in-flight caps: the
+				// listing is due this period, so try again shortly.
+				select {
+				case <-time.After(wait.Jitter(throttledRetry, 1)):
+				case <-ctx.Done():
+					return
+				}
+				recs, asked, err = d.state.list(ctx, cl, 0)
+			}
 			switch {
 			case errors.Is(err, scriptlock.ErrThrottled):
 				log.V(1).Info("the client held the listing back; trying next period", "account", account, "reason", err.Error())

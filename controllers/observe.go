@@ -11,6 +11,10 @@ import (
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
 )
 
+// relistAfter is how long after a transient listing failure a Customer's
+// retry lists its account again instead of reporting that failure.
+const relistAfter = 30 * time.Second
+
 // preCheckMaxAge is how old a listing may be to decide that no record has
 // a new Customer's email yet. A record created in that window by someone
 // else is still refused by ScriptLock's 409; only a lost answer in the same
@@ -129,9 +133,19 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 	if cached && r.DriftDetection == DriftByList && c.Status.ObservedGeneration == c.Generation {
 		rec, found, known, own, err := r.drift.listed(key, cl.Account(), id, 2*r.ResyncPeriod, now)
 		if err != nil {
-			// The account cannot be listed: Ready would claim a check
-			// that did not happen.
-			return rec, false, err
+			if o, _ := classify(err); o.stalled || !r.drift.failedBefore(cl.Account(), now.Add(-relistAfter)) {
+				// The account cannot be listed: Ready would claim a check
+				// that did not happen.
+				return rec, false, err
+			}
+			// A transient failure a while ago: list again (shared by every
+			// Customer of the account) rather than wait a whole period.
+			recs, _, lerr := r.drift.list(ctx, cl, relistAfter)
+			if lerr != nil {
+				return rec, false, lerr
+			}
+			rec, found = recs[id]
+			known, own, err = true, false, nil
 		}
 		if known && found {
 			obs.seen = !own
@@ -254,6 +268,10 @@ func (r *CustomerReconciler) emailTaken(ctx context.Context, c *v1alpha1.Custome
 // Customer's: it must be let go, not deleted.
 func (r *CustomerReconciler) deletable(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (string, error) {
 	id := c.Status.CustomerID
+	if id != "" && c.Status.Observed != nil {
+		return "", stuckf(v1alpha1.ReasonConflict,
+			"ScriptLock customer %s was bound while observing (managementPolicy: Observe) and never managed", id)
+	}
 	if id != "" && c.Status.Account != cl.Account() {
 		var obs observation
 		rec, found, err := r.read(ctx, c, cl, id, false, &obs)

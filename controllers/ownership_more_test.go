@@ -34,12 +34,12 @@ func (e *env) waitCalls(method, route string, n int) {
 	})
 }
 
-// Stale marker, kind 3: the create-pending marker of a create whose answer
-// WAS received is never removed. When X's record is later deleted outside
-// the cluster, X takes the marker for the proof of a lost create and binds
-// the record of another Customer Y that has X's old email and the same
-// names; claimsBefore lets X win because both "manage a record".
-func TestStaleMarkerAfterRemoteDeleteTakesAnotherCustomersRecord(t *testing.T) {
+// Stale proof, kind 3: the create-time proof of a create whose answer WAS
+// received must not outlive it. When X's record is later deleted outside
+// the cluster, X must not take an old proof for that of a lost create and
+// bind the record of another Customer Y that has X's old email and the same
+// names (nor win the claim because both once held "a record").
+func TestAStaleProofAfterARemoteDeleteNeverTakesAnotherCustomersRecord(t *testing.T) {
 	e := newEnv(t, managerOpts{})
 	x := e.waitReadyAfterCreate("x", "a@example.com")
 	e.update("x", func(c *v1alpha1.Customer) { c.Spec.Email = "b@example.com" })
@@ -77,13 +77,12 @@ func TestStaleMarkerAfterRemoteDeleteTakesAnotherCustomersRecord(t *testing.T) {
 	}
 }
 
-// Stale marker, kind 2/3: after a remote delete, a person recreates the
+// Stale proof, kind 2/3: after a remote delete, a person recreates the
 // customer in ScriptLock by hand (same names, same email). The contract
 // says the operator recreates and, on 409 with adoption: Never, reports
-// Conflict. X instead binds the hand-made record "from an earlier create
-// whose answer was lost" (its marker is from a create whose answer it got)
-// and deleting X DELETEs it.
-func TestStaleMarkerAdoptsARecordRecreatedByHand(t *testing.T) {
+// Conflict; X must not bind the hand-made record "from an earlier create
+// whose answer was lost", and deleting X must not DELETE it.
+func TestAStaleProofNeverAdoptsARecordRecreatedByHand(t *testing.T) {
 	e := newEnv(t, managerOpts{})
 	x := e.waitReadyAfterCreate("x", "hand@example.com")
 	e.sim.DeleteOutOfBand(canaryKey, x.Status.CustomerID)
@@ -109,8 +108,8 @@ func TestStaleMarkerAdoptsARecordRecreatedByHand(t *testing.T) {
 
 // Spec change while a create's outcome is unknown, kind 6: the first POST's
 // answer is lost and the record is committed late; the user then changes
-// firstName. The retry overwrites the marker with the new digest, gets 409,
-// drops the marker and the Customer ends in Conflict with its own record.
+// firstName. The retry must keep the proof of the first create (its digest
+// too), and the Customer must end Ready on its own record, not in Conflict.
 func TestSpecChangeWhileCreateUnknownEndsReadyOnItsOwnRecord(t *testing.T) {
 	e := newEnv(t, managerOpts{})
 	e.sim.CommitNextCreateLate(4*time.Second, sim.LoseWith504)
@@ -257,7 +256,7 @@ func TestDeleteWhileCreateUnknownDoesNotLeaveItsRecord(t *testing.T) {
 
 // --- Risky paths that hold today ---
 
-// Crash after the marker patch and before the POST reaches ScriptLock: the
+// Crash after the proof is written and before the POST reaches ScriptLock: the
 // restarted operator posts once (the "unknown" path) and ends Ready; if a
 // stranger took the email (other names) meanwhile, Conflict and no write.
 func TestCrashBeforeThePOSTReachesScriptLock(t *testing.T) {

@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"errors"
-	"net/http"
 	"slices"
 	"strings"
 
@@ -50,20 +49,24 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 		return rec, "", nil
 	case scriptlock.IsMaybeCreated(err):
 		// The record may exist: the proof stays, and the next pass looks
-		// for it before creating again.
-		return rec, "", err
+		// for it before creating again. Not a failure that needs a person.
+		var se *scriptlock.Error
+		_ = errors.As(err, &se)
+		return rec, "", &pending{reason: v1alpha1.ReasonAPIError, retryAfter: se.RetryAfter,
+			msg: err.Error() + "; the record may have been created: looking for it before creating again"}
 	case scriptlock.IsConflict(err) && unknown:
 		// An earlier create of this object may have been committed late:
 		// its record is looked for again on the next pass.
 		return rec, "", pendingf(v1alpha1.ReasonCreating,
 			"ScriptLock answered 409 Conflict to a create retried after an earlier create whose answer was lost; looking for that record (email %q)", want.Email)
-	case !scriptlock.IsRefused(err) || refusedForNow(err) || unknown:
-		// Nothing was sent, or ScriptLock asked to try later: the proof
-		// stays for the next attempt.
+	case unknown:
+		// An earlier attempt's outcome is still unknown: its proof stays.
 		return rec, "", err
 	}
-	// ScriptLock read this create and refused it: nothing was created, so
-	// the proof goes, and deleting this Customer needs no ScriptLock call.
+	// Nothing was created by this attempt (nothing was sent, or ScriptLock
+	// read it and refused), and no earlier one is unknown: the proof goes,
+	// so it can never vouch for a record someone else makes later, and
+	// deleting this Customer needs no ScriptLock call.
 	c.Status.PendingCreate = nil
 	if !scriptlock.IsConflict(err) {
 		return rec, "", err
@@ -84,13 +87,6 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 // maxPendingDigests bounds status.pendingCreate.digests: a spec changed
 // that often while a create's outcome stays unknown is not worth tracking.
 const maxPendingDigests = 4
-
-// refusedForNow says whether a refusal is ScriptLock asking to try later
-// (408, 429) rather than refusing the request itself.
-func refusedForNow(err error) bool {
-	var se *scriptlock.Error
-	return errors.As(err, &se) && (se.StatusCode == http.StatusRequestTimeout || se.StatusCode == http.StatusTooManyRequests)
-}
 
 // update puts the spec to the record if it differs. It refuses to write
 // again what ScriptLock already accepted for this generation and then

@@ -244,7 +244,7 @@ func (e *env) startManager() {
 	}
 	// One request in flight per account for two workers, as main sets it.
 	e.pool = scriptlock.NewPool(scriptlock.Options{
-		BaseURL: url, APIKey: key, Timeout: 5 * time.Second, QPS: 100, Burst: 100, MaxInFlight: 1,
+		BaseURL: url, APIKey: key, Timeout: 5 * time.Second, QPS: 100, Burst: 100, MaxInFlight: 1, MaxInFlightPerHost: 1,
 		AllowedHosts: e.opts.allowedHosts,
 	}, nil)
 	var driftClock clock.Clock = clock.RealClock{}

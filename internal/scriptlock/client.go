@@ -76,6 +76,11 @@ type Options struct {
 	// waiting, so that a ScriptLock host that accepts connections and never
 	// answers cannot hold every reconcile worker.
 	MaxInFlight int
+	// MaxInFlightPerHost caps the calls in flight to one host, across all
+	// its accounts, so that many accounts at a host that never answers (a
+	// tenant can name as many as it likes) hold a bounded number of
+	// workers; 0 means twice MaxInFlight.
+	MaxInFlightPerHost int
 	// AllowedHosts, when not empty, is the list of hosts a base URL may
 	// name; New and Pool.For refuse any other. An entry matches the URL's
 	// host name case-insensitively, on any port; an entry with a port
@@ -142,6 +147,9 @@ func withDefaults(o Options) (Options, string, error) {
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.MaxInFlightPerHost <= 0 {
+		o.MaxInFlightPerHost = 2 * o.MaxInFlight
 	}
 	return o, base, nil
 }
@@ -531,12 +539,14 @@ func (c *Client) statusError(op string, r *response, kind error) *Error {
 	if c.key != "" {
 		body = bytes.ReplaceAll(body, []byte(c.key), []byte("[redacted]"))
 	}
-	e.Message = decodeMessage(body)
+	text := extractMessage(body)
 	if c.key != "" {
-		// A key split by JSON escaping or cut by truncation is not caught
-		// above; what remains whole is caught here.
-		e.Message = strings.ReplaceAll(e.Message, c.key, "[redacted]")
+		// A key hidden by JSON escaping is not caught above; it is whole
+		// again here, before the message is cut to its limit (a cut could
+		// otherwise leave a prefix of the key that no scrub would match).
+		text = strings.ReplaceAll(text, c.key, "[redacted]")
 	}
+	e.Message = cleanMessage(text)
 	if d, ok := parseRetryAfter(r.header.Get("Retry-After"), c.gate.now()); ok {
 		e.RetryAfter = d
 	}

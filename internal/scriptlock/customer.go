@@ -201,6 +201,12 @@ func decodeList(body []byte) (list []Customer, skipped int, err error) {
 // else the body text. The result is made single-line valid UTF-8, trimmed and
 // cut to maxMessageBytes, because it ends up in conditions, events and logs.
 func decodeMessage(body []byte) string {
+	return cleanMessage(extractMessage(body))
+}
+
+// extractMessage returns the text of an error body: the JSON message field
+// if there is one, else the body itself; neither cleaned nor cut.
+func extractMessage(body []byte) string {
 	body = bytes.TrimSpace(body)
 	text := string(body)
 	if len(body) > 0 && body[0] == '{' {
@@ -211,7 +217,7 @@ func decodeMessage(body []byte) string {
 			}
 		}
 	}
-	return cleanMessage(text)
+	return text
 }
 
 func messageField(obj map[string]json.RawMessage) (string, bool) {

@@ -56,8 +56,8 @@
 // # Errors
 //
 // Every call returns *Error on failure. Use IsNotFound, IsConflict,
-// IsUnauthorized, IsRefused, IsRetryable, RetryAfter and IsMaybeCreated to
-// decide what to do, and errors.Is with the Kind constants (ErrTimeout,
+// IsUnauthorized, IsRefused, IsRetryable and IsMaybeCreated, and the
+// Error's RetryAfter field, to decide what to do, and errors.Is with the Kind constants (ErrTimeout,
 // ErrNetwork, ErrBodyTooLarge, ...) for the cause.
 //
 // # Transport and throttling
@@ -66,6 +66,11 @@
 // optional CA bundle, HTTPS_PROXY support and a per-request timeout that also
 // covers reading the body. Options.AllowedHosts, when set, limits the hosts a
 // base URL may name (the --allowed-scriptlock-hosts flag).
+//
+// Every Client of one host (scheme, host and port) in a Pool shares a host
+// gate: the in-flight cap (Options.MaxInFlightPerHost, across all its
+// accounts) and the no-answer hold below, so that many accounts pointing at
+// one host that never answers hold a bounded number of workers.
 //
 // Every Client of one account (base URL + key) in a Pool, whatever its CA,
 // shares one gate:

@@ -55,7 +55,7 @@ func newHostGate(o Options) *gate {
 	return &gate{
 		scope:       "host",
 		limiter:     rate.NewLimiter(rate.Inf, 0),
-		maxInFlight: o.MaxInFlight,
+		maxInFlight: o.MaxInFlightPerHost,
 		now:         time.Now,
 	}
 }

@@ -556,7 +556,7 @@ func TestKeyIDIdentifiesTheKeyWhateverTheURLSpelling(t *testing.T) {
 
 func TestManyAccountsAtOneHostShareItsInFlightCapAndHold(t *testing.T) {
 	url := blackHole(t)
-	p := scriptlock.NewPool(scriptlock.Options{BaseURL: url, Timeout: 200 * time.Millisecond, MaxInFlight: 2}, nil)
+	p := scriptlock.NewPool(scriptlock.Options{BaseURL: url, Timeout: 200 * time.Millisecond, MaxInFlight: 2, MaxInFlightPerHost: 2}, nil)
 	var clients []*scriptlock.Client
 	for i := range 6 {
 		c, err := p.For("", fmt.Sprintf("tenant-key-%d", i), nil)

@@ -529,3 +529,24 @@ func TestTheListingOfALargeAccountIsRead(t *testing.T) {
 		t.Fatalf("listed %d records, want %d", len(recs), n)
 	}
 }
+
+func TestAKeyHiddenByJSONEscapingIsScrubbedBeforeTheMessageIsCut(t *testing.T) {
+	const key = "key/with/slashes/0123456789abcdef0123456789abcdef"
+	escaped := strings.ReplaceAll(key, "/", `\/`) // what a JSON encoder may send
+	for _, lead := range []int{0, 200, 230, 250} {
+		body := `{"message":"` + strings.Repeat("x", lead) + escaped + ` trailing"}`
+		f := &fixed{status: http.StatusBadRequest, body: text(body)}
+		_, err := newClient(t, serve(t, f), key).List(ctx(t))
+		var se *scriptlock.Error
+		if !errors.As(err, &se) {
+			t.Fatalf("lead %d: want an *Error, got %v", lead, err)
+		}
+		// No run of 8 or more of the key's own characters may survive,
+		// whole or cut.
+		for i := 0; i+8 <= len(key); i++ {
+			if strings.Contains(se.Message, key[i:i+8]) {
+				t.Fatalf("lead %d: a piece of the key (%q) reached the message %q", lead, key[i:i+8], se.Message)
+			}
+		}
+	}
+}

@@ -668,6 +668,12 @@ func (s *Server) visibleLocked(a *account, id string) bool {
 func (s *Server) list(x *exchange, key string) {
 	s.mu.Lock()
 	a := s.accounts[key]
+	if a == nil {
+		// The key was rotated away since it was authenticated.
+		s.mu.Unlock()
+		x.message(http.StatusUnauthorized, "unknown API key", nil)
+		return
+	}
 	var out []any
 	for _, c := range sortedRecords(a) {
 		if s.visibleLocked(a, c.ID) {
@@ -688,6 +694,12 @@ func (s *Server) list(x *exchange, key string) {
 func (s *Server) get(x *exchange, key, id string) {
 	s.mu.Lock()
 	a := s.accounts[key]
+	if a == nil {
+		// The key was rotated away since it was authenticated.
+		s.mu.Unlock()
+		x.message(http.StatusUnauthorized, "unknown API key", nil)
+		return
+	}
 	c, ok := a.records[id]
 	ok = ok && s.visibleLocked(a, id)
 	s.mu.Unlock()
@@ -750,6 +762,12 @@ func (s *Server) create(x *exchange, r *http.Request, key string) {
 	s.mu.Lock()
 	in = s.tidyLocked(in)
 	a := s.accounts[key]
+	if a == nil {
+		// The key was rotated away since it was authenticated.
+		s.mu.Unlock()
+		x.message(http.StatusUnauthorized, "unknown API key", nil)
+		return
+	}
 	if owner, taken := emailOwner(a, in.Email, ""); taken {
 		s.mu.Unlock()
 		x.message(http.StatusConflict, "email already used by customer "+owner, nil)
@@ -803,7 +821,10 @@ func drop(w http.ResponseWriter) {
 
 func (s *Server) update(x *exchange, r *http.Request, key, id string) {
 	s.mu.Lock()
-	_, exists := s.accounts[key].records[id]
+	var exists bool
+	if a := s.accounts[key]; a != nil {
+		_, exists = a.records[id]
+	}
 	s.mu.Unlock()
 	if !exists {
 		// Answer 404 before reading the body, as a router would.
@@ -817,6 +838,12 @@ func (s *Server) update(x *exchange, r *http.Request, key, id string) {
 	s.mu.Lock()
 	in = s.tidyLocked(in)
 	a := s.accounts[key]
+	if a == nil {
+		// The key was rotated away since it was authenticated.
+		s.mu.Unlock()
+		x.message(http.StatusUnauthorized, "unknown API key", nil)
+		return
+	}
 	cur, exists := a.records[id]
 	if !exists {
 		s.mu.Unlock()
@@ -842,6 +869,12 @@ func (s *Server) update(x *exchange, r *http.Request, key, id string) {
 func (s *Server) delete(x *exchange, key, id string) {
 	s.mu.Lock()
 	a := s.accounts[key]
+	if a == nil {
+		// The key was rotated away since it was authenticated.
+		s.mu.Unlock()
+		x.message(http.StatusUnauthorized, "unknown API key", nil)
+		return
+	}
 	if msg, refused := a.refused[id]; refused {
 		s.mu.Unlock()
 		x.message(http.StatusConflict, msg, nil)
