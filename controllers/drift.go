@@ -327,14 +327,6 @@ func (d *driftState) prune(cutoff time.Time) {
 	}
 }
 
-// listing says whether a listing of account is under way.
-func (d *driftState) listing(account string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	a, ok := d.accounts[account]
-	return ok && a.call != nil
-}
-
 // detach stops counting key as a user of its account (its credentials no
 // longer resolve to it), so that an account nobody can name any more is no
 // longer listed; lastClient still remembers the client for a deletion.

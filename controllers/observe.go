@@ -145,7 +145,7 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 				return rec, false, lerr
 			}
 			rec, found = recs[id]
-			known, own, err = true, false, nil
+			known, own = true, false
 		}
 		if known && found {
 			obs.seen = !own
