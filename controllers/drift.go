@@ -170,16 +170,23 @@ func (d *driftState) listed(key types.NamespacedName, account, id string, maxAge
 	return rec, found, true, false, nil
 }
 
-// synced records that the record of key, in cl's account, was seen equal to
-// rec at now.
-func (d *driftState) synced(key types.NamespacedName, cl *scriptlock.Client, rec scriptlock.Customer, now time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+// object returns the memory of key, made on first use. The caller holds
+// d.mu.
+func (d *driftState) object(key types.NamespacedName) *syncState {
 	o, ok := d.objects[key]
 	if !ok {
 		o = &syncState{}
 		d.objects[key] = o
 	}
+	return o
+}
+
+// synced records that the record of key, in cl's account, was seen equal to
+// rec at now.
+func (d *driftState) synced(key types.NamespacedName, cl *scriptlock.Client, rec scriptlock.Customer, now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	o := d.object(key)
 	if o.account != cl.Account() {
 		d.release(o.account)
 		o.account = cl.Account()
@@ -208,11 +215,7 @@ func (d *driftState) syncedWithin(key types.NamespacedName, desired scriptlock.C
 func (d *driftState) wrote(key types.NamespacedName, generation int64, fields []string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	o, ok := d.objects[key]
-	if !ok {
-		o = &syncState{}
-		d.objects[key] = o
-	}
+	o := d.object(key)
 	o.wroteGen, o.wroteFields = generation, strings.Join(fields, ",")
 }
 

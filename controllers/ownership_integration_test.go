@@ -227,17 +227,6 @@ func TestAChangedAccountWritesNothingUntilTheRecordIsProvenThere(t *testing.T) {
 		e.create(c)
 		return e, e.waitReady("acme")
 	}
-	setSecret := func(e *env, data map[string]string) {
-		e.t.Helper()
-		s := &corev1.Secret{}
-		if err := e.k8s.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: "creds"}, s); err != nil {
-			e.t.Fatal(err)
-		}
-		s.Data, s.StringData = nil, data
-		if err := e.k8s.Update(e.ctx, s); err != nil {
-			e.t.Fatal(err)
-		}
-	}
 	t.Run("url pointed at another ScriptLock where the id is someone else", func(t *testing.T) {
 		e, c := setup(t)
 		other, otherURL := e.otherScriptLock(key)
@@ -245,7 +234,7 @@ func TestAChangedAccountWritesNothingUntilTheRecordIsProvenThere(t *testing.T) {
 		if someone.ID != c.Status.CustomerID {
 			t.Fatalf("test setup: the other ScriptLock's record is %s, want %s", someone.ID, c.Status.CustomerID)
 		}
-		setSecret(e, map[string]string{"apiKey": key, "url": otherURL})
+		e.setSecret("creds", map[string]string{"apiKey": key, "url": otherURL})
 		e.update("acme", func(c *v1alpha1.Customer) { c.Spec.LastName = "Changed" })
 		e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonAccountChanged, 15*time.Second)
 		e.deleteAndWait("acme")
@@ -263,7 +252,7 @@ func TestAChangedAccountWritesNothingUntilTheRecordIsProvenThere(t *testing.T) {
 		e, c := setup(t)
 		const otherKey = "tenant-key-account-b"
 		e.sim.AddAccount(otherKey)
-		setSecret(e, map[string]string{"apiKey": otherKey, "url": e.srv.URL})
+		e.setSecret("creds", map[string]string{"apiKey": otherKey, "url": e.srv.URL})
 		e.update("acme", func(c *v1alpha1.Customer) { c.Spec.LastName = "Changed" })
 		e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonAccountChanged, 15*time.Second)
 		if len(e.events("acme", v1alpha1.ReasonRemoteDeleted)) != 0 {
@@ -281,7 +270,7 @@ func TestAChangedAccountWritesNothingUntilTheRecordIsProvenThere(t *testing.T) {
 		e, c := setup(t)
 		const newKey = "tenant-key-account-a-rotated"
 		e.sim.RotateKey(key, newKey)
-		setSecret(e, map[string]string{"apiKey": newKey, "url": e.srv.URL})
+		e.setSecret("creds", map[string]string{"apiKey": newKey, "url": e.srv.URL})
 		e.update("acme", func(c *v1alpha1.Customer) { c.Spec.LastName = "Changed" })
 		e.eventually(15*time.Second, "updated under the new key", func() error {
 			if rec, _ := e.sim.Record(newKey, c.Status.CustomerID); rec.LastName != "Changed" {

@@ -13,9 +13,7 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
@@ -403,14 +401,7 @@ func TestAnotherInstanceWithTheSameIDAndEmailIsNotProof(t *testing.T) {
 	bound := e.waitReady("acme")
 	other, otherURL := e.otherScriptLock(key)
 	theirs := other.Seed(key, scriptlock.Customer{ID: bound.Status.CustomerID, Company: "Their Co", FirstName: "Their", LastName: "Person", Email: "shared@example.com"})
-	s := &corev1.Secret{}
-	if err := e.k8s.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: "creds"}, s); err != nil {
-		t.Fatal(err)
-	}
-	s.Data, s.StringData = nil, map[string]string{"apiKey": key, "url": otherURL}
-	if err := e.k8s.Update(e.ctx, s); err != nil {
-		t.Fatal(err)
-	}
+	e.setSecret("creds", map[string]string{"apiKey": key, "url": otherURL})
 	e.update("acme", func(c *v1alpha1.Customer) { c.Spec.LastName = "Changed" })
 	e.eventually(15*time.Second, "acme reconciled", func() error {
 		if c := e.get("acme"); c.Status.ObservedGeneration != c.Generation {
