@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
@@ -744,5 +745,32 @@ func TestKubectlGetShowsTheContractColumns(t *testing.T) {
 	}
 	if sub, _, _ := unstructured.NestedMap(versions[0].(map[string]any), "subresources", "status"); sub == nil {
 		t.Error("the status subresource is missing")
+	}
+}
+
+func TestAJustAppliedCustomerIsInProgressForKstatus(t *testing.T) {
+	e := newEnv(t, managerOpts{noStart: true})
+	e.create(e.customer("acme", "fresh@example.com"))
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("Customer"))
+	if err := e.k8s.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: "acme"}, u); err != nil {
+		t.Fatal(err)
+	}
+	res, err := kstatus.Compute(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != kstatus.InProgressStatus {
+		t.Fatalf("a Customer the operator has not reached yet is %s to kstatus (%s), want InProgress: a pipeline would move on before the record exists",
+			res.Status, res.Message)
+	}
+	// Once the operator has been there, it is Current.
+	e.startManager()
+	e.waitReady("acme")
+	if err := e.k8s.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: "acme"}, u); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := kstatus.Compute(u); err != nil || res.Status != kstatus.CurrentStatus {
+		t.Fatalf("a Ready Customer is %v to kstatus (%v)", res, err)
 	}
 }

@@ -18,7 +18,7 @@ K8S_SCHEMA_VERSION="${K8S_SCHEMA_VERSION:-1.30}"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 
-for dir in default cluster namespaced samples prometheus; do
+for dir in default cluster namespaced samples prometheus grafana; do
 	echo ">> kustomize build config/$dir"
 	"$KUSTOMIZE" build "config/$dir" >"$out/$dir.yaml"
 done
@@ -42,7 +42,7 @@ done
 # here offline: it is rendered above, not validated.
 echo ">> kubectl-validate (Kubernetes $K8S_SCHEMA_VERSION schemas + config/crd/bases)"
 "$KUBECTL_VALIDATE" --version "$K8S_SCHEMA_VERSION" --local-crds config/crd/bases \
-	"$out/default.yaml" "$out/cluster.yaml" "$out/namespaced.yaml" "$out/samples.yaml" \
+	"$out/default.yaml" "$out/cluster.yaml" "$out/namespaced.yaml" "$out/samples.yaml" "$out/grafana.yaml" \
 	config/samples/credentials-secret.example.yaml
 
 echo ">> manifests OK"

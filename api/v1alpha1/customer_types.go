@@ -281,7 +281,12 @@ type Customer struct {
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// +required
-	Spec   CustomerSpec   `json:"spec"`
+	Spec CustomerSpec `json:"spec"`
+	// Status is what the operator last observed. It defaults to
+	// observedGeneration 0, so that a Customer the operator has not reached
+	// yet reads as in progress to kstatus (Flux, kpt) rather than as
+	// current.
+	// +kubebuilder:default={observedGeneration: 0}
 	Status CustomerStatus `json:"status,omitempty"`
 }
 

@@ -1,0 +1,292 @@
+package health
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	lua "github.com/yuin/gopher-lua"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+)
+
+var update = flag.Bool("update", false, "rewrite hack/argocd/resource_customizations from config/argocd and testdata")
+
+const (
+	healthKey = "resource.customizations.health.licensing.scriptlock.com_Customer"
+	// argoDir is the layout of Argo CD's resource_customizations, ready to
+	// offer upstream.
+	argoDir = repoRoot + "/hack/argocd/resource_customizations/licensing.scriptlock.com/Customer"
+)
+
+func healthLua(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, "config", "argocd", "health.lua"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// toLua converts a decoded JSON/YAML value to Lua as Argo CD hands objects
+// to health scripts: objects become tables, arrays 1-based tables.
+func toLua(L *lua.LState, v any) lua.LValue {
+	switch v := v.(type) {
+	case nil:
+		return lua.LNil
+	case bool:
+		return lua.LBool(v)
+	case string:
+		return lua.LString(v)
+	case int64:
+		return lua.LNumber(v)
+	case float64:
+		return lua.LNumber(v)
+	case map[string]any:
+		t := L.NewTable()
+		for k, e := range v {
+			t.RawSetString(k, toLua(L, e))
+		}
+		return t
+	case []any:
+		t := L.NewTable()
+		for _, e := range v {
+			t.Append(toLua(L, e))
+		}
+		return t
+	default:
+		panic(fmt.Sprintf("unexpected %T", v))
+	}
+}
+
+type argoHealth struct {
+	Status  string `json:"status"`
+	Message string `json:"message"`
+}
+
+// runLua runs the health script with obj set, as Argo CD does, and reads
+// the table it returns.
+func runLua(t *testing.T, script string, obj map[string]any) argoHealth {
+	t.Helper()
+	L := lua.NewState(lua.Options{SkipOpenLibs: true})
+	defer L.Close()
+	for _, lib := range []struct {
+		name string
+		fn   lua.LGFunction
+	}{{lua.BaseLibName, lua.OpenBase}, {lua.TabLibName, lua.OpenTable}, {lua.StringLibName, lua.OpenString}, {lua.MathLibName, lua.OpenMath}} {
+		L.Push(L.NewFunction(lib.fn))
+		L.Push(lua.LString(lib.name))
+		L.Call(1, 0)
+	}
+	L.SetGlobal("obj", toLua(L, obj))
+	if err := L.DoString(script); err != nil {
+		t.Fatalf("health.lua: %v", err)
+	}
+	tbl, ok := L.Get(-1).(*lua.LTable)
+	if !ok {
+		t.Fatalf("health.lua returned %s, want a table", L.Get(-1).Type())
+	}
+	return argoHealth{Status: lua.LVAsString(tbl.RawGetString("status")), Message: lua.LVAsString(tbl.RawGetString("message"))}
+}
+
+// TestArgoCDHealth runs config/argocd/health.lua over every fixture.
+// Besides the status: never an empty message; Degraded names the reason
+// and the operator's message; Suspended says paused.
+func TestArgoCDHealth(t *testing.T) {
+	script := healthLua(t)
+	for _, f := range loadFixtures(t) {
+		t.Run(f.name, func(t *testing.T) {
+			hs := runLua(t, script, f.obj.DeepCopy().Object)
+			if want := expected[f.name].argo; hs.Status != want {
+				t.Errorf("Argo CD: %s (%q), want %s", hs.Status, hs.Message, want)
+			}
+			if hs.Message == "" {
+				t.Error("empty message")
+			}
+			switch hs.Status {
+			case degraded:
+				if !strings.Contains(hs.Message, ": ") {
+					t.Errorf("Degraded message %q does not name reason and message", hs.Message)
+				}
+			case suspended:
+				if !strings.Contains(hs.Message, "Paused") {
+					t.Errorf("Suspended message %q does not say paused", hs.Message)
+				}
+			}
+		})
+	}
+}
+
+// TestArgoCDMessages pins a few messages users read in the UI.
+func TestArgoCDMessages(t *testing.T) {
+	script := healthLua(t)
+	want := map[string]string{
+		"observe-differs":           "Differs: ScriptLock customer 42 differs from the spec in lastName; managementPolicy: Observe writes nothing (set it to Manage to write the spec)",
+		"just-applied":              "Waiting for the operator to pick up this Customer (no status yet)",
+		"generation-behind-ready":   "Waiting for the operator to observe generation 3 (it last observed 2)",
+		"deleting-deletion-blocked": "Deletion blocked: DeletionBlocked: ScriptLock refused to delete customer 42: 409 Conflict: customer has active licenses",
+	}
+	for _, f := range loadFixtures(t) {
+		if m, ok := want[f.name]; ok {
+			if hs := runLua(t, script, f.obj.Object); hs.Message != m {
+				t.Errorf("%s: message %q, want %q", f.name, hs.Message, m)
+			}
+		}
+	}
+}
+
+// argoTests is Argo CD's health_test.yaml.
+type argoTests struct {
+	Tests []struct {
+		HealthStatus argoHealth `json:"healthStatus"`
+		InputPath    string     `json:"inputPath"`
+	} `json:"tests"`
+}
+
+// TestArgoCDResourceCustomization checks the copy laid out for Argo CD's
+// built-in resource_customizations: the same health.lua, the same
+// fixtures as testdata, and a health_test.yaml whose every status and
+// message is what the script returns. -update rewrites it.
+func TestArgoCDResourceCustomization(t *testing.T) {
+	script := healthLua(t)
+	fx := loadFixtures(t)
+	var gen bytes.Buffer
+	gen.WriteString("# Generated by `go test ./test/health/ -run TestArgoCDResourceCustomization -update`\n# from config/argocd/health.lua and test/health/testdata.\ntests:\n")
+	for _, f := range fx {
+		hs := runLua(t, script, f.obj.Object)
+		b, err := yaml.Marshal(map[string]any{"healthStatus": hs, "inputPath": "testdata/" + f.name + ".yaml"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gen.WriteString("- " + strings.ReplaceAll(strings.TrimSuffix(string(b), "\n"), "\n", "\n  ") + "\n")
+	}
+	if *update {
+		if err := os.RemoveAll(filepath.Join(argoDir, "testdata")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(argoDir, "testdata"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		write := func(p string, b []byte) {
+			if err := os.WriteFile(filepath.Join(argoDir, p), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		write("health.lua", []byte(script))
+		write("health_test.yaml", gen.Bytes())
+		for _, f := range fx {
+			write(filepath.Join("testdata", f.name+".yaml"), f.raw)
+		}
+	}
+	stale := " is stale: run go test ./test/health/ -run TestArgoCDResourceCustomization -update"
+	if b, err := os.ReadFile(filepath.Join(argoDir, "health.lua")); err != nil || string(b) != script {
+		t.Errorf("health.lua%s (%v)", stale, err)
+	}
+	b, err := os.ReadFile(filepath.Join(argoDir, "health_test.yaml"))
+	if err != nil || !bytes.Equal(b, gen.Bytes()) {
+		t.Errorf("health_test.yaml%s (%v)", stale, err)
+	}
+	var tests argoTests
+	if err := yaml.UnmarshalStrict(b, &tests); err != nil {
+		t.Fatal(err)
+	}
+	var inputs []string
+	for _, tc := range tests.Tests {
+		inputs = append(inputs, tc.InputPath)
+	}
+	files, _ := filepath.Glob(filepath.Join(argoDir, "testdata", "*.yaml"))
+	var got []string
+	for _, p := range files {
+		got = append(got, "testdata/"+filepath.Base(p))
+	}
+	sort.Strings(inputs)
+	sort.Strings(got)
+	if strings.Join(inputs, ",") != strings.Join(got, ",") {
+		t.Errorf("health_test.yaml inputs %v, testdata files %v", inputs, got)
+	}
+	for _, f := range fx {
+		if b, err := os.ReadFile(filepath.Join(argoDir, "testdata", f.name+".yaml")); err != nil || !bytes.Equal(b, f.raw) {
+			t.Errorf("testdata/%s.yaml%s (%v)", f.name, stale, err)
+		}
+	}
+}
+
+// TestArgoCDConfigMapPatch: the argocd-cm patch carries health.lua
+// verbatim, and config/argocd, used as a kustomize Component over an
+// Argo CD install, adds it to argocd-cm without touching its other keys.
+func TestArgoCDConfigMapPatch(t *testing.T) {
+	script := healthLua(t)
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "config", "argocd", "argocd-cm-patch.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm struct {
+		Data map[string]string `json:"data"`
+	}
+	if err := yaml.Unmarshal(raw, &cm); err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data[healthKey] != script {
+		t.Fatalf("argocd-cm-patch.yaml's %s differs from health.lua", healthKey)
+	}
+
+	fs := filesys.MakeFsInMemory()
+	for _, name := range []string{"kustomization.yaml", "argocd-cm-patch.yaml"} {
+		b, err := os.ReadFile(filepath.Join(repoRoot, "config", "argocd", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fs.WriteFile("/app/component/"+name, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(fs.WriteFile("/app/argocd-cm.yaml", []byte(`apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: argocd-cm
+  namespace: argocd
+  labels:
+    app.kubernetes.io/part-of: argocd
+data:
+  timeout.reconciliation: 180s
+`)))
+	must(fs.WriteFile("/app/kustomization.yaml", []byte(`apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: argocd
+resources:
+- argocd-cm.yaml
+components:
+- component
+`)))
+	res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fs, "/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := res.AsYaml()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var built struct {
+		Metadata struct {
+			Name, Namespace string
+		} `json:"metadata"`
+		Data map[string]string `json:"data"`
+	}
+	if err := yaml.Unmarshal(out, &built); err != nil {
+		t.Fatal(err)
+	}
+	if built.Metadata.Name != "argocd-cm" || built.Data[healthKey] != script || built.Data["timeout.reconciliation"] != "180s" {
+		t.Fatalf("kustomize build with the component:\n%s", out)
+	}
+}
