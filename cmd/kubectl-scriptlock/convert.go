@@ -20,27 +20,12 @@ import (
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
 )
 
-// Limits of the Customer CRD (api/v1alpha1 markers). A manifest that breaks
-// one of them would be refused by the API server, so such records are
-// skipped instead of emitted.
-const (
-	maxFieldLen      = 255
-	maxEmailLen      = 254
-	minEmailLen      = 3
-	maxCustomerIDLen = 64
-)
+// maxCustomerIDLen and customerIDPattern only decide how an id is shown
+// (displayID); what the API server accepts is checked against the CRD
+// itself (crd.go).
+const maxCustomerIDLen = 64
 
-var (
-	// emailPattern is the CRD's CEL rule. CEL and Go both use RE2, so \s
-	// means the same ASCII whitespace in both.
-	emailPattern = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
-	// surroundingSpace and controlChar are the CRD's CEL rules on every
-	// string field.
-	surroundingSpace = regexp.MustCompile(`^\s|\s$`)
-	controlChar      = regexp.MustCompile(`[[:cntrl:]]`)
-	// customerIDPattern is the CRD's pattern for spec.customerID.
-	customerIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-)
+var customerIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // Name derivation: a DNS-1123 label (so also a subdomain) of at most 63
 // characters, with an 8-hex-digit hash of the record id appended when the
@@ -52,46 +37,36 @@ const (
 )
 
 // recordProblems returns why the API server would refuse a Customer built
-// from r, or nil. The messages quote at most a short prefix of a value, so
-// a hostile record cannot flood the terminal.
+// from r, or nil: the Customer is checked against the generated CRD's
+// schema and CEL rules (crd.go), not a copy of them. The messages quote at
+// most a short prefix of a value, so a hostile record cannot flood the
+// terminal.
 func recordProblems(r scriptlock.Customer) []string {
-	var p []string
-	required := func(field, v string) {
-		switch n := utf8.RuneCountInString(v); {
-		case n == 0:
-			p = append(p, field+" is empty")
-		case n > maxFieldLen:
-			p = append(p, fmt.Sprintf("%s has %d characters (at most %d)", field, n, maxFieldLen))
+	v, err := loadValidator()
+	if err != nil {
+		return []string{"cannot check it: " + err.Error()}
+	}
+	// The name and namespace are checked apart (assignNames, the flags);
+	// these stand-ins are valid.
+	errs, err := v.validate(toCustomer(r, "name", manifestOptions{Namespace: "default", DeletionPolicy: v1alpha1.DeletionPolicyOrphan}))
+	if err != nil {
+		return []string{err.Error()}
+	}
+	return describeErrors(errs, func(path string) string {
+		switch path {
+		case "spec.firstName":
+			return r.FirstName
+		case "spec.lastName":
+			return r.LastName
+		case "spec.company":
+			return r.Company
+		case "spec.email":
+			return r.Email
+		case "spec.customerID":
+			return r.ID
 		}
-	}
-	required("firstname", r.FirstName)
-	required("lastname", r.LastName)
-	if n := utf8.RuneCountInString(r.Company); n > maxFieldLen {
-		p = append(p, fmt.Sprintf("company has %d characters (at most %d)", n, maxFieldLen))
-	}
-	switch n := utf8.RuneCountInString(r.Email); {
-	case n == 0:
-		p = append(p, "email is empty")
-	case n > maxEmailLen:
-		p = append(p, fmt.Sprintf("email has %d characters (at most %d)", n, maxEmailLen))
-	case n < minEmailLen || !emailPattern.MatchString(r.Email):
-		p = append(p, fmt.Sprintf("email %s is not a valid address", quoteShort(r.Email)))
-	}
-	for _, f := range []struct{ name, v string }{
-		{"company", r.Company}, {"firstname", r.FirstName}, {"lastname", r.LastName}, {"email", r.Email},
-	} {
-		switch {
-		case surroundingSpace.MatchString(f.v):
-			p = append(p, fmt.Sprintf("%s %s begins or ends with whitespace", f.name, quoteShort(f.v)))
-		case controlChar.MatchString(f.v):
-			p = append(p, f.name+" contains control characters")
-		}
-	}
-	if len(r.ID) > maxCustomerIDLen || !customerIDPattern.MatchString(r.ID) {
-		p = append(p, fmt.Sprintf("id %s cannot be a spec.customerID (1-%d letters, digits, '.', '_' or '-', starting with a letter or digit)",
-			quoteShort(r.ID), maxCustomerIDLen))
-	}
-	return p
+		return ""
+	})
 }
 
 // displayID shows a record id as is when it is a plain id, else quoted.

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -26,14 +26,25 @@ type deps struct {
 	getenv func(string) string
 	// newLister connects to the cluster the kubeconfig flags point at.
 	newLister func(genericclioptions.RESTClientGetter) (customerLister, error)
+	// newReader connects to the cluster the kubeconfig flags point at.
+	newReader func(genericclioptions.RESTClientGetter) (client.Reader, error)
 }
 
 func defaultDeps() deps {
-	return deps{getenv: os.Getenv, newLister: clusterLister}
+	return deps{getenv: os.Getenv, newLister: clusterLister, newReader: clusterReader}
 }
 
 // clusterLister returns a lister backed by a controller-runtime client.
 func clusterLister(getter genericclioptions.RESTClientGetter) (customerLister, error) {
+	c, err := clusterReader(getter)
+	if err != nil {
+		return nil, err
+	}
+	return readerLister{c}, nil
+}
+
+// clusterReader returns a controller-runtime client that knows Customers.
+func clusterReader(getter genericclioptions.RESTClientGetter) (client.Reader, error) {
 	cfg, err := getter.ToRESTConfig()
 	if err != nil {
 		return nil, fmt.Errorf("loading the kubeconfig: %w", err)
@@ -49,36 +60,6 @@ func clusterLister(getter genericclioptions.RESTClientGetter) (customerLister, e
 	return readerLister{c}, nil
 }
 
-const usage = `kubectl scriptlock: tools for the ScriptLock Customer operator.
-
-Commands:
-  import   write a Customer manifest for every record of a ScriptLock account
-  version  print the version (the same as the operator's manager --version)
-
-Run "kubectl scriptlock import --help" for its flags.
-`
-
-// run is the whole command, without the process: main only wires os.Args,
-// the standard streams and signals into it.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, d deps) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		_, err := io.WriteString(stdout, usage)
-		return err
-	}
-	switch args[0] {
-	case "import":
-		return runImport(ctx, args[1:], stdout, stderr, d)
-	case "version":
-		if len(args) > 1 {
-			return fmt.Errorf("version takes no arguments, got %s", strings.Join(args[1:], " "))
-		}
-		// Stamped at build time, as the manager's (Makefile LDFLAGS).
-		_, err := fmt.Fprintln(stdout, scriptlock.Version)
-		return err
-	}
-	return fmt.Errorf("unknown command %q\n\n%s", args[0], usage)
-}
-
 // importOptions is everything the import flags and environment say.
 type importOptions struct {
 	scriptlockURL     string
@@ -92,10 +73,31 @@ type importOptions struct {
 	kube              *genericclioptions.ConfigFlags
 }
 
-func parseImportFlags(args []string, stdout io.Writer, getenv func(string) string) (*importOptions, error) {
+// newImportCmd is `kubectl scriptlock import`.
+func newImportCmd(stdout, stderr io.Writer, d deps) *cobra.Command {
 	o := &importOptions{}
-	fs := pflag.NewFlagSet("kubectl scriptlock import", pflag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are returned; --help goes to stdout below
+	cmd := &cobra.Command{
+		Use:   "import [flags]",
+		Short: "Write a Customer manifest for every record of a ScriptLock account",
+		Long: `Write a Customer manifest for every record of a ScriptLock account, for
+onboarding existing customers into GitOps (docs/import.md). Records the API
+server would refuse are skipped with a warning on stderr.`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unexpected arguments: %s", strings.Join(args, " "))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.validate(); err != nil {
+				return err
+			}
+			return runImport(cmd.Context(), o, stdout, stderr, d)
+		},
+	}
+	getenv := d.getenv
+	fs := cmd.Flags()
+	fs.SortFlags = false
 	fs.StringVar(&o.scriptlockURL, "scriptlock-url", envOr(getenv, "SCRIPTLOCK_URL", scriptlock.DefaultBaseURL), "Base URL of the ScriptLock API (env SCRIPTLOCK_URL).")
 	fs.StringVar(&o.apiKeyFile, "api-key-file", "", "File holding the ScriptLock API key; else the env SCRIPTLOCK_API_KEY holds the key itself.")
 	fs.StringVar(&o.caFile, "ca-file", getenv("SCRIPTLOCK_CA_FILE"), "PEM bundle of CAs to trust for ScriptLock instead of the system roots (env SCRIPTLOCK_CA_FILE).")
@@ -109,44 +111,31 @@ func parseImportFlags(args []string, stdout io.Writer, getenv func(string) strin
 	o.kube = genericclioptions.NewConfigFlags(false)
 	o.kube.Namespace = nil // --namespace above is the manifests' namespace, not the kubeconfig's
 	o.kube.AddFlags(fs)
+	return cmd
+}
 
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			fmt.Fprintf(stdout, "Usage: kubectl scriptlock import [flags]\n\nFlags:\n%s", fs.FlagUsages())
-			return nil, err
-		}
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
+// validate checks the flags that have a fixed set of values.
+func (o *importOptions) validate() error {
 	switch p := v1alpha1.DeletionPolicy(o.deletionPolicy); p {
 	case v1alpha1.DeletionPolicyOrphan, v1alpha1.DeletionPolicyDelete:
 		o.manifest.DeletionPolicy = p
 	default:
-		return nil, fmt.Errorf("--deletion-policy must be Orphan or Delete, not %q", o.deletionPolicy)
+		return fmt.Errorf("--deletion-policy must be Orphan or Delete, not %q", o.deletionPolicy)
 	}
 	if errs := validation.IsDNS1123Label(o.manifest.Namespace); len(errs) > 0 {
-		return nil, fmt.Errorf("--namespace %q: %s", o.manifest.Namespace, strings.Join(errs, "; "))
+		return fmt.Errorf("--namespace %q: %s", o.manifest.Namespace, strings.Join(errs, "; "))
 	}
 	if s := o.manifest.CredentialsSecret; s != "" {
 		if errs := validation.IsDNS1123Subdomain(s); len(errs) > 0 {
-			return nil, fmt.Errorf("--credentials-secret %q: %s", s, strings.Join(errs, "; "))
+			return fmt.Errorf("--credentials-secret %q: %s", s, strings.Join(errs, "; "))
 		}
 	}
-	return o, nil
+	return nil
 }
 
 // runImport lists the account's records and writes a Customer manifest for
 // each one that is valid and not already managed.
-func runImport(ctx context.Context, args []string, stdout, stderr io.Writer, d deps) error {
-	o, err := parseImportFlags(args, stdout, d.getenv)
-	if errors.Is(err, pflag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
+func runImport(ctx context.Context, o *importOptions, stdout, stderr io.Writer, d deps) error {
 	sl, err := newScriptLockClient(o, d.getenv)
 	if err != nil {
 		return err

@@ -141,7 +141,7 @@ func TestImportWritesOneFilePerCustomer(t *testing.T) {
 	if !strings.Contains(stderr, "imported 3, skipped 3 (already managed 0, invalid 3)\n") {
 		t.Errorf("stderr has no or a wrong summary:\n%s", stderr)
 	}
-	for _, want := range []string{"firstname is empty", `email "not-an-email" is not a valid address`, "company has 300 characters"} {
+	for _, want := range []string{"firstname is empty", `email "not-an-email" must be a valid address`, "company has 300 characters"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr does not say %q:\n%s", want, stderr)
 		}

@@ -1,19 +1,25 @@
 // Command kubectl-scriptlock is a kubectl plugin for the ScriptLock
-// Customer operator. Its import command writes a Customer manifest for
-// every record of a ScriptLock account, for onboarding existing customers
-// into GitOps (docs/import.md):
+// Customer operator (docs/plugin.md). Its commands:
 //
 //	kubectl scriptlock import --api-key-file key.txt --output-dir customers/
+//	kubectl scriptlock status [-A | -n NAMESPACE]
+//	kubectl scriptlock version
+//	kubectl scriptlock completion bash|zsh|fish|powershell
 //
-// Its version command prints the version stamped at build time, the same
-// as the manager's --version (both print internal/scriptlock.Version).
+// import writes a Customer manifest for every record of a ScriptLock
+// account, for onboarding existing customers into GitOps (docs/import.md);
+// status lists the Customers that are not Ready with what to do about each,
+// and exits 1 when there is any; version prints the version stamped at
+// build time, the same as the manager's --version (both print
+// internal/scriptlock.Version).
 //
-// This file is wiring only; the command is in import.go, the conversion of
-// records into Customers in convert.go.
+// This file is wiring only; the commands are in root.go, import.go and
+// status.go, the conversion of records into Customers in convert.go.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -30,7 +36,13 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, defaultDeps())
 	stop()
-	if err != nil {
+	var exit exitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		// Already reported (status: Customers that are not Ready).
+		os.Exit(exit.code)
+	default:
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}

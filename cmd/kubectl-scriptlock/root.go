@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
+)
+
+// exitError ends the process with code without printing anything more:
+// the command has said what there is to say.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return e.msg }
+
+// newRootCmd builds the command tree for one run.
+func newRootCmd(ctx context.Context, stdout, stderr io.Writer, d deps) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "kubectl-scriptlock",
+		Short: "Tools for the ScriptLock Customer operator",
+		Long: `kubectl scriptlock: tools for the ScriptLock Customer operator.
+
+  import   write a Customer manifest for every record of a ScriptLock account
+  status   list the Customers that are not Ready and what to do (exit code 1 if any)
+  version  print the version (the same as the operator's manager --version)`,
+		Annotations: map[string]string{
+			// Shown as "kubectl scriptlock" in help and completion.
+			cobra.CommandDisplayNameAnnotation: "kubectl scriptlock",
+		},
+		// Errors are returned to main, which prints them once; a usage
+		// dump after a wrong flag buries the message.
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetContext(ctx)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(newImportCmd(stdout, stderr, d), newStatusCmd(stdout, stderr, d), &cobra.Command{
+		Use:   "version",
+		Short: "Print the version (the same as the operator's manager --version)",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			// Stamped at build time, as the manager's (Makefile LDFLAGS).
+			_, err := fmt.Fprintln(stdout, scriptlock.Version)
+			return err
+		},
+	})
+	return root
+}
+
+// run is the whole command, without the process: main only wires os.Args,
+// the standard streams and signals into it.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, d deps) error {
+	root := newRootCmd(ctx, stdout, stderr, d)
+	if args == nil {
+		args = []string{} // nil would make cobra read os.Args
+	}
+	root.SetArgs(args)
+	return root.ExecuteContext(ctx)
+}
