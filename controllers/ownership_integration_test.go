@@ -8,7 +8,9 @@ package controllers_test
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -344,10 +346,13 @@ func TestALateCommittedCreateIsAdoptedByItsCreator(t *testing.T) {
 	}
 }
 
+// A create that may have created the record is transient, never stalled:
+// with a one-minute stalled backoff, a misclassified answer would not be
+// Ready within 20 s.
 func TestACreateAnsweredOddlyEndsReadyWithOneRecord(t *testing.T) {
 	for _, status := range []int{http.StatusOK, http.StatusAccepted, http.StatusNoContent, http.StatusFound, http.StatusSeeOther} {
 		t.Run(http.StatusText(status), func(t *testing.T) {
-			e := newEnv(t, managerOpts{})
+			e := newEnv(t, managerOpts{permanentBackoff: time.Minute})
 			e.sim.AnswerNextCreate(status)
 			e.create(e.customer("acme", "odd@example.com"))
 			got := e.waitReason("acme", metav1.ConditionTrue, v1alpha1.ReasonAvailable, 20*time.Second)
@@ -356,6 +361,30 @@ func TestACreateAnsweredOddlyEndsReadyWithOneRecord(t *testing.T) {
 			}
 		})
 	}
+	// Another answer of the same kind: 201 Created with neither a body nor
+	// a Location, so the id is unknown although the record exists.
+	t.Run("Created without an id", func(t *testing.T) {
+		e := newEnv(t, managerOpts{noStart: true, permanentBackoff: time.Minute})
+		var once sync.Once
+		e.opts.url = serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			first := false
+			if r.Method == http.MethodPost {
+				once.Do(func() { first = true })
+			}
+			if !first {
+				e.sim.ServeHTTP(w, r)
+				return
+			}
+			e.sim.ServeHTTP(httptest.NewRecorder(), r) // the record is created
+			w.WriteHeader(http.StatusCreated)
+		})).URL
+		e.startManager()
+		e.create(e.customer("acme", "noid@example.com"))
+		got := e.waitReason("acme", metav1.ConditionTrue, v1alpha1.ReasonAvailable, 20*time.Second)
+		if recs := e.records(); len(recs) != 1 || recs[0].ID != got.Status.CustomerID {
+			t.Fatalf("want one record %q, got %+v", got.Status.CustomerID, recs)
+		}
+	})
 }
 
 func TestAFinalizerRemovedByAReplaceIsPutBack(t *testing.T) {

@@ -162,6 +162,10 @@ type managerOpts struct {
 	realDriftClock bool
 	// allowedHosts is the manager's --allowed-scriptlock-hosts.
 	allowedHosts []string
+	// permanentBackoff replaces the suite's 1 s stalled backoff, so that a
+	// test can tell a transient failure from a stalled one by the time a
+	// recovery takes.
+	permanentBackoff time.Duration
 }
 
 func newEnv(t *testing.T, o managerOpts) *env {
@@ -260,8 +264,8 @@ func (e *env) startManager() {
 		DriftClock:          driftClock,
 		ResyncPeriod:        e.opts.resync,
 		DriftDetection:      e.opts.drift,
-		PermanentBackoff:    time.Second,
-		PermanentBackoffMax: 2 * time.Second,
+		PermanentBackoff:    max(time.Second, e.opts.permanentBackoff),
+		PermanentBackoffMax: max(2*time.Second, e.opts.permanentBackoff),
 		PendingCreateWindow: 6 * time.Second,
 	}
 	if err := r.SetupWithManager(mgr, 2); err != nil {
