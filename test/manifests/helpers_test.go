@@ -3,23 +3,18 @@ package manifests
 import (
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/scriptlock/customer-operator/test/kustomized"
 )
 
 // repoRoot is the module's root directory, found from this file's path so
 // that the tests work from any working directory.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("cannot locate the test's source file")
-	}
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	return kustomized.RepoRoot()
 }
 
 // render builds the kustomization in config/<dir> exactly as `kubectl
@@ -33,24 +28,9 @@ func render(t *testing.T, dir string) []*unstructured.Unstructured {
 // messages), for overlays that live outside config/.
 func renderPath(t *testing.T, path, dir string) []*unstructured.Unstructured {
 	t.Helper()
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	resMap, err := k.Run(filesys.MakeFsOnDisk(), path)
+	objs, err := kustomized.Build(path)
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
-	}
-	var objs []*unstructured.Unstructured
-	for _, r := range resMap.Resources() {
-		// Through JSON, so that numbers come out as the int64 and float64
-		// that unstructured objects hold.
-		b, err := r.MarshalJSON()
-		if err != nil {
-			t.Fatalf("%s: %s: %v", dir, r.CurId(), err)
-		}
-		o := &unstructured.Unstructured{}
-		if err := o.UnmarshalJSON(b); err != nil {
-			t.Fatalf("%s: %s: %v", dir, r.CurId(), err)
-		}
-		objs = append(objs, o)
 	}
 	if len(objs) == 0 {
 		t.Fatalf("%s renders nothing", dir)

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -13,9 +12,9 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
+
+	"github.com/scriptlock/customer-operator/test/kustomized"
 )
 
 const (
@@ -31,11 +30,7 @@ const (
 // that the tests work from any working directory.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("cannot locate the test's source file")
-	}
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	return kustomized.RepoRoot()
 }
 
 func readFile(t *testing.T, rel string) []byte {
@@ -51,22 +46,9 @@ func readFile(t *testing.T, rel string) []byte {
 // kustomize library in process.
 func render(t *testing.T, dir string) []*unstructured.Unstructured {
 	t.Helper()
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	resMap, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(repoRoot(t), dir))
+	objs, err := kustomized.Build(filepath.Join(repoRoot(t), dir))
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
-	}
-	var objs []*unstructured.Unstructured
-	for _, r := range resMap.Resources() {
-		b, err := r.MarshalJSON()
-		if err != nil {
-			t.Fatalf("%s: %s: %v", dir, r.CurId(), err)
-		}
-		o := &unstructured.Unstructured{}
-		if err := o.UnmarshalJSON(b); err != nil {
-			t.Fatalf("%s: %s: %v", dir, r.CurId(), err)
-		}
-		objs = append(objs, o)
 	}
 	return objs
 }
