@@ -41,6 +41,15 @@ func pendingf(reason, format string, args ...any) error {
 	return &pending{reason: reason, msg: fmt.Sprintf(format, args...)}
 }
 
+// isThrottled says whether err is the client holding a call back for the
+// operator's own in-flight cap (no Retry-After: nothing says to wait long):
+// a wait the operator imposes on itself, retried shortly by a Customer
+// (classify) and by the drift detector alike.
+func isThrottled(err error) bool {
+	var se *scriptlock.Error
+	return errors.As(err, &se) && errors.Is(err, scriptlock.ErrThrottled) && se.RetryAfter <= 0
+}
+
 // throttledRetry is how soon a call the client held back for its account's
 // requests in flight is tried again.
 const throttledRetry = 250 * time.Millisecond
@@ -78,7 +87,7 @@ func classify(err error) (o outcome, ok bool) {
 		return outcome{reason: v1alpha1.ReasonUnauthorized, stalled: true}, true
 	case errors.Is(err, scriptlock.ErrInvalidArgument):
 		return outcome{reason: v1alpha1.ReasonInvalidID, stalled: true}, true
-	case errors.Is(err, scriptlock.ErrThrottled) && se.RetryAfter <= 0:
+	case isThrottled(err):
 		// Held back by the operator's own in-flight cap: nothing was sent
 		// and nothing is wrong; try again shortly, saying nothing.
 		return outcome{retryAfter: throttledRetry}, true

@@ -405,13 +405,6 @@ func (d *driftDetector) dequeue(account string) {
 	delete(d.queued, account)
 }
 
-// isThrottled says whether err is the client holding a call back for the
-// operator's own in-flight cap (no Retry-After: nothing says to wait long).
-func isThrottled(err error) bool {
-	var se *scriptlock.Error
-	return errors.As(err, &se) && errors.Is(err, scriptlock.ErrThrottled) && se.RetryAfter <= 0
-}
-
 // Every credentialChecks-th sweep enqueues every Customer, so that each
 // reads its credentials again (a deleted or changed Secret is never watched):
 // Ready=True then also means the credentials were read within two periods.
