@@ -774,3 +774,26 @@ func TestAJustAppliedCustomerIsInProgressForKstatus(t *testing.T) {
 		t.Fatalf("a Ready Customer is %v to kstatus (%v)", res, err)
 	}
 }
+
+// A spec change that ScriptLock already holds is read, not written: no PUT,
+// no Updated Event, Ready at the new generation.
+func TestASpecChangeScriptLockAlreadyHoldsWritesNothing(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	c := e.waitReadyAfterCreate("acme", "same@example.com")
+	// Someone made the record what the spec is about to say.
+	e.sim.EditOutOfBand(canaryKey, c.Status.CustomerID, func(r *scriptlock.Customer) { r.LastName = "Renamed" })
+	e.update("acme", func(c *v1alpha1.Customer) { c.Spec.LastName = "Renamed" })
+	e.eventually(10*time.Second, "the new generation observed", func() error {
+		if got := e.get("acme"); got.Status.ObservedGeneration != got.Generation {
+			return fmt.Errorf("observed %d, generation %d", got.Status.ObservedGeneration, got.Generation)
+		}
+		return nil
+	})
+	e.waitReady("acme")
+	if n := len(e.events("acme", "Updated")) + len(e.events("acme", "DriftCorrected")); n != 0 {
+		t.Fatalf("nothing changed in ScriptLock, yet %d Updated/DriftCorrected Events", n)
+	}
+	if n := e.calls(http.MethodPut, routeOne); n != 0 {
+		t.Fatalf("%d PUTs for a spec ScriptLock already holds", n)
+	}
+}

@@ -159,6 +159,13 @@ func TestAValueScriptLockStoresDifferentlyIsWrittenOnce(t *testing.T) {
 			if n := len(e.events("acme", v1alpha1.ReasonStoredDifferently)); n != 1 {
 				t.Fatalf("%d StoredDifferently Events, want it said once", n)
 			}
+			if when == "on create" {
+				// Its one PUT was answered 304 Not Modified: nothing changed,
+				// so no Updated Event (SPEC: "none for 304").
+				if e.sim.Calls()["PUT "+routeOne+" 304"] != 1 || len(e.events("acme", "Updated")) != 0 {
+					t.Fatalf("want one PUT answered 304 and no Updated Event: %v, %d Updated", e.sim.Calls(), len(e.events("acme", "Updated")))
+				}
+			}
 		})
 	}
 }
