@@ -349,6 +349,25 @@ func TestALateCommittedCreateIsAdoptedByItsCreator(t *testing.T) {
 // A create that may have created the record is transient, never stalled:
 // with a one-minute stalled backoff, a misclassified answer would not be
 // Ready within 20 s.
+// Another input of the kind "retried forever": ScriptLock keeps answering
+// 409 for the email of this Customer's lost create, and no listing shows the
+// record for longer than any late commit (PendingCreateWindow, 6 s here).
+// The Customer must turn Stalled with a reason a person can act on instead
+// of looping as transient, and still recover when the record shows.
+func TestACreateNeverListedStallsInsteadOfRetryingForever(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	e.sim.CommitNextCreateLate(12*time.Second, sim.LoseWith504)
+	e.create(e.customer("acme", "never-listed@example.com"))
+	c := e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonConflict, 15*time.Second)
+	if !condTrue(c, v1alpha1.ConditionStalled) || !strings.Contains(e.ready("acme").Message, "spec.customerID") {
+		t.Fatalf("want Stalled with what to do: %+v", c.Status.Conditions)
+	}
+	got := e.waitReason("acme", metav1.ConditionTrue, v1alpha1.ReasonAvailable, 20*time.Second)
+	if recs := e.records(); len(recs) != 1 || recs[0].ID != got.Status.CustomerID {
+		t.Fatalf("want its own single record %q, got %+v", got.Status.CustomerID, recs)
+	}
+}
+
 func TestACreateAnsweredOddlyEndsReadyWithOneRecord(t *testing.T) {
 	for _, status := range []int{http.StatusOK, http.StatusAccepted, http.StatusNoContent, http.StatusFound, http.StatusSeeOther} {
 		t.Run(http.StatusText(status), func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -54,6 +55,15 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 		_ = errors.As(err, &se)
 		return rec, "", &pending{reason: v1alpha1.ReasonAPIError, retryAfter: se.RetryAfter,
 			msg: err.Error() + "; the record may have been created: looking for it before creating again"}
+	case scriptlock.IsConflict(err) && unknown && r.Clock.Now().After(p.Since.Add(r.PendingCreateWindow)):
+		// Longer than any late commit: the email's record exists but no
+		// listing shows it in a form this Customer can use (for example an
+		// id ScriptLock answers that cannot be put in a URL, which listings
+		// skip). Retrying forever would only hide that from a person.
+		return rec, "", stuckf(v1alpha1.ReasonConflict,
+			"ScriptLock has refused creates with email %q as taken since %s, yet no listing shows a usable record with that email and the fields this Customer posted "+
+				"(records without a usable id are skipped: scriptlock_list_records_skipped_total); if you know the record, set spec.customerID",
+			want.Email, p.Since.Format(time.RFC3339))
 	case scriptlock.IsConflict(err) && unknown:
 		// An earlier create of this object may have been committed late:
 		// its record is looked for again on the next pass.
