@@ -260,3 +260,9 @@ $(KUBECTL_VALIDATE):
 
 $(GOVULNCHECK):
 	GOBIN=$(LOCALBIN) go install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+
+##@ End to end
+
+# `make e2e` and its helpers live in hack/e2e (a real single-node cluster:
+# kubelet, containerd and runc on this machine).
+-include hack/e2e/e2e.mk
