@@ -38,6 +38,10 @@ const (
 // source of truth: after a restart it is empty and every Customer is
 // checked again.
 type driftState struct {
+	// claimed says whether some Customer names a record (listing); nil
+	// keeps every record whole.
+	claimed func(scriptlock.Customer) bool
+
 	mu       sync.Mutex
 	objects  map[types.NamespacedName]*syncState
 	accounts map[string]*accountState
@@ -56,6 +60,10 @@ type syncState struct {
 	// than it accepted (see rewritten).
 	wroteGen    int64
 	wroteFields string
+
+	// looked is when the listing was asked for that last showed no record
+	// of this Customer's pending create: the next look needs a newer one.
+	looked time.Time
 }
 
 // accountState is one ScriptLock account: its client, how many Customers
@@ -63,11 +71,11 @@ type syncState struct {
 type accountState struct {
 	client   *scriptlock.Client
 	users    int
-	asked    time.Time                      // when the last successful listing was requested
-	records  map[string]scriptlock.Customer // by id; nil until listed
-	err      error                          // the last listing's error, if it failed after asked
-	failedAt time.Time                      // when the failed listing was requested
-	call     *listCall                      // the listing under way
+	asked    time.Time // when the last successful listing was requested
+	records  *listing  // nil until listed
+	err      error     // the last listing's error, if it failed after asked
+	failedAt time.Time // when the failed listing was requested
+	call     *listCall // the listing under way
 }
 
 // listCall is one listing under way.
@@ -91,25 +99,25 @@ func (d *driftState) account(cl *scriptlock.Client) *accountState {
 	return a
 }
 
-// list returns a listing of cl's account requested no earlier than
-// now-maxAge: the last one if it is recent enough, else a new one. While a
-// listing is under way, a caller that accepts an older one (maxAge > 0) is
-// told to come back shortly (a *pending error) rather than wait or list
-// again, so that concurrent needs share one call. maxAge 0 always lists.
-// asked is when the listing returned was requested.
-func (d *driftState) list(ctx context.Context, cl *scriptlock.Client, maxAge time.Duration) (map[string]scriptlock.Customer, time.Time, error) {
+// list returns a listing of cl's account requested at or after since: the
+// last one if it is recent enough, else a new one. While a listing is under
+// way that was requested at or after since, the caller is told to come back
+// shortly (a *pending error) rather than wait or list again, so that
+// concurrent needs share one call: waiting would park a worker for as long
+// as ScriptLock takes to answer, maybe a whole timeout. asked is when the
+// listing returned was requested. The listing is decoded as a stream and
+// kept as digests (listing), so its memory is about 100 bytes a record
+// whatever the records hold.
+func (d *driftState) list(ctx context.Context, cl *scriptlock.Client, since time.Time) (*listing, time.Time, error) {
 	now := time.Now()
 	d.mu.Lock()
 	a := d.account(cl)
-	if a.records != nil && a.err == nil && maxAge > 0 && now.Sub(a.asked) <= maxAge {
+	if a.records != nil && a.err == nil && !a.asked.Before(since) {
 		recs, asked := a.records, a.asked
 		d.mu.Unlock()
 		return recs, asked, nil
 	}
-	if c := a.call; c != nil && maxAge > 0 {
-		// Waiting for it would park a worker for as long as ScriptLock
-		// takes to answer, maybe a whole timeout: come back shortly and
-		// use its result instead.
+	if c := a.call; c != nil && !c.asked.Before(since) {
 		d.mu.Unlock()
 		return nil, time.Time{}, &pending{retryAfter: throttledRetry,
 			msg: "a listing of this ScriptLock account is under way; using it when it is done"}
@@ -118,13 +126,10 @@ func (d *driftState) list(ctx context.Context, cl *scriptlock.Client, maxAge tim
 	a.call = c
 	d.mu.Unlock()
 
-	list, err := cl.List(ctx)
-	var recs map[string]scriptlock.Customer
-	if err == nil {
-		recs = make(map[string]scriptlock.Customer, len(list))
-		for _, r := range list {
-			recs[r.ID] = r
-		}
+	recs, add := newListing(d.claimed)
+	err := cl.ListEach(ctx, add)
+	if err != nil {
+		recs = nil
 	}
 
 	d.mu.Lock()
@@ -146,9 +151,31 @@ func (d *driftState) list(ctx context.Context, cl *scriptlock.Client, maxAge tim
 	return recs, c.asked, err
 }
 
+// lookedSince is when key's pending create was last looked for in vain
+// (lookedAt), or since if later: a listing asked before it cannot show
+// anything new.
+func (d *driftState) lookedSince(key types.NamespacedName, since time.Time) time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if o, ok := d.objects[key]; ok && !o.looked.Before(since) {
+		return o.looked.Add(time.Nanosecond)
+	}
+	return since
+}
+
+// lookedAt records that a listing asked at asked showed no record of key's
+// pending create.
+func (d *driftState) lookedAt(key types.NamespacedName, asked time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.object(key).looked = asked
+}
+
 // listed says what the account's last listing, if requested within maxAge
-// of now, holds under id (or what key's own later write put there). known is false when there is no such listing;
-// err is the last listing's error when the account's listing is failing.
+// of now, holds under id (or what key's own later write put there). found
+// is false also when the listing did not keep the record whole (listing).
+// known is false when there is no such listing; err is the last listing's
+// error when the account's listing is failing.
 func (d *driftState) listed(key types.NamespacedName, account, id string, maxAge time.Duration, now time.Time) (rec scriptlock.Customer, found, known, own bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -161,12 +188,12 @@ func (d *driftState) listed(key types.NamespacedName, account, id string, maxAge
 	case a.records == nil || now.Sub(a.asked) > maxAge:
 		return rec, false, false, false, nil
 	}
-	rec, found = a.records[id]
 	if o, ok := d.objects[key]; ok && o.account == account && o.id == id && o.lastSync.After(a.asked) {
 		// The operator wrote the record after the listing was asked for:
 		// what it wrote is newer than the listing.
 		return o.desired, true, true, true, nil
 	}
+	rec, found = a.records.record(id)
 	return rec, found, true, false, nil
 }
 
@@ -294,7 +321,7 @@ func (d *driftState) inUse() map[string]*scriptlock.Client {
 // asked shows missing or different; with all, every Customer of the
 // account. A record the operator wrote after asked is newer than the
 // listing and is not reported.
-func (d *driftState) compare(account string, recs map[string]scriptlock.Customer, asked time.Time, all bool) []types.NamespacedName {
+func (d *driftState) compare(account string, recs *listing, asked time.Time, all bool) []types.NamespacedName {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out []types.NamespacedName
@@ -309,7 +336,7 @@ func (d *driftState) compare(account string, recs map[string]scriptlock.Customer
 		if o.lastSync.After(asked) {
 			continue
 		}
-		if rec, ok := recs[o.id]; !ok || !scriptlock.SameFields(rec, o.desired) {
+		if rec, ok := recs.record(o.id); !ok || !scriptlock.SameFields(rec, o.desired) {
 			out = append(out, key)
 		}
 	}
@@ -462,7 +489,7 @@ func (d *driftDetector) sweep(ctx context.Context) {
 			}
 			defer func() { <-d.slots }()
 			wasFailing := d.state.failing(account)
-			recs, asked, err := d.state.list(ctx, cl, 0)
+			recs, asked, err := d.state.list(ctx, cl, time.Now())
 			for try := 0; try < 20 && isThrottled(err); try++ {
 				// Held back by the operator's own in-flight caps: the
 				// listing is due this period, so try again shortly.
@@ -471,7 +498,7 @@ func (d *driftDetector) sweep(ctx context.Context) {
 				case <-ctx.Done():
 					return
 				}
-				recs, asked, err = d.state.list(ctx, cl, 0)
+				recs, asked, err = d.state.list(ctx, cl, time.Now())
 			}
 			switch {
 			case errors.Is(err, scriptlock.ErrThrottled):
@@ -487,7 +514,7 @@ func (d *driftDetector) sweep(ctx context.Context) {
 				return
 			}
 			stale := d.state.compare(account, recs, asked, wasFailing || recheck)
-			log.V(1).Info("listed ScriptLock customers", "account", account, "records", len(recs), "enqueued", len(stale))
+			log.V(1).Info("listed ScriptLock customers", "account", account, "records", recs.len(), "enqueued", len(stale))
 			d.enqueue(ctx, stale)
 		}()
 	}

@@ -18,10 +18,10 @@ func testClient(t *testing.T, key string) *scriptlock.Client {
 	return cl
 }
 
-func byID(recs ...scriptlock.Customer) map[string]scriptlock.Customer {
-	out := map[string]scriptlock.Customer{}
+func byID(recs ...scriptlock.Customer) *listing {
+	out, add := newListing(nil)
 	for _, r := range recs {
-		out[r.ID] = r
+		add(r)
 	}
 	return out
 }

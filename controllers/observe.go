@@ -124,7 +124,8 @@ func provenAfterMove(c *v1alpha1.Customer, cl *scriptlock.Client, rec scriptlock
 
 // read returns the record id as ScriptLock holds it. In list mode, and
 // when cached is allowed, a listing of the account from the last two
-// periods answers; a record missing from it is confirmed by a read. In
+// periods answers (made when there is none); a record missing from it is
+// confirmed by a read. In
 // per-object mode, a record seen equal to the spec less than a period ago
 // is not read again.
 func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string, cached bool, obs *observation) (scriptlock.Customer, bool, error) {
@@ -138,13 +139,22 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 				// that did not happen.
 				return rec, false, err
 			}
+		}
+		if err != nil || !known {
 			// A transient failure a while ago: list again (shared by every
-			// Customer of the account) rather than wait a whole period.
-			recs, _, lerr := r.drift.list(ctx, cl, relistAfter)
+			// Customer of the account) rather than wait a whole period. No
+			// listing yet (after a restart): list, so that the first pass
+			// of every Customer costs one listing per account, not one
+			// read each.
+			since := now.Add(-2 * r.ResyncPeriod)
+			if err != nil {
+				since = now.Add(-relistAfter)
+			}
+			recs, _, lerr := r.drift.list(ctx, cl, since)
 			if lerr != nil {
 				return rec, false, lerr
 			}
-			rec, found = recs[id]
+			rec, found = recs.record(id)
 			known, own = true, false
 		}
 		if known && found {
@@ -198,11 +208,15 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 	if p, own := ownPending(c, cl); own {
 		// An earlier create of this very object may have succeeded without
 		// its answer: only a listing asked for now can show it.
-		recs, _, err := r.drift.list(ctx, cl, 0)
+		recs, err := r.lookForPending(ctx, c, cl, p)
 		if err != nil {
 			return obs, err
 		}
-		if rec, found := withEmail(recs, p.Email); found {
+		rec, found, err := withEmail(ctx, cl, recs, p.Email)
+		if err != nil {
+			return obs, err
+		}
+		if found {
 			if !madeBy(rec, p) {
 				return obs, stuckf(v1alpha1.ReasonConflict,
 					"ScriptLock customer %s has email %q but not the fields this Customer posted, so it cannot be proven to be the record of its earlier create; "+
@@ -229,17 +243,37 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 				p.Since.Format(time.RFC3339), p.Email, r.PendingCreateWindow, c.Spec.Email)
 		}
 	}
-	recs, _, err := r.drift.list(ctx, cl, min(preCheckMaxAge, r.ResyncPeriod))
+	recs, _, err := r.drift.list(ctx, cl, r.Clock.Now().Add(-min(preCheckMaxAge, r.ResyncPeriod)))
 	if err != nil {
 		return obs, err
 	}
-	if rec, found := withEmail(recs, c.Spec.Email); found {
+	rec, found, err := withEmail(ctx, cl, recs, c.Spec.Email)
+	if err != nil {
+		return obs, err
+	}
+	if found {
 		msg, err := r.emailTaken(ctx, c, cl, rec)
 		obs.record, obs.bind, obs.seen = rec, msg, true
 		return obs, err
 	}
 	obs.create = true
 	return obs, nil
+}
+
+// lookForPending returns a listing that can show the record of c's
+// pending create p: asked after p was sent and after the last listing that
+// showed none, so that a retry looks at something new. Concurrent looks
+// share a listing under way.
+func (r *CustomerReconciler) lookForPending(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, p *v1alpha1.PendingCreate) (*listing, error) {
+	key := client.ObjectKeyFromObject(c)
+	recs, asked, err := r.drift.list(ctx, cl, r.drift.lookedSince(key, p.Since.Time))
+	if err != nil {
+		return nil, err
+	}
+	if _, found := recs.idOf(p.Email); !found {
+		r.drift.lookedAt(key, asked)
+	}
+	return recs, nil
 }
 
 // emailTaken decides about an existing record rec that has c's email and
@@ -291,12 +325,14 @@ func (r *CustomerReconciler) deletable(ctx context.Context, c *v1alpha1.Customer
 			return "", stuckf(v1alpha1.ReasonConflict,
 				"its pending create was sent by another object or to another account (a restored object, or changed credentials)")
 		}
-		recs, _, err := r.drift.list(ctx, cl, 0)
+		recs, err := r.lookForPending(ctx, c, cl, p)
 		if err != nil {
 			return "", err
 		}
-		rec, found := withEmail(recs, p.Email)
+		rec, found, err := withEmail(ctx, cl, recs, p.Email)
 		switch {
+		case err != nil:
+			return "", err
 		case !found && r.Clock.Now().Before(p.Since.Add(r.PendingCreateWindow)):
 			return "", pendingf(v1alpha1.ReasonCreating,
 				"the outcome of its create (sent %s, email %q) is not known yet; waiting up to %s for its record before letting go",

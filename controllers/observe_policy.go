@@ -106,11 +106,14 @@ func (r *CustomerReconciler) observeOnly(ctx context.Context, c *v1alpha1.Custom
 		}
 		return rec, obs, err
 	}
-	recs, _, err := r.drift.list(ctx, cl, 2*r.ResyncPeriod)
+	recs, _, err := r.drift.list(ctx, cl, r.Clock.Now().Add(-2*r.ResyncPeriod))
 	if err != nil {
 		return scriptlock.Customer{}, obs, err
 	}
-	rec, found := withEmail(recs, c.Spec.Email)
+	rec, found, err := withEmail(ctx, cl, recs, c.Spec.Email)
+	if err != nil {
+		return scriptlock.Customer{}, obs, err
+	}
 	if !found {
 		return rec, obs, stuckf(v1alpha1.ReasonNotFound,
 			"ScriptLock has no customer with email %q (managementPolicy: Observe binds by spec.customerID, else by email)", c.Spec.Email)

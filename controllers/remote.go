@@ -81,11 +81,14 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	if !scriptlock.IsConflict(err) {
 		return rec, "", err
 	}
-	recs, _, lerr := r.drift.list(ctx, cl, 0)
+	recs, _, lerr := r.drift.list(ctx, cl, time.Now())
 	if lerr != nil {
 		return rec, "", lerr
 	}
-	existing, found := withEmail(recs, want.Email)
+	existing, found, lerr := withEmail(ctx, cl, recs, want.Email)
+	if lerr != nil {
+		return rec, "", lerr
+	}
 	if !found {
 		return rec, "", pendingf(v1alpha1.ReasonAPIError,
 			"ScriptLock refused the create with 409 Conflict but lists no customer with email %q yet; retrying", want.Email)

@@ -67,6 +67,7 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 		r.DriftClock = clock.RealClock{}
 	}
 	r.drift = newDriftState()
+	r.drift.claimed = r.claimed
 	r.stalled = newStalledBackoff(backoffPolicy{Min: r.PermanentBackoff, Max: r.PermanentBackoffMax})
 
 	ctx := context.Background()

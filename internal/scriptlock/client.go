@@ -37,11 +37,12 @@ const (
 // small, so anything bigger is a broken or hostile server.
 const MaxBodyBytes = 1 << 20
 
-// MaxListBodyBytes is the largest listing the client reads: about 500,000
-// records of some 130 bytes. A listing holds the whole account, so the
-// record limit (MaxBodyBytes, about 8,000 records) would silently stop drift
-// detection on a large account.
-const MaxListBodyBytes = 64 << 20
+// MaxListBodyBytes is the largest listing the client reads: about
+// 2,000,000 records of some 130 bytes. A listing holds the whole account, so
+// the record limit (MaxBodyBytes, about 8,000 records) would silently stop
+// drift detection on a large account. Listings are decoded as a stream
+// (ListEach), so this bounds the bytes read, not the memory used.
+const MaxListBodyBytes = 256 << 20
 
 // Route templates, used as metric labels so that ids never become label
 // values (unbounded cardinality).
@@ -462,32 +463,47 @@ func (c *Client) Update(ctx context.Context, id string, in Customer) (changed bo
 	return false, c.statusError(op, r, ErrUnexpectedStatus)
 }
 
-// List returns every record of the account: 200 with a JSON array, or 204
-// No Content for an empty list (returned as an empty, non-nil slice). A
-// record without a usable id (absent, null, empty, or one that could not be
-// placed in a URL) cannot be addressed: it is left out and counted in
-// scriptlock_list_records_skipped_total rather than failing the listing.
+// List returns every record of the account (see ListEach), as one slice.
 func (c *Client) List(ctx context.Context) ([]Customer, error) {
-	const op = "list"
-	r, err := c.do(ctx, op, http.MethodGet, routeCustomers, "/api/customers", "")
+	list := []Customer{}
+	err := c.ListEach(ctx, func(rec Customer) { list = append(list, rec) })
 	if err != nil {
 		return nil, err
 	}
+	return list, nil
+}
+
+// ListEach calls fn with every record of the account, in the listing's
+// order, decoding the answer as a stream: the memory it needs is one record,
+// not the listing (which holds the whole account, maybe hundreds of
+// thousands of records). ScriptLock answers 200 with a JSON array, or 204 No
+// Content for an empty list. A record without a usable id (absent, null,
+// empty, or one that could not be placed in a URL) cannot be addressed: it
+// is left out and counted in scriptlock_list_records_skipped_total rather
+// than failing the listing. When ListEach returns an error, fn may already
+// have seen some records: the caller must discard them.
+func (c *Client) ListEach(ctx context.Context, fn func(Customer)) error {
+	const op = "list"
+	skipped := 0
+	r, err := c.exchange(ctx, op, http.MethodGet, routeCustomers, "/api/customers", "", func(body io.Reader) error {
+		var err error
+		skipped, err = decodeListStream(body, fn)
+		return err
+	})
+	if err != nil {
+		return err
+	}
 	switch r.status {
 	case http.StatusOK:
-		if r.tooLarge {
-			return nil, r.fail(op, ErrBodyTooLarge)
-		}
-		list, skipped, err := decodeList(r.body)
-		if err != nil {
-			return nil, r.fail(op, err)
+		if r.streamErr != nil {
+			return r.fail(op, r.streamErr)
 		}
 		c.metrics.skippedRecords(skipped)
-		return list, nil
+		return nil
 	case http.StatusNoContent:
-		return []Customer{}, nil
+		return nil
 	}
-	return nil, c.statusError(op, r, ErrUnexpectedStatus)
+	return c.statusError(op, r, ErrUnexpectedStatus)
 }
 
 // Delete removes a record; ScriptLock revokes all of its licenses. 410 Gone
@@ -522,8 +538,11 @@ func invalid(op string, err error) *Error {
 type response struct {
 	status   int
 	header   http.Header
-	body     []byte // at most MaxBodyBytes (MaxListBodyBytes for a listing)
+	body     []byte // at most MaxBodyBytes; nil when streamed
 	tooLarge bool   // the body was longer than that
+	// streamErr is what the stream consumer said of a streamed 200 body
+	// (ErrBodyTooLarge past MaxListBodyBytes).
+	streamErr error
 }
 
 // fail builds an Error for a success status whose body was unusable.
@@ -556,6 +575,13 @@ func (c *Client) statusError(op string, r *response, kind error) *Error {
 // do sends one request and reads the whole answer under the per-request
 // timeout. It returns an *Error when no answer could be obtained.
 func (c *Client) do(ctx context.Context, op, method, route, path, form string) (*response, error) {
+	return c.exchange(ctx, op, method, route, path, form, nil)
+}
+
+// exchange is do, except that a 200 answer's body is given to stream (when
+// not nil) as it arrives, at most MaxListBodyBytes of it, instead of being
+// read whole; stream's error lands in response.streamErr.
+func (c *Client) exchange(ctx context.Context, op, method, route, path, form string, stream func(io.Reader) error) (*response, error) {
 	if err := c.gate.admit(ctx, op); err != nil {
 		return nil, err
 	}
@@ -597,10 +623,21 @@ func (c *Client) do(ctx context.Context, op, method, route, path, form string) (
 	}
 	out = answered
 	defer func() { _ = resp.Body.Close() }()
-	limit := MaxBodyBytes
-	if op == "list" {
-		limit = MaxListBodyBytes
+	if stream != nil && resp.StatusCode == http.StatusOK {
+		body := &countingReader{r: io.LimitReader(resp.Body, MaxListBodyBytes+1)}
+		serr := stream(body)
+		c.metrics.observe(method, route, resp.StatusCode, time.Since(start))
+		switch {
+		case body.n > MaxListBodyBytes:
+			serr = ErrBodyTooLarge
+		case serr != nil && body.err != nil:
+			// The stream broke off (a timeout, a reset): no answer, not a
+			// malformed one.
+			return nil, &Error{Op: op, StatusCode: resp.StatusCode, Err: transportError(body.err)}
+		}
+		return &response{status: resp.StatusCode, header: resp.Header, streamErr: serr}, nil
 	}
+	limit := MaxBodyBytes
 	data, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	c.metrics.observe(method, route, resp.StatusCode, time.Since(start))
 	r := &response{status: resp.StatusCode, header: resp.Header, body: data}
@@ -617,6 +654,23 @@ func (c *Client) do(ctx context.Context, op, method, route, path, form string) (
 		}
 	}
 	return r, nil
+}
+
+// countingReader counts the bytes read through it and keeps the first
+// read error other than io.EOF.
+type countingReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
+	return n, err
 }
 
 // transportError classifies a failure to obtain a complete answer.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 	"unicode"
@@ -152,48 +153,74 @@ func decodeRecord(body []byte) (Customer, error) {
 	return c, nil
 }
 
-// decodeList parses a JSON array of records. JSON null is taken as an empty
-// list. A record without a usable id (absent, null, empty, or refused by
-// decodeID) cannot be addressed: it is left out and counted in skipped, so
-// that one such record does not stop drift detection for the whole
-// account. An element that is not an object (or null), or a record whose
-// other fields have the wrong JSON type, still fails the whole listing: the
-// server is then not speaking the protocol we assume.
+// decodeList parses a JSON array of records held whole in body (see
+// decodeListStream).
 func decodeList(body []byte) (list []Customer, skipped int, err error) {
-	body = bytes.TrimSpace(body)
-	if string(body) == "null" {
-		return []Customer{}, 0, nil
-	}
-	if len(body) == 0 || body[0] != '[' {
-		return nil, 0, fmt.Errorf("%w: expected a JSON array", ErrMalformedBody)
-	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(body, &raws); err != nil {
-		return nil, 0, fmt.Errorf("%w: %w", ErrMalformedBody, err)
-	}
-	list = make([]Customer, 0, len(raws))
-	for i, raw := range raws {
-		raw = bytes.TrimSpace(raw)
-		if string(raw) == "null" {
-			skipped++
-			continue
-		}
-		if len(raw) == 0 || raw[0] != '{' {
-			return nil, 0, fmt.Errorf("%w: record %d is not a JSON object", ErrMalformedBody, i)
-		}
-		c, rawID, err := decodeFields(raw)
-		if err != nil {
-			return nil, 0, fmt.Errorf("%w: record %d: %w", ErrMalformedBody, i, err)
-		}
-		id, err := decodeID(rawID)
-		if err != nil || id == "" {
-			skipped++
-			continue
-		}
-		c.ID = id
-		list = append(list, c)
+	list = []Customer{}
+	skipped, err = decodeListStream(bytes.NewReader(body), func(c Customer) { list = append(list, c) })
+	if err != nil {
+		return nil, 0, err
 	}
 	return list, skipped, nil
+}
+
+// decodeListStream parses a JSON array of records from r one record at a
+// time, calling fn for each. JSON null is taken as an empty list. A record
+// without a usable id (absent, null, empty, or refused by decodeID) cannot
+// be addressed: it is left out and counted in skipped, so that one such
+// record does not stop drift detection for the whole account. An element
+// that is not an object (or null), a record whose other fields have the
+// wrong JSON type, or anything after the array still fails the whole
+// listing (ErrMalformedBody): the server is then not speaking the protocol
+// we assume. fn may have seen records before such an error.
+func decodeListStream(r io.Reader, fn func(Customer)) (skipped int, err error) {
+	dec := json.NewDecoder(r)
+	malformed := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrMalformedBody}, args...)...)
+	}
+	tok, err := dec.Token()
+	switch {
+	case err == io.EOF:
+		return 0, malformed("expected a JSON array")
+	case err != nil:
+		return 0, malformed("%w", err)
+	case tok == nil:
+		// null
+	case tok != json.Delim('['):
+		return 0, malformed("expected a JSON array")
+	default:
+		for i := 0; dec.More(); i++ {
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return 0, malformed("record %d: %w", i, err)
+			}
+			if string(raw) == "null" {
+				skipped++
+				continue
+			}
+			if raw[0] != '{' {
+				return 0, malformed("record %d is not a JSON object", i)
+			}
+			c, rawID, err := decodeFields(raw)
+			if err != nil {
+				return 0, malformed("record %d: %w", i, err)
+			}
+			id, err := decodeID(rawID)
+			if err != nil || id == "" {
+				skipped++
+				continue
+			}
+			c.ID = id
+			fn(c)
+		}
+		if _, err := dec.Token(); err != nil {
+			return 0, malformed("%w", err)
+		}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return 0, malformed("data after the JSON array")
+	}
+	return skipped, nil
 }
 
 // decodeMessage extracts ScriptLock's explanation from an error answer: the

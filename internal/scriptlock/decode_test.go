@@ -176,6 +176,9 @@ func TestDecodeList(t *testing.T) {
 		{"an element that is not an object is malformed", `[{"id":1},2]`, nil, 0, false},
 		{"a field of the wrong type is malformed", `[{"id":1,"email":5}]`, nil, 0, false},
 		{"an empty body is malformed", ``, nil, 0, false},
+		{"data after the array is malformed", `[{"id":1}] [{"id":2}]`, nil, 0, false},
+		{"a string is not a list", `"[]"`, nil, 0, false},
+		{"whitespace around the array is fine", " \n[{\"id\":8}]\n ", []string{"8"}, 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

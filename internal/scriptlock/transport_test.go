@@ -530,6 +530,23 @@ func TestTheListingOfALargeAccountIsRead(t *testing.T) {
 	}
 }
 
+// A listing whose connection breaks off half way is no answer (retried),
+// not a malformed one (stalled), and none of its records is used.
+func TestAListingCutOffHalfWayIsATransportError(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100000")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, `[{"id":1,"email":"a@example.com"},{"id":2,`)
+		// The handler returns: the connection closes short of the length.
+	}))
+	t.Cleanup(ts.Close)
+	seen := 0
+	err := newClient(t, ts.URL, testKey).ListEach(ctx(t), func(scriptlock.Customer) { seen++ })
+	if !errors.Is(err, scriptlock.ErrNetwork) || !scriptlock.IsRetryable(err) || errors.Is(err, scriptlock.ErrMalformedBody) {
+		t.Fatalf("want a retryable network error, got %v", err)
+	}
+}
+
 func TestAKeyHiddenByJSONEscapingIsScrubbedBeforeTheMessageIsCut(t *testing.T) {
 	const key = "key/with/slashes/0123456789abcdef0123456789abcdef"
 	escaped := strings.ReplaceAll(key, "/", `\/`) // what a JSON encoder may send

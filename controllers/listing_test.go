@@ -1,0 +1,118 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"runtime"
+	"testing"
+
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
+	"github.com/scriptlock/customer-operator/internal/scriptlock/sim"
+)
+
+func TestAListingKeepsWholeOnlyTheRecordsCustomersName(t *testing.T) {
+	mine := scriptlock.Customer{ID: "1", Company: "C", Email: "Mine@Example.com"}
+	other := scriptlock.Customer{ID: "2", Company: "C", Email: "other@example.com"}
+	l, add := newListing(func(rec scriptlock.Customer) bool { return rec.ID == mine.ID })
+	add(mine)
+	add(other)
+	add(scriptlock.Customer{ID: "3", Email: "OTHER@example.com"}) // the same email again: the first one stays
+
+	if got, ok := l.record("1"); !ok || got != mine {
+		t.Fatalf("a claimed record must be kept whole: %+v %v", got, ok)
+	}
+	if _, ok := l.record("2"); ok {
+		t.Fatal("an unclaimed record must not be kept whole")
+	}
+	if id, ok := l.idOf("mine@example.COM"); !ok || id != "1" {
+		t.Fatalf("emails are looked up case-insensitively: %q %v", id, ok)
+	}
+	if id, ok := l.idOf("Other@Example.com"); !ok || id != "2" {
+		t.Fatalf("every record's email is kept: %q %v", id, ok)
+	}
+	if _, ok := l.idOf("nobody@example.com"); ok {
+		t.Fatal("an email no record has was found")
+	}
+	if l.len() != 3 {
+		t.Fatalf("len %d, want 3", l.len())
+	}
+}
+
+func TestWithEmailReadsARecordNotKeptWhole(t *testing.T) {
+	const key = "listing-test-key"
+	s := sim.New(sim.WithAccount(key))
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	cl, err := scriptlock.New(scriptlock.Options{BaseURL: ts.URL, APIKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := s.Seed(key, scriptlock.Customer{Company: "K", Email: "kept@example.com"})
+	read := s.Seed(key, scriptlock.Customer{Company: "R", Email: "read@example.com"})
+	gone := s.Seed(key, scriptlock.Customer{Company: "G", Email: "gone@example.com"})
+	l, add := newListing(func(rec scriptlock.Customer) bool { return rec.ID == kept.ID })
+	if err := cl.ListEach(context.Background(), add); err != nil {
+		t.Fatal(err)
+	}
+	s.DeleteOutOfBand(key, gone.ID)
+	s.ResetCalls()
+
+	ctx := context.Background()
+	if rec, found, err := withEmail(ctx, cl, l, "KEPT@example.com"); err != nil || !found || rec.ID != kept.ID {
+		t.Fatalf("kept: %+v %v %v", rec, found, err)
+	}
+	if n := len(s.CallLog()); n != 0 {
+		t.Fatalf("a record kept whole was read (%d calls)", n)
+	}
+	if rec, found, err := withEmail(ctx, cl, l, "read@example.com"); err != nil || !found || rec != read {
+		t.Fatalf("read: %+v %v %v", rec, found, err)
+	}
+	if rec, found, err := withEmail(ctx, cl, l, "gone@example.com"); err != nil || found {
+		t.Fatalf("a record deleted since the listing must not be found: %+v %v %v", rec, found, err)
+	}
+	if n := len(s.CallLog()); n != 2 {
+		t.Fatalf("want one GET for each record not kept whole, got %d calls", n)
+	}
+}
+
+// BenchmarkListingOfABigAccount lists an account of 200,000 records none
+// of which a Customer names, as the drift detector does, and reports the
+// bytes the listing keeps per record (live heap after a GC, with the
+// listing still referenced) and the bytes allocated per listing.
+//
+//	go test ./controllers -run '^$' -bench BigAccount -benchtime 3x
+func BenchmarkListingOfABigAccount(b *testing.B) {
+	const key, n = "bench-key", 200_000
+	s := sim.New(sim.WithAccount(key))
+	for i := range n {
+		s.Seed(key, scriptlock.Customer{Company: "Example Company Inc.", FirstName: "Example", LastName: "Customer",
+			Email: fmt.Sprintf("customer-%06d@example.com", i)})
+	}
+	ts := httptest.NewServer(s)
+	b.Cleanup(ts.Close)
+	cl, err := scriptlock.New(scriptlock.Options{BaseURL: ts.URL, APIKey: key, QPS: 1000, Burst: 1000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	unclaimed := func(scriptlock.Customer) bool { return false }
+	var before, after runtime.MemStats
+	var keep *listing
+	b.ReportAllocs()
+	for b.Loop() {
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		l, add := newListing(unclaimed)
+		if err := cl.ListEach(context.Background(), add); err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		keep = l
+	}
+	if keep.len() != n {
+		b.Fatalf("listed %d records, want %d", keep.len(), n)
+	}
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "kept-B/record")
+	runtime.KeepAlive(keep)
+}
