@@ -1,0 +1,434 @@
+// Command imagetar writes a single-layer image as a docker-archive tar (the
+// format of `docker save`, which `ctr images import` reads), for a node that
+// has no Docker and no registry.
+//
+// With -dockerfile it builds the operator's image the way its Dockerfile
+// says: the builder stage's COPY lines (the build context filtered by
+// .dockerignore) and RUN lines run in a scratch folder with TARGETOS,
+// TARGETARCH and VERSION set as buildx sets them, then the final stage's
+// COPY --from=builder, USER, WORKDIR, ENTRYPOINT and ENV make the image on
+// top of what gcr.io/distroless/static:nonroot holds (CA certificates,
+// /etc/passwd with nonroot 65532, /tmp, /home/nonroot). Any other
+// instruction in the final stage is an error, so that a change to the
+// Dockerfile cannot pass unnoticed.
+//
+// Without it, -binary, -entrypoint and -user make an image of that one
+// binary and nothing else (the node's pause image).
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// image is what the final stage says.
+type image struct {
+	binary     []byte // the one file copied in
+	binaryPath string // where it goes, e.g. /manager
+	user       string
+	workdir    string
+	entrypoint []string
+	cmd        []string
+	env        []string
+	// distroless puts what gcr.io/distroless/static:nonroot holds under
+	// the binary; otherwise the binary is alone (scratch).
+	distroless bool
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "imagetar:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	dockerfile := flag.String("dockerfile", "", "Dockerfile to build (its context is the folder it is in)")
+	version := flag.String("version", "dev", "VERSION build argument (with -dockerfile)")
+	binary := flag.String("binary", "", "the image's only binary (without -dockerfile)")
+	entrypoint := flag.String("entrypoint", "", "path of the binary in the image and its entrypoint (without -dockerfile)")
+	user := flag.String("user", "65532:65532", "USER (without -dockerfile)")
+	tag := flag.String("tag", "", "image name, e.g. example.com/app:e2e")
+	out := flag.String("out", "", "tar file to write")
+	flag.Parse()
+	if *tag == "" || *out == "" {
+		return errors.New("-tag and -out are required")
+	}
+
+	var img image
+	if *dockerfile != "" {
+		var err error
+		if img, err = buildDockerfile(*dockerfile, *version); err != nil {
+			return err
+		}
+	} else {
+		if *binary == "" || *entrypoint == "" {
+			return errors.New("-binary and -entrypoint are required without -dockerfile")
+		}
+		b, err := os.ReadFile(*binary)
+		if err != nil {
+			return err
+		}
+		img = image{binary: b, binaryPath: *entrypoint, user: *user, workdir: "/", entrypoint: []string{*entrypoint}}
+	}
+	return writeArchive(*out, *tag, img)
+}
+
+// instructions returns the Dockerfile's instructions by stage,
+// continuation lines joined and comments dropped.
+func instructions(text string) [][][2]string {
+	text = strings.ReplaceAll(text, "\\\n", " ")
+	var stages [][][2]string
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		instr, args, _ := strings.Cut(line, " ")
+		instr = strings.ToUpper(instr)
+		if instr == "FROM" || len(stages) == 0 {
+			stages = append(stages, nil)
+		}
+		stages[len(stages)-1] = append(stages[len(stages)-1], [2]string{instr, strings.TrimSpace(args)})
+	}
+	return stages
+}
+
+// buildDockerfile runs the builder stage and reads the final stage.
+func buildDockerfile(dockerfile, version string) (image, error) {
+	text, err := os.ReadFile(dockerfile)
+	if err != nil {
+		return image{}, err
+	}
+	root := filepath.Dir(dockerfile)
+	stages := instructions(string(text))
+	if len(stages) != 2 {
+		return image{}, fmt.Errorf("%s has %d stages; imagetar knows a builder stage and a final stage", dockerfile, len(stages))
+	}
+	ignore, err := dockerignore(filepath.Join(root, ".dockerignore"))
+	if err != nil {
+		return image{}, err
+	}
+	work, err := os.MkdirTemp("", "imagetar-")
+	if err != nil {
+		return image{}, err
+	}
+	defer os.RemoveAll(work)
+
+	// Builder stage: buildx's arguments for this machine's platform.
+	args := map[string]string{"TARGETOS": "linux", "TARGETARCH": runtime.GOARCH, "VERSION": version}
+	env := os.Environ()
+	builderWorkdir := "/"
+	for _, s := range stages[0] {
+		switch instr, a := s[0], s[1]; instr {
+		case "FROM":
+		case "ARG":
+			name, def, _ := strings.Cut(a, "=")
+			if _, ok := args[name]; !ok {
+				args[name] = def
+			}
+		case "WORKDIR":
+			builderWorkdir = a
+		case "COPY":
+			if strings.HasPrefix(a, "--") {
+				return image{}, fmt.Errorf("builder COPY %s: flags are not supported", a)
+			}
+			f := strings.Fields(a)
+			srcs, dstArg := f[:len(f)-1], f[len(f)-1]
+			for _, src := range srcs {
+				dst := filepath.Join(work, dstArg)
+				if len(srcs) > 1 || strings.HasSuffix(dstArg, "/") && !strings.HasSuffix(src, "/") {
+					dst = filepath.Join(dst, filepath.Base(src))
+				}
+				if err := copyContext(root, strings.TrimSuffix(src, "/"), dst, ignore); err != nil {
+					return image{}, err
+				}
+			}
+		case "RUN":
+			cmd := exec.Command("sh", "-c", a)
+			cmd.Dir = work
+			cmd.Env = env
+			for k, v := range args {
+				cmd.Env = append(cmd.Env, k+"="+v)
+			}
+			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			fmt.Fprintf(os.Stderr, "imagetar: RUN %s\n", a)
+			if err := cmd.Run(); err != nil {
+				return image{}, fmt.Errorf("RUN %s: %w", a, err)
+			}
+		default:
+			return image{}, fmt.Errorf("builder stage: %s is not supported", instr)
+		}
+	}
+
+	// Final stage.
+	img := image{workdir: "/", distroless: true}
+	for _, s := range stages[1] {
+		switch instr, a := s[0], s[1]; instr {
+		case "FROM":
+			if a != "gcr.io/distroless/static:nonroot" {
+				return image{}, fmt.Errorf("final stage FROM %s: imagetar reproduces gcr.io/distroless/static:nonroot only", a)
+			}
+		case "WORKDIR":
+			img.workdir = a
+		case "USER":
+			img.user = a
+		case "ENV":
+			k, v, ok := strings.Cut(a, "=")
+			if !ok {
+				k, v, _ = strings.Cut(a, " ")
+			}
+			img.env = append(img.env, k+"="+strings.Trim(strings.TrimSpace(v), `"`))
+		case "ENTRYPOINT", "CMD":
+			var argv []string
+			if err := json.Unmarshal([]byte(a), &argv); err != nil {
+				return image{}, fmt.Errorf("%s %s: only the JSON form is supported", instr, a)
+			}
+			if instr == "ENTRYPOINT" {
+				img.entrypoint = argv
+			} else {
+				img.cmd = argv
+			}
+		case "COPY":
+			f := strings.Fields(a)
+			if len(f) != 3 || f[0] != "--from=builder" || img.binary != nil {
+				return image{}, fmt.Errorf("final COPY %s: imagetar supports one COPY --from=builder SRC DST", a)
+			}
+			src := f[1]
+			if !path.IsAbs(src) {
+				src = path.Join(builderWorkdir, src)
+			}
+			rel, err := filepath.Rel(builderWorkdir, src)
+			if err != nil || strings.HasPrefix(rel, "..") {
+				return image{}, fmt.Errorf("final COPY %s: the source is not under the builder's WORKDIR %s", a, builderWorkdir)
+			}
+			if img.binary, err = os.ReadFile(filepath.Join(work, rel)); err != nil {
+				return image{}, err
+			}
+			img.binaryPath = f[2]
+		default:
+			return image{}, fmt.Errorf("final stage: %s is not supported", instr)
+		}
+	}
+	if img.binary == nil {
+		return image{}, errors.New("the final stage copies nothing from the builder")
+	}
+	return img, nil
+}
+
+// dockerignore reads the patterns of a .dockerignore (none if it is absent).
+func dockerignore(file string) ([]string, error) {
+	b, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var patterns []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			patterns = append(patterns, l)
+		}
+	}
+	return patterns, nil
+}
+
+// ignored reports whether rel (slash-separated, relative to the context)
+// is left out by patterns, for the .dockerignore syntax this repository
+// uses: plain globs, "!" exceptions, a trailing "/" and a leading "**/".
+// The last matching pattern wins.
+func ignored(patterns []string, rel string) bool {
+	parts := strings.Split(rel, "/")
+	out := false
+	for _, p := range patterns {
+		neg := strings.HasPrefix(p, "!")
+		p = strings.TrimSuffix(strings.TrimPrefix(p, "!"), "/")
+		for i := 1; i <= len(parts); i++ {
+			var ok bool
+			if base, anyDir := strings.CutPrefix(p, "**/"); anyDir {
+				ok, _ = path.Match(base, parts[i-1])
+			} else {
+				ok, _ = path.Match(p, strings.Join(parts[:i], "/"))
+			}
+			if ok {
+				out = !neg
+				break
+			}
+		}
+	}
+	return out
+}
+
+// copyContext copies src (relative to the context root) to dst, leaving
+// out what .dockerignore leaves out of the context.
+func copyContext(root, src, dst string, ignore []string) error {
+	return filepath.WalkDir(filepath.Join(root, src), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		if ignored(ignore, filepath.ToSlash(rel)) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		inner, err := filepath.Rel(filepath.Join(root, src), p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, inner)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+}
+
+// entry is one file or folder of the layer.
+type entry struct {
+	name     string
+	mode     int64
+	uid, gid int
+	dir      bool
+	data     []byte
+}
+
+// distrolessStatic is what gcr.io/distroless/static:nonroot holds that a
+// static Go binary may use: users and groups (so uid 65532 has a name and a
+// home), the CA certificates of this machine, a /tmp.
+func distrolessStatic() ([]entry, error) {
+	ca, err := os.ReadFile("/etc/ssl/certs/ca-certificates.crt")
+	if err != nil {
+		return nil, fmt.Errorf("CA certificates for the image: %w", err)
+	}
+	return []entry{
+		{name: "etc/", mode: 0o755, dir: true},
+		{name: "etc/passwd", mode: 0o644, data: []byte("root:x:0:0:root:/root:/sbin/nologin\n" +
+			"nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n" +
+			"nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n")},
+		{name: "etc/group", mode: 0o644, data: []byte("root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n")},
+		{name: "etc/nsswitch.conf", mode: 0o644, data: []byte("hosts: files dns\n")},
+		{name: "etc/ssl/", mode: 0o755, dir: true},
+		{name: "etc/ssl/certs/", mode: 0o755, dir: true},
+		{name: "etc/ssl/certs/ca-certificates.crt", mode: 0o644, data: ca},
+		{name: "home/", mode: 0o755, dir: true},
+		{name: "home/nonroot/", mode: 0o700, uid: 65532, gid: 65532, dir: true},
+		{name: "root/", mode: 0o700, dir: true},
+		{name: "tmp/", mode: 0o1777, dir: true},
+	}, nil
+}
+
+// writeArchive writes manifest.json, the image config and one layer.
+func writeArchive(out, tag string, img image) error {
+	entries := []entry{{name: strings.TrimPrefix(img.binaryPath, "/"), mode: 0o755, data: img.binary}}
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	if img.distroless {
+		base, err := distrolessStatic()
+		if err != nil {
+			return err
+		}
+		entries = append(base, entries...)
+		env = append(env, "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt")
+	}
+	env = append(env, img.env...)
+
+	// A fixed time, so that the same inputs make the same image id.
+	epoch := time.Unix(0, 0).UTC()
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.name, Mode: e.mode, Uid: e.uid, Gid: e.gid, ModTime: epoch, Format: tar.FormatPAX}
+		if e.dir {
+			h.Typeflag = tar.TypeDir
+		} else {
+			h.Typeflag, h.Size = tar.TypeReg, int64(len(e.data))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if _, err := tw.Write(e.data); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	diffID := sha256.Sum256(layer.Bytes())
+
+	config, err := json.Marshal(map[string]any{
+		"architecture": runtime.GOARCH,
+		"os":           "linux",
+		"created":      epoch,
+		"config": map[string]any{
+			"User":       img.user,
+			"Env":        env,
+			"Entrypoint": img.entrypoint,
+			"Cmd":        img.cmd,
+			"WorkingDir": img.workdir,
+		},
+		"rootfs":  map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + hex.EncodeToString(diffID[:])}},
+		"history": []map[string]any{{"created": epoch, "created_by": "hack/e2e/cmd/imagetar"}},
+	})
+	if err != nil {
+		return err
+	}
+	configSum := sha256.Sum256(config)
+	configName := hex.EncodeToString(configSum[:]) + ".json"
+	layerName := hex.EncodeToString(diffID[:]) + "/layer.tar"
+	manifest, err := json.Marshal([]map[string]any{{"Config": configName, "RepoTags": []string{tag}, "Layers": []string{layerName}}})
+	if err != nil {
+		return err
+	}
+
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	aw := tar.NewWriter(f)
+	for _, file := range []struct {
+		name string
+		data []byte
+	}{{configName, config}, {layerName, layer.Bytes()}, {"manifest.json", manifest}} {
+		if dir := path.Dir(file.name); dir != "." {
+			if err := aw.WriteHeader(&tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: epoch}); err != nil {
+				return errors.Join(err, f.Close())
+			}
+		}
+		if err := aw.WriteHeader(&tar.Header{Name: file.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(file.data)), ModTime: epoch}); err != nil {
+			return errors.Join(err, f.Close())
+		}
+		if _, err := aw.Write(file.data); err != nil {
+			return errors.Join(err, f.Close())
+		}
+	}
+	if err := aw.Close(); err != nil {
+		return errors.Join(err, f.Close())
+	}
+	return f.Close()
+}
