@@ -99,8 +99,8 @@ demo: controlplane ## Local control plane + simulator + operator + samples, end 
 	go run ./hack/demo
 
 .PHONY: bench
-bench: controlplane build ## Scale benchmark (writes docs/benchmarks.md).
-	go run ./hack/bench $(BENCH_ARGS)
+bench: controlplane build ## Scale benchmark (hack/bench, its own module): writes docs/benchmarks.md, docs/benchmarks.json and the charts beside them.
+	cd hack/bench && go run . -root $(CURDIR) -skip-build $(BENCH_ARGS)
 
 ##@ Build
 
