@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -90,7 +92,7 @@ func bindFlags(fs *flag.FlagSet, cfg *config) (showVersion *bool) {
 	fs.Float64Var(&cfg.qps, "scriptlock-qps", 10, "Requests per second allowed to each ScriptLock account.")
 	fs.IntVar(&cfg.burst, "scriptlock-burst", 20, "Burst of requests allowed to each ScriptLock account.")
 	fs.DurationVar(&cfg.resync, "resync-period", 10*time.Minute, "How often every ScriptLock record is compared with its Customer (drift detection).")
-	fs.IntVar(&cfg.maxConcurrent, "max-concurrent-reconciles", 4, "How many Customers are reconciled at once.")
+	fs.IntVar(&cfg.maxConcurrent, "max-concurrent-reconciles", 10, "How many Customers are reconciled at once. Half of them may wait on one ScriptLock account at a time: to use --scriptlock-qps in full, set it to at least 2 x qps x ScriptLock's answer time in seconds (the default: 10 qps x 0.5 s; see README \"Sizing\").")
 	fs.StringVar(&cfg.driftDetection, "drift-detection", string(controllers.DriftByList), "How drift is found: list (one listing per account per resync period) or per-object (one read per Customer per resync period).")
 	fs.StringVar(&cfg.selector, "selector", "", "Label selector: only Customers that match it are managed (to shard Customers across several managers).")
 	fs.StringVar(&cfg.watchNamespace, "watch-namespace", "", "Manage only the Customers of these namespaces (comma-separated); empty means all.")
@@ -138,6 +140,11 @@ func run(cfg config) error {
 		if _, err := scriptlock.New(defaults); err != nil {
 			return fmt.Errorf("default ScriptLock account: %w", err)
 		}
+	}
+
+	if limit, ok := memoryLimit(os.Getenv("GOMEMLIMIT"), os.Getenv("MEMORY_LIMIT")); ok {
+		debug.SetMemoryLimit(limit)
+		ctrl.Log.WithName("setup").Info("Go memory limit set from the container's memory limit", "bytes", limit, "containerLimit", os.Getenv("MEMORY_LIMIT"))
 	}
 
 	scheme := runtime.NewScheme()
@@ -219,7 +226,7 @@ func managerOptions(cfg config, scheme *runtime.Scheme, cacheOpts cache.Options)
 // cacheOptions trims what the informer cache holds and applies the
 // sharding selector and namespace scope.
 func cacheOptions(cfg config) (cache.Options, error) {
-	opts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+	opts := cache.Options{DefaultTransform: controllers.CacheTransform()}
 	if cfg.selector != "" {
 		sel, err := labels.Parse(cfg.selector)
 		if err != nil {
@@ -236,6 +243,27 @@ func cacheOptions(cfg config) (cache.Options, error) {
 		}
 	}
 	return opts, nil
+}
+
+// memoryLimitShare is the part of the container's memory limit the Go
+// runtime aims to stay under; the rest is headroom for what it does not
+// count (the binary's mapped pages, the kernel's buffers for it).
+const memoryLimitShare = 0.9
+
+// memoryLimit returns the Go soft memory limit, in bytes, for a container
+// whose memory limit is containerLimit (bytes, as the Deployment's
+// resourceFieldRef limits.memory puts it in MEMORY_LIMIT): 90% of it. ok is
+// false when GOMEMLIMIT is set (the runtime already obeys it), or when
+// containerLimit is empty or not a positive number of bytes (no limit).
+func memoryLimit(gomemlimit, containerLimit string) (int64, bool) {
+	if gomemlimit != "" || containerLimit == "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(containerLimit, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, false
+	}
+	return int64(float64(n) * memoryLimitShare), true
 }
 
 // readAPIKey returns the default account's key from the file, else from

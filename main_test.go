@@ -99,3 +99,25 @@ func TestServingFlags(t *testing.T) {
 		t.Errorf("--pprof-bind-address not passed on: %q", o.PprofBindAddress)
 	}
 }
+
+func TestMemoryLimitFollowsTheContainersLimit(t *testing.T) {
+	tests := []struct {
+		name, gomemlimit, container string
+		want                        int64
+		ok                          bool
+	}{
+		{"90% of the Deployment's 256Mi", "", "268435456", 241591910, true},
+		{"GOMEMLIMIT set by hand wins", "200MiB", "268435456", 0, false},
+		{"no container limit", "", "", 0, false},
+		{"not a number of bytes", "", "256Mi", 0, false},
+		{"zero", "", "0", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := memoryLimit(tt.gomemlimit, tt.container)
+			if got != tt.want || ok != tt.ok {
+				t.Fatalf("memoryLimit(%q, %q) = %d, %v; want %d, %v", tt.gomemlimit, tt.container, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}

@@ -10,6 +10,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/controllers"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
 )
@@ -117,4 +118,35 @@ func (e *env) eventCount() int {
 		e.t.Fatal(err)
 	}
 	return len(list.Items)
+}
+
+// TestTheCacheDropsKubectlsCopyOfTheManifestButTheServerKeepsIt: the
+// informer cache does not hold kubectl's last-applied-configuration (a copy
+// of the whole manifest), and the operator's writes never remove it from
+// the server, so `kubectl apply` keeps working as before.
+func TestTheCacheDropsKubectlsCopyOfTheManifestButTheServerKeepsIt(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+	c := e.customer("acme", "applied@example.com")
+	c.Annotations = map[string]string{lastApplied: `{"apiVersion":"licensing.scriptlock.com/v1alpha1","kind":"Customer"}`, "team": "sales"}
+	e.create(c)
+	e.waitReady("acme")
+	e.update("acme", func(c *v1alpha1.Customer) { c.Spec.Company = "Renamed Inc." })
+	e.eventually(20*time.Second, "the new company in ScriptLock", func() error {
+		if recs := e.records(); len(recs) != 1 || recs[0].Company != "Renamed Inc." {
+			return fmt.Errorf("records %+v", recs)
+		}
+		return nil
+	})
+	got := e.waitReady("acme")
+	if got.Annotations[lastApplied] == "" || got.Annotations["team"] != "sales" {
+		t.Fatalf("the operator's writes removed annotations: %v", got.Annotations)
+	}
+	out, err := controllers.CacheTransform()(got.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cached := out.(*v1alpha1.Customer); cached.Annotations[lastApplied] != "" || cached.Annotations["team"] != "sales" || cached.ManagedFields != nil {
+		t.Fatalf("the cache must drop managedFields and kubectl's copy only: %v", cached.Annotations)
+	}
 }

@@ -7,10 +7,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -40,6 +43,34 @@ func driftListingFailures() prometheus.Counter {
 		}
 	}
 	return c
+}
+
+// lastApplied is the annotation kubectl apply keeps a copy of the whole
+// manifest in.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// CacheTransform trims every object the informer cache holds: its
+// managedFields (cache.TransformStripManagedFields) and kubectl's
+// last-applied-configuration annotation, a copy of the whole manifest that
+// can be larger than the rest of the object. The operator reads neither,
+// and writes only merge patches computed between two copies of the object
+// it read, which leave both alone on the server. Use it as the manager's
+// cache.Options.DefaultTransform.
+func CacheTransform() toolscache.TransformFunc {
+	strip := cache.TransformStripManagedFields()
+	return func(in any) (any, error) {
+		out, err := strip(in)
+		if err != nil {
+			return out, err
+		}
+		if o, ok := out.(metav1.Object); ok {
+			if a := o.GetAnnotations(); a[lastApplied] != "" {
+				delete(a, lastApplied)
+				o.SetAnnotations(a)
+			}
+		}
+		return out, nil
+	}
 }
 
 // SetupWithManager registers the reconciler, its field indexes and, in list

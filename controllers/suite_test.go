@@ -236,7 +236,7 @@ func (e *env) startManager() {
 		Scheme: scheme,
 		Cache: cache.Options{
 			DefaultNamespaces: map[string]cache.Config{e.ns: {}},
-			DefaultTransform:  cache.TransformStripManagedFields(),
+			DefaultTransform:  controllers.CacheTransform(),
 		},
 		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 		Metrics:                metricsserver.Options{BindAddress: "0"},
