@@ -279,7 +279,7 @@ func (ph *phases) create(ctx context.Context) error {
 	}
 	r.samples = append(r.samples, sample{t: r.allReady, ready: p.n})
 	localenv.Logf("all %d Ready after %s; waiting for the manager's work queue to drain", p.n, r.allReady.Round(time.Millisecond))
-	if r.queueAfterCreate, r.drained, _, err = waitQueueEmpty(ctx, hc, mgr.metricsURL, 0, time.Minute); err != nil {
+	if r.queueAfterCreate, r.drained, err = waitQueueEmpty(ctx, hc, mgr.metricsURL, time.Minute); err != nil {
 		return err
 	}
 	if !r.drained {
@@ -349,9 +349,7 @@ func (ph *phases) idle(ctx context.Context) error {
 }
 
 // restart stops the manager with SIGTERM, starts it again and waits until
-// it has checked every Customer: controller_runtime_reconcile_total of the
-// customer controller has reached N and the work queue is empty with no
-// busy worker, twice a second apart.
+// it has checked every Customer (waitChecked).
 func (ph *phases) restart(ctx context.Context) error {
 	p, r, env, hc := ph.p, ph.r, ph.env, ph.hc
 	mgr := env.manager
@@ -375,7 +373,7 @@ func (ph *phases) restart(ctx context.Context) error {
 	}
 	rr.readyAfter = time.Since(start)
 	localenv.Logf("manager ready again after %s; waiting until it has checked all %d Customers", rr.readyAfter.Round(time.Millisecond), p.n)
-	if _, _, rr.checked, err = waitQueueEmpty(ctx, hc, mgr.metricsURL, float64(p.n), p.timeout); err != nil {
+	if rr.checked, err = waitChecked(ctx, hc, mgr.metricsURL, env.simURL, r.mode, p.n, p.timeout); err != nil {
 		return err
 	}
 	rr.checkedAfter = time.Since(start)
@@ -432,37 +430,88 @@ func scrapeWrites(ctx context.Context, hc *http.Client, metricsURL string, admin
 	return countWrites(mgr, api), nil
 }
 
-// waitQueueEmpty waits until the manager's customer controller has
-// reconciled at least minReconciles times (0: any) and its work queue is
-// empty with no busy worker, twice in a row a second apart. It gives up
-// after limit and returns the depth then: with per-object drift detection
-// and many Customers, resyncs keep the queue busy for good.
-func waitQueueEmpty(ctx context.Context, hc *http.Client, url string, minReconciles float64, limit time.Duration) (depth float64, drained, reached bool, err error) {
+// waitQueueEmpty waits until the manager's customer work queue is empty
+// and no worker is busy, twice in a row a second apart, so that the
+// reconciles a create triggers are counted in the create phase. It gives
+// up after limit and returns the depth then: with per-object drift
+// detection and many Customers, resyncs keep the queue busy for good.
+func waitQueueEmpty(ctx context.Context, hc *http.Client, url string, limit time.Duration) (depth float64, drained bool, err error) {
 	quiet := 0
 	deadline := time.Now().Add(limit)
 	for {
 		m, err := getMetrics(ctx, hc, url)
 		if err != nil {
-			return 0, false, false, err
+			return 0, false, err
 		}
 		d, active := queueOf(m)
-		reached = m.sum("controller_runtime_reconcile_total", isCustomerController) >= minReconciles
-		if d == 0 && active == 0 && reached {
+		if d == 0 && active == 0 {
 			quiet++
 		} else {
 			quiet = 0
 		}
 		if quiet >= 2 {
-			return 0, true, true, nil
+			return 0, true, nil
 		}
 		if time.Now().After(deadline) {
-			return d, false, reached, nil
+			return d, false, nil
 		}
-		select {
-		case <-ctx.Done():
-			return 0, false, false, ctx.Err()
-		case <-time.After(time.Second):
+		if err := sleep(ctx, time.Second); err != nil {
+			return 0, false, err
 		}
+	}
+}
+
+// waitChecked waits until a restarted manager has checked every one of n
+// Customers: its controller_runtime_reconcile_total has reached n and
+// either its work queue is empty with no busy worker, twice in a row a
+// second apart, or (per-object mode, whose resyncs may keep the queue
+// busy for good) the simulator has answered n reads of single records
+// since its counters were reset. It reports false when limit passed first.
+func waitChecked(ctx context.Context, hc *http.Client, metricsURL, simURL, mode string, n int, limit time.Duration) (bool, error) {
+	quiet := 0
+	deadline := time.Now().Add(limit)
+	for {
+		m, err := getMetrics(ctx, hc, metricsURL)
+		if err != nil {
+			return false, err
+		}
+		reached := m.sum("controller_runtime_reconcile_total", isCustomerController) >= float64(n)
+		d, active := queueOf(m)
+		if reached && d == 0 && active == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		if quiet >= 2 {
+			return true, nil
+		}
+		if reached && mode != "list" {
+			calls, err := simCalls(ctx, hc, simURL)
+			if err != nil {
+				return false, err
+			}
+			if groupCalls(calls).byRoute[routeRead] >= n {
+				return true, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		if err := sleep(ctx, time.Second); err != nil {
+			return false, err
+		}
+	}
+}
+
+// routeRead is the simulator's counter key of a read of one record.
+const routeRead = "GET /api/customer/{id}"
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
 	}
 }
 
