@@ -42,6 +42,7 @@ type envOptions struct {
 	seedFile    string        // JSON records for the simulator's account; "" for none
 	managerArgs []string      // appended to the manager's command line
 	memLimit    string        // GOMEMLIMIT of the manager; "" leaves it unset
+	memoryLimit int64         // MEMORY_LIMIT of the manager, bytes, as the Deployment sets it; 0 leaves it unset
 }
 
 // benchEnv is a running environment for one mode. stop ends it.
@@ -224,10 +225,13 @@ func (e *benchEnv) newManager() (*managerProcess, error) {
 		"--health-probe-bind-address", addrs[1],
 		"--pprof-bind-address", addrs[2],
 	}, e.opts.managerArgs...)
-	m.env = append(withoutEnv(os.Environ(), "SCRIPTLOCK_URL", "SCRIPTLOCK_API_KEY", "KUBECONFIG", "GOMEMLIMIT"),
+	m.env = append(withoutEnv(os.Environ(), "SCRIPTLOCK_URL", "SCRIPTLOCK_API_KEY", "KUBECONFIG", "GOMEMLIMIT", "MEMORY_LIMIT"),
 		"SCRIPTLOCK_URL="+e.simURL, "SCRIPTLOCK_API_KEY="+e.opts.apiKey)
 	if e.opts.memLimit != "" {
 		m.env = append(m.env, "GOMEMLIMIT="+e.opts.memLimit)
+	}
+	if e.opts.memoryLimit > 0 {
+		m.env = append(m.env, fmt.Sprintf("MEMORY_LIMIT=%d", e.opts.memoryLimit))
 	}
 	e.manager = m
 	return m, nil

@@ -50,6 +50,7 @@ type params struct {
 	ceilingWorkers int
 	seedRecords    int
 	memLimit       string
+	memoryLimit    string
 	restart        bool
 	timeout        time.Duration
 	out            string
@@ -73,14 +74,15 @@ func main() {
 	flag.DurationVar(&p.latency, "latency", 20*time.Millisecond, "latency the simulator adds to every ScriptLock answer")
 	flag.DurationVar(&p.resync, "resync", 30*time.Second, "the manager's --resync-period")
 	flag.IntVar(&p.idlePeriods, "idle-periods", 3, "how many resync periods the idle phase lasts")
-	flag.IntVar(&p.workers, "workers", 8, "the manager's --max-concurrent-reconciles")
+	flag.IntVar(&p.workers, "workers", 0, "the manager's --max-concurrent-reconciles; 0 leaves the manager's default")
 	flag.Float64Var(&p.qps, "qps", 200, "the manager's --scriptlock-qps")
 	flag.IntVar(&p.burst, "burst", 200, "the manager's --scriptlock-burst")
 	flag.IntVar(&p.createWorkers, "create-workers", 16, "goroutines creating Customers through the API server")
 	flag.IntVar(&p.ceilingN, "ceiling-n", 5000, "Customers the API-server ceiling is measured with (at most N; 0 skips it)")
 	flag.IntVar(&p.ceilingWorkers, "ceiling-workers", 32, "goroutines writing at full speed for the API-server ceiling")
 	flag.IntVar(&p.seedRecords, "seed-records", 0, "records no Customer manages, seeded into the simulator's account before the run (a big account)")
-	flag.StringVar(&p.memLimit, "memlimit", "", "GOMEMLIMIT of the manager process (e.g. 230MiB), as the Deployment sets it; empty leaves it unset")
+	flag.StringVar(&p.memoryLimit, "memory-limit", "deployment", "the container memory limit the manager is told of (MEMORY_LIMIT, as the Deployment's resourceFieldRef sets it; the manager derives its Go memory limit from it): deployment (config/manager's limits.memory), none, or a quantity such as 512Mi")
+	flag.StringVar(&p.memLimit, "memlimit", "", "GOMEMLIMIT of the manager process (e.g. 230MiB), which the manager obeys instead of -memory-limit; empty leaves it unset")
 	flag.BoolVar(&p.restart, "restart", true, "after the idle phase, restart the manager and measure until it has checked every Customer")
 	flag.DurationVar(&p.timeout, "timeout", time.Hour, "give up when not every Customer is Ready (or checked after the restart) after this long")
 	flag.StringVar(&p.out, "out", "docs/benchmarks.md", "Markdown report to write, relative to the repository root; the JSON numbers and the charts go beside it")
@@ -131,8 +133,8 @@ func run(ctx context.Context, p params) error {
 	}
 	var results []*result
 	for i, mode := range p.modes {
-		localenv.Logf("=== mode %s (%d/%d): N=%d, latency %s, resync %s, %d workers, ScriptLock qps %g burst %d, %d unmanaged records, GOMEMLIMIT %q",
-			mode, i+1, len(p.modes), p.n, p.latency, p.resync, p.workers, p.qps, p.burst, p.seedRecords, p.memLimit)
+		localenv.Logf("=== mode %s (%d/%d): N=%d, latency %s, resync %s, ScriptLock qps %g burst %d, %d unmanaged records",
+			mode, i+1, len(p.modes), p.n, p.latency, p.resync, p.qps, p.burst, p.seedRecords)
 		r, err := runModeInDir(ctx, p, root, mode)
 		if err != nil {
 			return fmt.Errorf("mode %s: %w", mode, err)

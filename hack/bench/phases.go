@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -22,6 +24,10 @@ import (
 // result is what one mode measured.
 type result struct {
 	mode string
+
+	// What the manager says it runs with (/metrics): 0 when it does not.
+	workers    float64 // controller_runtime_max_concurrent_reconciles
+	goMemLimit float64 // go_gc_gomemlimit_bytes; math.MaxInt64 for none
 
 	ceiling ceiling // before the manager started; zero when skipped
 
@@ -95,13 +101,19 @@ func runMode(ctx context.Context, p params, root, dir, mode string) (*result, er
 	managerArgs := []string{
 		"--drift-detection", mode,
 		"--resync-period", p.resync.String(),
-		"--max-concurrent-reconciles", fmt.Sprint(p.workers),
 		"--scriptlock-qps", fmt.Sprint(p.qps),
 		"--scriptlock-burst", fmt.Sprint(p.burst),
 	}
+	if p.workers > 0 {
+		managerArgs = append(managerArgs, "--max-concurrent-reconciles", fmt.Sprint(p.workers))
+	}
+	memoryLimit, err := containerMemoryLimit(p.memoryLimit, root)
+	if err != nil {
+		return nil, err
+	}
 	env, err := startEnv(ctx, envOptions{
 		root: root, dir: dir, apiKey: benchKey, simLatency: p.latency, seedFile: seedFile,
-		managerArgs: managerArgs, memLimit: p.memLimit,
+		managerArgs: managerArgs, memLimit: p.memLimit, memoryLimit: memoryLimit,
 	})
 	if err != nil {
 		return nil, err
@@ -149,6 +161,13 @@ func runMode(ctx context.Context, p params, root, dir, mode string) (*result, er
 	}
 	hc := &http.Client{Timeout: 60 * time.Second}
 	defer hc.CloseIdleConnections()
+	m, err := getMetrics(ctx, hc, mgr.metricsURL)
+	if err != nil {
+		return nil, err
+	}
+	r.workers = m.sum("controller_runtime_max_concurrent_reconciles", isCustomerController)
+	r.goMemLimit = m.sum("go_gc_gomemlimit_bytes", nil)
+	localenv.Logf("the manager runs %.0f workers with a Go memory limit of %s", r.workers, memLimitText(r.goMemLimit))
 	ph := &phases{p: p, env: env, k8s: k8s, hc: hc, tr: tr, r: r, profileDir: profileDir}
 	if err := ph.create(ctx); err != nil {
 		return nil, err
@@ -566,3 +585,28 @@ func benchCustomer(i int) *v1alpha1.Customer {
 }
 
 func mib(bytes float64) string { return fmt.Sprintf("%.0f MiB", bytes/(1<<20)) }
+
+// memLimitText reads go_gc_gomemlimit_bytes: math.MaxInt64 (or nothing
+// scraped) is no limit.
+func memLimitText(v float64) string {
+	if v <= 0 || v >= math.MaxInt64 {
+		return "none"
+	}
+	return fmt.Sprintf("%.0f MiB", v/(1<<20))
+}
+
+// containerMemoryLimit is -memory-limit in bytes: the Deployment's limit,
+// none (0), or a quantity.
+func containerMemoryLimit(flagValue, root string) (int64, error) {
+	switch flagValue {
+	case "deployment":
+		return deploymentMemoryLimit(root)
+	case "", "none":
+		return 0, nil
+	}
+	q, err := resource.ParseQuantity(flagValue)
+	if err != nil {
+		return 0, fmt.Errorf("-memory-limit: %w", err)
+	}
+	return q.Value(), nil
+}

@@ -35,8 +35,12 @@ const methodText = `How it is measured, for each mode on a fresh control plane:
 - **Setup.** etcd and kube-apiserver on loopback (envtest, binaries built by
   ` + "`make controlplane`" + `), the ScriptLock simulator (` + "`bin/scriptlock-sim`" + `)
   with a fixed latency on every answer, and the manager (` + "`bin/manager`" + `) as
-  its own process with the flags shown, ` + "`GOMEMLIMIT`" + ` set when the run says
-  so. All of them share the machine's CPUs with the benchmark itself. With
+  its own process with the flags shown. Unless the run says otherwise, the
+  manager's environment holds the memory limit of ` + "`config/manager`" + ` in
+  ` + "`MEMORY_LIMIT`" + `, as the Deployment's resourceFieldRef puts it there, and the
+  manager derives its Go memory limit from it; the limit it ended up with
+  is read from its ` + "`go_gc_gomemlimit_bytes`" + `. All of them share the
+  machine's CPUs with the benchmark itself. With
   a big account, the simulator's account is seeded (` + "`--seed`" + `) with records
   that no Customer manages before anything starts.
 - **API-server ceiling**, before the manager starts: a pool of goroutines
@@ -177,7 +181,8 @@ func record(p params, results []*result, limit int64) runRecord {
 		Key: sectionKey(p.n, p.seedRecords), N: p.n, SeedRecords: p.seedRecords,
 		Date: time.Now().UTC().Format("2006-01-02"), Machine: machine(),
 		SimLatencySeconds: p.latency.Seconds(), ResyncSeconds: p.resync.Seconds(),
-		Workers: p.workers, QPS: p.qps, Burst: p.burst, GOMEMLIMIT: p.memLimit,
+		Workers: int(results[0].workers), QPS: p.qps, Burst: p.burst, GOMEMLIMIT: p.memLimit,
+		MemoryLimitFlag: p.memoryLimit, GoMemLimitBytes: results[0].goMemLimit,
 		DeploymentMemoryLimit: limit,
 	}
 	for _, r := range results {
@@ -381,14 +386,15 @@ func renderSection(p params, results []*result, chart string, limit int64) strin
 	n := float64(p.n)
 	fmt.Fprintf(&b, "## %s\n\n", sectionTitle(p.n, p.seedRecords))
 	fmt.Fprintf(&b, "Run on %s: %s.\n\n", time.Now().UTC().Format("2006-01-02"), machine())
-	memLimit := "unset"
-	if p.memLimit != "" {
-		memLimit = "`" + p.memLimit + "`"
+	flags := fmt.Sprintf("`--resync-period=%s --scriptlock-qps=%g --scriptlock-burst=%d", p.resync, p.qps, p.burst)
+	if p.workers > 0 {
+		flags += fmt.Sprintf(" --max-concurrent-reconciles=%d`", p.workers)
+	} else {
+		flags += fmt.Sprintf("` with `--max-concurrent-reconciles` at its default, %.0f", results[0].workers)
 	}
 	fmt.Fprintf(&b, "Parameters: N = %s Customers created by %d goroutines; simulator latency %s on every answer; "+
-		"manager `--resync-period=%s --max-concurrent-reconciles=%d --scriptlock-qps=%g --scriptlock-burst=%d`, GOMEMLIMIT %s; "+
-		"idle phase %d resync periods; API-server ceiling measured with %s Customers by %d goroutines",
-		thousands(p.n), p.createWorkers, p.latency, p.resync, p.workers, p.qps, p.burst, memLimit,
+		"manager %s; %s; idle phase %d resync periods; API-server ceiling measured with %s Customers by %d goroutines",
+		thousands(p.n), p.createWorkers, p.latency, flags, memorySetting(p, results[0].goMemLimit),
 		p.idlePeriods, thousands(min(p.ceilingN, p.n)), p.ceilingWorkers)
 	if p.seedRecords > 0 {
 		fmt.Fprintf(&b, "; the account holds %s records no Customer manages", thousands(p.seedRecords))
@@ -521,6 +527,21 @@ func renderSection(p params, results []*result, chart string, limit int64) strin
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// memorySetting says how the manager's Go memory limit came about, and
+// what it was (go_gc_gomemlimit_bytes).
+func memorySetting(p params, goMemLimit float64) string {
+	effective := "Go memory limit " + memLimitText(goMemLimit)
+	switch {
+	case p.memLimit != "":
+		return fmt.Sprintf("`GOMEMLIMIT=%s` (%s)", p.memLimit, effective)
+	case p.memoryLimit == "deployment":
+		return fmt.Sprintf("`MEMORY_LIMIT` = the Deployment's memory limit, as its resourceFieldRef sets it (%s)", effective)
+	case p.memoryLimit == "" || p.memoryLimit == "none":
+		return fmt.Sprintf("no `MEMORY_LIMIT` nor `GOMEMLIMIT` (%s)", effective)
+	}
+	return fmt.Sprintf("`MEMORY_LIMIT` = %s (%s)", p.memoryLimit, effective)
 }
 
 // renderHolders writes, per mode, the live heap by component at the end

@@ -39,7 +39,9 @@ type runRecord struct {
 	Workers               int          `json:"maxConcurrentReconciles"`
 	QPS                   float64      `json:"scriptlockQPS"`
 	Burst                 int          `json:"scriptlockBurst"`
-	GOMEMLIMIT            string       `json:"gomemlimit"`
+	GOMEMLIMIT            string       `json:"gomemlimit"`            // -memlimit
+	MemoryLimitFlag       string       `json:"memoryLimitFlag"`       // -memory-limit
+	GoMemLimitBytes       float64      `json:"goMemLimitBytes"`       // the manager's go_gc_gomemlimit_bytes
 	DeploymentMemoryLimit int64        `json:"deploymentMemoryLimit"` // config/manager's limit at the time of the run
 	Modes                 []modeRecord `json:"modes"`
 }
