@@ -161,17 +161,18 @@ func runMode(ctx context.Context, p params, root, dir, mode string) (*result, er
 	}
 	hc := &http.Client{Timeout: 60 * time.Second}
 	defer hc.CloseIdleConnections()
+	ph := &phases{p: p, env: env, k8s: k8s, hc: hc, tr: tr, r: r, profileDir: profileDir}
+	if err := ph.create(ctx); err != nil {
+		return nil, err
+	}
+	// Read once the controller has surely started (it sets the gauge then).
 	m, err := getMetrics(ctx, hc, mgr.metricsURL)
 	if err != nil {
 		return nil, err
 	}
 	r.workers = m.sum("controller_runtime_max_concurrent_reconciles", isCustomerController)
 	r.goMemLimit = m.sum("go_gc_gomemlimit_bytes", nil)
-	localenv.Logf("the manager runs %.0f workers with a Go memory limit of %s", r.workers, memLimitText(r.goMemLimit))
-	ph := &phases{p: p, env: env, k8s: k8s, hc: hc, tr: tr, r: r, profileDir: profileDir}
-	if err := ph.create(ctx); err != nil {
-		return nil, err
-	}
+	localenv.Logf("the manager ran %.0f workers with a Go memory limit of %s", r.workers, memLimitText(r.goMemLimit))
 	if err := ph.idle(ctx); err != nil {
 		return nil, err
 	}
