@@ -305,3 +305,21 @@ func (w writes) minus(o writes) writes {
 		customerPosts: w.customerPosts - o.customerPosts,
 	}
 }
+
+// scanLog counts the drift detector's failed listings and the error lines
+// in the manager's log.
+func scanLog(path string) (listFailures, errorLines int) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "listing ScriptLock customers failed") {
+			listFailures++
+		}
+		if strings.Contains(line, `"level":"error"`) || strings.Contains(line, "\tERROR\t") {
+			errorLines++
+		}
+	}
+	return listFailures, errorLines
+}
