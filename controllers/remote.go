@@ -39,11 +39,21 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	} else {
 		p = newPending(c, cl, want, r.Clock.Now())
 	}
-	c.Status.PendingCreate = p
-	if err := r.patchStatus(ctx, c, orig); err != nil {
+	// The proof is persisted once the client has admitted the create, so
+	// that a create it holds back (its account's in-flight cap, a hold)
+	// costs no status write.
+	before := c.Status.PendingCreate
+	var persistErr error
+	rec, err = cl.CreateAfter(ctx, want, func(ctx context.Context) error {
+		c.Status.PendingCreate = p
+		persistErr = r.patchStatus(ctx, c, orig)
+		return persistErr
+	})
+	if persistErr != nil || errors.Is(err, scriptlock.ErrThrottled) {
+		// Nothing was sent: the status stays as it was.
+		c.Status.PendingCreate = before
 		return rec, "", err
 	}
-	rec, err = cl.Create(ctx, want)
 	switch {
 	case err == nil:
 		r.event(c, corev1.EventTypeNormal, "Created", "Create", "created ScriptLock customer %s", rec.ID)

@@ -359,8 +359,17 @@ func (c *Client) Get(ctx context.Context, id string) (Customer, error) {
 // 302, ...: ErrUnexpectedStatus), IsMaybeCreated is true: the record may
 // exist. Any 4xx means nothing was created (IsRefused).
 func (c *Client) Create(ctx context.Context, in Customer) (Customer, error) {
+	return c.CreateAfter(ctx, in, nil)
+}
+
+// CreateAfter is Create, calling prepare (when not nil) once the call is
+// admitted (the account's rate limit, in-flight caps and holds) and right
+// before it is sent. An error from prepare is returned as it is, and nothing
+// is sent; so the caller can persist what it must before a create (a proof
+// of it) without persisting it for a create the client then holds back.
+func (c *Client) CreateAfter(ctx context.Context, in Customer, prepare func(context.Context) error) (Customer, error) {
 	const op = "create"
-	r, err := c.do(ctx, op, http.MethodPost, routeCustomer, "/api/customer", formBody(in))
+	r, err := c.send(ctx, op, http.MethodPost, routeCustomer, "/api/customer", formBody(in), prepare, nil)
 	if err != nil {
 		return Customer{}, err
 	}
@@ -485,7 +494,7 @@ func (c *Client) List(ctx context.Context) ([]Customer, error) {
 func (c *Client) ListEach(ctx context.Context, fn func(Customer)) error {
 	const op = "list"
 	skipped := 0
-	r, err := c.exchange(ctx, op, http.MethodGet, routeCustomers, "/api/customers", "", func(body io.Reader) error {
+	r, err := c.send(ctx, op, http.MethodGet, routeCustomers, "/api/customers", "", nil, func(body io.Reader) error {
 		var err error
 		skipped, err = decodeListStream(body, fn)
 		return err
@@ -575,13 +584,15 @@ func (c *Client) statusError(op string, r *response, kind error) *Error {
 // do sends one request and reads the whole answer under the per-request
 // timeout. It returns an *Error when no answer could be obtained.
 func (c *Client) do(ctx context.Context, op, method, route, path, form string) (*response, error) {
-	return c.exchange(ctx, op, method, route, path, form, nil)
+	return c.send(ctx, op, method, route, path, form, nil, nil)
 }
 
-// exchange is do, except that a 200 answer's body is given to stream (when
-// not nil) as it arrives, at most MaxListBodyBytes of it, instead of being
-// read whole; stream's error lands in response.streamErr.
-func (c *Client) exchange(ctx context.Context, op, method, route, path, form string, stream func(io.Reader) error) (*response, error) {
+// send is do, with two hooks: prepare (when not nil) runs once the call is
+// admitted and before it is sent, and its error is returned as it is with
+// nothing sent; a 200 answer's body is given to stream (when not nil) as it
+// arrives, at most MaxListBodyBytes of it, instead of being read whole, and
+// stream's error lands in response.streamErr.
+func (c *Client) send(ctx context.Context, op, method, route, path, form string, prepare func(context.Context) error, stream func(io.Reader) error) (*response, error) {
 	if err := c.gate.admit(ctx, op); err != nil {
 		return nil, err
 	}
@@ -592,6 +603,11 @@ func (c *Client) exchange(ctx context.Context, op, method, route, path, form str
 	caller := ctx
 	out := uncounted
 	defer func() { c.host.done(out); c.gate.done(out) }()
+	if prepare != nil {
+		if err := prepare(ctx); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 

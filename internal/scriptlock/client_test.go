@@ -476,3 +476,37 @@ func retryAfter(err error) (time.Duration, bool) {
 	}
 	return e.RetryAfter, true
 }
+
+// CreateAfter runs its prepare step only for a create that is about to be
+// sent: not for one the client holds back, and an error from it sends
+// nothing.
+func TestCreateAfterPreparesOnlyACreateAboutToBeSent(t *testing.T) {
+	s, ts := startSim(t)
+	c := newClient(t, ts.URL, testKey, func(o *scriptlock.Options) { o.MaxInFlight = 1 })
+	in := scriptlock.Customer{Company: "C", FirstName: "F", LastName: "L", Email: "after@example.com"}
+
+	refused := errors.New("status write failed")
+	if _, err := c.CreateAfter(ctx(t), in, func(context.Context) error { return refused }); !errors.Is(err, refused) {
+		t.Fatalf("want the prepare step's error as it is, got %v", err)
+	}
+	if n := s.CallCount(http.MethodPost, sim.RouteCustomer); n != 0 {
+		t.Fatalf("a create whose prepare step failed was sent (%d)", n)
+	}
+
+	// Hold the account's only slot with a listing that does not answer yet.
+	s.SetLatency(2 * time.Second)
+	go func() { _, _ = c.List(ctx(t)) }()
+	time.Sleep(200 * time.Millisecond)
+	prepared := false
+	_, err := c.CreateAfter(ctx(t), in, func(context.Context) error { prepared = true; return nil })
+	if !errors.Is(err, scriptlock.ErrThrottled) || prepared {
+		t.Fatalf("a create held back by the in-flight cap must not prepare: prepared %v, err %v", prepared, err)
+	}
+
+	s.SetLatency(0)
+	time.Sleep(2 * time.Second)
+	rec, err := c.CreateAfter(ctx(t), in, func(context.Context) error { prepared = true; return nil })
+	if err != nil || !prepared || rec.ID == "" {
+		t.Fatalf("prepared %v, %+v, %v", prepared, rec, err)
+	}
+}
