@@ -4,7 +4,11 @@ import (
 	"context"
 	"hash/maphash"
 	"strings"
+	"sync"
 
+	toolscache "k8s.io/client-go/tools/cache"
+
+	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
 )
 
@@ -25,6 +29,57 @@ type listing struct {
 	records map[string]scriptlock.Customer // record id → the record, for claimed records
 	emails  map[uint64]string              // emailKey of every record's email → its id (the first one listed)
 	n       int                            // records listed
+}
+
+// claims counts the record ids and emails the Customers in the informer
+// cache name (status.customerID, spec.customerID, spec.email), kept up to
+// date by an event handler on the informer: which records a listing keeps
+// whole. It is a hint for memory only, never for who owns what (rival and
+// holder read the cache's field indexes): when it lags, a record is not
+// kept whole, and read with a GET when needed.
+type claims struct {
+	mu sync.RWMutex
+	n  map[string]int // "e:" + lowercased email, "i:" + record id → Customers naming it
+}
+
+func newClaims() *claims { return &claims{n: map[string]int{}} }
+
+// has says whether some Customer names rec by its id or its email.
+func (c *claims) has(rec scriptlock.Customer) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.n["i:"+rec.ID] > 0 || c.n["e:"+strings.ToLower(rec.Email)] > 0
+}
+
+// count adds delta to what o names.
+func (c *claims) count(o any, delta int) {
+	if t, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+		o = t.Obj
+	}
+	cu, ok := o.(*v1alpha1.Customer)
+	if !ok {
+		return
+	}
+	keys := []string{"e:" + strings.ToLower(cu.Spec.Email)}
+	for _, id := range recordIndex(cu) {
+		keys = append(keys, "i:"+id)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range keys {
+		if c.n[k] += delta; c.n[k] <= 0 {
+			delete(c.n, k)
+		}
+	}
+}
+
+// handler keeps c up to date with an informer of Customers.
+func (c *claims) handler() toolscache.ResourceEventHandler {
+	return toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { c.count(o, 1) },
+		UpdateFunc: func(old, o any) { c.count(old, -1); c.count(o, 1) },
+		DeleteFunc: func(o any) { c.count(o, -1) },
+	}
 }
 
 // listingSeed keys the email keys: they are compared only within this

@@ -7,6 +7,9 @@ import (
 	"runtime"
 	"testing"
 
+	toolscache "k8s.io/client-go/tools/cache"
+
+	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
 	"github.com/scriptlock/customer-operator/internal/scriptlock/sim"
 )
@@ -115,4 +118,27 @@ func BenchmarkListingOfABigAccount(b *testing.B) {
 	}
 	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "kept-B/record")
 	runtime.KeepAlive(keep)
+}
+
+func TestClaimsFollowTheInformersCustomers(t *testing.T) {
+	c := newClaims()
+	h := c.handler()
+	a := &v1alpha1.Customer{}
+	a.Spec.Email = "A@Example.com"
+	h.OnAdd(a, true)
+	byEmail := scriptlock.Customer{ID: "9", Email: "a@example.COM"}
+	if !c.has(byEmail) {
+		t.Fatal("a Customer's email (any case) must be claimed")
+	}
+	bound := a.DeepCopy()
+	bound.Status.CustomerID = "7"
+	bound.Spec.Email = "b@example.com"
+	h.OnUpdate(a, bound)
+	if c.has(byEmail) || !c.has(scriptlock.Customer{ID: "7"}) || !c.has(scriptlock.Customer{ID: "1", Email: "B@example.com"}) {
+		t.Fatal("an update must move the claims to the new email and the bound id")
+	}
+	h.OnDelete(toolscache.DeletedFinalStateUnknown{Key: "ns/a", Obj: bound})
+	if c.has(scriptlock.Customer{ID: "7", Email: "b@example.com"}) || len(c.n) != 0 {
+		t.Fatalf("a deleted Customer (even as a tombstone) claims nothing: %v", c.n)
+	}
 }

@@ -63,23 +63,6 @@ func recordIndex(o client.Object) []string {
 	return ids
 }
 
-// claimed says whether some Customer in the cache names rec, by its id
-// (status or spec.customerID) or by its email: the records a listing keeps
-// whole. An error reading the cache counts as claimed (kept whole: it
-// costs memory, never an answer).
-func (r *CustomerReconciler) claimed(rec scriptlock.Customer) bool {
-	ctx := context.Background()
-	for _, l := range [...]struct{ field, value string }{{indexRecord, rec.ID}, {indexEmail, strings.ToLower(rec.Email)}} {
-		list := &v1alpha1.CustomerList{}
-		// Read-only: the cache's own objects, not copies of them.
-		err := r.List(ctx, list, client.MatchingFields{l.field: l.value}, client.UnsafeDisableDeepCopy)
-		if err != nil || len(list.Items) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // newPending is the create-time proof of a create of posted by c to cl's
 // account, sent at now.
 func newPending(c *v1alpha1.Customer, cl *scriptlock.Client, posted scriptlock.Customer, now time.Time) *v1alpha1.PendingCreate {

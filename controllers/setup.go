@@ -98,7 +98,6 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 		r.DriftClock = clock.RealClock{}
 	}
 	r.drift = newDriftState()
-	r.drift.claimed = r.claimed
 	r.stalled = newStalledBackoff(backoffPolicy{Min: r.PermanentBackoff, Max: r.PermanentBackoffMax})
 
 	ctx := context.Background()
@@ -109,6 +108,15 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 	if err := idx.IndexField(ctx, &v1alpha1.Customer{}, indexRecord, recordIndex); err != nil {
 		return fmt.Errorf("indexing Customers by record id: %w", err)
 	}
+	inf, err := mgr.GetCache().GetInformer(ctx, &v1alpha1.Customer{})
+	if err != nil {
+		return fmt.Errorf("getting the Customer informer: %w", err)
+	}
+	named := newClaims()
+	if _, err := inf.AddEventHandler(named.handler()); err != nil {
+		return fmt.Errorf("counting what Customers name: %w", err)
+	}
+	r.drift.claimed = named.has
 
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Customer{}, builder.WithPredicates(relevantChange())).
