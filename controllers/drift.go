@@ -64,6 +64,10 @@ type syncState struct {
 	// looked is when the listing was asked for that last showed no record
 	// of this Customer's pending create: the next look needs a newer one.
 	looked time.Time
+	// taken is the id of the record last found holding this Customer's
+	// email without being its own (a Conflict): a retry reads that record
+	// instead of listing the account.
+	taken string
 }
 
 // accountState is one ScriptLock account: its client, how many Customers
@@ -161,6 +165,28 @@ func (d *driftState) lookedSince(key types.NamespacedName, since time.Time) time
 		return o.looked.Add(time.Nanosecond)
 	}
 	return since
+}
+
+// takenBy returns the id of the record last found holding key's email.
+func (d *driftState) takenBy(key types.NamespacedName) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if o, ok := d.objects[key]; ok {
+		return o.taken
+	}
+	return ""
+}
+
+// setTakenBy records (or, with "", forgets) the record holding key's email.
+func (d *driftState) setTakenBy(key types.NamespacedName, id string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if o, ok := d.objects[key]; ok || id != "" {
+		if !ok {
+			o = d.object(key)
+		}
+		o.taken = id
+	}
 }
 
 // lookedAt records that a listing asked at asked showed no record of key's

@@ -243,6 +243,21 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 				p.Since.Format(time.RFC3339), p.Email, r.PendingCreateWindow, c.Spec.Email)
 		}
 	}
+	key := client.ObjectKeyFromObject(c)
+	if id := r.drift.takenBy(key); id != "" {
+		// A retry after a Conflict: one read tells whether that record
+		// still has the email, where a listing would read the account.
+		rec, err := cl.Get(ctx, id)
+		switch {
+		case err == nil && strings.EqualFold(rec.Email, c.Spec.Email):
+			msg, err := r.emailTaken(ctx, c, cl, rec)
+			obs.record, obs.bind, obs.seen = rec, msg, true
+			return obs, err
+		case err != nil && !scriptlock.IsNotFound(err):
+			return obs, err
+		}
+		r.drift.setTakenBy(key, "")
+	}
 	recs, _, err := r.drift.list(ctx, cl, r.Clock.Now().Add(-min(preCheckMaxAge, r.ResyncPeriod)))
 	if err != nil {
 		return obs, err
@@ -253,6 +268,9 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 	}
 	if found {
 		msg, err := r.emailTaken(ctx, c, cl, rec)
+		if err != nil {
+			r.drift.setTakenBy(key, rec.ID)
+		}
 		obs.record, obs.bind, obs.seen = rec, msg, true
 		return obs, err
 	}

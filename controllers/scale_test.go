@@ -150,3 +150,32 @@ func TestTheCacheDropsKubectlsCopyOfTheManifestButTheServerKeepsIt(t *testing.T)
 		t.Fatalf("the cache must drop managedFields and kubectl's copy only: %v", cached.Annotations)
 	}
 }
+
+// TestAConflictIsRetriedWithOneReadNotAListing: a Customer whose email
+// another record has is retried with the permanent backoff; each retry
+// reads that record (does it still have the email?) instead of listing the
+// whole account, and lists again only once it no longer does.
+func TestAConflictIsRetriedWithOneReadNotAListing(t *testing.T) {
+	e := newEnv(t, managerOpts{drift: controllers.DriftByList, permanentBackoff: time.Second})
+	other := e.sim.Seed(canaryKey, scriptlock.Customer{Company: "Other", FirstName: "F", LastName: "L", Email: "taken@example.com"})
+	e.create(e.customer("acme", "taken@example.com"))
+	e.waitReason("acme", "False", "Conflict", 20*time.Second)
+	e.sim.ResetCalls()
+	e.eventually(20*time.Second, "two retries", func() error {
+		if n := e.calls(http.MethodGet, routeOne); n < 2 {
+			return fmt.Errorf("%d reads", n)
+		}
+		return nil
+	})
+	if n := e.calls(http.MethodGet, routeList); n != 0 {
+		t.Fatalf("Conflict retries listed the account %d times", n)
+	}
+
+	// The other record gives the email up: the next retry lists, finds
+	// the email free and creates.
+	e.sim.EditOutOfBand(canaryKey, other.ID, func(c *scriptlock.Customer) { c.Email = "moved@example.com" })
+	got := e.waitReady("acme")
+	if got.Status.CustomerID == other.ID {
+		t.Fatalf("bound the other record %s", other.ID)
+	}
+}
