@@ -1,8 +1,10 @@
 // Package localenv starts, on loopback only, everything the operator needs:
 // kube-apiserver and etcd (through envtest, with the Customer CRD
 // installed), the ScriptLock simulator and the manager, the last two as
-// separate processes built from this repository. The demo (hack/demo) and
-// the benchmark (hack/bench) share it.
+// separate processes built from this repository. The demo (hack/demo) uses
+// it; the benchmark (hack/bench) starts its own processes (it seeds the
+// simulator and restarts the manager) and shares only Logf and
+// SignalContext.
 //
 // Every process it starts runs in its own process group, so that a Ctrl-C in
 // the terminal reaches only the calling program, which then stops the
