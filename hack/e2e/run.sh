@@ -40,4 +40,5 @@ E2E_KUBECONFIG=$E2E_WORK/kubeconfig E2E_ARTIFACTS=$E2E_ARTIFACTS \
 	go test -tags e2e ./test/e2e -count=1 -v -timeout 30m ${E2E_TEST_ARGS:-} || status=$?
 # The node's own logs, for a failure's post-mortem.
 cp -r "$E2E_WORK/logs" "$E2E_ARTIFACTS/node-logs" 2>/dev/null || true
+cp -r "$E2E_WORK/pod-logs" "$E2E_ARTIFACTS/pod-logs" 2>/dev/null || true
 exit $status

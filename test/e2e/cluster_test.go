@@ -308,6 +308,8 @@ func (k *cluster) followLogs(ctx context.Context, p corev1.Pod) {
 		}
 		defer f.Close()
 		// The container may not have started yet: retry until it streams.
+		// A stream that ends while the container still runs (a connection
+		// closed on the way) is started again, from the log's beginning.
 		for ctx.Err() == nil {
 			rc, err := k.cs.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: managerName, Follow: true}).Stream(ctx)
 			if err != nil {
@@ -317,9 +319,21 @@ func (k *cluster) followLogs(ctx context.Context, p corev1.Pod) {
 				time.Sleep(500 * time.Millisecond)
 				continue
 			}
+			if err := f.Truncate(0); err != nil {
+				return
+			}
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return
+			}
 			_, _ = io.Copy(f, rc)
 			_ = rc.Close()
-			return
+			var now corev1.Pod
+			if err := k.c.Get(ctx, client.ObjectKeyFromObject(&p), &now); err != nil || now.UID != p.UID {
+				return
+			}
+			if s := managerStatus(&now); s == nil || s.State.Running == nil {
+				return
+			}
 		}
 	}()
 }
