@@ -61,6 +61,7 @@ type CustomerReconciler struct {
 
 	drift   *driftState
 	stalled *stalledBackoff
+	claims  *claims
 }
 
 // +kubebuilder:rbac:groups=licensing.scriptlock.com,resources=customers,verbs=get;list;watch;patch;update

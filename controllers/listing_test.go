@@ -124,8 +124,16 @@ func TestClaimsFollowTheInformersCustomers(t *testing.T) {
 	c := newClaims()
 	h := c.handler()
 	a := &v1alpha1.Customer{}
+	a.Namespace, a.Name = "ns", "a"
 	a.Spec.Email = "A@Example.com"
 	h.OnAdd(a, true)
+	twin := a.DeepCopy()
+	twin.Name = "twin"
+	h.OnAdd(twin, true)
+	if got := c.of(emailClaim("a@example.com")); len(got) != 2 {
+		t.Fatalf("both Customers with the email must be found: %v", got)
+	}
+	h.OnDelete(twin)
 	byEmail := scriptlock.Customer{ID: "9", Email: "a@example.COM"}
 	if !c.has(byEmail) {
 		t.Fatal("a Customer's email (any case) must be claimed")
@@ -138,7 +146,7 @@ func TestClaimsFollowTheInformersCustomers(t *testing.T) {
 		t.Fatal("an update must move the claims to the new email and the bound id")
 	}
 	h.OnDelete(toolscache.DeletedFinalStateUnknown{Key: "ns/a", Obj: bound})
-	if c.has(scriptlock.Customer{ID: "7", Email: "b@example.com"}) || len(c.n) != 0 {
-		t.Fatalf("a deleted Customer (even as a tombstone) claims nothing: %v", c.n)
+	if c.has(scriptlock.Customer{ID: "7", Email: "b@example.com"}) || len(c.names) != 0 {
+		t.Fatalf("a deleted Customer (even as a tombstone) claims nothing: %v", c.names)
 	}
 }

@@ -30,38 +30,14 @@ import (
 	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
 )
-
-// Field indexes over Customers, so that finding another Customer that claims
-// the same record or email is a lookup in the cache, not a list of everything.
-const (
-	// indexEmail holds spec.email in lower case: ScriptLock compares emails
-	// case-insensitively.
-	indexEmail = "spec.email.lower"
-	// indexRecord holds the record ids a Customer claims: status.customerID
-	// and spec.customerID.
-	indexRecord = "record.id"
-)
-
-func emailIndex(o client.Object) []string {
-	return []string{strings.ToLower(o.(*v1alpha1.Customer).Spec.Email)}
-}
-
-func recordIndex(o client.Object) []string {
-	c := o.(*v1alpha1.Customer)
-	var ids []string
-	for _, id := range []string{c.Status.CustomerID, c.Spec.CustomerID} {
-		if id != "" && (len(ids) == 0 || ids[0] != id) {
-			ids = append(ids, id)
-		}
-	}
-	return ids
-}
 
 // newPending is the create-time proof of a create of posted by c to cl's
 // account, sent at now.
@@ -133,30 +109,35 @@ func (r *CustomerReconciler) holder(ctx context.Context, c *v1alpha1.Customer, c
 // claimants returns the other Customers that claim the record id or one of
 // emails in cl's account, or in an account that cannot be told apart.
 func (r *CustomerReconciler) claimants(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string, emails ...string) ([]*v1alpha1.Customer, error) {
-	type lookup struct{ field, value string }
-	lookups := []lookup{{indexEmail, strings.ToLower(c.Spec.Email)}}
+	lookups := []string{emailClaim(c.Spec.Email)}
 	for _, e := range emails {
 		if e != "" && !strings.EqualFold(e, c.Spec.Email) {
-			lookups = append(lookups, lookup{indexEmail, strings.ToLower(e)})
+			lookups = append(lookups, emailClaim(e))
 		}
 	}
 	if id != "" {
-		lookups = append(lookups, lookup{indexRecord, id})
+		lookups = append(lookups, recordClaim(id))
 	}
-	seen := map[string]bool{string(c.UID): true}
+	seen := map[types.NamespacedName]bool{client.ObjectKeyFromObject(c): true}
 	var out []*v1alpha1.Customer
-	for _, l := range lookups {
-		list := &v1alpha1.CustomerList{}
-		if err := r.List(ctx, list, client.MatchingFields{l.field: l.value}); err != nil {
-			return nil, fmt.Errorf("looking up Customers by %s: %w", l.field, err)
-		}
-		for i := range list.Items {
-			other := &list.Items[i]
-			if seen[string(other.UID)] || observing(other) {
-				// An observer writes nothing, so it claims nothing.
+	for _, claim := range lookups {
+		for _, key := range r.claims.of(claim) {
+			if seen[key] {
 				continue
 			}
-			seen[string(other.UID)] = true
+			seen[key] = true
+			other := &v1alpha1.Customer{}
+			if err := r.Get(ctx, key, other); err != nil {
+				if apierrors.IsNotFound(err) {
+					continue
+				}
+				return nil, fmt.Errorf("reading Customer %s: %w", key, err)
+			}
+			if other.UID == c.UID || observing(other) || !slices.Contains(claimsOf(other), claim) {
+				// An observer writes nothing, so it claims nothing; and
+				// the cached object, not the index, says what it names.
+				continue
+			}
 			same, err := r.sameAccount(ctx, c, other, cl)
 			if err != nil {
 				return nil, err

@@ -101,22 +101,15 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 	r.stalled = newStalledBackoff(backoffPolicy{Min: r.PermanentBackoff, Max: r.PermanentBackoffMax})
 
 	ctx := context.Background()
-	idx := mgr.GetFieldIndexer()
-	if err := idx.IndexField(ctx, &v1alpha1.Customer{}, indexEmail, emailIndex); err != nil {
-		return fmt.Errorf("indexing Customers by email: %w", err)
-	}
-	if err := idx.IndexField(ctx, &v1alpha1.Customer{}, indexRecord, recordIndex); err != nil {
-		return fmt.Errorf("indexing Customers by record id: %w", err)
-	}
 	inf, err := mgr.GetCache().GetInformer(ctx, &v1alpha1.Customer{})
 	if err != nil {
 		return fmt.Errorf("getting the Customer informer: %w", err)
 	}
-	named := newClaims()
-	if _, err := inf.AddEventHandler(named.handler()); err != nil {
-		return fmt.Errorf("counting what Customers name: %w", err)
+	r.claims = newClaims()
+	if _, err := inf.AddEventHandler(r.claims.handler()); err != nil {
+		return fmt.Errorf("indexing what Customers name: %w", err)
 	}
-	r.drift.claimed = named.has
+	r.drift.claimed = r.claims.has
 
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Customer{}, builder.WithPredicates(relevantChange())).
