@@ -176,7 +176,7 @@ func (k *cluster) managerPods(ctx context.Context, t *testing.T, name string) []
 	}
 	owned := map[string]bool{}
 	for _, rs := range rss.Items {
-		if ref := metav1ControllerOf(rs.OwnerReferences); ref == name {
+		if ref := controllerOf(rs.OwnerReferences); ref == name {
 			owned[rs.Name] = true
 		}
 	}
@@ -186,7 +186,7 @@ func (k *cluster) managerPods(ctx context.Context, t *testing.T, name string) []
 	}
 	var out []corev1.Pod
 	for _, p := range pods.Items {
-		if owned[metav1ControllerOf(p.OwnerReferences)] {
+		if owned[controllerOf(p.OwnerReferences)] {
 			out = append(out, p)
 		}
 	}
@@ -194,7 +194,7 @@ func (k *cluster) managerPods(ctx context.Context, t *testing.T, name string) []
 	return out
 }
 
-func metav1ControllerOf(refs []metav1.OwnerReference) string {
+func controllerOf(refs []metav1.OwnerReference) string {
 	for _, r := range refs {
 		if r.Controller != nil && *r.Controller {
 			return r.Name
@@ -284,14 +284,15 @@ func describePods(pods []corev1.Pod) string {
 // told about into a file each, from the container's start to its end (a
 // deleted Pod's last lines included).
 type logCollector struct {
-	k       *cluster
+	ctx     context.Context // ends every stream
 	mu      sync.Mutex
 	started map[types.UID]string // pod UID -> log file
 	wg      sync.WaitGroup
 }
 
-func (k *cluster) followLogs(ctx context.Context, p corev1.Pod) {
+func (k *cluster) followLogs(p corev1.Pod) {
 	l := k.logs
+	ctx := l.ctx
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, ok := l.started[p.UID]; ok {

@@ -43,8 +43,8 @@ func TestOperatorOnARealNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	k := connect(t)
-	k.logs = &logCollector{k: k, started: map[types.UID]string{}}
 	logCtx, stopLogs := context.WithCancel(ctx)
+	k.logs = &logCollector{ctx: logCtx, started: map[types.UID]string{}}
 	defer func() { stopLogs(); k.logs.wg.Wait() }()
 	defer k.dumpEvents(ctx, t)
 
@@ -70,7 +70,7 @@ func TestOperatorOnARealNode(t *testing.T) {
 			pods := k.waitAvailable(ctx, t, deploymentName, 3*time.Minute)
 			t.Logf("Available %s after apply", time.Since(start).Round(time.Second))
 			for _, p := range pods {
-				k.followLogs(logCtx, p)
+				k.followLogs(p)
 				if s := managerStatus(&p); s == nil || s.RestartCount != 0 || !s.Ready {
 					t.Fatalf("pod %s: %s", p.Name, describePods([]corev1.Pod{p}))
 				}
@@ -106,7 +106,7 @@ func TestOperatorOnARealNode(t *testing.T) {
 			checkSample(ctx, t, k, sim)
 		}},
 		{"two managers: deleting the leader's Pod during a storm of 100 creates hands the lease over; 100 records, none twice, all Ready", func(t *testing.T) {
-			checkFailover(ctx, t, k, sim, deployment, logCtx)
+			checkFailover(ctx, t, k, sim)
 		}},
 		{"no manager was ever refused by RBAC, nor restarted", func(t *testing.T) {
 			// A log is read while it is written: give the last Pod's a moment.
@@ -348,7 +348,7 @@ func checkMetrics(ctx context.Context, t *testing.T, k *cluster, d *appsv1.Deplo
 	}
 	url := fmt.Sprintf("https://127.0.0.1:%d/metrics", port(t, d, "https"))
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, //nolint:gosec // as the shipped ServiceMonitor: the manager's certificate is self-signed
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, // as the shipped ServiceMonitor: the manager's certificate is self-signed
 	}}
 	scrape := func(tok string) (int, string) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -473,7 +473,7 @@ const standbyName = deploymentName + "-standby"
 // keeps the second Pending). The standby is the shipped Deployment with
 // other ports, the same ServiceAccount, image and arguments, and so the
 // same lease.
-func checkFailover(ctx context.Context, t *testing.T, k *cluster, sim *simulator, d *appsv1.Deployment, logCtx context.Context) {
+func checkFailover(ctx context.Context, t *testing.T, k *cluster, sim *simulator) {
 	t.Helper()
 	var live appsv1.Deployment
 	if err := k.c.Get(ctx, types.NamespacedName{Namespace: operatorNS, Name: deploymentName}, &live); err != nil {
@@ -486,6 +486,7 @@ func checkFailover(ctx context.Context, t *testing.T, k *cluster, sim *simulator
 	standby.Spec.Selector.MatchLabels["scriptlock-e2e/manager"] = "standby"
 	standby.Spec.Template.Labels["scriptlock-e2e/manager"] = "standby"
 	mc := &standby.Spec.Template.Spec.Containers[0]
+	// Free on the host: hack/e2e/ports.sh (E2E_MANAGER_PORTS) checks them.
 	ports := map[string]int32{"health": 28082, "https": 28444}
 	for i, p := range mc.Ports {
 		if n, ok := ports[p.Name]; ok {
@@ -500,9 +501,9 @@ func checkFailover(ctx context.Context, t *testing.T, k *cluster, sim *simulator
 		t.Fatal(err)
 	}
 	standbyPod := k.waitAvailable(ctx, t, standbyName, 2*time.Minute)[0]
-	k.followLogs(logCtx, standbyPod)
+	k.followLogs(standbyPod)
 	leaderPod := k.waitAvailable(ctx, t, deploymentName, time.Minute)[0]
-	k.followLogs(logCtx, leaderPod)
+	k.followLogs(leaderPod)
 
 	// Which Pod leads? Both run on the host's network, so both identities
 	// start with the host's name; the leader is the one that logged the
@@ -597,7 +598,7 @@ func checkFailover(ctx context.Context, t *testing.T, k *cluster, sim *simulator
 					continue
 				}
 				if s := managerStatus(&p); s != nil && s.State.Running != nil {
-					k.followLogs(logCtx, p)
+					k.followLogs(p)
 				}
 				if acquired(p) {
 					leaders = append(leaders, p.Name)
@@ -673,7 +674,7 @@ func checkFailover(ctx context.Context, t *testing.T, k *cluster, sim *simulator
 
 	// The deleted Pod's replacement comes up too (leading or waiting).
 	pods := k.waitAvailable(ctx, t, deploymentName, 3*time.Minute)
-	k.followLogs(logCtx, pods[0])
+	k.followLogs(pods[0])
 	if s := managerStatus(&pods[0]); s == nil || s.RestartCount != 0 {
 		t.Errorf("the replacement Pod: %s", describePods(pods))
 	}

@@ -19,6 +19,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -28,10 +29,12 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -72,7 +75,9 @@ func run() error {
 	var img image
 	if *dockerfile != "" {
 		var err error
-		if img, err = buildDockerfile(*dockerfile, *version); err != nil {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if img, err = buildDockerfile(ctx, *dockerfile, *version); err != nil {
 			return err
 		}
 	} else {
@@ -109,7 +114,7 @@ func instructions(text string) [][][2]string {
 }
 
 // buildDockerfile runs the builder stage and reads the final stage.
-func buildDockerfile(dockerfile, version string) (image, error) {
+func buildDockerfile(ctx context.Context, dockerfile, version string) (image, error) {
 	text, err := os.ReadFile(dockerfile)
 	if err != nil {
 		return image{}, err
@@ -159,7 +164,7 @@ func buildDockerfile(dockerfile, version string) (image, error) {
 				}
 			}
 		case "RUN":
-			cmd := exec.Command("sh", "-c", a)
+			cmd := exec.CommandContext(ctx, "sh", "-c", a)
 			cmd.Dir = work
 			cmd.Env = env
 			for k, v := range args {
@@ -275,38 +280,40 @@ func ignored(patterns []string, rel string) bool {
 }
 
 // copyContext copies src (relative to the context root) to dst, leaving
-// out what .dockerignore leaves out of the context.
+// out what .dockerignore leaves out of the context. It reads through an
+// os.Root, so that nothing outside the context is read.
 func copyContext(root, src, dst string, ignore []string) error {
-	return filepath.WalkDir(filepath.Join(root, src), func(p string, d fs.DirEntry, err error) error {
+	ctxRoot, err := os.OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer ctxRoot.Close()
+	return fs.WalkDir(ctxRoot.FS(), src, func(rel string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		if ignored(ignore, filepath.ToSlash(rel)) {
+		if ignored(ignore, rel) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		inner, err := filepath.Rel(filepath.Join(root, src), p)
+		inner, err := filepath.Rel(src, rel)
 		if err != nil {
 			return err
 		}
 		target := filepath.Join(dst, inner)
 		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
+			return os.MkdirAll(target, 0o750)
 		}
-		b, err := os.ReadFile(p)
+		b, err := ctxRoot.ReadFile(rel)
 		if err != nil {
 			return err
 		}
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
 			return err
 		}
-		return os.WriteFile(target, b, 0o644)
+		return os.WriteFile(target, b, 0o600)
 	})
 }
 
