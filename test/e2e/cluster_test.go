@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -379,6 +380,9 @@ func startSimulator(ctx context.Context, t *testing.T, artifacts, url, key strin
 	}
 	addr := strings.TrimPrefix(url, "http://")
 	cmd := exec.Command(bin, "--listen", addr, "--api-key", key)
+	// Killed with the test binary, should that die without its cleanups
+	// (an interrupted `make e2e`), so that no simulator holds the port.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	logFile, err := os.Create(filepath.Join(artifacts, "scriptlock-sim.log"))
 	if err != nil {
 		t.Fatal(err)

@@ -691,12 +691,18 @@ func (k *cluster) dumpEvents(ctx context.Context, t *testing.T) {
 		t.Logf("listing events: %v", err)
 		return
 	}
-	sort.Slice(events.Items, func(i, j int) bool {
-		return events.Items[i].LastTimestamp.Before(&events.Items[j].LastTimestamp)
-	})
+	// Events of the events.k8s.io API (the scheduler's) have an
+	// eventTime and no lastTimestamp.
+	at := func(e corev1.Event) time.Time {
+		if e.LastTimestamp.IsZero() {
+			return e.EventTime.Time
+		}
+		return e.LastTimestamp.Time
+	}
+	sort.SliceStable(events.Items, func(i, j int) bool { return at(events.Items[i]).Before(at(events.Items[j])) })
 	var b strings.Builder
 	for _, e := range events.Items {
-		fmt.Fprintf(&b, "%s %s %s %s/%s %s: %s (x%d)\n", e.LastTimestamp.Format(time.RFC3339), e.Type, e.InvolvedObject.Kind,
+		fmt.Fprintf(&b, "%s %s %s %s/%s %s: %s (x%d)\n", at(e).Format(time.RFC3339), e.Type, e.InvolvedObject.Kind,
 			e.InvolvedObject.Namespace, e.InvolvedObject.Name, e.Reason, e.Message, e.Count)
 	}
 	if err := os.WriteFile(filepath.Join(k.artifacts, "events.txt"), []byte(b.String()), 0o644); err != nil {
