@@ -245,16 +245,19 @@ func cacheOptions(cfg config) (cache.Options, error) {
 	return opts, nil
 }
 
-// memoryLimitShare is the part of the container's memory limit the Go
-// runtime aims to stay under; the rest is headroom for what it does not
-// count (the binary's mapped pages, the kernel's buffers for it).
-const memoryLimitShare = 0.9
+// memoryLimitReserve is the part of the container's memory limit left
+// outside the Go memory limit: the binary's pages the kernel counts in the
+// resident set (about 45 MiB of it are touched) and the little memory Go
+// does not manage. With it, the resident set peaks under the container's
+// limit, not only the memory Go manages (docs/benchmarks.md).
+const memoryLimitReserve = 48 << 20
 
 // memoryLimit returns the Go soft memory limit, in bytes, for a container
 // whose memory limit is containerLimit (bytes, as the Deployment's
-// resourceFieldRef limits.memory puts it in MEMORY_LIMIT): 90% of it. ok is
-// false when GOMEMLIMIT is set (the runtime already obeys it), or when
-// containerLimit is empty or not a positive number of bytes (no limit).
+// resourceFieldRef limits.memory puts it in MEMORY_LIMIT): the limit less
+// memoryLimitReserve, but at least half of it. ok is false when GOMEMLIMIT
+// is set (the runtime already obeys it), or when containerLimit is empty or
+// not a positive number of bytes (no limit).
 func memoryLimit(gomemlimit, containerLimit string) (int64, bool) {
 	if gomemlimit != "" || containerLimit == "" {
 		return 0, false
@@ -263,7 +266,7 @@ func memoryLimit(gomemlimit, containerLimit string) (int64, bool) {
 	if err != nil || n <= 0 {
 		return 0, false
 	}
-	return int64(float64(n) * memoryLimitShare), true
+	return max(n-memoryLimitReserve, n/2), true
 }
 
 // readAPIKey returns the default account's key from the file, else from
