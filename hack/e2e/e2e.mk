@@ -32,7 +32,7 @@ E2E_APT_PACKAGES := containerd runc containernetworking-plugins openssl curl
 E2E_ENV := E2E_WORK=$(E2E_WORK) E2E_NODE_BIN=$(E2E_NODE_BIN) E2E_TOOLS=$(E2E_TOOLS) E2E_IMAGES=$(E2E_IMAGE_TAR)
 
 .PHONY: e2e
-e2e: e2e-deps e2e-node-binaries e2e-image ## The shipped image and config/default (through config/e2e) on a real single-node cluster on this machine, torn down after; needs root. First run ~10 min (node binaries built once), then ~4 min.
+e2e: e2e-deps e2e-node-binaries e2e-image ## The shipped image and config/default (through config/e2e) on a real single-node cluster on this machine, torn down after; needs root. About 2 min, plus 6-17 min the first time (node binaries, built once).
 	@$(E2E_ENV) E2E_ARTIFACTS=$(abspath $(E2E_ARTIFACTS)) E2E_TEST_ARGS="$(E2E_TEST_ARGS)" $(E2E_DIR)/run.sh
 
 .PHONY: e2e-up
@@ -54,7 +54,7 @@ e2e-deps: ## Install containerd, runc and the CNI plugins for the e2e node (apt-
 .PHONY: e2e-node-binaries
 e2e-node-binaries: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubelet for the e2e node (once; cached in E2E_CACHE).
 	@for c in $(E2E_NODE_CMDS); do [ -x $(E2E_NODE_BIN)/$$c ] || missing=1; done; [ -z "$$missing" ] && exit 0; \
-	echo ">> building the e2e node binaries $(E2E_K8S_VERSION) from the Go module proxy into $(E2E_NODE_BIN) (first time only, about 6 minutes on 2 cores)"; \
+	echo ">> building the e2e node binaries $(E2E_K8S_VERSION) from the Go module proxy into $(E2E_NODE_BIN) (first time only: 6 minutes on 2 idle cores, up to 17 on busy ones)"; \
 	set -e; rm -rf $(E2E_NODE_BIN).tmp; mkdir -p $(E2E_NODE_BIN).tmp; \
 	cd $(E2E_DIR) && for c in $(E2E_NODE_CMDS); do \
 		echo ">> $$c"; go build -ldflags "$(E2E_K8S_LDFLAGS)" -o $(E2E_NODE_BIN).tmp/$$c ./cmd/$$c; \
