@@ -248,9 +248,10 @@ func cacheOptions(cfg config) (cache.Options, error) {
 // memoryLimitReserve is the part of the container's memory limit left
 // outside the Go memory limit: the binary's pages the kernel counts in the
 // resident set (about 45 MiB of it are touched) and the little memory Go
-// does not manage. With it, the resident set peaks under the container's
-// limit, not only the memory Go manages (docs/benchmarks.md).
-const memoryLimitReserve = 48 << 20
+// does not manage, and what the garbage collector overshoots by while live
+// memory is close to the limit. With it, the resident set peaks under the
+// container's limit, not only the memory Go manages (docs/benchmarks.md).
+const memoryLimitReserve = 64 << 20
 
 // memoryLimit returns the Go soft memory limit, in bytes, for a container
 // whose memory limit is containerLimit (bytes, as the Deployment's
