@@ -109,6 +109,11 @@ func (r *CustomerReconciler) holder(ctx context.Context, c *v1alpha1.Customer, c
 // claimants returns the other Customers that claim the record id or one of
 // emails in cl's account, or in an account that cannot be told apart.
 func (r *CustomerReconciler) claimants(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string, emails ...string) ([]*v1alpha1.Customer, error) {
+	if r.claimsSynced != nil && !r.claimsSynced() {
+		// Right after a start the index may not hold every Customer the
+		// cache does: no decision on who owns what until it does.
+		return nil, &pending{retryAfter: throttledRetry, msg: "indexing the Customers of the cache"}
+	}
 	lookups := []string{emailClaim(c.Spec.Email)}
 	for _, e := range emails {
 		if e != "" && !strings.EqualFold(e, c.Spec.Email) {
@@ -125,7 +130,6 @@ func (r *CustomerReconciler) claimants(ctx context.Context, c *v1alpha1.Customer
 			if seen[key] {
 				continue
 			}
-			seen[key] = true
 			other := &v1alpha1.Customer{}
 			if err := r.Get(ctx, key, other); err != nil {
 				if apierrors.IsNotFound(err) {
@@ -135,9 +139,12 @@ func (r *CustomerReconciler) claimants(ctx context.Context, c *v1alpha1.Customer
 			}
 			if other.UID == c.UID || observing(other) || !slices.Contains(claimsOf(other), claim) {
 				// An observer writes nothing, so it claims nothing; and
-				// the cached object, not the index, says what it names.
+				// the cached object, not the index, says what it names
+				// (a later lookup may still find it by what it names
+				// now, so it is not marked seen).
 				continue
 			}
+			seen[key] = true
 			same, err := r.sameAccount(ctx, c, other, cl)
 			if err != nil {
 				return nil, err

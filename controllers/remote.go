@@ -46,7 +46,12 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	var persistErr error
 	rec, err = cl.CreateAfter(ctx, want, func(ctx context.Context) error {
 		c.Status.PendingCreate = p
-		persistErr = r.patchStatus(ctx, c, orig)
+		if persistErr = r.patchStatus(ctx, c, orig); persistErr == nil {
+			// No listing asked for before this send can show its record
+			// (p.Since is in whole seconds, and was taken before the
+			// client's gates): a look for it needs a newer one.
+			r.drift.lookedAt(client.ObjectKeyFromObject(c), time.Now())
+		}
 		return persistErr
 	})
 	if persistErr != nil || errors.Is(err, scriptlock.ErrThrottled) {

@@ -106,9 +106,11 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 		return fmt.Errorf("getting the Customer informer: %w", err)
 	}
 	r.claims = newClaims()
-	if _, err := inf.AddEventHandler(r.claims.handler()); err != nil {
+	reg, err := inf.AddEventHandler(r.claims.handler())
+	if err != nil {
 		return fmt.Errorf("indexing what Customers name: %w", err)
 	}
+	r.claimsSynced = reg.HasSynced
 	r.drift.claimed = r.claims.has
 
 	b := ctrl.NewControllerManagedBy(mgr).
