@@ -92,7 +92,7 @@ func bindFlags(fs *flag.FlagSet, cfg *config) (showVersion *bool) {
 	fs.Float64Var(&cfg.qps, "scriptlock-qps", 10, "Requests per second allowed to each ScriptLock account.")
 	fs.IntVar(&cfg.burst, "scriptlock-burst", 20, "Burst of requests allowed to each ScriptLock account.")
 	fs.DurationVar(&cfg.resync, "resync-period", 10*time.Minute, "How often every ScriptLock record is compared with its Customer (drift detection).")
-	fs.IntVar(&cfg.maxConcurrent, "max-concurrent-reconciles", 10, "How many Customers are reconciled at once. Half of them may wait on one ScriptLock account at a time: to use --scriptlock-qps in full, set it to at least 2 x qps x ScriptLock's answer time in seconds (the default: 10 qps x 0.5 s; see README \"Sizing\").")
+	fs.IntVar(&cfg.maxConcurrent, "max-concurrent-reconciles", 10, "How many Customers are reconciled at once. Half of them may wait on one ScriptLock account at a time, and a new Customer also waits on about four API-server calls: to use --scriptlock-qps in full, set it to about qps x (2 x ScriptLock's answer time + 0.1 s) (the default: 10 qps x 1.1 s; see README \"Sizing\").")
 	fs.StringVar(&cfg.driftDetection, "drift-detection", string(controllers.DriftByList), "How drift is found: list (one listing per account per resync period) or per-object (one read per Customer per resync period).")
 	fs.StringVar(&cfg.selector, "selector", "", "Label selector: only Customers that match it are managed (to shard Customers across several managers).")
 	fs.StringVar(&cfg.watchNamespace, "watch-namespace", "", "Manage only the Customers of these namespaces (comma-separated); empty means all.")
