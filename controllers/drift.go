@@ -82,10 +82,20 @@ type accountState struct {
 	call     *listCall // the listing under way
 }
 
-// listCall is one listing under way.
+// listCall is one listing under way; done is closed once recs and err
+// hold its outcome.
 type listCall struct {
 	asked time.Time
+	done  chan struct{}
+	recs  *listing
+	err   error
 }
+
+// listWait is how long a caller waits for a listing under way that it can
+// use, before it is told to come back (a *pending error): long enough for
+// one listing of a large account, short enough that a ScriptLock that does
+// not answer parks no worker for long.
+const listWait = 2 * time.Second
 
 func newDriftState() *driftState {
 	return &driftState{
@@ -104,14 +114,13 @@ func (d *driftState) account(cl *scriptlock.Client) *accountState {
 }
 
 // list returns a listing of cl's account requested at or after since: the
-// last one if it is recent enough, else a new one. While a listing is under
-// way that was requested at or after since, the caller is told to come back
-// shortly (a *pending error) rather than wait or list again, so that
-// concurrent needs share one call: waiting would park a worker for as long
-// as ScriptLock takes to answer, maybe a whole timeout. asked is when the
+// last one if it is recent enough, else a new one. A caller that can use a
+// listing under way waits for it, up to listWait, and is then told to come
+// back shortly (a *pending error) rather than list again, so that
+// concurrent needs share one call and no worker is parked for as long as
+// ScriptLock takes to answer, maybe a whole timeout. asked is when the
 // listing returned was requested. The listing is decoded as a stream and
-// kept as digests (listing), so its memory is about 100 bytes a record
-// whatever the records hold.
+// kept as listing says.
 func (d *driftState) list(ctx context.Context, cl *scriptlock.Client, since time.Time) (*listing, time.Time, error) {
 	now := time.Now()
 	d.mu.Lock()
@@ -123,10 +132,18 @@ func (d *driftState) list(ctx context.Context, cl *scriptlock.Client, since time
 	}
 	if c := a.call; c != nil && !c.asked.Before(since) {
 		d.mu.Unlock()
+		t := time.NewTimer(listWait)
+		defer t.Stop()
+		select {
+		case <-c.done:
+			return c.recs, c.asked, c.err
+		case <-t.C:
+		case <-ctx.Done():
+		}
 		return nil, time.Time{}, &pending{retryAfter: throttledRetry,
 			msg: "a listing of this ScriptLock account is under way; using it when it is done"}
 	}
-	c := &listCall{asked: now}
+	c := &listCall{asked: now, done: make(chan struct{})}
 	a.call = c
 	d.mu.Unlock()
 
@@ -141,6 +158,8 @@ func (d *driftState) list(ctx context.Context, cl *scriptlock.Client, since time
 	if a.call == c {
 		a.call = nil
 	}
+	c.recs, c.err = recs, err
+	close(c.done)
 	switch {
 	case c.asked.Before(a.asked):
 		// A newer listing already answered: this one says nothing new.

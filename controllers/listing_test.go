@@ -3,9 +3,12 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"sync"
 	"testing"
+	"time"
 
 	toolscache "k8s.io/client-go/tools/cache"
 
@@ -148,5 +151,42 @@ func TestClaimsFollowTheInformersCustomers(t *testing.T) {
 	h.OnDelete(toolscache.DeletedFinalStateUnknown{Key: "ns/a", Obj: bound})
 	if c.has(scriptlock.Customer{ID: "7", Email: "b@example.com"}) || len(c.names) != 0 {
 		t.Fatalf("a deleted Customer (even as a tombstone) claims nothing: %v", c.names)
+	}
+}
+
+// Concurrent needs of a listing share the one under way: they wait for it
+// (up to listWait) instead of listing the account again or coming back.
+func TestConcurrentNeedsShareTheListingUnderWay(t *testing.T) {
+	const key = "share-key"
+	s := sim.New(sim.WithAccount(key), sim.WithLatency(300*time.Millisecond))
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	cl, err := scriptlock.New(scriptlock.Options{BaseURL: ts.URL, APIKey: key, QPS: 100, Burst: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Seed(key, scriptlock.Customer{Email: "a@example.com"})
+	d := newDriftState()
+	since := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			l, asked, err := d.list(context.Background(), cl, since)
+			switch {
+			case err != nil:
+				errs <- err
+			case l.len() != 1 || asked.Before(since):
+				errs <- fmt.Errorf("listing of %d records asked at %s", l.len(), asked)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := s.CallCount(http.MethodGet, sim.RouteCustomers); n != 1 {
+		t.Fatalf("8 concurrent needs made %d listings, want 1", n)
 	}
 }
