@@ -106,7 +106,8 @@ func TestMemoryLimitFollowsTheContainersLimit(t *testing.T) {
 		want                        int64
 		ok                          bool
 	}{
-		{"the Deployment's 256Mi less 64Mi", "", "268435456", 192 << 20, true},
+		{"256Mi less 64Mi", "", "268435456", 192 << 20, true},
+		{"the Deployment's 384Mi less 64Mi", "", "402653184", 320 << 20, true},
 		{"1Gi less 64Mi", "", "1073741824", 960 << 20, true},
 		{"at least half of a small limit", "", "67108864", 32 << 20, true},
 		{"GOMEMLIMIT set by hand wins", "200MiB", "268435456", 0, false},
