@@ -134,12 +134,18 @@ func drawReadyChart(path, title string, n int, curves []readyCurve) error {
 
 // drawMemoryChart draws the manager's peak RSS and live heap against N,
 // one pair of lines per mode, from every run without a seeded account,
-// and the Deployment's memory limit of the latest run.
+// and the Deployment's memory limit of the largest run.
 func drawMemoryChart(path string, runs []runRecord) (drawn bool, err error) {
 	p := newPlot("Manager memory against the number of Customers", "Customers (N)", "MiB")
 	p.X.Min, p.Y.Min = 0, 0
 	var maxN, maxY float64
 	var limit int64
+	for _, r := range runs {
+		// The limit of the largest run: the one the chart's right edge is.
+		if r.SeedRecords == 0 && float64(r.N) >= maxN {
+			maxN, limit = float64(r.N), r.DeploymentMemoryLimit
+		}
+	}
 	for _, mode := range modesIn(runs) {
 		var rss, heap plotter.XYs
 		for _, r := range runs {
@@ -151,8 +157,6 @@ func drawMemoryChart(path string, runs []runRecord) (drawn bool, err error) {
 					continue
 				}
 				x := float64(r.N)
-				maxN = max(maxN, x)
-				limit = r.DeploymentMemoryLimit
 				if m.PeakRSSBytes > 0 {
 					rss = append(rss, plotter.XY{X: x, Y: float64(m.PeakRSSBytes) / (1 << 20)})
 					maxY = max(maxY, float64(m.PeakRSSBytes)/(1<<20))
