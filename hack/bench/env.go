@@ -1,18 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap/zapcore"
@@ -53,7 +49,7 @@ type benchEnv struct {
 	kubeconfig string
 	simURL     string
 	simLog     string
-	sim        *process
+	sim        *localenv.Process
 	manager    *managerProcess
 }
 
@@ -139,9 +135,9 @@ func (e *benchEnv) startSim(ctx context.Context) error {
 	lines := make(chan string, 16)
 	// A long-lived child: stop ends it through its process group.
 	cmd := exec.Command(filepath.Join(e.opts.root, "bin", "scriptlock-sim"), args...) //nolint:noctx // see above
-	cmd.Env = withoutEnv(os.Environ(), "SCRIPTLOCK_API_KEY", "GOMEMLIMIT")
-	cmd.Stdout, cmd.Stderr = &lineTee{w: logf, lines: lines}, logf
-	p, err := startProcess("scriptlock-sim", cmd, logf)
+	cmd.Env = localenv.WithoutEnv(os.Environ(), "SCRIPTLOCK_API_KEY", "GOMEMLIMIT")
+	cmd.Stdout, cmd.Stderr = &localenv.LineTee{W: logf, Lines: lines}, logf
+	p, err := localenv.StartProcess("scriptlock-sim", cmd, logf)
 	if err != nil {
 		return err
 	}
@@ -157,9 +153,9 @@ func (e *benchEnv) startSim(ctx context.Context) error {
 	}()
 	select {
 	case e.simURL = <-urls:
-		localenv.Logf("ScriptLock simulator (pid %d) on %s, latency %s, log %s", p.pid(), e.simURL, e.opts.simLatency, e.simLog)
+		localenv.Logf("ScriptLock simulator (pid %d) on %s, latency %s, log %s", p.PID(), e.simURL, e.opts.simLatency, e.simLog)
 		return nil
-	case <-p.done:
+	case <-p.Done():
 		return fmt.Errorf("the simulator exited at start: see %s", e.simLog)
 	case <-time.After(5 * time.Minute): // a seed of a million records takes a while
 		return errors.New("the simulator did not say it was listening within 5 minutes")
@@ -177,7 +173,7 @@ func (e *benchEnv) stop() {
 		}
 	}
 	if e.sim != nil {
-		if err := e.sim.stop(10 * time.Second); err != nil {
+		if err := e.sim.Stop(10 * time.Second); err != nil {
 			localenv.Logf("stopping the simulator: %v", err)
 		}
 	}
@@ -198,14 +194,14 @@ type managerProcess struct {
 	probeURL             string
 	logDir               string
 	starts               int
-	proc                 *process
+	proc                 *localenv.Process
 	log                  string // the current process's log file
 }
 
 // newManager prepares (does not start) the manager with the environment's
 // kubeconfig and the simulator as its default account.
 func (e *benchEnv) newManager() (*managerProcess, error) {
-	addrs, err := freeLoopbackAddrs(3)
+	addrs, err := localenv.FreeLoopbackAddrs(3)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +221,7 @@ func (e *benchEnv) newManager() (*managerProcess, error) {
 		"--health-probe-bind-address", addrs[1],
 		"--pprof-bind-address", addrs[2],
 	}, e.opts.managerArgs...)
-	m.env = append(withoutEnv(os.Environ(), "SCRIPTLOCK_URL", "SCRIPTLOCK_API_KEY", "KUBECONFIG", "GOMEMLIMIT", "MEMORY_LIMIT"),
+	m.env = append(localenv.WithoutEnv(os.Environ(), "SCRIPTLOCK_URL", "SCRIPTLOCK_API_KEY", "KUBECONFIG", "GOMEMLIMIT", "MEMORY_LIMIT"),
 		"SCRIPTLOCK_URL="+e.simURL, "SCRIPTLOCK_API_KEY="+e.opts.apiKey)
 	if e.opts.memLimit != "" {
 		m.env = append(m.env, "GOMEMLIMIT="+e.opts.memLimit)
@@ -252,12 +248,12 @@ func (m *managerProcess) start(ctx context.Context) error {
 	cmd := exec.Command(m.bin, m.args...) //nolint:noctx // a long-lived child, ended through its process group
 	cmd.Env = m.env
 	cmd.Stdout, cmd.Stderr = logf, logf
-	p, err := startProcess("manager", cmd, logf)
+	p, err := localenv.StartProcess("manager", cmd, logf)
 	if err != nil {
 		return err
 	}
 	m.proc = p
-	localenv.Logf("manager (pid %d) started: bin/manager %s", p.pid(), strings.Join(m.args, " "))
+	localenv.Logf("manager (pid %d) started: bin/manager %s", p.PID(), strings.Join(m.args, " "))
 	hc := &http.Client{Timeout: 2 * time.Second}
 	defer hc.CloseIdleConnections()
 	deadline := time.Now().Add(2 * time.Minute)
@@ -266,7 +262,7 @@ func (m *managerProcess) start(ctx context.Context) error {
 			return nil
 		}
 		select {
-		case <-p.done:
+		case <-p.Done():
 			return fmt.Errorf("the manager exited at start: see %s", m.log)
 		case <-ctx.Done():
 			return ctx.Err()
@@ -285,112 +281,11 @@ func (m *managerProcess) stop() (time.Duration, error) {
 		return 0, nil
 	}
 	start := time.Now()
-	err := m.proc.stop(45 * time.Second)
+	err := m.proc.Stop(45 * time.Second)
 	return time.Since(start), err
 }
 
-func (m *managerProcess) pid() int { return m.proc.pid() }
-
-// process is a child in its own process group, so that a Ctrl-C in the
-// terminal reaches only the benchmark, which then stops the children in
-// order.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startProcess(name string, cmd *exec.Cmd, log io.Closer) (*process, error) {
-	// Pdeathsig: if the benchmark is killed outright, the kernel kills the
-	// child rather than leave it running.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		log.Close()
-		return nil, fmt.Errorf("starting %s: %w", name, err)
-	}
-	p := &process{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		log.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *process) pid() int { return p.cmd.Process.Pid }
-
-// stop sends SIGTERM to the process group, then SIGKILL after grace.
-func (p *process) stop(grace time.Duration) error {
-	select {
-	case <-p.done:
-		return nil
-	default:
-	}
-	pgid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(grace):
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	<-p.done
-	return fmt.Errorf("%s did not stop within %s after SIGTERM; killed", p.name, grace)
-}
-
-// lineTee copies a child's output to w and offers each complete line on
-// lines, dropping the lines nobody waits for.
-type lineTee struct {
-	w     io.Writer
-	lines chan<- string
-	buf   []byte
-}
-
-func (t *lineTee) Write(p []byte) (int, error) {
-	t.buf = append(t.buf, p...)
-	for {
-		i := bytes.IndexByte(t.buf, '\n')
-		if i < 0 {
-			break
-		}
-		select {
-		case t.lines <- string(t.buf[:i]):
-		default:
-		}
-		t.buf = t.buf[i+1:]
-	}
-	return t.w.Write(p)
-}
-
-// freeLoopbackAddrs returns n distinct loopback addresses whose ports were
-// free a moment ago. The listeners stay open until all are chosen, or the
-// kernel may hand out the same port twice.
-func freeLoopbackAddrs(n int) ([]string, error) {
-	var addrs []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer ln.Close()
-		addrs = append(addrs, ln.Addr().String())
-	}
-	return addrs, nil
-}
-
-func withoutEnv(env []string, names ...string) []string {
-	out := env[:0:0]
-next:
-	for _, kv := range env {
-		for _, n := range names {
-			if strings.HasPrefix(kv, n+"=") {
-				continue next
-			}
-		}
-		out = append(out, kv)
-	}
-	return out
-}
+func (m *managerProcess) pid() int { return m.proc.PID() }
 
 // repoRoot is the nearest folder at or above dir whose go.mod is the
 // operator's module (hack/bench has a go.mod of its own).

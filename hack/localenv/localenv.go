@@ -230,10 +230,10 @@ func (e *Env) startSim(ctx context.Context, bin string) error {
 	// A long-lived child: Stop ends it through its process group, not a
 	// context.
 	cmd := exec.Command(bin, args...) //nolint:noctx // see above
-	cmd.Env = withoutEnv(os.Environ(), "SCRIPTLOCK_API_KEY")
-	cmd.Stdout = &lineTee{w: logf, lines: lines}
+	cmd.Env = WithoutEnv(os.Environ(), "SCRIPTLOCK_API_KEY")
+	cmd.Stdout = &LineTee{W: logf, Lines: lines}
 	cmd.Stderr = logf
-	p, err := startProcess("scriptlock-sim", cmd, logf)
+	p, err := StartProcess("scriptlock-sim", cmd, logf)
 	if err != nil {
 		return err
 	}
@@ -261,7 +261,7 @@ func (e *Env) startSim(ctx context.Context, bin string) error {
 // simulator, and waits until its readiness probe answers.
 func (e *Env) startManager(ctx context.Context, bin string) error {
 	o := e.opts
-	addrs, err := freeLoopbackAddrs(2)
+	addrs, err := FreeLoopbackAddrs(2)
 	if err != nil {
 		return err
 	}
@@ -284,10 +284,10 @@ func (e *Env) startManager(ctx context.Context, bin string) error {
 	// A long-lived child: Stop ends it through its process group, not a
 	// context.
 	cmd := exec.Command(bin, args...) //nolint:noctx // see above
-	cmd.Env = append(withoutEnv(os.Environ(), "SCRIPTLOCK_URL", "SCRIPTLOCK_API_KEY", "KUBECONFIG"),
+	cmd.Env = append(WithoutEnv(os.Environ(), "SCRIPTLOCK_URL", "SCRIPTLOCK_API_KEY", "KUBECONFIG"),
 		"SCRIPTLOCK_URL="+e.SimURL, "SCRIPTLOCK_API_KEY="+o.APIKey)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	p, err := startProcess("manager", cmd, logf)
+	p, err := StartProcess("manager", cmd, logf)
 	if err != nil {
 		return err
 	}
@@ -356,10 +356,10 @@ func (e *Env) Stop() {
 	})
 }
 
-// freeLoopbackAddrs returns n distinct loopback addresses whose ports were
+// FreeLoopbackAddrs returns n distinct loopback addresses whose ports were
 // free a moment ago. The listeners stay open until all are chosen, or the
 // kernel may hand out the same port twice.
-func freeLoopbackAddrs(n int) ([]string, error) {
+func FreeLoopbackAddrs(n int) ([]string, error) {
 	var addrs []string
 	for range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -372,7 +372,8 @@ func freeLoopbackAddrs(n int) ([]string, error) {
 	return addrs, nil
 }
 
-func withoutEnv(env []string, names ...string) []string {
+// WithoutEnv returns env (NAME=value entries) without the variables names.
+func WithoutEnv(env []string, names ...string) []string {
 	out := env[:0:0]
 next:
 	for _, kv := range env {
@@ -386,15 +387,15 @@ next:
 	return out
 }
 
-// lineTee copies a child's output to w and offers each complete line on
-// lines (dropping lines nobody waits for).
-type lineTee struct {
-	w     io.Writer
-	lines chan<- string
+// LineTee copies a child's output to W and offers each complete line on
+// Lines (dropping lines nobody waits for).
+type LineTee struct {
+	W     io.Writer
+	Lines chan<- string
 	buf   []byte
 }
 
-func (t *lineTee) Write(p []byte) (int, error) {
+func (t *LineTee) Write(p []byte) (int, error) {
 	t.buf = append(t.buf, p...)
 	for {
 		i := bytes.IndexByte(t.buf, '\n')
@@ -402,12 +403,12 @@ func (t *lineTee) Write(p []byte) (int, error) {
 			break
 		}
 		select {
-		case t.lines <- string(t.buf[:i]):
+		case t.Lines <- string(t.buf[:i]):
 		default:
 		}
 		t.buf = t.buf[i+1:]
 	}
-	return t.w.Write(p)
+	return t.W.Write(p)
 }
 
 // Process is a child process in its own process group.
@@ -419,7 +420,9 @@ type Process struct {
 	log  io.Closer
 }
 
-func startProcess(name string, cmd *exec.Cmd, log io.Closer) (*Process, error) {
+// StartProcess starts cmd in its own process group; log is closed when it
+// exits.
+func StartProcess(name string, cmd *exec.Cmd, log io.Closer) (*Process, error) {
 	// Own process group: Ctrl-C reaches the caller only, which stops the
 	// children in order. Pdeathsig: if the caller is killed outright, the
 	// kernel kills the child rather than leave it running.
