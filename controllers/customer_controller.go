@@ -62,9 +62,6 @@ type CustomerReconciler struct {
 	drift   *driftState
 	stalled *stalledBackoff
 	claims  *claims
-	// claimsSynced says whether claims holds every Customer of the cache's
-	// first listing; nil: it always does (tests that fill it by hand).
-	claimsSynced func() bool
 }
 
 // +kubebuilder:rbac:groups=licensing.scriptlock.com,resources=customers,verbs=get;list;watch;patch;update

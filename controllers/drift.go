@@ -200,12 +200,7 @@ func (d *driftState) takenBy(key types.NamespacedName) string {
 func (d *driftState) setTakenBy(key types.NamespacedName, id string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if o, ok := d.objects[key]; ok || id != "" {
-		if !ok {
-			o = d.object(key)
-		}
-		o.taken = id
-	}
+	d.object(key).taken = id
 }
 
 // lookedAt records that a listing asked at asked showed no record of key's

@@ -50,7 +50,14 @@ type listing struct {
 type claims struct {
 	mu    sync.RWMutex
 	names map[string][]types.NamespacedName // "e:" + lowercased email, "i:" + record id → the Customers naming it
+	// synced says whether the handler has seen the informer's first
+	// listing; nil: always (an index filled by hand).
+	synced func() bool
 }
+
+// complete says whether the index holds every Customer of the cache's
+// first listing.
+func (c *claims) complete() bool { return c.synced == nil || c.synced() }
 
 func newClaims() *claims { return &claims{names: map[string][]types.NamespacedName{}} }
 

@@ -125,9 +125,8 @@ func provenAfterMove(c *v1alpha1.Customer, cl *scriptlock.Client, rec scriptlock
 // read returns the record id as ScriptLock holds it. In list mode, and
 // when cached is allowed, a listing of the account from the last two
 // periods answers (made when there is none); a record missing from it is
-// confirmed by a read. In
-// per-object mode, a record seen equal to the spec less than a period ago
-// is not read again.
+// confirmed by a read. In per-object mode, a record seen equal to the spec
+// less than a period ago is not read again.
 func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string, cached bool, obs *observation) (scriptlock.Customer, bool, error) {
 	key := client.ObjectKeyFromObject(c)
 	now := r.Clock.Now()

@@ -109,7 +109,7 @@ func (r *CustomerReconciler) holder(ctx context.Context, c *v1alpha1.Customer, c
 // claimants returns the other Customers that claim the record id or one of
 // emails in cl's account, or in an account that cannot be told apart.
 func (r *CustomerReconciler) claimants(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string, emails ...string) ([]*v1alpha1.Customer, error) {
-	if r.claimsSynced != nil && !r.claimsSynced() {
+	if !r.claims.complete() {
 		// Right after a start the index may not hold every Customer the
 		// cache does: no decision on who owns what until it does.
 		return nil, &pending{retryAfter: throttledRetry, msg: "indexing the Customers of the cache"}

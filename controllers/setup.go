@@ -73,7 +73,7 @@ func CacheTransform() toolscache.TransformFunc {
 	}
 }
 
-// SetupWithManager registers the reconciler, its field indexes and, in list
+// SetupWithManager registers the reconciler, its claims index and, in list
 // mode, the drift detector with mgr.
 func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent int) error {
 	if r.Clock == nil {
@@ -110,7 +110,7 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 	if err != nil {
 		return fmt.Errorf("indexing what Customers name: %w", err)
 	}
-	r.claimsSynced = reg.HasSynced
+	r.claims.synced = reg.HasSynced
 	r.drift.claimed = r.claims.has
 
 	b := ctrl.NewControllerManagedBy(mgr).
