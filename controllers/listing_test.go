@@ -17,6 +17,20 @@ import (
 	"github.com/scriptlock/customer-operator/internal/scriptlock/sim"
 )
 
+// simClient starts the ScriptLock simulator with one account, key, over
+// HTTP, and returns it with a client of that account (rate limit 1000 qps).
+func simClient(tb testing.TB, key string, opts ...sim.Option) (*sim.Server, *scriptlock.Client) {
+	tb.Helper()
+	s := sim.New(append([]sim.Option{sim.WithAccount(key)}, opts...)...)
+	ts := httptest.NewServer(s)
+	tb.Cleanup(ts.Close)
+	cl, err := scriptlock.New(scriptlock.Options{BaseURL: ts.URL, APIKey: key, QPS: 1000, Burst: 1000})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s, cl
+}
+
 func TestAListingKeepsWholeOnlyTheRecordsCustomersName(t *testing.T) {
 	mine := scriptlock.Customer{ID: "1", Company: "C", Email: "Mine@Example.com"}
 	other := scriptlock.Customer{ID: "2", Company: "C", Email: "other@example.com"}
@@ -47,13 +61,7 @@ func TestAListingKeepsWholeOnlyTheRecordsCustomersName(t *testing.T) {
 
 func TestWithEmailReadsARecordNotKeptWhole(t *testing.T) {
 	const key = "listing-test-key"
-	s := sim.New(sim.WithAccount(key))
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
-	cl, err := scriptlock.New(scriptlock.Options{BaseURL: ts.URL, APIKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, cl := simClient(t, key)
 	kept := s.Seed(key, scriptlock.Customer{Company: "K", Email: "kept@example.com"})
 	read := s.Seed(key, scriptlock.Customer{Company: "R", Email: "read@example.com"})
 	gone := s.Seed(key, scriptlock.Customer{Company: "G", Email: "gone@example.com"})
@@ -90,16 +98,10 @@ func TestWithEmailReadsARecordNotKeptWhole(t *testing.T) {
 //	go test ./controllers -run '^$' -bench BigAccount -benchtime 3x
 func BenchmarkListingOfABigAccount(b *testing.B) {
 	const key, n = "bench-key", 200_000
-	s := sim.New(sim.WithAccount(key))
+	s, cl := simClient(b, key)
 	for i := range n {
 		s.Seed(key, scriptlock.Customer{Company: "Example Company Inc.", FirstName: "Example", LastName: "Customer",
 			Email: fmt.Sprintf("customer-%06d@example.com", i)})
-	}
-	ts := httptest.NewServer(s)
-	b.Cleanup(ts.Close)
-	cl, err := scriptlock.New(scriptlock.Options{BaseURL: ts.URL, APIKey: key, QPS: 1000, Burst: 1000})
-	if err != nil {
-		b.Fatal(err)
 	}
 	unclaimed := func(scriptlock.Customer) bool { return false }
 	var before, after runtime.MemStats
@@ -158,13 +160,7 @@ func TestClaimsFollowTheInformersCustomers(t *testing.T) {
 // (up to listWait) instead of listing the account again or coming back.
 func TestConcurrentNeedsShareTheListingUnderWay(t *testing.T) {
 	const key = "share-key"
-	s := sim.New(sim.WithAccount(key), sim.WithLatency(300*time.Millisecond))
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
-	cl, err := scriptlock.New(scriptlock.Options{BaseURL: ts.URL, APIKey: key, QPS: 100, Burst: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, cl := simClient(t, key, sim.WithLatency(300*time.Millisecond))
 	s.Seed(key, scriptlock.Customer{Email: "a@example.com"})
 	d := newDriftState()
 	since := time.Now()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
-	"github.com/scriptlock/customer-operator/internal/scriptlock"
 	"github.com/scriptlock/customer-operator/internal/scriptlock/sim"
 )
 
@@ -41,13 +39,7 @@ func testScheme(t *testing.T) *runtime.Scheme {
 // finds the record instead of posting again.
 func TestALostCreateIsLookedForInAListingAskedAfterIt(t *testing.T) {
 	const key = "races-key"
-	s := sim.New(sim.WithAccount(key))
-	ts := httptest.NewServer(s)
-	t.Cleanup(ts.Close)
-	cl, err := scriptlock.New(scriptlock.Options{BaseURL: ts.URL, APIKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, cl := simClient(t, key)
 	c := &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "a", UID: types.UID("u1")},
 		Spec: v1alpha1.CustomerSpec{FirstName: "F", LastName: "L", Email: "a@example.com"}}
 	cli := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(c).WithStatusSubresource(c).Build()
