@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +42,8 @@ type driftState struct {
 	// claimed says whether some Customer names a record (listing); nil
 	// keeps every record whole.
 	claimed func(scriptlock.Customer) bool
+	// wake enqueues Customers that waited for a listing; nil wakes none.
+	wake func([]types.NamespacedName)
 
 	mu       sync.Mutex
 	objects  map[types.NamespacedName]*syncState
@@ -83,19 +86,20 @@ type accountState struct {
 }
 
 // listCall is one listing under way; done is closed once recs and err
-// hold its outcome.
+// hold its outcome, and then the waiters are woken.
 type listCall struct {
-	asked time.Time
-	done  chan struct{}
-	recs  *listing
-	err   error
+	asked   time.Time
+	done    chan struct{}
+	recs    *listing
+	err     error
+	waiters []types.NamespacedName // Customers to wake when it ends
 }
 
-// listWait is how long a caller waits for a listing under way that it can
-// use, before it is told to come back (a *pending error): long enough for
-// one listing of a large account, short enough that a ScriptLock that does
-// not answer parks no worker for long.
-const listWait = 2 * time.Second
+// listRetry is how soon a Customer that found a listing of its account
+// under way tries again if nothing wakes it first: the listing's end wakes
+// it at once, so this only bounds a wake-up that was lost (a restart of the
+// controller's queue). No worker ever waits for a listing it did not start.
+const listRetry = 5 * time.Second
 
 func newDriftState() *driftState {
 	return &driftState{
@@ -114,14 +118,15 @@ func (d *driftState) account(cl *scriptlock.Client) *accountState {
 }
 
 // list returns a listing of cl's account requested at or after since: the
-// last one if it is recent enough, else a new one. A caller that can use a
-// listing under way waits for it, up to listWait, and is then told to come
-// back shortly (a *pending error) rather than list again, so that
-// concurrent needs share one call and no worker is parked for as long as
-// ScriptLock takes to answer, maybe a whole timeout. asked is when the
-// listing returned was requested. The listing is decoded as a stream and
-// kept as listing says.
-func (d *driftState) list(ctx context.Context, cl *scriptlock.Client, since time.Time) (*listing, time.Time, error) {
+// last one if it is recent enough, else a new one. A listing under way that
+// can serve is shared: a Customer (waiter) is not made to wait for it but
+// told to come back (a *pending error) and woken when it ends, so that
+// concurrent needs share one call and a ScriptLock that takes a whole
+// timeout to answer parks no worker but the one listing. The drift
+// detector (a zero waiter) waits for it instead, on its own goroutine.
+// asked is when the listing returned was requested. The listing is decoded
+// as a stream and kept as listing says.
+func (d *driftState) list(ctx context.Context, cl *scriptlock.Client, since time.Time, waiter types.NamespacedName) (*listing, time.Time, error) {
 	now := time.Now()
 	d.mu.Lock()
 	a := d.account(cl)
@@ -131,17 +136,21 @@ func (d *driftState) list(ctx context.Context, cl *scriptlock.Client, since time
 		return recs, asked, nil
 	}
 	if c := a.call; c != nil && !c.asked.Before(since) {
+		if waiter != (types.NamespacedName{}) {
+			if !slices.Contains(c.waiters, waiter) {
+				c.waiters = append(c.waiters, waiter)
+			}
+			d.mu.Unlock()
+			return nil, time.Time{}, &pending{retryAfter: listRetry,
+				msg: "a listing of this ScriptLock account is under way; using it when it is done"}
+		}
 		d.mu.Unlock()
-		t := time.NewTimer(listWait)
-		defer t.Stop()
 		select {
 		case <-c.done:
 			return c.recs, c.asked, c.err
-		case <-t.C:
 		case <-ctx.Done():
+			return nil, time.Time{}, &pending{retryAfter: listRetry, msg: "stopped waiting for a listing under way"}
 		}
-		return nil, time.Time{}, &pending{retryAfter: throttledRetry,
-			msg: "a listing of this ScriptLock account is under way; using it when it is done"}
 	}
 	c := &listCall{asked: now, done: make(chan struct{})}
 	a.call = c
@@ -154,7 +163,6 @@ func (d *driftState) list(ctx context.Context, cl *scriptlock.Client, since time
 	}
 
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if a.call == c {
 		a.call = nil
 	}
@@ -170,6 +178,11 @@ func (d *driftState) list(ctx context.Context, cl *scriptlock.Client, since time
 		a.err, a.failedAt = err, c.asked
 	default:
 		a.records, a.asked, a.err = recs, c.asked, nil
+	}
+	waiters := c.waiters
+	d.mu.Unlock()
+	if d.wake != nil && len(waiters) > 0 {
+		d.wake(waiters)
 	}
 	return recs, c.asked, err
 }
@@ -529,7 +542,7 @@ func (d *driftDetector) sweep(ctx context.Context) {
 			}
 			defer func() { <-d.slots }()
 			wasFailing := d.state.failing(account)
-			recs, asked, err := d.state.list(ctx, cl, time.Now())
+			recs, asked, err := d.state.list(ctx, cl, time.Now(), types.NamespacedName{})
 			for try := 0; try < 20 && isThrottled(err); try++ {
 				// Held back by the operator's own in-flight caps: the
 				// listing is due this period, so try again shortly.
@@ -538,7 +551,7 @@ func (d *driftDetector) sweep(ctx context.Context) {
 				case <-ctx.Done():
 					return
 				}
-				recs, asked, err = d.state.list(ctx, cl, time.Now())
+				recs, asked, err = d.state.list(ctx, cl, time.Now(), types.NamespacedName{})
 			}
 			switch {
 			case errors.Is(err, scriptlock.ErrThrottled):

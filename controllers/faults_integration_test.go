@@ -8,11 +8,13 @@ package controllers_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -180,16 +182,20 @@ func condTrue(c *v1alpha1.Customer, condType string) bool {
 }
 
 // blackHole accepts connections and never answers, as a ScriptLock behind
-// a broken proxy does.
-func blackHole(t *testing.T) string {
+// a broken proxy does. accepted counts the connections it took, ended the
+// ones the client gave up on (closed): a call to it has "returned" only
+// then.
+func blackHole(t *testing.T) (url string, accepted, ended func() int) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var (
-		mu    sync.Mutex
-		conns []net.Conn
+		mu     sync.Mutex
+		conns  []net.Conn
+		opened atomic.Int32
+		closed atomic.Int32
 	)
 	go func() {
 		for {
@@ -200,6 +206,12 @@ func blackHole(t *testing.T) string {
 			mu.Lock()
 			conns = append(conns, c)
 			mu.Unlock()
+			opened.Add(1)
+			go func() {
+				// Read (and drop) the request until the client hangs up.
+				_, _ = io.Copy(io.Discard, c)
+				closed.Add(1)
+			}()
 		}
 	}()
 	t.Cleanup(func() {
@@ -210,23 +222,31 @@ func blackHole(t *testing.T) string {
 			_ = c.Close()
 		}
 	})
-	return "http://" + l.Addr().String()
+	return "http://" + l.Addr().String(), func() int { return int(opened.Load()) }, func() int { return int(closed.Load()) }
 }
 
+// A slow account's calls never hold back another account's Customer: it
+// is Ready while every call to the slow account is still waiting for its
+// answer (their timeout is longer than the test).
 func TestASlowAccountNeverDelaysAnother(t *testing.T) {
-	e := newEnv(t, managerOpts{})
-	e.secret(e.ns, "slow", map[string]string{"apiKey": "slow-account-key", "url": blackHole(t)})
+	e := newEnv(t, managerOpts{timeout: 10 * time.Minute})
+	slow, accepted, ended := blackHole(t)
+	e.secret(e.ns, "slow", map[string]string{"apiKey": "slow-account-key", "url": slow})
 	for i := range 12 {
 		c := e.customer(fmt.Sprintf("slow-%d", i), fmt.Sprintf("slow-%d@example.com", i))
 		c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "slow"}
 		e.create(c)
 	}
-	time.Sleep(500 * time.Millisecond) // the slow account's calls are under way
-	start := time.Now()
+	e.eventually(time.Minute, "a call to the slow account under way", func() error {
+		if accepted() == 0 {
+			return fmt.Errorf("no connection yet")
+		}
+		return nil
+	})
 	e.create(e.customer("healthy", "healthy@example.com"))
 	e.waitReady("healthy")
-	if d := time.Since(start); d > 3*time.Second {
-		t.Fatalf("a healthy account's Customer waited %s behind a slow account", d)
+	if n := ended(); n != 0 {
+		t.Fatalf("the healthy account's Customer was Ready only after %d calls to the slow account ended", n)
 	}
 }
 

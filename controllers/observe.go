@@ -149,7 +149,7 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 			if err != nil {
 				since = now.Add(-relistAfter)
 			}
-			recs, _, lerr := r.drift.list(ctx, cl, since)
+			recs, _, lerr := r.drift.list(ctx, cl, since, key)
 			if lerr != nil {
 				return rec, false, lerr
 			}
@@ -257,7 +257,7 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 		}
 		r.drift.setTakenBy(key, "")
 	}
-	recs, _, err := r.drift.list(ctx, cl, r.Clock.Now().Add(-min(preCheckMaxAge, r.ResyncPeriod)))
+	recs, _, err := r.drift.list(ctx, cl, r.Clock.Now().Add(-min(preCheckMaxAge, r.ResyncPeriod)), key)
 	if err != nil {
 		return obs, err
 	}
@@ -283,7 +283,7 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 // share a listing under way.
 func (r *CustomerReconciler) lookForPending(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, p *v1alpha1.PendingCreate) (*listing, error) {
 	key := client.ObjectKeyFromObject(c)
-	recs, asked, err := r.drift.list(ctx, cl, r.drift.lookedSince(key, p.Since.Time))
+	recs, asked, err := r.drift.list(ctx, cl, r.drift.lookedSince(key, p.Since.Time), key)
 	if err != nil {
 		return nil, err
 	}

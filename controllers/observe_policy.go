@@ -106,7 +106,7 @@ func (r *CustomerReconciler) observeOnly(ctx context.Context, c *v1alpha1.Custom
 		}
 		return rec, obs, err
 	}
-	recs, _, err := r.drift.list(ctx, cl, r.Clock.Now().Add(-2*r.ResyncPeriod))
+	recs, _, err := r.drift.list(ctx, cl, r.Clock.Now().Add(-2*r.ResyncPeriod), client.ObjectKeyFromObject(c))
 	if err != nil {
 		return scriptlock.Customer{}, obs, err
 	}

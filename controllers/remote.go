@@ -96,7 +96,7 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	if !scriptlock.IsConflict(err) {
 		return rec, "", err
 	}
-	recs, _, lerr := r.drift.list(ctx, cl, time.Now())
+	recs, _, lerr := r.drift.list(ctx, cl, time.Now(), client.ObjectKeyFromObject(c))
 	if lerr != nil {
 		return rec, "", lerr
 	}

@@ -112,6 +112,8 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 	}
 	r.claims.synced = reg.HasSynced
 	r.drift.claimed = r.claims.has
+	wake := &wakeups{}
+	r.drift.wake = wake.wake
 
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Customer{}, builder.WithPredicates(relevantChange())).
@@ -120,7 +122,8 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 			MaxConcurrentReconciles: max(1, maxConcurrent),
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](
 				transientBackoffMin, transientBackoffMax),
-		})
+		}).
+		WatchesRawSource(wake.source())
 	if r.DriftDetection == DriftByList {
 		d := &driftDetector{
 			state:    r.drift,

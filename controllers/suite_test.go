@@ -162,6 +162,8 @@ type managerOpts struct {
 	realDriftClock bool
 	// allowedHosts is the manager's --allowed-scriptlock-hosts.
 	allowedHosts []string
+	// timeout replaces the client's 5 s per-request timeout.
+	timeout time.Duration
 	// permanentBackoff replaces the suite's 1 s stalled backoff, so that a
 	// test can tell a transient failure from a stalled one by the time a
 	// recovery takes.
@@ -247,8 +249,12 @@ func (e *env) startManager() {
 		e.t.Fatal(err)
 	}
 	// One request in flight per account for two workers, as main sets it.
+	timeout := 5 * time.Second
+	if e.opts.timeout > 0 {
+		timeout = e.opts.timeout
+	}
 	e.pool = scriptlock.NewPool(scriptlock.Options{
-		BaseURL: url, APIKey: key, Timeout: 5 * time.Second, QPS: 100, Burst: 100, MaxInFlight: 1, MaxInFlightPerHost: 1,
+		BaseURL: url, APIKey: key, Timeout: timeout, QPS: 100, Burst: 100, MaxInFlight: 1, MaxInFlightPerHost: 1,
 		AllowedHosts: e.opts.allowedHosts,
 	}, nil)
 	var driftClock clock.Clock = clock.RealClock{}
@@ -377,9 +383,16 @@ func (e *env) update(name string, f func(*v1alpha1.Customer)) {
 	})
 }
 
+// patience is the shortest wait for anything to happen: a timeout here
+// bounds liveness (the test fails rather than hang), it measures nothing,
+// and a loaded machine may take many times longer than an idle one. A
+// condition that holds sooner returns sooner.
+const patience = time.Minute
+
 // eventually polls f until it returns nil or timeout passes.
 func (e *env) eventually(timeout time.Duration, what string, f func() error) {
 	e.t.Helper()
+	timeout = max(timeout, patience)
 	deadline := time.Now().Add(timeout)
 	var err error
 	for {

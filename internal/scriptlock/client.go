@@ -82,6 +82,9 @@ type Options struct {
 	// tenant can name as many as it likes) hold a bounded number of
 	// workers; 0 means twice MaxInFlight.
 	MaxInFlightPerHost int
+	// MaxListBodyBytes is the largest listing body read, in bytes; a longer
+	// one fails with ErrBodyTooLarge. Default (0) MaxListBodyBytes.
+	MaxListBodyBytes int64
 	// AllowedHosts, when not empty, is the list of hosts a base URL may
 	// name; New and Pool.For refuse any other. An entry matches the URL's
 	// host name case-insensitively, on any port; an entry with a port
@@ -106,10 +109,12 @@ type Client struct {
 	key     string
 	account string
 	timeout time.Duration
-	hc      *http.Client
-	gate    *gate // shared by every Client of the account in a Pool
-	host    *gate // shared by every Client of the host in a Pool
-	metrics *metrics
+	// listLimit is Options.MaxListBodyBytes.
+	listLimit int64
+	hc        *http.Client
+	gate      *gate // shared by every Client of the account in a Pool
+	host      *gate // shared by every Client of the host in a Pool
+	metrics   *metrics
 }
 
 // New returns a Client for one account, with a rate limiter, hold and
@@ -152,6 +157,9 @@ func withDefaults(o Options) (Options, string, error) {
 	if o.MaxInFlightPerHost <= 0 {
 		o.MaxInFlightPerHost = 2 * o.MaxInFlight
 	}
+	if o.MaxListBodyBytes <= 0 {
+		o.MaxListBodyBytes = MaxListBodyBytes
+	}
 	return o, base, nil
 }
 
@@ -162,14 +170,15 @@ func newClient(o Options, base string, m *metrics, g, host *gate) (*Client, erro
 		return nil, err
 	}
 	return &Client{
-		baseURL: base,
-		key:     o.APIKey,
-		account: accountID(base, o.APIKey),
-		timeout: o.Timeout,
-		hc:      hc,
-		gate:    g,
-		host:    host,
-		metrics: m,
+		baseURL:   base,
+		key:       o.APIKey,
+		account:   accountID(base, o.APIKey),
+		timeout:   o.Timeout,
+		listLimit: o.MaxListBodyBytes,
+		hc:        hc,
+		gate:      g,
+		host:      host,
+		metrics:   m,
 	}, nil
 }
 
@@ -590,7 +599,7 @@ func (c *Client) do(ctx context.Context, op, method, route, path, form string) (
 // send is do, with two hooks: prepare (when not nil) runs once the call is
 // admitted and before it is sent, and its error is returned as it is with
 // nothing sent; a 200 answer's body is given to stream (when not nil) as it
-// arrives, at most MaxListBodyBytes of it, instead of being read whole, and
+// arrives, at most Options.MaxListBodyBytes of it, instead of being read whole, and
 // stream's error lands in response.streamErr.
 func (c *Client) send(ctx context.Context, op, method, route, path, form string, prepare func(context.Context) error, stream func(io.Reader) error) (*response, error) {
 	if err := c.gate.admit(ctx, op); err != nil {
@@ -640,11 +649,11 @@ func (c *Client) send(ctx context.Context, op, method, route, path, form string,
 	out = answered
 	defer func() { _ = resp.Body.Close() }()
 	if stream != nil && resp.StatusCode == http.StatusOK {
-		body := &countingReader{r: io.LimitReader(resp.Body, MaxListBodyBytes+1)}
+		body := &countingReader{r: io.LimitReader(resp.Body, c.listLimit+1)}
 		serr := stream(body)
 		c.metrics.observe(method, route, resp.StatusCode, time.Since(start))
 		switch {
-		case body.n > MaxListBodyBytes:
+		case body.n > c.listLimit:
 			serr = ErrBodyTooLarge
 		case serr != nil && body.err != nil:
 			// The stream broke off (a timeout, a reset): no answer, not a
