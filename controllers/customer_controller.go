@@ -59,9 +59,10 @@ type CustomerReconciler struct {
 	// keeps its finalizer while it looks for the record. Default 2 minutes.
 	PendingCreateWindow time.Duration
 
-	drift   *driftState
-	stalled *stalledBackoff
-	claims  *claims
+	accounts *accountRegistry
+	memory   *customerMemory
+	stalled  *stalledBackoff
+	claims   *claims
 }
 
 // +kubebuilder:rbac:groups=licensing.scriptlock.com,resources=customers,verbs=get;list;watch;patch;update
@@ -79,7 +80,7 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	c := &v1alpha1.Customer{}
 	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.drift.forget(req.NamespacedName)
+			r.memory.forget(req.NamespacedName)
 			r.stalled.reset(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -140,7 +141,7 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 		if isCredentials(err) {
 			// Its credentials no longer name the account: stop listing it
 			// on this Customer's behalf.
-			r.drift.detach(client.ObjectKeyFromObject(c))
+			r.memory.detach(client.ObjectKeyFromObject(c))
 		}
 		return r.result(ctx, c, err)
 	}
@@ -196,7 +197,7 @@ func (r *CustomerReconciler) reconcileDelete(ctx context.Context, c *v1alpha1.Cu
 	}
 	cl, err := r.account(ctx, c)
 	if err != nil {
-		if cl = r.drift.lastClient(key); cl == nil {
+		if cl = r.memory.lastClient(key); cl == nil {
 			return r.result(ctx, c, err)
 		}
 	}
@@ -226,7 +227,7 @@ func (r *CustomerReconciler) release(ctx context.Context, c *v1alpha1.Customer) 
 		return client.IgnoreNotFound(err)
 	}
 	key := client.ObjectKeyFromObject(c)
-	r.drift.forget(key)
+	r.memory.forget(key)
 	r.stalled.reset(key)
 	return nil
 }
@@ -236,7 +237,7 @@ func (r *CustomerReconciler) ready(c *v1alpha1.Customer, cl *scriptlock.Client, 
 	key := client.ObjectKeyFromObject(c)
 	want := desired(c)
 	if !obs.fromMemory {
-		r.drift.synced(key, cl, want, r.Clock.Now())
+		r.memory.synced(key, cl, want, r.Clock.Now())
 	}
 	r.stalled.reset(key)
 	setReady(c, metav1.ConditionTrue, v1alpha1.ReasonAvailable, fmt.Sprintf("ScriptLock customer %s matches the spec", want.ID), false)

@@ -165,7 +165,7 @@ func TestConcurrentNeedsShareTheListingUnderWay(t *testing.T) {
 	const key = "share-key"
 	s, cl := simClient(t, key, sim.WithLatency(300*time.Millisecond))
 	s.Seed(key, scriptlock.Customer{Email: "a@example.com"})
-	d := newDriftState()
+	d := newAccountRegistry()
 	var mu sync.Mutex
 	woken := map[types.NamespacedName]int{}
 	d.wake = func(keys []types.NamespacedName) {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
@@ -131,9 +132,9 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 	key := client.ObjectKeyFromObject(c)
 	now := r.Clock.Now()
 	if cached && r.DriftDetection == DriftByList && c.Status.ObservedGeneration == c.Generation {
-		rec, found, known, own, err := r.drift.listed(key, cl.Account(), id, 2*r.ResyncPeriod, now)
+		rec, found, known, own, err := r.listed(key, cl.Account(), id, 2*r.ResyncPeriod, now)
 		if err != nil {
-			if o, _ := classify(err); o.stalled || !r.drift.failedBefore(cl.Account(), now.Add(-relistAfter)) {
+			if o, _ := classify(err); o.stalled || !r.accounts.failedBefore(cl.Account(), now.Add(-relistAfter)) {
 				// The account cannot be listed: Ready would claim a check
 				// that did not happen.
 				return rec, false, err
@@ -149,7 +150,7 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 			if err != nil {
 				since = now.Add(-relistAfter)
 			}
-			recs, _, lerr := r.drift.list(ctx, cl, since, key)
+			recs, _, lerr := r.accounts.list(ctx, cl, since, key)
 			if lerr != nil {
 				return rec, false, lerr
 			}
@@ -163,7 +164,7 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 	}
 	if cached && r.DriftDetection == DriftPerObject {
 		want := desired(c)
-		if left, ok := r.drift.syncedWithin(key, want, r.ResyncPeriod, now); ok {
+		if left, ok := r.memory.syncedWithin(key, want, r.ResyncPeriod, now); ok {
 			obs.fromMemory, obs.recheckIn = true, left
 			return want, true, nil
 		}
@@ -174,6 +175,25 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 	}
 	obs.seen = err == nil
 	return rec, err == nil, err
+}
+
+// listed says what the account's last listing, if requested within maxAge
+// of now, holds under id, or what key's own later write put there (own).
+// found is false also when the listing did not keep the record whole
+// (listing). known is false when there is no such listing; err is the last
+// listing's error when the account's listing is failing.
+func (r *CustomerReconciler) listed(key types.NamespacedName, account, id string, maxAge time.Duration, now time.Time) (rec scriptlock.Customer, found, known, own bool, err error) {
+	recs, asked, known, err := r.accounts.last(account, maxAge, now)
+	if !known || err != nil {
+		return rec, false, false, false, err
+	}
+	if rec, ok := r.memory.writtenAfter(key, account, id, asked); ok {
+		// The operator wrote the record after the listing was asked for:
+		// what it wrote is newer than the listing.
+		return rec, true, true, true, nil
+	}
+	rec, found = recs.record(id)
+	return rec, found, true, false, nil
 }
 
 // observeUnbound finds the record of a Customer that has none bound:
@@ -243,7 +263,7 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 		}
 	}
 	key := client.ObjectKeyFromObject(c)
-	if id := r.drift.takenBy(key); id != "" {
+	if id := r.memory.takenBy(key); id != "" {
 		// A retry after a Conflict: one read tells whether that record
 		// still has the email, where a listing would read the account.
 		rec, err := cl.Get(ctx, id)
@@ -255,9 +275,9 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 		case err != nil && !scriptlock.IsNotFound(err):
 			return obs, err
 		}
-		r.drift.setTakenBy(key, "")
+		r.memory.setTakenBy(key, "")
 	}
-	recs, _, err := r.drift.list(ctx, cl, r.Clock.Now().Add(-min(preCheckMaxAge, r.ResyncPeriod)), key)
+	recs, _, err := r.accounts.list(ctx, cl, r.Clock.Now().Add(-min(preCheckMaxAge, r.ResyncPeriod)), key)
 	if err != nil {
 		return obs, err
 	}
@@ -268,7 +288,7 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 	if found {
 		msg, err := r.emailTaken(ctx, c, cl, rec)
 		if err != nil {
-			r.drift.setTakenBy(key, rec.ID)
+			r.memory.setTakenBy(key, rec.ID)
 		}
 		obs.record, obs.bind, obs.seen = rec, msg, true
 		return obs, err
@@ -283,12 +303,12 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 // share a listing under way.
 func (r *CustomerReconciler) lookForPending(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, p *v1alpha1.PendingCreate) (*listing, error) {
 	key := client.ObjectKeyFromObject(c)
-	recs, asked, err := r.drift.list(ctx, cl, r.drift.lookedSince(key, p.Since.Time), key)
+	recs, asked, err := r.accounts.list(ctx, cl, r.memory.lookedSince(key, p.Since.Time), key)
 	if err != nil {
 		return nil, err
 	}
 	if _, found := recs.idOf(p.Email); !found {
-		r.drift.lookedAt(key, asked)
+		r.memory.lookedAt(key, asked)
 	}
 	return recs, nil
 }

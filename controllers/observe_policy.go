@@ -31,7 +31,7 @@ func (r *CustomerReconciler) reconcileObserved(ctx context.Context, c *v1alpha1.
 	cl, err := r.account(ctx, c)
 	if err != nil {
 		if isCredentials(err) {
-			r.drift.detach(client.ObjectKeyFromObject(c))
+			r.memory.detach(client.ObjectKeyFromObject(c))
 		}
 		return r.result(ctx, c, err)
 	}
@@ -43,7 +43,7 @@ func (r *CustomerReconciler) reconcileObserved(ctx context.Context, c *v1alpha1.
 	if !obs.fromMemory {
 		// The drift detector compares the listing with what was observed,
 		// so a change in ScriptLock updates the status within a period.
-		r.drift.synced(key, cl, rec, r.Clock.Now())
+		r.memory.synced(key, cl, rec, r.Clock.Now())
 	}
 	r.stalled.reset(key)
 	want := desired(c)
@@ -89,7 +89,7 @@ func (r *CustomerReconciler) observeOnly(ctx context.Context, c *v1alpha1.Custom
 		key := client.ObjectKeyFromObject(c)
 		if o := c.Status.Observed; o != nil && r.DriftDetection == DriftPerObject {
 			seen := scriptlock.Customer{ID: id, Company: o.Company, FirstName: o.FirstName, LastName: o.LastName, Email: o.Email}
-			if left, ok := r.drift.syncedWithin(key, seen, r.ResyncPeriod, r.Clock.Now()); ok {
+			if left, ok := r.memory.syncedWithin(key, seen, r.ResyncPeriod, r.Clock.Now()); ok {
 				obs.fromMemory, obs.recheckIn = true, left
 				return seen, obs, nil
 			}
@@ -106,7 +106,7 @@ func (r *CustomerReconciler) observeOnly(ctx context.Context, c *v1alpha1.Custom
 		}
 		return rec, obs, err
 	}
-	recs, _, err := r.drift.list(ctx, cl, r.Clock.Now().Add(-2*r.ResyncPeriod), client.ObjectKeyFromObject(c))
+	recs, _, err := r.accounts.list(ctx, cl, r.Clock.Now().Add(-2*r.ResyncPeriod), client.ObjectKeyFromObject(c))
 	if err != nil {
 		return scriptlock.Customer{}, obs, err
 	}

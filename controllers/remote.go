@@ -50,7 +50,7 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 			// No listing asked for before this send can show its record
 			// (p.Since is in whole seconds, and was taken before the
 			// client's gates): a look for it needs a newer one.
-			r.drift.lookedAt(client.ObjectKeyFromObject(c), time.Now())
+			r.memory.lookedAt(client.ObjectKeyFromObject(c), time.Now())
 		}
 		return persistErr
 	})
@@ -96,7 +96,7 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	if !scriptlock.IsConflict(err) {
 		return rec, "", err
 	}
-	recs, _, lerr := r.drift.list(ctx, cl, time.Now(), client.ObjectKeyFromObject(c))
+	recs, _, lerr := r.accounts.list(ctx, cl, time.Now(), client.ObjectKeyFromObject(c))
 	if lerr != nil {
 		return rec, "", lerr
 	}
@@ -124,19 +124,19 @@ func (r *CustomerReconciler) update(ctx context.Context, c *v1alpha1.Customer, c
 	want := desired(c)
 	if scriptlock.SameFields(obs.record, want) {
 		if obs.seen {
-			r.drift.converged(key)
+			r.memory.converged(key)
 		}
 		return nil
 	}
 	fields := differingFields(obs.record, want)
-	if r.drift.rewritten(key, c.Generation, fields) {
+	if r.memory.rewritten(key, c.Generation, fields) {
 		return stuckf(v1alpha1.ReasonStoredDifferently,
 			"ScriptLock accepted the spec for customer %s but stores other values in %s; not writing again until the spec changes",
 			want.ID, strings.Join(fields, ", "))
 	}
 	changed, err := cl.Update(ctx, want.ID, want)
 	if err == nil {
-		r.drift.wrote(key, c.Generation, fields)
+		r.memory.wrote(key, c.Generation, fields)
 	}
 	switch {
 	case scriptlock.IsNotFound(err):

@@ -97,7 +97,8 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 	if r.DriftClock == nil {
 		r.DriftClock = clock.RealClock{}
 	}
-	r.drift = newDriftState()
+	r.accounts = newAccountRegistry()
+	r.memory = newCustomerMemory(r.accounts)
 	r.stalled = newStalledBackoff(backoffPolicy{Min: r.PermanentBackoff, Max: r.PermanentBackoffMax})
 
 	ctx := context.Background()
@@ -111,9 +112,9 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 		return fmt.Errorf("indexing what Customers name: %w", err)
 	}
 	r.claims.synced = reg.HasSynced
-	r.drift.claimed = r.claims.has
+	r.accounts.claimed = r.claims.has
 	wake := &wakeups{}
-	r.drift.wake = wake.wake
+	r.accounts.wake = wake.wake
 
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Customer{}, builder.WithPredicates(relevantChange())).
@@ -126,7 +127,8 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 		WatchesRawSource(wake.source())
 	if r.DriftDetection == DriftByList {
 		d := &driftDetector{
-			state:    r.drift,
+			accounts: r.accounts,
+			memory:   r.memory,
 			period:   r.ResyncPeriod,
 			clock:    r.DriftClock,
 			slots:    make(chan struct{}, parallelListings),

@@ -27,7 +27,7 @@ func byID(recs ...scriptlock.Customer) *listing {
 }
 
 func TestListingEnqueuesOnlyDriftedAndMissingRecords(t *testing.T) {
-	d := newDriftState()
+	d := newCustomerMemory(newAccountRegistry())
 	cl := testClient(t, "k")
 	same := scriptlock.Customer{ID: "1", FirstName: "A", LastName: "B", Email: "a@example.com"}
 	drifted := scriptlock.Customer{ID: "2", FirstName: "C", LastName: "D", Email: "c@example.com"}
@@ -56,13 +56,13 @@ func TestListingEnqueuesOnlyDriftedAndMissingRecords(t *testing.T) {
 	for _, k := range keys {
 		d.forget(k)
 	}
-	if n := len(d.inUse()); n != 0 {
+	if n := len(d.accounts.inUse()); n != 0 {
 		t.Fatalf("%d accounts left after every Customer was forgotten", n)
 	}
 }
 
 func TestAListingOlderThanTheOperatorsOwnWriteDoesNotUndoIt(t *testing.T) {
-	d := newDriftState()
+	d := newCustomerMemory(newAccountRegistry())
 	cl := testClient(t, "k")
 	old := types.NamespacedName{Namespace: "ns", Name: "old"}
 	fresh := types.NamespacedName{Namespace: "ns", Name: "fresh"}
@@ -82,7 +82,7 @@ func TestAListingOlderThanTheOperatorsOwnWriteDoesNotUndoIt(t *testing.T) {
 }
 
 func TestARewriteThatScriptLockStoresDifferentlyIsNotRepeated(t *testing.T) {
-	d := newDriftState()
+	d := newCustomerMemory(newAccountRegistry())
 	key := types.NamespacedName{Namespace: "ns", Name: "c"}
 	company := []string{"company"}
 	if d.rewritten(key, 1, company) {

@@ -1,0 +1,241 @@
+package controllers
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
+)
+
+// customerMemory is what the operator remembers of each Customer's record:
+// the fields it last saw equal to the spec and when, its last write, its
+// last look for a lost create, and the record last found holding its
+// email. Like the account registry, whose use counts it keeps, it is an
+// optimisation, never the source of truth: after a restart it is empty and
+// every Customer is checked again.
+type customerMemory struct {
+	accounts *accountRegistry
+
+	mu      sync.Mutex
+	objects map[types.NamespacedName]*syncState
+}
+
+// syncState is what the operator last saw of one Customer's record.
+type syncState struct {
+	account  string
+	id       string
+	desired  scriptlock.Customer // the fields last seen equal in ScriptLock
+	lastSync time.Time
+	last     *scriptlock.Client // the client used before detach
+
+	// The last write for a generation, and the fields it had to change:
+	// the same fields differing again means ScriptLock stores other values
+	// than it accepted (see rewritten).
+	wroteGen    int64
+	wroteFields string
+
+	// looked is when the listing was asked for that last showed no record
+	// of this Customer's pending create: the next look needs a newer one.
+	looked time.Time
+	// taken is the id of the record last found holding this Customer's
+	// email without being its own (a Conflict): a retry reads that record
+	// instead of listing the account.
+	taken string
+}
+
+func newCustomerMemory(accounts *accountRegistry) *customerMemory {
+	return &customerMemory{accounts: accounts, objects: map[types.NamespacedName]*syncState{}}
+}
+
+// object returns the memory of key, made on first use. The caller holds
+// m.mu.
+func (m *customerMemory) object(key types.NamespacedName) *syncState {
+	o, ok := m.objects[key]
+	if !ok {
+		o = &syncState{}
+		m.objects[key] = o
+	}
+	return o
+}
+
+// lookedSince is when key's pending create was last looked for in vain
+// (lookedAt), or since if later: a listing asked before it cannot show
+// anything new.
+func (m *customerMemory) lookedSince(key types.NamespacedName, since time.Time) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.objects[key]; ok && !o.looked.Before(since) {
+		return o.looked.Add(time.Nanosecond)
+	}
+	return since
+}
+
+// lookedAt records that a listing asked at asked showed no record of key's
+// pending create.
+func (m *customerMemory) lookedAt(key types.NamespacedName, asked time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.object(key).looked = asked
+}
+
+// takenBy returns the id of the record last found holding key's email.
+func (m *customerMemory) takenBy(key types.NamespacedName) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.objects[key]; ok {
+		return o.taken
+	}
+	return ""
+}
+
+// setTakenBy records (or, with "", forgets) the record holding key's email.
+func (m *customerMemory) setTakenBy(key types.NamespacedName, id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.object(key).taken = id
+}
+
+// synced records that the record of key, in cl's account, was seen equal to
+// rec at now.
+func (m *customerMemory) synced(key types.NamespacedName, cl *scriptlock.Client, rec scriptlock.Customer, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.object(key)
+	if o.account != cl.Account() {
+		m.accounts.release(o.account)
+		o.account = cl.Account()
+		m.accounts.use(cl)
+	}
+	// The account's listing is not updated: it is shared with readers
+	// outside the lock, and writtenAfter and compare prefer this newer
+	// write.
+	o.id, o.desired, o.lastSync = rec.ID, rec, now
+}
+
+// writtenAfter returns what the operator itself last saw in record id of
+// account for key, if that was after asked (a listing asked before it is
+// older than the operator's own write).
+func (m *customerMemory) writtenAfter(key types.NamespacedName, account, id string, asked time.Time) (scriptlock.Customer, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.objects[key]; ok && o.account == account && o.id == id && o.lastSync.After(asked) {
+		return o.desired, true
+	}
+	return scriptlock.Customer{}, false
+}
+
+// syncedWithin says whether the record of key was seen equal to desired less
+// than period ago, and how long until that period ends.
+func (m *customerMemory) syncedWithin(key types.NamespacedName, desired scriptlock.Customer, period time.Duration, now time.Time) (time.Duration, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objects[key]
+	if !ok || o.lastSync.IsZero() || o.id != desired.ID || !scriptlock.SameFields(o.desired, desired) {
+		return 0, false
+	}
+	left := o.lastSync.Add(period).Sub(now)
+	return left, left > 0
+}
+
+// wrote records that the record of key is about to be rewritten for
+// generation because fields (names) differ from the spec.
+func (m *customerMemory) wrote(key types.NamespacedName, generation int64, fields []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.object(key)
+	o.wroteGen, o.wroteFields = generation, strings.Join(fields, ",")
+}
+
+// converged forgets the last write of key: ScriptLock was seen holding the
+// spec, so the write took effect.
+func (m *customerMemory) converged(key types.NamespacedName) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.objects[key]; ok {
+		o.wroteGen, o.wroteFields = 0, ""
+	}
+}
+
+// rewritten says whether the record of key was already rewritten for
+// generation and the same fields still differ from the spec: ScriptLock
+// stores the values differently from what it accepted (or someone keeps
+// changing them back), and writing again would only repeat that every
+// period.
+func (m *customerMemory) rewritten(key types.NamespacedName, generation int64, fields []string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objects[key]
+	return ok && o.wroteGen == generation && o.wroteFields == strings.Join(fields, ",")
+}
+
+// forget drops key, and its account when no Customer uses it.
+func (m *customerMemory) forget(key types.NamespacedName) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objects[key]
+	if !ok {
+		return
+	}
+	delete(m.objects, key)
+	m.accounts.release(o.account)
+}
+
+// detach stops counting key as a user of its account (its credentials no
+// longer resolve to it), so that an account nobody can name any more is no
+// longer listed; lastClient still remembers the client for a deletion.
+func (m *customerMemory) detach(key types.NamespacedName) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.objects[key]; ok && o.account != "" {
+		if cl := m.accounts.client(o.account); cl != nil {
+			o.last = cl
+		}
+		m.accounts.release(o.account)
+		o.account, o.lastSync = "", time.Time{}
+	}
+}
+
+// lastClient returns the client key last used, so that a Customer whose
+// credentials Secret was deleted first (a namespace being torn down) can
+// still be cleaned up while the operator runs.
+func (m *customerMemory) lastClient(key types.NamespacedName) *scriptlock.Client {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objects[key]
+	if !ok {
+		return nil
+	}
+	if cl := m.accounts.client(o.account); cl != nil {
+		return cl
+	}
+	return o.last
+}
+
+// compare returns the Customers of account that a listing requested at
+// asked shows missing or different; with all, every Customer of the
+// account. A record the operator wrote after asked is newer than the
+// listing and is not reported.
+func (m *customerMemory) compare(account string, recs *listing, asked time.Time, all bool) []types.NamespacedName {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []types.NamespacedName
+	for key, o := range m.objects {
+		if o.account != account || o.id == "" {
+			continue
+		}
+		if all {
+			out = append(out, key)
+			continue
+		}
+		if o.lastSync.After(asked) {
+			continue
+		}
+		if rec, ok := recs.record(o.id); !ok || !scriptlock.SameFields(rec, o.desired) {
+			out = append(out, key)
+		}
+	}
+	return out
+}
