@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
 )
@@ -18,6 +19,8 @@ import (
 // to ScriptLock, never the source of truth: after a restart it is empty
 // and every account is listed again.
 type accountRegistry struct {
+	// clock times the listings (when each was asked for).
+	clock clock.Clock
 	// claimed says whether some Customer names a record (listing); nil
 	// keeps every record whole.
 	claimed func(scriptlock.Customer) bool
@@ -56,8 +59,8 @@ type listCall struct {
 // controller's queue). No worker ever waits for a listing it did not start.
 const listRetry = 5 * time.Second
 
-func newAccountRegistry() *accountRegistry {
-	return &accountRegistry{accounts: map[string]*accountState{}}
+func newAccountRegistry(c clock.Clock) *accountRegistry {
+	return &accountRegistry{clock: c, accounts: map[string]*accountState{}}
 }
 
 // account returns the state of cl's account, made on first use. The caller
@@ -81,7 +84,7 @@ func (r *accountRegistry) account(cl *scriptlock.Client) *accountState {
 // asked is when the listing returned was requested. The listing is decoded
 // as a stream and kept as listing says.
 func (r *accountRegistry) list(ctx context.Context, cl *scriptlock.Client, since time.Time, waiter types.NamespacedName) (*listing, time.Time, error) {
-	now := time.Now()
+	now := r.clock.Now()
 	r.mu.Lock()
 	a := r.account(cl)
 	if a.records != nil && a.err == nil && !a.asked.Before(since) {

@@ -38,8 +38,9 @@ type CustomerReconciler struct {
 	Recorder events.EventRecorder
 	// Accounts hands out one ScriptLock client per account.
 	Accounts *scriptlock.Pool
-	// Clock is the time source; tests may replace it.
-	Clock clock.PassiveClock
+	// Clock is the one time source of the reconciler and its memory
+	// (default the real clock); tests may replace it.
+	Clock clock.Clock
 	// DriftClock drives the drift detector's period; tests replace it with
 	// a fake clock to sweep at once instead of sleeping through a period.
 	DriftClock clock.Clock
@@ -122,18 +123,17 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 			retErr = errors.Join(retErr, err)
 		}
 	}()
-	switch {
-	case deleting:
+	if deleting {
 		return r.reconcileDelete(ctx, c)
-	case observing(c):
-		return r.reconcileObserved(ctx, c)
 	}
 	return r.reconcileNormal(ctx, c, orig)
 }
 
 // reconcileNormal makes the record exist and match the spec, in fixed
 // order: observe (read only) → create if there is no record → update if
-// it differs → ready. No step calls another.
+// it differs → ready. No step calls another. managementPolicy: Observe is
+// a gate after the credentials: such a Customer is observed and reported
+// on, and never reaches create or update.
 // orig is the object as last written, for a status write mid-way.
 func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alpha1.Customer) (ctrl.Result, error) {
 	cl, err := r.account(ctx, c)
@@ -144,6 +144,14 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 			r.memory.detach(client.ObjectKeyFromObject(c))
 		}
 		return r.result(ctx, c, err)
+	}
+	if observing(c) {
+		rec, obs, err := r.observeOnly(ctx, c, cl)
+		if err != nil {
+			return r.result(ctx, c, err)
+		}
+		r.reportObserved(c, cl, rec, obs)
+		return r.next(obs), nil
 	}
 	obs, err := r.observe(ctx, c, cl)
 	if obs.remoteDeleted != "" {
@@ -242,9 +250,15 @@ func (r *CustomerReconciler) ready(c *v1alpha1.Customer, cl *scriptlock.Client, 
 	r.stalled.reset(key)
 	setReady(c, metav1.ConditionTrue, v1alpha1.ReasonAvailable, fmt.Sprintf("ScriptLock customer %s matches the spec", want.ID), false)
 	c.Status.ObservedGeneration = c.Generation
+	return r.next(obs)
+}
+
+// next schedules the next look at a record that was just checked: none in
+// list mode (the account's listing finds drift), else within a resync
+// period of the last read.
+func (r *CustomerReconciler) next(obs observation) ctrl.Result {
 	switch {
 	case r.DriftDetection == DriftByList:
-		// The account's listing finds drift; nothing to schedule here.
 		return ctrl.Result{}
 	case obs.fromMemory:
 		return ctrl.Result{RequeueAfter: obs.recheckIn}

@@ -105,7 +105,7 @@ func (d *driftDetector) Start(ctx context.Context) error {
 			return nil
 		case <-t.C():
 			d.sweep(ctx)
-			d.accounts.prune(time.Now().Add(-2 * d.period))
+			d.accounts.prune(d.accounts.clock.Now().Add(-2 * d.period))
 		}
 	}
 }
@@ -132,16 +132,16 @@ func (d *driftDetector) sweep(ctx context.Context) {
 			}
 			defer func() { <-d.slots }()
 			wasFailing := d.accounts.failing(account)
-			recs, asked, err := d.accounts.list(ctx, cl, time.Now(), types.NamespacedName{})
+			recs, asked, err := d.accounts.list(ctx, cl, d.accounts.clock.Now(), types.NamespacedName{})
 			for try := 0; try < 20 && isThrottled(err); try++ {
 				// Held back by the operator's own in-flight caps: the
 				// listing is due this period, so try again shortly.
 				select {
-				case <-time.After(wait.Jitter(throttledRetry, 1)):
+				case <-d.accounts.clock.After(wait.Jitter(throttledRetry, 1)):
 				case <-ctx.Done():
 					return
 				}
-				recs, asked, err = d.accounts.list(ctx, cl, time.Now(), types.NamespacedName{})
+				recs, asked, err = d.accounts.list(ctx, cl, d.accounts.clock.Now(), types.NamespacedName{})
 			}
 			switch {
 			case errors.Is(err, scriptlock.ErrThrottled):

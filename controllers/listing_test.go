@@ -13,6 +13,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
@@ -165,7 +166,7 @@ func TestConcurrentNeedsShareTheListingUnderWay(t *testing.T) {
 	const key = "share-key"
 	s, cl := simClient(t, key, sim.WithLatency(300*time.Millisecond))
 	s.Seed(key, scriptlock.Customer{Email: "a@example.com"})
-	d := newAccountRegistry()
+	d := newAccountRegistry(clock.RealClock{})
 	var mu sync.Mutex
 	woken := map[types.NamespacedName]int{}
 	d.wake = func(keys []types.NamespacedName) {

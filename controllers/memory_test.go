@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
 )
@@ -27,7 +28,7 @@ func byID(recs ...scriptlock.Customer) *listing {
 }
 
 func TestListingEnqueuesOnlyDriftedAndMissingRecords(t *testing.T) {
-	d := newCustomerMemory(newAccountRegistry())
+	d := newCustomerMemory(newAccountRegistry(clock.RealClock{}))
 	cl := testClient(t, "k")
 	same := scriptlock.Customer{ID: "1", FirstName: "A", LastName: "B", Email: "a@example.com"}
 	drifted := scriptlock.Customer{ID: "2", FirstName: "C", LastName: "D", Email: "c@example.com"}
@@ -62,7 +63,7 @@ func TestListingEnqueuesOnlyDriftedAndMissingRecords(t *testing.T) {
 }
 
 func TestAListingOlderThanTheOperatorsOwnWriteDoesNotUndoIt(t *testing.T) {
-	d := newCustomerMemory(newAccountRegistry())
+	d := newCustomerMemory(newAccountRegistry(clock.RealClock{}))
 	cl := testClient(t, "k")
 	old := types.NamespacedName{Namespace: "ns", Name: "old"}
 	fresh := types.NamespacedName{Namespace: "ns", Name: "fresh"}
@@ -82,7 +83,7 @@ func TestAListingOlderThanTheOperatorsOwnWriteDoesNotUndoIt(t *testing.T) {
 }
 
 func TestARewriteThatScriptLockStoresDifferentlyIsNotRepeated(t *testing.T) {
-	d := newCustomerMemory(newAccountRegistry())
+	d := newCustomerMemory(newAccountRegistry(clock.RealClock{}))
 	key := types.NamespacedName{Namespace: "ns", Name: "c"}
 	company := []string{"company"}
 	if d.rewritten(key, 1, company) {

@@ -137,7 +137,7 @@ func TestALostCreateIsLookedForInAListingAskedAfterIt(t *testing.T) {
 	c := &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "a", UID: types.UID("u1")},
 		Spec: v1alpha1.CustomerSpec{FirstName: "F", LastName: "L", Email: "a@example.com"}}
 	cli := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(c).WithStatusSubresource(c).Build()
-	accounts := newAccountRegistry()
+	accounts := newAccountRegistry(clock.RealClock{})
 	r := &CustomerReconciler{Client: cli, claims: newClaims(), accounts: accounts, memory: newCustomerMemory(accounts),
 		Clock: clock.RealClock{}, ResyncPeriod: 10 * time.Minute, PendingCreateWindow: 2 * time.Minute}
 	ctx := context.Background()
@@ -191,7 +191,7 @@ func TestAHolderIsFoundDespiteAStaleIndexEntry(t *testing.T) {
 	now := before.DeepCopy()
 	now.Spec.Email = "e2@example.com" // in the cache; the index has not seen it yet
 	cli := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(c, now).Build()
-	accounts := newAccountRegistry()
+	accounts := newAccountRegistry(clock.RealClock{})
 	r := &CustomerReconciler{Client: cli, claims: newClaims(), accounts: accounts, memory: newCustomerMemory(accounts)}
 	r.claims.set(client.ObjectKeyFromObject(c), nil, claimsOf(c))
 	r.claims.set(client.ObjectKeyFromObject(before), nil, claimsOf(before))

@@ -50,7 +50,7 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 			// No listing asked for before this send can show its record
 			// (p.Since is in whole seconds, and was taken before the
 			// client's gates): a look for it needs a newer one.
-			r.memory.lookedAt(client.ObjectKeyFromObject(c), time.Now())
+			r.memory.lookedAt(client.ObjectKeyFromObject(c), r.Clock.Now())
 		}
 		return persistErr
 	})
@@ -96,7 +96,7 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	if !scriptlock.IsConflict(err) {
 		return rec, "", err
 	}
-	recs, _, lerr := r.accounts.list(ctx, cl, time.Now(), client.ObjectKeyFromObject(c))
+	recs, _, lerr := r.accounts.list(ctx, cl, r.Clock.Now(), client.ObjectKeyFromObject(c))
 	if lerr != nil {
 		return rec, "", lerr
 	}

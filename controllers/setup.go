@@ -97,7 +97,7 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 	if r.DriftClock == nil {
 		r.DriftClock = clock.RealClock{}
 	}
-	r.accounts = newAccountRegistry()
+	r.accounts = newAccountRegistry(r.Clock)
 	r.memory = newCustomerMemory(r.accounts)
 	r.stalled = newStalledBackoff(backoffPolicy{Min: r.PermanentBackoff, Max: r.PermanentBackoffMax})
 
