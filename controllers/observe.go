@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -196,10 +197,12 @@ func (r *CustomerReconciler) listed(key types.NamespacedName, account, id string
 	return rec, found, true, false, nil
 }
 
-// observeUnbound finds the record of a Customer that has none bound:
-// spec.customerID, then the record of its own earlier create whose answer
-// was lost, then an existing record with its email (a Conflict, or adopted
-// with spec.adoption: IfExists); else a create is due.
+// observeUnbound finds the record of a Customer that has none bound. The
+// finders run in order (spec.customerID, the record of this object's own
+// earlier create whose answer was lost, the record last found holding its
+// email, an existing record with its email), each a no-op when it does not
+// apply; the first record found goes to claim, the one ownership check.
+// None found: a create is due.
 func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, obs observation) (observation, error) {
 	if other, err := r.rival(ctx, c, cl, c.Spec.CustomerID); err != nil || other != nil {
 		if err != nil {
@@ -207,94 +210,178 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 		}
 		return obs, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
 	}
-	if id := c.Spec.CustomerID; id != "" {
-		rec, err := cl.Get(ctx, id)
-		if scriptlock.IsNotFound(err) {
-			return obs, stuckf(v1alpha1.ReasonNotFound, "ScriptLock has no customer %s (spec.customerID)", id)
-		}
-		if err != nil {
-			return obs, err
-		}
-		if other, err := r.rival(ctx, c, cl, id, rec.Email); err != nil || other != nil {
+	since := r.Clock.Now().Add(-min(preCheckMaxAge, r.ResyncPeriod))
+	finders := []func(context.Context, *v1alpha1.Customer, *scriptlock.Client) (*candidate, error){
+		r.findBySpecID,
+		r.findOwnCreate,
+		r.findTaken,
+		func(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (*candidate, error) {
+			return r.findByEmail(ctx, c, cl, since)
+		},
+	}
+	for _, find := range finders {
+		cand, err := find(ctx, c, cl)
+		if err != nil || cand == nil {
 			if err != nil {
 				return obs, err
 			}
-			return obs, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
+			continue
 		}
-		obs.record, obs.bind, obs.seen = rec, "managing existing ScriptLock customer "+id+" (spec.customerID)", true
-		return obs, nil
-	}
-	if p, own := ownPending(c, cl); own {
-		// An earlier create of this very object may have succeeded without
-		// its answer: only a listing asked for now can show it.
-		recs, err := r.lookForPending(ctx, c, cl, p)
-		if err != nil {
-			return obs, err
+		bind, err := r.claim(ctx, c, cl, *cand)
+		if errors.Is(err, errManagedByAnother) {
+			continue
 		}
-		rec, found, err := withEmail(ctx, cl, recs, p.Email)
-		if err != nil {
-			return obs, err
-		}
-		if found {
-			if !madeBy(rec, p) {
-				return obs, stuckf(v1alpha1.ReasonConflict,
-					"ScriptLock customer %s has email %q but not the fields this Customer posted, so it cannot be proven to be the record of its earlier create; "+
-						"nothing is written. If it is this Customer's record, set spec.customerID: %q", rec.ID, p.Email, rec.ID)
-			}
-			other, err := r.rival(ctx, c, cl, rec.ID, rec.Email)
-			switch {
-			case err != nil:
-				return obs, err
-			case other != nil && other.Status.CustomerID == rec.ID:
-				// Another Customer manages that record: emails are unique,
-				// so no record of this object's create survives. Go on.
-			case other != nil:
-				return obs, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
-			default:
-				obs.record, obs.bind, obs.seen = rec, "found ScriptLock customer "+rec.ID+" from an earlier create whose answer was lost", true
-				return obs, nil
-			}
-		} else if !strings.EqualFold(p.Email, c.Spec.Email) && r.Clock.Now().Before(p.Since.Add(r.PendingCreateWindow)) {
-			// A create with the old email may still be committed: creating
-			// one with the new email now could leave it behind.
-			return obs, pendingf(v1alpha1.ReasonCreating,
-				"the create sent %s with email %q has no record yet; waiting up to %s for it before creating one with %q",
-				p.Since.Format(time.RFC3339), p.Email, r.PendingCreateWindow, c.Spec.Email)
-		}
-	}
-	key := client.ObjectKeyFromObject(c)
-	if id := r.memory.takenBy(key); id != "" {
-		// A retry after a Conflict: one read tells whether that record
-		// still has the email, where a listing would read the account.
-		rec, err := cl.Get(ctx, id)
-		switch {
-		case err == nil && strings.EqualFold(rec.Email, c.Spec.Email):
-			msg, err := r.emailTaken(ctx, c, cl, rec)
-			obs.record, obs.bind, obs.seen = rec, msg, true
-			return obs, err
-		case err != nil && !scriptlock.IsNotFound(err):
-			return obs, err
-		}
-		r.memory.setTakenBy(key, "")
-	}
-	recs, _, err := r.accounts.list(ctx, cl, r.Clock.Now().Add(-min(preCheckMaxAge, r.ResyncPeriod)), key)
-	if err != nil {
-		return obs, err
-	}
-	rec, found, err := withEmail(ctx, cl, recs, c.Spec.Email)
-	if err != nil {
-		return obs, err
-	}
-	if found {
-		msg, err := r.emailTaken(ctx, c, cl, rec)
-		if err != nil {
-			r.memory.setTakenBy(key, rec.ID)
-		}
-		obs.record, obs.bind, obs.seen = rec, msg, true
+		obs.record, obs.bind, obs.seen = cand.rec, bind, true
 		return obs, err
 	}
 	obs.create = true
 	return obs, nil
+}
+
+// candidate is a record a finder turned up for a Customer without one, and
+// what ties it to that Customer.
+type candidate struct {
+	rec scriptlock.Customer
+	tie tie
+}
+
+// tie is what ties a record to a Customer that has none bound, strongest
+// first.
+type tie int
+
+const (
+	// namedBySpec: spec.customerID names the record.
+	namedBySpec tie = iota
+	// ownCreate: the record has the email of this object's own earlier
+	// create, to this account, whose answer was lost.
+	ownCreate
+	// sameEmail: the record merely has the Customer's email.
+	sameEmail
+)
+
+// errManagedByAnother says that a candidate is another Customer's bound
+// record, so that the next finder may look on.
+var errManagedByAnother = errors.New("the record is managed by another Customer")
+
+// findBySpecID reads the record spec.customerID names, if any.
+func (r *CustomerReconciler) findBySpecID(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (*candidate, error) {
+	id := c.Spec.CustomerID
+	if id == "" {
+		return nil, nil
+	}
+	rec, err := cl.Get(ctx, id)
+	switch {
+	case scriptlock.IsNotFound(err):
+		return nil, stuckf(v1alpha1.ReasonNotFound, "ScriptLock has no customer %s (spec.customerID)", id)
+	case err != nil:
+		return nil, err
+	}
+	return &candidate{rec: rec, tie: namedBySpec}, nil
+}
+
+// findOwnCreate looks for the record of this object's own earlier create
+// whose answer was lost, in a listing asked for after it was sent. Not
+// found while a create with an older email may still commit: wait for it
+// before creating one with the new email, which could leave it behind.
+func (r *CustomerReconciler) findOwnCreate(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (*candidate, error) {
+	p, own := ownPending(c, cl)
+	if !own {
+		return nil, nil
+	}
+	recs, err := r.lookForPending(ctx, c, cl, p)
+	if err != nil {
+		return nil, err
+	}
+	rec, found, err := withEmail(ctx, cl, recs, p.Email)
+	switch {
+	case err != nil:
+		return nil, err
+	case found:
+		return &candidate{rec: rec, tie: ownCreate}, nil
+	case !strings.EqualFold(p.Email, c.Spec.Email) && r.Clock.Now().Before(p.Since.Add(r.PendingCreateWindow)):
+		return nil, pendingf(v1alpha1.ReasonCreating,
+			"the create sent %s with email %q has no record yet; waiting up to %s for it before creating one with %q",
+			p.Since.Format(time.RFC3339), p.Email, r.PendingCreateWindow, c.Spec.Email)
+	}
+	return nil, nil
+}
+
+// findTaken reads again the record last found holding this Customer's
+// email (a retry after a Conflict): one read, where a listing would read
+// the whole account. It is forgotten once it no longer has the email.
+func (r *CustomerReconciler) findTaken(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (*candidate, error) {
+	key := client.ObjectKeyFromObject(c)
+	id := r.memory.takenBy(key)
+	if id == "" {
+		return nil, nil
+	}
+	rec, err := cl.Get(ctx, id)
+	switch {
+	case err == nil && strings.EqualFold(rec.Email, c.Spec.Email):
+		return &candidate{rec: rec, tie: sameEmail}, nil
+	case err != nil && !scriptlock.IsNotFound(err):
+		return nil, err
+	}
+	r.memory.setTakenBy(key, "")
+	return nil, nil
+}
+
+// findByEmail looks for a record with this Customer's email in a listing
+// of the account asked for at or after since.
+func (r *CustomerReconciler) findByEmail(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, since time.Time) (*candidate, error) {
+	recs, _, err := r.accounts.list(ctx, cl, since, client.ObjectKeyFromObject(c))
+	if err != nil {
+		return nil, err
+	}
+	rec, found, err := withEmail(ctx, cl, recs, c.Spec.Email)
+	if err != nil || !found {
+		return nil, err
+	}
+	return &candidate{rec: rec, tie: sameEmail}, nil
+}
+
+// claim is the one ownership check of a record found for a Customer
+// without one: it returns the Adopted message if this Customer may take
+// the record over, a Conflict that names the record and the way out if it
+// may not, or errManagedByAnother when the record of its own create is
+// already another Customer's (emails are unique, so no record of that
+// create survives).
+func (r *CustomerReconciler) claim(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, cand candidate) (string, error) {
+	rec := cand.rec
+	switch cand.tie {
+	case namedBySpec:
+		if other, err := r.rival(ctx, c, cl, rec.ID, rec.Email); err != nil || other != nil {
+			if err != nil {
+				return "", err
+			}
+			return "", stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
+		}
+		return "managing existing ScriptLock customer " + rec.ID + " (spec.customerID)", nil
+	case ownCreate:
+		p := c.Status.PendingCreate
+		if !madeBy(rec, p) {
+			return "", stuckf(v1alpha1.ReasonConflict,
+				"ScriptLock customer %s has email %q but not the fields this Customer posted, so it cannot be proven to be the record of its earlier create; "+
+					"nothing is written. If it is this Customer's record, set spec.customerID: %q", rec.ID, p.Email, rec.ID)
+		}
+		other, err := r.rival(ctx, c, cl, rec.ID, rec.Email)
+		switch {
+		case err != nil:
+			return "", err
+		case other != nil && other.Status.CustomerID == rec.ID:
+			return "", errManagedByAnother
+		case other != nil:
+			return "", stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
+		}
+		return "found ScriptLock customer " + rec.ID + " from an earlier create whose answer was lost", nil
+	default:
+		msg, err := r.emailTaken(ctx, c, cl, rec)
+		if err != nil {
+			// A retry reads that record instead of listing the account.
+			r.memory.setTakenBy(client.ObjectKeyFromObject(c), rec.ID)
+		}
+		return msg, err
+	}
 }
 
 // lookForPending returns a listing that can show the record of c's

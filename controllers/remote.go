@@ -96,20 +96,18 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	if !scriptlock.IsConflict(err) {
 		return rec, "", err
 	}
-	recs, _, lerr := r.accounts.list(ctx, cl, r.Clock.Now(), client.ObjectKeyFromObject(c))
-	if lerr != nil {
+	// The email is taken: the record that has it goes to the one
+	// ownership check, as observe's would.
+	cand, lerr := r.findByEmail(ctx, c, cl, r.Clock.Now())
+	switch {
+	case lerr != nil:
 		return rec, "", lerr
-	}
-	existing, found, lerr := withEmail(ctx, cl, recs, want.Email)
-	if lerr != nil {
-		return rec, "", lerr
-	}
-	if !found {
+	case cand == nil:
 		return rec, "", pendingf(v1alpha1.ReasonAPIError,
 			"ScriptLock refused the create with 409 Conflict but lists no customer with email %q yet; retrying", want.Email)
 	}
-	adopted, err = r.emailTaken(ctx, c, cl, existing)
-	return existing, adopted, err
+	adopted, err = r.claim(ctx, c, cl, *cand)
+	return cand.rec, adopted, err
 }
 
 // maxPendingDigests bounds status.pendingCreate.digests: a spec changed
