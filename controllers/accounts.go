@@ -29,6 +29,9 @@ type accountRegistry struct {
 
 	mu       sync.Mutex
 	accounts map[string]*accountState
+	// vanished holds, per account, the Customers whose bound record reads
+	// find missing (the vanish breaker).
+	vanished map[string]map[types.NamespacedName]bool
 }
 
 // accountState is one ScriptLock account: its client, how many Customers
@@ -60,7 +63,7 @@ type listCall struct {
 const listRetry = 5 * time.Second
 
 func newAccountRegistry(c clock.Clock) *accountRegistry {
-	return &accountRegistry{clock: c, accounts: map[string]*accountState{}}
+	return &accountRegistry{clock: c, accounts: map[string]*accountState{}, vanished: map[string]map[types.NamespacedName]bool{}}
 }
 
 // account returns the state of cl's account, made on first use. The caller
@@ -233,4 +236,42 @@ func (r *accountRegistry) failing(account string) bool {
 	defer r.mu.Unlock()
 	a, ok := r.accounts[account]
 	return ok && a.err != nil
+}
+
+// markVanished records that key's bound record in account is missing.
+func (r *accountRegistry) markVanished(account string, key types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.vanished[account] == nil {
+		r.vanished[account] = map[types.NamespacedName]bool{}
+	}
+	r.vanished[account][key] = true
+}
+
+// unmarkVanished records that key's record is no longer missing (found,
+// or the Customer is gone).
+func (r *accountRegistry) unmarkVanished(key types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for account, keys := range r.vanished {
+		delete(keys, key)
+		if len(keys) == 0 {
+			delete(r.vanished, account)
+		}
+	}
+}
+
+// breaker returns how many of account's bound records are missing, of how
+// many the operator knows (the account's Customers, or the missing ones if
+// more: after a restart none may have been seen yet), and whether that is
+// enough to hold every recreate (breakerMin, and at least half).
+func (r *accountRegistry) breaker(account string) (missing, known int, open bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	missing = len(r.vanished[account])
+	if a, ok := r.accounts[account]; ok {
+		known = a.users
+	}
+	known = max(known, missing)
+	return missing, known, missing >= breakerMin && 2*missing >= known
 }

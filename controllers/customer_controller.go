@@ -59,6 +59,12 @@ type CustomerReconciler struct {
 	// email changed does not create with the new email, and a deleted one
 	// keeps its finalizer while it looks for the record. Default 2 minutes.
 	PendingCreateWindow time.Duration
+	// VanishReads and VanishInterval confirm a disappearance: a bound
+	// record is taken as deleted in ScriptLock (and created again) only
+	// after VanishReads reads by id in a row found it missing, each at
+	// least VanishInterval after the one before. Defaults 3 and 10s.
+	VanishReads    int
+	VanishInterval time.Duration
 
 	accounts *accountRegistry
 	memory   *customerMemory
@@ -156,8 +162,11 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 	obs, err := r.observe(ctx, c, cl)
 	if obs.remoteDeleted != "" {
 		r.event(c, corev1.EventTypeWarning, v1alpha1.ReasonRemoteDeleted, "Recreate",
-			"ScriptLock customer %s was deleted outside the cluster; creating it again", obs.remoteDeleted)
-		c.Status.CustomerID, c.Status.Account, c.Status.URL = "", "", ""
+			"ScriptLock customer %s was missing in %d reads in a row, %s apart; creating it again (if it comes back with this email before a new one is bound, it is taken back)",
+			obs.remoteDeleted, r.VanishReads, r.VanishInterval)
+		// The id is kept until a replacement is bound: that record, back
+		// with this Customer's email in this account, is its own again.
+		c.Status.CustomerID, c.Status.FormerCustomerID = "", obs.remoteDeleted
 	}
 	if err != nil {
 		return r.result(ctx, c, err)
@@ -173,7 +182,7 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 		r.event(c, corev1.EventTypeNormal, "Adopted", "Adopt", "%s", obs.bind)
 	}
 	c.Status.CustomerID, c.Status.Account, c.Status.URL, c.Status.PendingCreate = obs.record.ID, cl.Account(), cl.BaseURL(), nil
-	c.Status.Observed = nil
+	c.Status.FormerCustomerID, c.Status.Observed = "", nil
 	if err := r.update(ctx, c, cl, obs); err != nil {
 		return r.result(ctx, c, err)
 	}
@@ -199,7 +208,7 @@ func (r *CustomerReconciler) reconcileDelete(ctx context.Context, c *v1alpha1.Cu
 			"kept ScriptLock customer %s and its licenses (deletionPolicy: Orphan)", orNone(c.Status.CustomerID))
 		return ctrl.Result{}, r.release(ctx, c)
 	}
-	if c.Status.CustomerID == "" && c.Status.PendingCreate == nil {
+	if c.Status.CustomerID == "" && c.Status.PendingCreate == nil && c.Status.FormerCustomerID == "" {
 		// This Customer never got a record: nothing to ask ScriptLock.
 		return ctrl.Result{}, r.release(ctx, c)
 	}

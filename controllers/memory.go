@@ -44,6 +44,12 @@ type syncState struct {
 	// email without being its own (a Conflict): a retry reads that record
 	// instead of listing the account.
 	taken string
+
+	// missing is the bound record reads found missing, how many reads in a
+	// row, and when the last one counted (confirmVanished).
+	missing      string
+	missingReads int
+	missingAt    time.Time
 }
 
 func newCustomerMemory(accounts *accountRegistry) *customerMemory {
@@ -96,6 +102,34 @@ func (m *customerMemory) setTakenBy(key types.NamespacedName, id string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.object(key).taken = id
+}
+
+// missingRead counts a read at now that found key's bound record id
+// missing, unless it comes less than interval after the last one counted,
+// and returns how many reads in a row found it missing.
+func (m *customerMemory) missingRead(key types.NamespacedName, id string, now time.Time, interval time.Duration) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.object(key)
+	if o.missing != id {
+		o.missing, o.missingReads = id, 0
+	}
+	if o.missingReads == 0 || now.Sub(o.missingAt) >= interval {
+		o.missingReads++
+		o.missingAt = now
+	}
+	return o.missingReads
+}
+
+// present records that key's bound record was found: a disappearance
+// under way is called off.
+func (m *customerMemory) present(key types.NamespacedName) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.objects[key]; ok {
+		o.missing, o.missingReads = "", 0
+	}
+	m.accounts.unmarkVanished(key)
 }
 
 // synced records that the record of key, in cl's account, was seen equal to
@@ -181,6 +215,7 @@ func (m *customerMemory) forget(key types.NamespacedName) {
 	}
 	delete(m.objects, key)
 	m.accounts.release(o.account)
+	m.accounts.unmarkVanished(key)
 }
 
 // detach stops counting key as a user of its account (its credentials no

@@ -51,9 +51,16 @@ type observation struct {
 func (r *CustomerReconciler) observe(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (observation, error) {
 	var obs observation
 	if id := c.Status.CustomerID; id != "" {
+		key := client.ObjectKeyFromObject(c)
 		rec, found, err := r.observeBound(ctx, c, cl, &obs)
+		if found {
+			r.memory.present(key)
+		}
 		if err != nil || found {
 			obs.record = rec
+			return obs, err
+		}
+		if err := r.confirmVanished(c, cl, id); err != nil {
 			return obs, err
 		}
 		if c.Spec.CustomerID != "" {
@@ -63,9 +70,9 @@ func (r *CustomerReconciler) observe(ctx context.Context, c *v1alpha1.Customer, 
 		}
 		obs.remoteDeleted = id
 		// From here on c has no record: its claims are those of an unbound
-		// Customer.
+		// Customer that held id.
 		u := c.DeepCopy()
-		u.Status.CustomerID, u.Status.Account, u.Status.URL, u.Status.PendingCreate = "", "", "", nil
+		u.Status.CustomerID, u.Status.FormerCustomerID, u.Status.PendingCreate = "", id, nil
 		return r.observeUnbound(ctx, u, cl, obs)
 	}
 	return r.observeUnbound(ctx, c, cl, obs)
@@ -213,6 +220,7 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 	since := r.Clock.Now().Add(-min(preCheckMaxAge, r.ResyncPeriod))
 	finders := []func(context.Context, *v1alpha1.Customer, *scriptlock.Client) (*candidate, error){
 		r.findBySpecID,
+		r.findFormer,
 		r.findOwnCreate,
 		r.findTaken,
 		func(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (*candidate, error) {
@@ -252,6 +260,9 @@ type tie int
 const (
 	// namedBySpec: spec.customerID names the record.
 	namedBySpec tie = iota
+	// formerlyHeld: the record this Customer held before it vanished, back
+	// with this Customer's email in the same account.
+	formerlyHeld
 	// ownCreate: the record has the email of this object's own earlier
 	// create, to this account, whose answer was lost.
 	ownCreate
@@ -277,6 +288,26 @@ func (r *CustomerReconciler) findBySpecID(ctx context.Context, c *v1alpha1.Custo
 		return nil, err
 	}
 	return &candidate{rec: rec, tie: namedBySpec}, nil
+}
+
+// findFormer reads the record this Customer held before it vanished
+// (status.formerCustomerID), if any: back with this Customer's email, in
+// the same account, it is its own again.
+func (r *CustomerReconciler) findFormer(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (*candidate, error) {
+	id := c.Status.FormerCustomerID
+	if id == "" || c.Status.Account != cl.Account() {
+		return nil, nil
+	}
+	rec, err := cl.Get(ctx, id)
+	switch {
+	case scriptlock.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case !strings.EqualFold(rec.Email, c.Spec.Email):
+		return nil, nil
+	}
+	return &candidate{rec: rec, tie: formerlyHeld}, nil
 }
 
 // findOwnCreate looks for the record of this object's own earlier create
@@ -348,7 +379,19 @@ func (r *CustomerReconciler) findByEmail(ctx context.Context, c *v1alpha1.Custom
 // create survives).
 func (r *CustomerReconciler) claim(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, cand candidate) (string, error) {
 	rec := cand.rec
+	if cand.tie == sameEmail && rec.ID == c.Status.FormerCustomerID && c.Status.Account == cl.Account() {
+		// The record it held, back under its email.
+		cand.tie = formerlyHeld
+	}
 	switch cand.tie {
+	case formerlyHeld:
+		if other, err := r.rival(ctx, c, cl, rec.ID, rec.Email); err != nil || other != nil {
+			if err != nil {
+				return "", err
+			}
+			return "", stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
+		}
+		return "ScriptLock customer " + rec.ID + ", which this Customer held before it vanished, is back", nil
 	case namedBySpec:
 		if other, err := r.rival(ctx, c, cl, rec.ID, rec.Email); err != nil || other != nil {
 			if err != nil {
@@ -438,6 +481,17 @@ func (r *CustomerReconciler) deletable(ctx context.Context, c *v1alpha1.Customer
 		}
 		if err := provenAfterMove(c, cl, rec, found); err != nil {
 			return "", err
+		}
+	}
+	if id == "" && c.Status.FormerCustomerID != "" {
+		// The record it held before it vanished, if it is back: still its
+		// own.
+		cand, err := r.findFormer(ctx, c, cl)
+		if err != nil {
+			return "", err
+		}
+		if cand != nil {
+			id = cand.rec.ID
 		}
 	}
 	if id == "" {

@@ -88,23 +88,29 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 		// An earlier attempt's outcome is still unknown: its proof stays.
 		return rec, "", err
 	}
-	// Nothing was created by this attempt (nothing was sent, or ScriptLock
-	// read it and refused), and no earlier one is unknown: the proof goes,
-	// so it can never vouch for a record someone else makes later, and
-	// deleting this Customer needs no ScriptLock call.
-	c.Status.PendingCreate = nil
 	if !scriptlock.IsConflict(err) {
+		// Nothing was created by this attempt (nothing was sent, or
+		// ScriptLock read it and refused), and no earlier one is unknown:
+		// the proof goes, so it can never vouch for a record someone else
+		// makes later, and deleting this Customer needs no ScriptLock call.
+		c.Status.PendingCreate = nil
 		return rec, "", err
 	}
-	// The email is taken: the record that has it goes to the one
-	// ownership check, as observe's would.
+	// The email is taken: by this very create if a gateway retried the
+	// POST and passed on the retry's 409 (the email was free in the
+	// listing just before, and the record has exactly the fields posted),
+	// else by someone else. Until a listing shows which, the proof stays.
 	cand, lerr := r.findByEmail(ctx, c, cl, r.Clock.Now())
 	switch {
 	case lerr != nil:
 		return rec, "", lerr
 	case cand == nil:
-		return rec, "", pendingf(v1alpha1.ReasonAPIError,
-			"ScriptLock refused the create with 409 Conflict but lists no customer with email %q yet; retrying", want.Email)
+		return rec, "", pendingf(v1alpha1.ReasonCreating,
+			"ScriptLock refused the create with 409 Conflict but lists no customer with email %q yet; looking for it (it may be this create's own, if a gateway retried the POST)", want.Email)
+	case madeBy(cand.rec, p):
+		cand.tie = ownCreate
+	default:
+		c.Status.PendingCreate = nil
 	}
 	adopted, err = r.claim(ctx, c, cl, *cand)
 	return cand.rec, adopted, err
@@ -157,7 +163,8 @@ func (r *CustomerReconciler) update(ctx context.Context, c *v1alpha1.Customer, c
 }
 
 // remove deletes the record id, which revokes every license of that
-// customer; a record already gone is what was wanted.
+// customer (ScriptLock answers 410 Gone); a record already gone (404,
+// confirmed by a read) is what was wanted, and is said to be so.
 func (r *CustomerReconciler) remove(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) error {
 	alreadyGone, err := cl.Delete(ctx, id)
 	switch {
@@ -166,8 +173,18 @@ func (r *CustomerReconciler) remove(ctx context.Context, c *v1alpha1.Customer, c
 	case err != nil:
 		return err
 	case alreadyGone:
-		r.event(c, corev1.EventTypeNormal, "LicensesRevoked", "Delete",
-			"ScriptLock customer %s was already deleted; its licenses are revoked", id)
+		// 404 may come from something in front of ScriptLock: a read
+		// confirms the record is gone before the Customer lets go of it.
+		_, err := cl.Get(ctx, id)
+		switch {
+		case err == nil:
+			return pendingf(v1alpha1.ReasonAPIError,
+				"the DELETE of ScriptLock customer %s was answered 404, yet ScriptLock still shows the record (a proxy or gateway in front of it?); deleting again", id)
+		case !scriptlock.IsNotFound(err):
+			return err
+		}
+		r.event(c, corev1.EventTypeNormal, v1alpha1.ReasonRecordGone, "Delete",
+			"ScriptLock customer %s was already gone (its DELETE and a read both answered 404): this deletion revoked nothing", id)
 	default:
 		r.event(c, corev1.EventTypeNormal, "LicensesRevoked", "Delete",
 			"deleted ScriptLock customer %s; every license of that customer is revoked", id)

@@ -94,6 +94,12 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 	if r.PendingCreateWindow <= 0 {
 		r.PendingCreateWindow = 2 * time.Minute
 	}
+	if r.VanishReads <= 0 {
+		r.VanishReads = defaultVanishReads
+	}
+	if r.VanishInterval <= 0 {
+		r.VanishInterval = defaultVanishInterval
+	}
 	if r.DriftClock == nil {
 		r.DriftClock = clock.RealClock{}
 	}

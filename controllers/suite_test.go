@@ -273,6 +273,8 @@ func (e *env) startManager() {
 		PermanentBackoff:    max(time.Second, e.opts.permanentBackoff),
 		PermanentBackoffMax: max(2*time.Second, e.opts.permanentBackoff),
 		PendingCreateWindow: 6 * time.Second,
+		VanishReads:         3,
+		VanishInterval:      300 * time.Millisecond,
 	}
 	if err := r.SetupWithManager(mgr, 2); err != nil {
 		e.t.Fatal(err)
