@@ -96,9 +96,11 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		ctrl.LoggerFrom(ctx).V(1).Info("paused: no ScriptLock call and no change until the annotation is removed")
 		return ctrl.Result{}, nil
 	}
-	if c.Status.CustomerID == "" && c.DeletionTimestamp.IsZero() {
+	if c.Status.CustomerID == "" && c.DeletionTimestamp.IsZero() || r.memory.staleCopy(req.NamespacedName, c.ResourceVersion) {
 		// The cache may not hold our own last status write yet; whether to
-		// create, and so the whole pass, is decided on the newest copy.
+		// create, and so the whole pass, is decided on the newest copy. A
+		// copy older than our own last write is never acted on: it could
+		// roll the status back or write an old spec to ScriptLock.
 		if err := r.APIReader.Get(ctx, req.NamespacedName, c); err != nil {
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
@@ -320,6 +322,7 @@ func (r *CustomerReconciler) patchStatus(ctx context.Context, c, orig *v1alpha1.
 		}
 		return fmt.Errorf("writing status: %w", err)
 	}
+	r.memory.wroteObject(client.ObjectKeyFromObject(c), c.ResourceVersion)
 	before := meta.FindStatusCondition(orig.Status.Conditions, v1alpha1.ConditionReady)
 	after := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady)
 	// A new Customer's first Ready=True is announced by the Event of what
@@ -350,6 +353,7 @@ func (r *CustomerReconciler) patchMeta(ctx context.Context, c *v1alpha1.Customer
 	if err := r.Patch(ctx, c, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("updating metadata: %w", err)
 	}
+	r.memory.wroteObject(client.ObjectKeyFromObject(c), c.ResourceVersion)
 	// The patch answer carries the stored status; keep the one being built.
 	c.Status = *status
 	return nil

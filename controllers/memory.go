@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +51,10 @@ type syncState struct {
 	missing      string
 	missingReads int
 	missingAt    time.Time
+
+	// written is the resourceVersion of the operator's own last write of
+	// the object (metadata or status).
+	written uint64
 }
 
 func newCustomerMemory(accounts *accountRegistry) *customerMemory {
@@ -130,6 +135,35 @@ func (m *customerMemory) present(key types.NamespacedName) {
 		o.missing, o.missingReads = "", 0
 	}
 	m.accounts.unmarkVanished(key)
+}
+
+// wroteObject records the resourceVersion the API server gave the
+// operator's own write of key.
+func (m *customerMemory) wroteObject(key types.NamespacedName, resourceVersion string) {
+	rv, err := strconv.ParseUint(resourceVersion, 10, 64)
+	if err != nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o := m.object(key); rv > o.written {
+		o.written = rv
+	}
+}
+
+// staleCopy says whether a copy of key at resourceVersion is older than the
+// operator's own last write of it: acting on it could roll the status back
+// or write an old spec to ScriptLock. A resourceVersion that is not a
+// number (the API server's are etcd revisions) is taken as stale.
+func (m *customerMemory) staleCopy(key types.NamespacedName, resourceVersion string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objects[key]
+	if !ok || o.written == 0 {
+		return false
+	}
+	rv, err := strconv.ParseUint(resourceVersion, 10, 64)
+	return err != nil || rv < o.written
 }
 
 // synced records that the record of key, in cl's account, was seen equal to

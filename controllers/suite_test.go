@@ -164,6 +164,9 @@ type managerOpts struct {
 	allowedHosts []string
 	// timeout replaces the client's 5 s per-request timeout.
 	timeout time.Duration
+	// wrapClient, if set, wraps the cache-backed client the reconciler
+	// reads and writes through (to serve stale copies, say).
+	wrapClient func(client.Client) client.Client
 	// permanentBackoff replaces the suite's 1 s stalled backoff, so that a
 	// test can tell a transient failure from a stalled one by the time a
 	// recovery takes.
@@ -262,8 +265,12 @@ func (e *env) startManager() {
 		e.driftClock = clocktesting.NewFakeClock(time.Now())
 		driftClock = e.driftClock
 	}
+	var cached client.Client = mgr.GetClient()
+	if e.opts.wrapClient != nil {
+		cached = e.opts.wrapClient(cached)
+	}
 	r := &controllers.CustomerReconciler{
-		Client:              mgr.GetClient(),
+		Client:              cached,
 		APIReader:           mgr.GetAPIReader(),
 		Recorder:            mgr.GetEventRecorder("scriptlock-customer-operator"),
 		Accounts:            e.pool,
