@@ -283,6 +283,19 @@ func (m *customerMemory) lastClient(key types.NamespacedName) *scriptlock.Client
 	return o.last
 }
 
+// recordWithEmail returns the id of a record of account that the operator
+// last saw in sync with email (case-insensitive), if any.
+func (m *customerMemory) recordWithEmail(account, email string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, o := range m.objects {
+		if o.account == account && o.id != "" && strings.EqualFold(o.desired.Email, email) {
+			return o.id, true
+		}
+	}
+	return "", false
+}
+
 // compare returns the Customers of account that a listing requested at
 // asked shows missing or different; with all, every Customer of the
 // account. A record the operator wrote after asked is newer than the

@@ -147,8 +147,7 @@ func (r *CustomerReconciler) update(ctx context.Context, c *v1alpha1.Customer, c
 		return pendingf(v1alpha1.ReasonRemoteDeleted,
 			"ScriptLock customer %s disappeared while being updated; checking again", want.ID)
 	case scriptlock.IsConflict(err):
-		return stuckf(v1alpha1.ReasonConflict,
-			"ScriptLock refused to give customer %s the email %q: another customer has it (%s)", want.ID, want.Email, err)
+		return r.emailHeld(ctx, c, cl, want, err)
 	case err != nil:
 		return err
 	case !changed:
@@ -160,6 +159,37 @@ func (r *CustomerReconciler) update(ctx context.Context, c *v1alpha1.Customer, c
 	}
 	r.event(c, corev1.EventTypeNormal, reason, "Update", format, want.ID)
 	return nil
+}
+
+// emailHeld is the Conflict of a PUT refused because another record has
+// the email the spec asks for. When a Customer manages that record, it is
+// named, with the way out: emails are unique in ScriptLock, so Customers
+// cannot trade emails in place (a swap, a cycle), and the operator never
+// writes a temporary email for them, which the customer would see.
+func (r *CustomerReconciler) emailHeld(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, want scriptlock.Customer, err error) error {
+	// The record with the email: as last seen in sync by this operator,
+	// else in a listing asked for now.
+	id, ok := r.memory.recordWithEmail(cl.Account(), want.Email)
+	if !ok {
+		if recs, _, lerr := r.accounts.list(ctx, cl, r.Clock.Now(), client.ObjectKeyFromObject(c)); lerr == nil {
+			id, ok = recs.idOf(want.Email)
+		}
+	}
+	var other *v1alpha1.Customer
+	if ok && id != want.ID {
+		if o, herr := r.holder(ctx, c, cl, id); herr == nil {
+			other = o
+		}
+	}
+	if other == nil {
+		return stuckf(v1alpha1.ReasonConflict,
+			"ScriptLock refused to give customer %s the email %q: another customer has it, and emails are unique in ScriptLock (%s)", want.ID, want.Email, err)
+	}
+	return stuckf(v1alpha1.ReasonConflict,
+		"ScriptLock refused to give customer %s the email %q: customer %s has it, which Customer %s/%s manages (and wants %q). "+
+			"Emails are unique in ScriptLock, so Customers cannot trade emails in place, and no temporary email is written for them: "+
+			"revert one of the changes, or move the records between the Customers instead (README, \"Moving a record to another Customer\")",
+		want.ID, want.Email, other.Status.CustomerID, other.Namespace, other.Name, other.Spec.Email)
 }
 
 // remove deletes the record id, which revokes every license of that
