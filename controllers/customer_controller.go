@@ -361,7 +361,7 @@ func (r *CustomerReconciler) patchMeta(ctx context.Context, c *v1alpha1.Customer
 
 // event emits a Kubernetes Event about c.
 func (r *CustomerReconciler) event(c *v1alpha1.Customer, kind, reason, action, format string, args ...any) {
-	r.Recorder.Eventf(c, nil, kind, reason, action, format, args...)
+	r.Recorder.Eventf(c, nil, kind, reason, action, "%s", eventNote(format, args...))
 }
 
 // desired is the record the spec asks for; an omitted company is empty.

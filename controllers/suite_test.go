@@ -113,6 +113,10 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "FAIL: the API key appeared in the logs")
 		return 1
 	}
+	if s, ok := canarySpellingIn(logs.String()); ok {
+		fmt.Fprintf(os.Stderr, "FAIL: the API key appeared in the logs as %q\n", s)
+		return 1
+	}
 	if nsSeq.Load() > 0 && !strings.Contains(logs.String(), "reconcile") {
 		fmt.Fprintln(os.Stderr, "FAIL: the suite captured no reconcile logs; the canary check would prove nothing")
 		return 1
@@ -353,6 +357,7 @@ func (e *env) assertNoLeak() {
 			e.t.Errorf("the API key appeared in Customer %s", c.Name)
 		}
 	}
+	e.assertNoCanarySpelling(evs.Items, cs.Items)
 }
 
 // customer returns a valid Customer named name in the test namespace.

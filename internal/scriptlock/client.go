@@ -132,15 +132,11 @@ func New(o Options) (*Client, error) {
 // withDefaults checks o and fills in its zero fields; it returns the
 // normalized base URL.
 func withDefaults(o Options) (Options, string, error) {
-	base, err := normalizeBaseURL(o.BaseURL, o.AllowInsecureHTTP)
+	base, err := checkBaseURL(o)
 	if err != nil {
-		return o, "", err
-	}
-	if err := checkAllowedHost(base, o.AllowedHosts); err != nil {
-		return o, "", err
-	}
-	if err := validateKey(o.APIKey); err != nil {
-		return o, "", err
+		// The errors name the URL's scheme and host, and a key pasted as
+		// the host is still the key: they are scrubbed of it.
+		return o, "", redactError(err, o.APIKey)
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
@@ -221,8 +217,31 @@ func validateKey(key string) error {
 	return nil
 }
 
+// checkBaseURL checks the base URL, allowed host and key of o, and returns
+// the normalized base URL. A URL that holds the key in any spelling is
+// refused: the base URL is shown in status.url and in messages, and only
+// the key is kept out of them.
+func checkBaseURL(o Options) (string, error) {
+	base, err := normalizeBaseURL(o.BaseURL, o.AllowInsecureHTTP)
+	if err != nil {
+		return "", err
+	}
+	if err := checkAllowedHost(base, o.AllowedHosts); err != nil {
+		return "", err
+	}
+	if err := validateKey(o.APIKey); err != nil {
+		return "", err
+	}
+	if holdsKey(o.BaseURL, o.APIKey) || holdsKey(base, o.APIKey) {
+		return "", fmt.Errorf("scriptlock: base URL %q holds the API key: the key belongs in the credentials Secret's apiKey (or --scriptlock-api-key-file) only, never in the URL, which is shown in status and logs", SafeURL(base))
+	}
+	return base, nil
+}
+
 // normalizeBaseURL checks the base URL and returns it without a trailing
-// slash, so that equal accounts hash equally.
+// slash, so that equal accounts hash equally. Its errors name the URL by
+// scheme and host only (SafeURL): a secret pasted into the userinfo, path,
+// query or fragment stays out of them.
 func normalizeBaseURL(raw string, allowInsecure bool) (string, error) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
@@ -230,20 +249,21 @@ func normalizeBaseURL(raw string, allowInsecure bool) (string, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", fmt.Errorf("scriptlock: invalid base URL: %w", err)
+		return "", parseError(err)
 	}
+	shown := schemeHost(u)
 	switch {
-	case u.Scheme != "https" && u.Scheme != "http":
-		return "", fmt.Errorf("scriptlock: base URL %q: scheme must be https (or http on loopback)", u.Redacted())
-	case u.Host == "" || u.Hostname() == "":
-		return "", fmt.Errorf("scriptlock: base URL %q has no host", u.Redacted())
 	case u.User != nil:
 		// Credentials in the URL would end up in logs and error strings.
-		return "", fmt.Errorf("scriptlock: base URL %q must not contain credentials", u.Redacted())
+		return "", fmt.Errorf("scriptlock: base URL %q must not carry credentials (user:password@): the API key belongs in the credentials Secret's apiKey (or --scriptlock-api-key-file), never in the URL", shown)
 	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
-		return "", fmt.Errorf("scriptlock: base URL %q must not have a query or fragment", u.Redacted())
+		return "", fmt.Errorf("scriptlock: base URL %q must not have a query or fragment", shown)
+	case u.Scheme != "https" && u.Scheme != "http":
+		return "", fmt.Errorf("scriptlock: base URL %q: scheme must be https (or http on loopback)", shown)
+	case u.Host == "" || u.Hostname() == "":
+		return "", fmt.Errorf("scriptlock: base URL %q has no host", shown)
 	case u.Scheme == "http" && !allowInsecure && !isLoopbackHost(u.Hostname()):
-		return "", fmt.Errorf("scriptlock: base URL %q: plain http is only allowed to a loopback host (the API key would travel in clear); use https or set AllowInsecureHTTP", u.Redacted())
+		return "", fmt.Errorf("scriptlock: base URL %q: plain http is only allowed to a loopback host (the API key would travel in clear); use https or set AllowInsecureHTTP", shown)
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	u.Host = strings.ToLower(u.Host)
@@ -259,7 +279,7 @@ func checkAllowedHost(base string, allowed []string) error {
 	}
 	u, err := url.Parse(base)
 	if err != nil {
-		return fmt.Errorf("scriptlock: invalid base URL: %w", err)
+		return parseError(err)
 	}
 	host, port := u.Hostname(), u.Port()
 	if port == "" {
