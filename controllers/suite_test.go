@@ -269,7 +269,7 @@ func (e *env) startManager() {
 		e.driftClock = clocktesting.NewFakeClock(time.Now())
 		driftClock = e.driftClock
 	}
-	var cached client.Client = mgr.GetClient()
+	cached := mgr.GetClient()
 	if e.opts.wrapClient != nil {
 		cached = e.opts.wrapClient(cached)
 	}

@@ -83,7 +83,7 @@ var nearMisses = []string{"True", "TRUE", "yes", "1", "on", " true", "true ", ""
 // value before the policy existed can still be updated (its finalizer
 // removed, its spec fixed) as long as the value does not change, and it
 // cannot be deleted while deletion-protection holds anything but "false".
-func TestSafetyAnnotationsAcceptOnlyTrueOrFalse(t *testing.T) {
+func TestSafetyAnnotationsAcceptOnlyTrueOrFalse(t *testing.T) { //nolint:gocyclo // one API server with the policy, then a check per annotation and value, each a line
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	annotations := safetyAnnotations(t)

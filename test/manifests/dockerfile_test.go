@@ -87,7 +87,7 @@ func TestDockerIgnoreMatcher(t *testing.T) {
 // line, read from the Dockerfile rather than repeated here. It fails when
 // the image would not build: a package the COPY lines miss, a broken
 // command line, a version that is not stamped.
-func TestDockerfileBuildStepBuildsTheManager(t *testing.T) {
+func TestDockerfileBuildStepBuildsTheManager(t *testing.T) { //nolint:gocyclo // reads the Dockerfile step by step, then checks the build per platform; splitting it would only pass the state around
 	if testing.Short() {
 		t.Skip("builds the manager from scratch")
 	}

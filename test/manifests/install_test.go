@@ -83,7 +83,7 @@ func apply(ctx context.Context, c client.Client, o *unstructured.Unstructured, d
 // Security "restricted" enforcement, and that the deletion-protection
 // policy refuses to delete a protected Customer with a message that says
 // how to proceed, while an unprotected one deletes.
-func TestRenderedManifestsInstallAndProtectCustomers(t *testing.T) {
+func TestRenderedManifestsInstallAndProtectCustomers(t *testing.T) { //nolint:gocyclo // one install on one API server, checked property by property, each a line
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := startAPIServer(t)
