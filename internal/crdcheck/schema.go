@@ -10,6 +10,8 @@ import (
 // server keeps a field: its properties, the schema of its items, its type,
 // and whether unknown fields are kept. A CRD's openAPIV3Schema and the
 // schema the API server publishes for it both decode into it from JSON.
+// (The Customer has no map fields; a map's value schema would need
+// additionalProperties here.)
 type node struct {
 	Type                 string           `json:"type,omitempty"`
 	Properties           map[string]*node `json:"properties,omitempty"`
