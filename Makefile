@@ -36,9 +36,9 @@ all: build
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests (and the plugin's embedded copy of the CRD).
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests (and the embedded copies of the CRD: the plugin's, the manager's start-up check's).
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
-	go generate ./cmd/kubectl-scriptlock
+	go generate ./cmd/kubectl-scriptlock ./internal/crdcheck
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
@@ -58,7 +58,7 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail if generated files are stale.
-	@git diff --exit-code -- config/crd config/rbac api cmd/kubectl-scriptlock/customer_crd.yaml || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+	@git diff --exit-code -- config/crd config/rbac api cmd/kubectl-scriptlock/customer_crd.yaml internal/crdcheck/customer_crd.yaml || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
 
 .PHONY: controlplane
 controlplane: ## kube-apiserver and etcd for envtest: KUBEBUILDER_ASSETS if set, else setup-envtest, else built from source (once; cached in bin/k8s).

@@ -30,6 +30,7 @@ import (
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/controllers"
+	"github.com/scriptlock/customer-operator/internal/crdcheck"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
 	"github.com/scriptlock/customer-operator/internal/serving"
 )
@@ -150,6 +151,9 @@ func run(cfg config) error {
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), managerOptions(cfg, scheme, cacheOpts))
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if err := crdcheck.Check(context.Background(), mgr.GetConfig()); err != nil {
+		return err
 	}
 	if !cfg.leaderElect {
 		if err := refuseBesideALeader(context.Background(), mgr.GetAPIReader(), leaderElectionNamespace(cfg), cfg.leaderElectionID, time.Now()); err != nil {
