@@ -260,7 +260,7 @@ func (r *CustomerReconciler) ready(c *v1alpha1.Customer, cl *scriptlock.Client, 
 	}
 	r.stalled.reset(key)
 	setReady(c, metav1.ConditionTrue, v1alpha1.ReasonAvailable, fmt.Sprintf("ScriptLock customer %s matches the spec", want.ID), false)
-	c.Status.ObservedGeneration = c.Generation
+	c.Status.ObservedGeneration, c.Status.SyncedDigest = c.Generation, digest(want)
 	return r.next(obs)
 }
 

@@ -41,7 +41,7 @@ func (e *env) setSecret(name string, data map[string]string) {
 }
 
 func TestReadyMeansTheAccountWasCheckedRecently(t *testing.T) {
-	t.Run("a Secret's key revoked, then rotated", func(t *testing.T) {
+	t.Run("a Secret's key revoked, then rotated, the record changed meanwhile", func(t *testing.T) {
 		e := newEnv(t, managerOpts{})
 		const key, rotated = "tenant-key-before", "tenant-key-after"
 		e.sim.AddAccount(key)
@@ -57,6 +57,13 @@ func TestReadyMeansTheAccountWasCheckedRecently(t *testing.T) {
 
 		e.sim.EditOutOfBand(rotated, id, func(r *scriptlock.Customer) { r.Company = "Drifted meanwhile" })
 		e.setSecret("creds", map[string]string{"apiKey": rotated, "url": e.srv.URL})
+		// The record changed while the account could not be read: it is not
+		// the record as last synced, so the rotation alone proves nothing
+		// until a person accepts the account.
+		e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonAccountChanged, patience)
+		e.update("acme", func(c *v1alpha1.Customer) {
+			c.Annotations = map[string]string{v1alpha1.AcceptAccountAnnotation: scriptlock.AccountID(e.srv.URL, rotated)}
+		})
 		got := e.waitReason("acme", metav1.ConditionTrue, v1alpha1.ReasonAvailable, 15*time.Second)
 		if got.Status.CustomerID != id {
 			t.Fatalf("the rotation changed the record: %s -> %s", id, got.Status.CustomerID)

@@ -101,7 +101,7 @@ func (r *CustomerReconciler) observeBound(ctx context.Context, c *v1alpha1.Custo
 	case !moved:
 		return rec, found, nil
 	}
-	if err := provenAfterMove(c, cl, rec, found); err != nil {
+	if err := r.provenAfterMove(ctx, c, cl, rec, found); err != nil {
 		return rec, false, err
 	}
 	return rec, true, nil
@@ -109,26 +109,51 @@ func (r *CustomerReconciler) observeBound(ctx context.Context, c *v1alpha1.Custo
 
 // provenAfterMove decides whether the record found under status.customerID
 // with credentials of another account than the one it was bound in is
-// still this Customer's. At the same URL only the key changed (a rotated
-// key): the same id with this Customer's email proves it. At another URL
-// (another ScriptLock, maybe) the record must equal the spec in every
-// field. Anything else is AccountChanged, and nothing is written.
-func provenAfterMove(c *v1alpha1.Customer, cl *scriptlock.Client, rec scriptlock.Customer, found bool) error {
+// still this Customer's. A move is not a proof by itself: the same id with
+// the same email, even every field equal, is what another account filled
+// from the same CRM or a restored instance shows too. It is taken only when
+//   - a person accepted the new account (AcceptAccountAnnotation naming
+//     its fingerprint) and the id there has this Customer's email; or
+//   - it is a rotated key: the same URL, the old key now refused by
+//     ScriptLock, and the record exactly as last synced
+//     (status.syncedDigest).
+//
+// Anything else is AccountChanged, and nothing is written or deleted.
+func (r *CustomerReconciler) provenAfterMove(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, rec scriptlock.Customer, found bool) error {
 	id := c.Status.CustomerID
-	sameURL := c.Status.URL == "" || c.Status.URL == cl.BaseURL()
-	switch {
-	case !found:
+	if !found {
 		return stuckf(v1alpha1.ReasonAccountChanged,
 			"ScriptLock customer %s was bound in account %s, and the account of the current credentials (%s) has no such record; nothing is written. "+
 				"If the credentials name the right account and the record was deleted there, delete this Customer (nothing is deleted in ScriptLock) and create it again",
 			id, orNone(c.Status.Account), cl.Account())
-	case sameURL && strings.EqualFold(rec.Email, c.Spec.Email), !sameURL && scriptlock.SameFields(rec, desired(c)):
-		return nil
-	default:
-		return stuckf(v1alpha1.ReasonAccountChanged,
-			"ScriptLock customer %s was bound in account %s at %s; the current credentials (account %s at %s) show that id as a record that is not provably this Customer's, so nothing is written",
-			id, orNone(c.Status.Account), orNone(c.Status.URL), cl.Account(), cl.BaseURL())
 	}
+	sameEmail := strings.EqualFold(rec.Email, c.Spec.Email)
+	if sameEmail && c.Annotations[v1alpha1.AcceptAccountAnnotation] == cl.Account() {
+		return nil
+	}
+	sameURL := c.Status.URL == "" || c.Status.URL == cl.BaseURL()
+	if sameURL && sameEmail && c.Status.SyncedDigest != "" && digest(rec) == c.Status.SyncedDigest && r.oldKeyRefused(ctx, c, cl, id) {
+		return nil
+	}
+	return stuckf(v1alpha1.ReasonAccountChanged,
+		"ScriptLock customer %s was bound in account %s at %s; the current credentials name account %s at %s, where that id is not proven to be the same record "+
+			"(a rotated key carries a record over only when the old key is refused and the record is as last synced), so nothing is written or deleted. "+
+			"If account %s is the right home of this Customer's record, annotate the Customer %s=%s",
+		id, orNone(c.Status.Account), orNone(c.Status.URL), cl.Account(), cl.BaseURL(), cl.Account(), v1alpha1.AcceptAccountAnnotation, cl.Account())
+}
+
+// oldKeyRefused says whether the key c's record was bound with is now
+// refused by ScriptLock (401/403 to a read of id): the evidence that a new
+// key of the same account replaced it. The old key is known only while this
+// manager remembers the client it used (not after a restart): no evidence
+// then.
+func (r *CustomerReconciler) oldKeyRefused(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) bool {
+	old := r.memory.lastClient(client.ObjectKeyFromObject(c))
+	if old == nil || old.Account() != c.Status.Account || old.Account() == cl.Account() {
+		return false
+	}
+	_, err := old.Get(ctx, id)
+	return scriptlock.IsUnauthorized(err)
 }
 
 // read returns the record id as ScriptLock holds it. In list mode, and
@@ -479,7 +504,7 @@ func (r *CustomerReconciler) deletable(ctx context.Context, c *v1alpha1.Customer
 		if err != nil {
 			return "", err
 		}
-		if err := provenAfterMove(c, cl, rec, found); err != nil {
+		if err := r.provenAfterMove(ctx, c, cl, rec, found); err != nil {
 			return "", err
 		}
 	}

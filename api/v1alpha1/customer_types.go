@@ -14,6 +14,13 @@ const (
 	// change to the object until it is removed.
 	PausedAnnotation = "licensing.scriptlock.com/paused"
 
+	// AcceptAccountAnnotation, set to an account fingerprint (as
+	// status.account, shown in the AccountChanged condition), says that a
+	// person accepts that account as the home of the record this Customer
+	// holds: the binding carries over to the account the credentials now
+	// name, if it holds the same id with this Customer's email.
+	AcceptAccountAnnotation = "licensing.scriptlock.com/accept-account"
+
 	// RecreateAnnotation, set to "true", lets a Customer held with reason
 	// RecordsVanished create its record again although many records of
 	// its account vanished at once: a person confirms they are really gone.
@@ -229,6 +236,12 @@ type CustomerStatus struct {
 	// fields equal the spec.
 	// +optional
 	URL string `json:"url,omitempty"`
+
+	// SyncedDigest is the digest (as pendingCreate.digests) of the record's
+	// fields when the operator last saw it equal to the spec: a rotated key
+	// carries the binding over only to a record that still has them.
+	// +optional
+	SyncedDigest string `json:"syncedDigest,omitempty"`
 
 	// PendingCreate is the create-time proof of a create whose outcome is
 	// not known yet (a crash, a lost answer), written before the create is

@@ -195,6 +195,18 @@ func (c *Client) KeyID() string {
 // slash; it carries no credentials).
 func (c *Client) BaseURL() string { return c.baseURL }
 
+// AccountID is the account fingerprint (Client.Account) of key at baseURL:
+// the first 12 hex digits of sha256(normalized base URL + NUL + key). It
+// names an account without revealing its key. An invalid baseURL is
+// fingerprinted as given.
+func AccountID(baseURL, key string) string {
+	base, err := normalizeBaseURL(baseURL, true)
+	if err != nil {
+		base = baseURL
+	}
+	return accountID(base, key)
+}
+
 func accountID(base, key string) string {
 	sum := sha256.Sum256([]byte(base + "\x00" + key))
 	return hex.EncodeToString(sum[:])[:12]
