@@ -192,3 +192,32 @@ func TestACreateAnswered409ByARetryIsItsOwn(t *testing.T) {
 		})
 	}
 }
+
+// Of the same kind as the mass vanish: a manager that starts while the
+// account is empty has seen no Customer in sync yet, and still recreates
+// nothing.
+func TestAMassVanishSeenByARestartedManagerRecreatesNothing(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	ids := map[string]string{}
+	for i := range 3 {
+		name := fmt.Sprintf("c%d", i)
+		ids[name] = e.waitReadyAfterCreate(name, name+"@example.com").Status.CustomerID
+	}
+	posts := e.calls(http.MethodPost, routeCreate)
+	e.stopManager()
+	e.sim.SetVanished(true)
+	e.startManager()
+	for name := range ids {
+		e.waitReason(name, metav1.ConditionFalse, v1alpha1.ReasonRecordsVanished, patience)
+	}
+	if n := e.calls(http.MethodPost, routeCreate); n != posts {
+		t.Fatalf("%d creates while the account's records were gone", n-posts)
+	}
+	e.sim.SetVanished(false)
+	e.sweep()
+	for name, id := range ids {
+		if got := e.waitReady(name); got.Status.CustomerID != id {
+			t.Fatalf("%s bound to %q, want %q", name, got.Status.CustomerID, id)
+		}
+	}
+}
