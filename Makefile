@@ -90,6 +90,10 @@ test: manifests generate controlplane $(KUSTOMIZE) ## Run every test: unit, fuzz
 	go test ./... -count=1 -timeout 30m -parallel 8
 	cd hack/helmchart && go test ./... -count=1
 
+.PHONY: test-loaded
+test-loaded: ## make test RUNS times (default 3) in a row while stress-ng keeps every core busy (installs stress-ng with apt if missing).
+	hack/test-loaded.sh
+
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 60s).
 	hack/fuzz.sh $(or $(FUZZTIME),60s)
