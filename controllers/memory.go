@@ -55,7 +55,16 @@ type syncState struct {
 	// written is the resourceVersion of the operator's own last write of
 	// the object (metadata or status).
 	written uint64
+
+	// corrections are the times someone's edit of the record was put back
+	// again within the same generation, in the last hour (correct).
+	corrections []time.Time
 }
+
+// maxCorrections bounds how often in an hour a Customer puts its record
+// back after someone changed it again to other values: a second writer
+// would otherwise fight it for ever.
+const maxCorrections = 10
 
 func newCustomerMemory(accounts *accountRegistry) *customerMemory {
 	return &customerMemory{accounts: accounts, objects: map[types.NamespacedName]*syncState{}}
@@ -215,6 +224,26 @@ func (m *customerMemory) wrote(key types.NamespacedName, generation int64, field
 	defer m.mu.Unlock()
 	o := m.object(key)
 	o.wroteGen, o.wroteFields = generation, strings.Join(fields, ",")
+}
+
+// correct counts a correction of key's record at now and says whether it
+// is within maxCorrections in the last hour; n is how many there were.
+func (m *customerMemory) correct(key types.NamespacedName, now time.Time) (n int, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.object(key)
+	recent := o.corrections[:0]
+	for _, t := range o.corrections {
+		if now.Sub(t) < time.Hour {
+			recent = append(recent, t)
+		}
+	}
+	o.corrections = recent
+	if len(recent) >= maxCorrections {
+		return len(recent), false
+	}
+	o.corrections = append(o.corrections, now)
+	return len(o.corrections), true
 }
 
 // converged forgets the last write of key: ScriptLock was seen holding the

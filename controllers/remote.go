@@ -134,9 +134,20 @@ func (r *CustomerReconciler) update(ctx context.Context, c *v1alpha1.Customer, c
 	}
 	fields := differingFields(obs.record, want)
 	if r.memory.rewritten(key, c.Generation, fields) {
-		return stuckf(v1alpha1.ReasonStoredDifferently,
-			"ScriptLock accepted the spec for customer %s but stores other values in %s; not writing again until the spec changes",
-			want.ID, strings.Join(fields, ", "))
+		// The same fields differ again after this generation's write. In
+		// ScriptLock's own spelling of the spec (case, spacing): it tidies
+		// values, and writing again would repeat that every period.
+		// Anything else is someone's edit, put back, within a bound.
+		if sameSpelling(obs.record, want) {
+			return stuckf(v1alpha1.ReasonStoredDifferently,
+				"ScriptLock accepted the spec for customer %s but stores %s in its own spelling (case or spacing); not writing again until the spec changes",
+				want.ID, strings.Join(fields, ", "))
+		}
+		if n, ok := r.memory.correct(key, r.Clock.Now()); !ok {
+			return stuckf(v1alpha1.ReasonChangedOutside,
+				"someone keeps changing %s of ScriptLock customer %s to other values (put back %d times in the last hour); not writing again before the spec changes or the hour passes. Find the other writer",
+				strings.Join(fields, ", "), want.ID, n)
+		}
 	}
 	changed, err := cl.Update(ctx, want.ID, want)
 	if err == nil {
@@ -220,6 +231,12 @@ func (r *CustomerReconciler) remove(ctx context.Context, c *v1alpha1.Customer, c
 			"deleted ScriptLock customer %s; every license of that customer is revoked", id)
 	}
 	return nil
+}
+
+// sameSpelling says whether got holds want's values up to case and runs
+// of whitespace: how a back end that tidies values stores them.
+func sameSpelling(got, want scriptlock.Customer) bool {
+	return digest(got) == digest(want)
 }
 
 // differingFields names the fields in which got differs from want: names

@@ -203,6 +203,10 @@ const (
 	// recreates none of them until they reappear, or a person confirms
 	// with the recreate annotation.
 	ReasonRecordsVanished = "RecordsVanished"
+	// ReasonChangedOutside: someone keeps changing the record in ScriptLock
+	// back to other values (a second writer); the operator put it back as
+	// often as it may in an hour and waits for a person.
+	ReasonChangedOutside = "ChangedOutside"
 	// ReasonRecordGone (an Event): the record was already gone when the
 	// Customer was deleted (DELETE and a read both answered 404); nothing
 	// was revoked by this deletion.
