@@ -32,6 +32,9 @@ type accountRegistry struct {
 	// vanished holds, per account, the Customers whose bound record reads
 	// find missing (the vanish breaker).
 	vanished map[string]map[types.NamespacedName]bool
+	// refusedAt is when ScriptLock last refused an account's key (a key
+	// rotated away), by account.
+	refusedAt map[string]time.Time
 }
 
 // accountState is one ScriptLock account: its client, how many Customers
@@ -63,7 +66,7 @@ type listCall struct {
 const listRetry = 5 * time.Second
 
 func newAccountRegistry(c clock.Clock) *accountRegistry {
-	return &accountRegistry{clock: c, accounts: map[string]*accountState{}, vanished: map[string]map[types.NamespacedName]bool{}}
+	return &accountRegistry{clock: c, accounts: map[string]*accountState{}, vanished: map[string]map[types.NamespacedName]bool{}, refusedAt: map[string]time.Time{}}
 }
 
 // account returns the state of cl's account, made on first use. The caller
@@ -219,6 +222,11 @@ func (r *accountRegistry) prune(cutoff time.Time) {
 			delete(r.accounts, id)
 		}
 	}
+	for id, at := range r.refusedAt {
+		if at.Before(cutoff) {
+			delete(r.refusedAt, id)
+		}
+	}
 }
 
 // failedBefore says whether account's last listing failed, and was asked
@@ -274,4 +282,19 @@ func (r *accountRegistry) breaker(account string) (missing, known int, open bool
 	}
 	known = max(known, missing)
 	return missing, known, missing >= breakerMin && 2*missing >= known
+}
+
+// refused records that ScriptLock refused account's key at t.
+func (r *accountRegistry) refused(account string, t time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refusedAt[account] = t
+}
+
+// refusedSince says whether ScriptLock refused account's key at or after t.
+func (r *accountRegistry) refusedSince(account string, t time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.refusedAt[account]
+	return ok && !at.Before(t)
 }

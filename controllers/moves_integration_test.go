@@ -9,6 +9,7 @@ package controllers_test
 // DELETEs.
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -91,4 +92,45 @@ func TestAMoveToAnAccountThatLooksTheSameIsNotAProof(t *testing.T) {
 			t.Fatalf("the accepted account's record was not put to the spec: %+v", rec)
 		}
 	})
+}
+
+// A key rotation costs one listing of the new account and one check that
+// the old key is refused, not a read per Customer.
+func TestAKeyRotationCostsOneListingNotAReadPerCustomer(t *testing.T) {
+	const key, rotated = "rotation-key-before", "rotation-key-after"
+	e := newEnv(t, managerOpts{})
+	e.sim.AddAccount(key)
+	e.secret(e.ns, "creds", map[string]string{"apiKey": key, "url": e.srv.URL})
+	ids := map[string]string{}
+	for i := range 6 {
+		name := fmt.Sprintf("c%d", i)
+		c := e.customer(name, name+"@example.com")
+		c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+		e.create(c)
+		ids[name] = e.waitReady(name).Status.CustomerID
+	}
+	e.sim.RotateKey(key, rotated)
+	e.setSecret("creds", map[string]string{"apiKey": rotated, "url": e.srv.URL})
+	e.sim.ResetCalls()
+	e.sweep()
+	e.sweep() // every second sweep has every Customer read its credentials again
+	fp := scriptlock.AccountID(e.srv.URL, rotated)
+	for name, id := range ids {
+		e.eventually(patience, name+" in the new account", func() error {
+			got := e.get(name)
+			if got.Status.Account != fp || !condTrue(got, v1alpha1.ConditionReady) {
+				return fmt.Errorf("status %+v", got.Status)
+			}
+			if got.Status.CustomerID != id {
+				t.Fatalf("%s: the rotation changed the record: %s -> %s", name, id, got.Status.CustomerID)
+			}
+			return nil
+		})
+	}
+	if n := e.calls(http.MethodGet, routeOne); n > 1 {
+		t.Fatalf("%d reads by id for 6 Customers: want one listing, and at most one check of the old key", n)
+	}
+	if n := e.calls(http.MethodGet, routeList); n > 3 {
+		t.Fatalf("%d listings", n)
+	}
 }

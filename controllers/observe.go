@@ -93,18 +93,37 @@ func (r *CustomerReconciler) observeBound(ctx context.Context, c *v1alpha1.Custo
 		}
 		return scriptlock.Customer{}, false, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
 	}
-	moved := c.Status.Account != cl.Account()
-	rec, found, err := r.read(ctx, c, cl, id, !moved, obs)
-	switch {
-	case err != nil:
+	if c.Status.Account == cl.Account() {
+		return r.read(ctx, c, cl, id, true, obs)
+	}
+	rec, found, err := r.readAfterMove(ctx, c, cl, id)
+	if err != nil {
 		return rec, false, err
-	case !moved:
-		return rec, found, nil
 	}
 	if err := r.provenAfterMove(ctx, c, cl, rec, found); err != nil {
 		return rec, false, err
 	}
 	return rec, true, nil
+}
+
+// readAfterMove reads record id in the account the credentials name now,
+// which is not the one it was bound in: from a listing of that account
+// (shared by every Customer that moved with it, so that a key rotation
+// costs one listing, not one read per Customer), confirmed by a read when
+// the listing lacks it.
+func (r *CustomerReconciler) readAfterMove(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) (scriptlock.Customer, bool, error) {
+	recs, _, err := r.accounts.list(ctx, cl, r.Clock.Now().Add(-2*r.ResyncPeriod), client.ObjectKeyFromObject(c))
+	if err != nil {
+		return scriptlock.Customer{}, false, err
+	}
+	if rec, ok := recs.record(id); ok {
+		return rec, true, nil
+	}
+	rec, err := cl.Get(ctx, id)
+	if scriptlock.IsNotFound(err) {
+		return rec, false, nil
+	}
+	return rec, err == nil, err
 }
 
 // provenAfterMove decides whether the record found under status.customerID
@@ -152,9 +171,21 @@ func (r *CustomerReconciler) oldKeyRefused(ctx context.Context, c *v1alpha1.Cust
 	if old == nil || old.Account() != c.Status.Account || old.Account() == cl.Account() {
 		return false
 	}
+	// One check answers for every Customer of the old account.
+	if r.accounts.refusedSince(old.Account(), r.Clock.Now().Add(-keyRefusedFor)) {
+		return true
+	}
 	_, err := old.Get(ctx, id)
-	return scriptlock.IsUnauthorized(err)
+	if scriptlock.IsUnauthorized(err) {
+		r.accounts.refused(old.Account(), r.Clock.Now())
+		return true
+	}
+	return false
 }
+
+// keyRefusedFor is how long a key ScriptLock refused is taken as refused
+// without asking again.
+const keyRefusedFor = time.Minute
 
 // read returns the record id as ScriptLock holds it. In list mode, and
 // when cached is allowed, a listing of the account from the last two
