@@ -69,6 +69,7 @@ type CustomerReconciler struct {
 	accounts *accountRegistry
 	memory   *customerMemory
 	stalled  *stalledBackoff
+	retries  *retryBackoff
 	claims   *claims
 }
 
@@ -84,11 +85,15 @@ type CustomerReconciler struct {
 // finalizer, wait out a stalled backoff, then delete, observe or make the
 // record match, with the status written once at the end.
 func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	// Past an account's rate limit, this Customer is given its turn
+	// instead of a worker waiting for it.
+	ctx = scriptlock.WithCaller(ctx, req.String())
 	c := &v1alpha1.Customer{}
 	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.memory.forget(req.NamespacedName)
 			r.stalled.reset(req.NamespacedName)
+			r.retries.reset(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -248,6 +253,7 @@ func (r *CustomerReconciler) release(ctx context.Context, c *v1alpha1.Customer) 
 	key := client.ObjectKeyFromObject(c)
 	r.memory.forget(key)
 	r.stalled.reset(key)
+	r.retries.reset(key)
 	return nil
 }
 
@@ -259,6 +265,7 @@ func (r *CustomerReconciler) ready(c *v1alpha1.Customer, cl *scriptlock.Client, 
 		r.memory.synced(key, cl, want, r.Clock.Now())
 	}
 	r.stalled.reset(key)
+	r.retries.reset(key)
 	setReady(c, metav1.ConditionTrue, v1alpha1.ReasonAvailable, fmt.Sprintf("ScriptLock customer %s matches the spec", want.ID), false)
 	c.Status.ObservedGeneration, c.Status.SyncedDigest = c.Generation, digest(want)
 	return r.next(obs)
@@ -287,22 +294,25 @@ func (r *CustomerReconciler) result(ctx context.Context, c *v1alpha1.Customer, e
 	if !ok {
 		return ctrl.Result{}, err
 	}
+	key := client.ObjectKeyFromObject(c)
 	if o.reason == "" {
-		ctrl.LoggerFrom(ctx).V(1).Info("waiting", "for", err.Error(), "retryAfter", o.retryAfter)
-		return ctrl.Result{RequeueAfter: wait.Jitter(o.retryAfter, 0.5)}, nil
+		d := r.retries.waited(key, o.retryAfter)
+		ctrl.LoggerFrom(ctx).V(1).Info("waiting", "for", err.Error(), "retryAfter", d)
+		return ctrl.Result{RequeueAfter: wait.Jitter(d, 0.5)}, nil
 	}
 	setReady(c, metav1.ConditionFalse, o.reason, err.Error(), o.stalled)
 	c.Status.ObservedGeneration = c.Generation
 	switch {
 	case o.stalled:
-		d := r.stalled.failed(client.ObjectKeyFromObject(c), c.Generation, r.Clock.Now())
+		d := r.stalled.failed(key, c.Generation, r.Clock.Now())
 		ctrl.LoggerFrom(ctx).Info("cannot make progress without a change", "reason", o.reason, "message", err.Error(), "retryAfter", d)
 		return ctrl.Result{RequeueAfter: d}, nil
-	case o.retryAfter > 0:
-		// Spread the retries of everyone who was told to wait the same.
-		return ctrl.Result{RequeueAfter: wait.Jitter(o.retryAfter, 0.5)}, nil
 	default:
-		return ctrl.Result{}, err
+		// The operator's own backoff, which only success resets; spread
+		// the retries of everyone who was told to wait the same.
+		d := r.retries.failed(key, o.retryAfter)
+		ctrl.LoggerFrom(ctx).Error(err, "ScriptLock call failed; retrying", "reason", o.reason, "retryAfter", d)
+		return ctrl.Result{RequeueAfter: wait.Jitter(d, 0.5)}, nil
 	}
 }
 

@@ -731,3 +731,53 @@ func TestPerObjectTidyIsWrittenOnce(t *testing.T) {
 		t.Fatalf("%d PUTs; want one", n)
 	}
 }
+
+// Creates that keep failing with 500 while the Customers also meet the
+// operator's own in-flight cap: each Customer's retries still back off
+// exponentially (1, 2, 4 s...), since only success resets the backoff. A
+// loaded machine only makes fewer calls, so the bound is an upper one.
+func TestOwnWaitsNeverResetTheBackoffOfFailures(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	e.sim.SetLatency(100 * time.Millisecond) // creates overlap: the in-flight cap of 1 is met
+	e.sim.FailNext(http.MethodPost, routeCreate, 100000, http.StatusInternalServerError, 0)
+	for i := range 8 {
+		e.create(e.customer(fmt.Sprintf("c%d", i), fmt.Sprintf("c%d@example.com", i)))
+	}
+	e.eventually(patience, "every Customer tried", func() error {
+		if n := e.calls(http.MethodPost, routeCreate); n < 8 {
+			return fmt.Errorf("%d creates", n)
+		}
+		return nil
+	})
+	time.Sleep(8 * time.Second)
+	// In about 8 s after its first try, each Customer tries at 0, 1, 3 and
+	// 7 s (15 s is later): at most 4 each, 32 in all. Retries reset by the
+	// in-flight cap come about every second instead: twice as many.
+	if n := e.calls(http.MethodPost, routeCreate); n > 8*4 {
+		t.Fatalf("%d creates by 8 Customers in about 8 s: their backoff was reset", n)
+	}
+}
+
+// Fair sharing across accounts: a bulk apply to one account, far past its
+// rate limit, parks no worker in that account's limiter; another account's
+// new Customer is Ready while most of the bulk is still waiting its turn.
+func TestABusyAccountsRateLimitNeverDelaysAnother(t *testing.T) {
+	const busyKey, n = "busy-account-key", 40
+	e := newEnv(t, managerOpts{qps: 2, noStart: true})
+	e.sim.AddAccount(busyKey)
+	e.secret(e.ns, "busy", map[string]string{"apiKey": busyKey, "url": e.srv.URL})
+	for i := range n {
+		c := e.customer(fmt.Sprintf("bulk-%02d", i), fmt.Sprintf("bulk-%d@example.com", i))
+		c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "busy"}
+		e.create(c)
+	}
+	// Queued last, behind the whole bulk (the cache lists by name).
+	e.create(e.customer("healthy", "healthy-fair@example.com"))
+	e.startManager()
+	e.waitReady("healthy")
+	// 2 creates a second: the bulk takes 20 s. Ready behind it in line,
+	// the healthy Customer would come after most of it.
+	if done := len(e.sim.Records(busyKey)); done >= n/2 {
+		t.Fatalf("the other account's Customer was Ready only after %d of the busy account's %d creates", done, n)
+	}
+}

@@ -35,6 +35,7 @@ func (r *CustomerReconciler) reportObserved(c *v1alpha1.Customer, cl *scriptlock
 		r.memory.synced(key, cl, rec, r.Clock.Now())
 	}
 	r.stalled.reset(key)
+	r.retries.reset(key)
 	fields := differingFields(rec, desired(c))
 	c.Status.CustomerID, c.Status.Account, c.Status.URL, c.Status.PendingCreate = rec.ID, cl.Account(), cl.BaseURL(), nil
 	c.Status.Observed = &v1alpha1.ObservedRecord{

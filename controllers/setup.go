@@ -105,6 +105,7 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 	}
 	r.accounts = newAccountRegistry(r.Clock)
 	r.memory = newCustomerMemory(r.accounts)
+	r.retries = newRetryBackoff()
 	r.stalled = newStalledBackoff(backoffPolicy{Min: r.PermanentBackoff, Max: r.PermanentBackoffMax})
 
 	ctx := context.Background()

@@ -168,6 +168,9 @@ type managerOpts struct {
 	allowedHosts []string
 	// timeout replaces the client's 5 s per-request timeout.
 	timeout time.Duration
+	// qps, if set, replaces the client's 100 calls a second per account
+	// (burst 1 then).
+	qps float64
 	// wrapClient, if set, wraps the cache-backed client the reconciler
 	// reads and writes through (to serve stale copies, say).
 	wrapClient func(client.Client) client.Client
@@ -260,8 +263,12 @@ func (e *env) startManager() {
 	if e.opts.timeout > 0 {
 		timeout = e.opts.timeout
 	}
+	qps, burst := 100.0, 100
+	if e.opts.qps > 0 {
+		qps, burst = e.opts.qps, 1
+	}
 	e.pool = scriptlock.NewPool(scriptlock.Options{
-		BaseURL: url, APIKey: key, Timeout: timeout, QPS: 100, Burst: 100, MaxInFlight: 1, MaxInFlightPerHost: 1,
+		BaseURL: url, APIKey: key, Timeout: timeout, QPS: qps, Burst: burst, MaxInFlight: 1, MaxInFlightPerHost: 1,
 		AllowedHosts: e.opts.allowedHosts,
 	}, nil)
 	var driftClock clock.Clock = clock.RealClock{}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
+	"github.com/scriptlock/customer-operator/internal/scriptlock/sim"
 )
 
 // fakeClock is a settable time source for the account gate.
@@ -599,5 +600,46 @@ func TestManyAccountsAtOneHostShareItsInFlightCapAndHold(t *testing.T) {
 	_, err := clients[5].List(ctx(t))
 	if !errors.Is(err, scriptlock.ErrThrottled) || !strings.Contains(err.Error(), "host held back") {
 		t.Fatalf("an account that never called the host must be held with it: %v", err)
+	}
+}
+
+// Callers named with WithCaller never wait for the rate limiter: past the
+// rate each gets a place in line, in order, and RetryAfter until its turn;
+// coming back early keeps the place, coming back on time passes.
+func TestNamedCallersTakeTurnsInsteadOfWaiting(t *testing.T) {
+	s, ts := startSim(t)
+	c := newClient(t, ts.URL, testKey, func(o *scriptlock.Options) { o.QPS, o.Burst = 1, 1 })
+	now := time.Now()
+	scriptlock.SetClockForTest(c, func() time.Time { return now })
+	as := func(who string) context.Context { return scriptlock.WithCaller(ctx(t), who) }
+
+	if _, err := c.List(as("a")); err != nil {
+		t.Fatalf("the first call: %v", err)
+	}
+	turn := func(who string) time.Duration {
+		t.Helper()
+		_, err := c.List(as(who))
+		d, ok := retryAfter(err)
+		if !errors.Is(err, scriptlock.ErrOverRate) || !errors.Is(err, scriptlock.ErrThrottled) || !ok {
+			t.Fatalf("%s: got %v, want ErrOverRate with a RetryAfter", who, err)
+		}
+		return d
+	}
+	b, c2 := turn("b"), turn("c")
+	if b <= 0 || c2 <= b {
+		t.Fatalf("places in line out of order: b in %s, c in %s", b, c2)
+	}
+	if again := turn("b"); again != b {
+		t.Fatalf("b came back early and lost its place: %s, was %s", again, b)
+	}
+	if n := s.CallCount(http.MethodGet, sim.RouteCustomers); n != 1 {
+		t.Fatalf("%d calls sent, want only the first", n)
+	}
+	now = now.Add(b)
+	if _, err := c.List(as("b")); err != nil {
+		t.Fatalf("b on its turn: %v", err)
+	}
+	if _, err := c.List(as("c")); !errors.Is(err, scriptlock.ErrOverRate) {
+		t.Fatalf("c before its turn: %v", err)
 	}
 }
