@@ -6,7 +6,7 @@ IMG ?= scriptlock/customer-operator:latest
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # One variable holds the version for every binary: the manager's --version,
 # its start-up log line and User-Agent, and `kubectl scriptlock version`.
-VERSION_VAR := github.com/scriptlock/customer-operator/internal/scriptlock.Version
+VERSION_VAR := github.com/scriptlock/customer-operator/internal/version.Version
 LDFLAGS := -X $(VERSION_VAR)=$(VERSION)
 
 LOCALBIN := $(CURDIR)/bin

@@ -32,11 +32,12 @@ import (
 	"github.com/scriptlock/customer-operator/controllers"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
 	"github.com/scriptlock/customer-operator/internal/serving"
+	"github.com/scriptlock/customer-operator/internal/version"
 )
 
-// The version is scriptlock.Version, stamped at build time (Makefile
+// The version is version.Version, stamped at build time (Makefile
 // LDFLAGS, Dockerfile) with
-// -ldflags "-X github.com/scriptlock/customer-operator/internal/scriptlock.Version=v1.2.3";
+// -ldflags "-X github.com/scriptlock/customer-operator/internal/version.Version=v1.2.3";
 // kubectl-scriptlock is stamped the same way, so `manager --version` and
 // `kubectl scriptlock version` print the same, and ScriptLock sees it in
 // the User-Agent.
@@ -69,7 +70,7 @@ func main() {
 	zapOpts.BindFlags(fs)
 	flag.Parse()
 	if *showVersion {
-		fmt.Println(scriptlock.Version)
+		fmt.Println(version.Version)
 		return
 	}
 
@@ -196,7 +197,7 @@ func run(cfg config) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	ctrl.Log.WithName("setup").Info("starting manager", "version", scriptlock.Version, "scriptlockURL", cfg.scriptlockURL,
+	ctrl.Log.WithName("setup").Info("starting manager", "version", version.Version, "scriptlockURL", cfg.scriptlockURL,
 		"defaultAccount", apiKey != "", "driftDetection", drift, "resyncPeriod", cfg.resync,
 		"metricsBindAddress", cfg.metrics.BindAddress, "metricsSecure", cfg.metrics.Secure)
 	return mgr.Start(ctrl.SetupSignalHandler())

@@ -16,11 +16,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// Version is the operator's version, sent in the User-Agent header. It is
-// set at build time with -ldflags "-X github.com/scriptlock/customer-operator/internal/scriptlock.Version=v1.2.3".
-var Version = "dev"
+	"github.com/scriptlock/customer-operator/internal/version"
+)
 
 // Defaults applied by New to zero-valued Options fields.
 const (
@@ -620,7 +618,7 @@ func (c *Client) send(ctx context.Context, op, method, route, path, form string,
 		return nil, invalid(op, err)
 	}
 	req.Header.Set("Authorization", "Basic "+c.key)
-	req.Header.Set("User-Agent", "scriptlock-customer-operator/"+Version)
+	req.Header.Set("User-Agent", "scriptlock-customer-operator/"+version.Version)
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

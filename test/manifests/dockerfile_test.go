@@ -147,7 +147,7 @@ func TestDockerfileBuildStepBuildsTheManager(t *testing.T) {
 			t.Fatalf("the build step made no %s: %v", out[1], err)
 		}
 		if !bytes.Contains(bin, []byte(version)) {
-			t.Errorf("linux/%s: the binary does not carry the version %q: -ldflags -X .../internal/scriptlock.Version is not applied", arch, version)
+			t.Errorf("linux/%s: the binary does not carry the version %q: -ldflags -X .../internal/version.Version is not applied", arch, version)
 		}
 		if bytes.Contains(bin, []byte(work)) {
 			t.Errorf("linux/%s: the binary holds the build directory %s: -trimpath is missing", arch, work)

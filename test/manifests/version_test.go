@@ -13,7 +13,7 @@ import (
 // kubectl plugin with the very commands `make build VERSION=...` runs (read
 // from `make -n`, with the output moved to a temporary directory), then
 // checks that `manager --version` and `kubectl-scriptlock version` both
-// print that version: one variable, internal/scriptlock.Version, is stamped
+// print that version: one variable, internal/version.Version, is stamped
 // into both (and is the User-Agent's version).
 func TestBuildStampsOneVersionIntoBothBinaries(t *testing.T) {
 	if testing.Short() {
