@@ -1,5 +1,5 @@
 // Command etcd is the upstream etcd server, built from the Go module proxy
-// for the e2e node.
+// for envtest, the demo, the benchmark and the e2e node.
 package main
 
 import (

@@ -1,5 +1,5 @@
 // Command kube-apiserver is the upstream Kubernetes API server, built from
-// the Go module proxy for the e2e node.
+// the Go module proxy for envtest, the demo, the benchmark and the e2e node.
 package main
 
 import (
