@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,9 +8,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/procfs"
 	"k8s.io/client-go/rest"
 )
 
@@ -36,76 +37,31 @@ func (m metrics) sum(name string, keep func(map[string]string) bool) float64 {
 	return total
 }
 
-// parseMetrics reads the Prometheus text format: enough of it for counters
-// and gauges (no timestamps, which neither endpoint sends).
+// parseMetrics reads a /metrics page in the Prometheus text format, each
+// histogram and summary as its _bucket, _sum and _count samples.
 func parseMetrics(r io.Reader) (metrics, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, err
+	}
 	var out metrics
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		s := series{labels: map[string]string{}}
-		var rest string
-		if i := strings.IndexAny(line, "{ "); i >= 0 && line[i] == '{' {
-			s.name = line[:i]
-			j := strings.LastIndexByte(line, '}')
-			if j < i {
-				return nil, fmt.Errorf("malformed metric line %q", line)
-			}
-			if err := parseLabels(line[i+1:j], s.labels); err != nil {
-				return nil, fmt.Errorf("%w in %q", err, line)
-			}
-			rest = strings.TrimSpace(line[j+1:])
-		} else {
-			f := strings.Fields(line)
-			if len(f) < 2 {
-				continue
-			}
-			s.name, rest = f[0], f[1]
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
+	for _, f := range families {
+		samples, err := expfmt.ExtractSamples(&expfmt.DecodeOptions{}, f)
 		if err != nil {
-			continue
+			return nil, err
 		}
-		s.value = v
-		out = append(out, s)
-	}
-	return out, sc.Err()
-}
-
-func parseLabels(s string, into map[string]string) error {
-	for len(s) > 0 {
-		eq := strings.IndexByte(s, '=')
-		if eq < 0 || eq+1 >= len(s) || s[eq+1] != '"' {
-			return fmt.Errorf("malformed labels")
-		}
-		key := strings.TrimSpace(s[:eq])
-		var val strings.Builder
-		i := eq + 2
-		for ; i < len(s) && s[i] != '"'; i++ {
-			if s[i] == '\\' && i+1 < len(s) {
-				i++
-				switch s[i] {
-				case 'n':
-					val.WriteByte('\n')
-				default:
-					val.WriteByte(s[i])
+		for _, smp := range samples {
+			s := series{name: string(smp.Metric[model.MetricNameLabel]), labels: map[string]string{}, value: float64(smp.Value)}
+			for k, v := range smp.Metric {
+				if k != model.MetricNameLabel {
+					s.labels[string(k)] = string(v)
 				}
-				continue
 			}
-			val.WriteByte(s[i])
+			out = append(out, s)
 		}
-		into[key] = val.String()
-		s = strings.TrimLeft(s[min(i+1, len(s)):], ", ")
 	}
-	return nil
+	return out, nil
 }
 
 // getMetrics scrapes a /metrics page. It asks for no compression: the
@@ -214,48 +170,20 @@ type procStats struct {
 	hwmKiB     int64   // VmHWM: peak resident set size
 }
 
-// clkTck is USER_HZ, the unit of utime and stime in /proc/PID/stat. It is
-// 100 on every Linux architecture Go supports (the kernel ABI fixes it;
-// sysconf(_SC_CLK_TCK) would need cgo).
-const clkTck = 100
-
 func readProc(pid int) (procStats, error) {
-	var ps procStats
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	p, err := procfs.NewProc(pid)
 	if err != nil {
-		return ps, err
+		return procStats{}, err
 	}
-	// The command name may hold spaces; the fields after it do not.
-	s := string(stat)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return ps, fmt.Errorf("short /proc/%d/stat", pid)
-	}
-	utime, _ := strconv.ParseFloat(f[11], 64) // field 14
-	stime, _ := strconv.ParseFloat(f[12], 64) // field 15
-	ps.cpuSeconds = (utime + stime) / clkTck
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	stat, err := p.Stat()
 	if err != nil {
-		return ps, err
+		return procStats{}, err
 	}
-	for _, line := range strings.Split(string(status), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		fields := strings.Fields(v)
-		if len(fields) == 0 {
-			continue
-		}
-		n, _ := strconv.ParseInt(fields[0], 10, 64)
-		switch k {
-		case "VmRSS":
-			ps.rssKiB = n
-		case "VmHWM":
-			ps.hwmKiB = n
-		}
+	status, err := p.NewStatus()
+	if err != nil {
+		return procStats{}, err
 	}
-	return ps, nil
+	return procStats{cpuSeconds: stat.CPUTime(), rssKiB: int64(status.VmRSS / 1024), hwmKiB: int64(status.VmHWM / 1024)}, nil
 }
 
 // writes counts API-server writes, by the manager's client (all

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -80,5 +81,15 @@ func TestGroupCallsAddsStatusesPerRoute(t *testing.T) {
 	}
 	if c.total() != 11 {
 		t.Errorf("total = %d, want 11 (the malformed key left out)", c.total())
+	}
+}
+
+func TestReadProcReadsThisProcess(t *testing.T) {
+	ps, err := readProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps.rssKiB <= 0 || ps.hwmKiB < ps.rssKiB || ps.cpuSeconds < 0 {
+		t.Errorf("readProc(self) = %+v: want a resident set, a peak at least as high, and CPU time", ps)
 	}
 }

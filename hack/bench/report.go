@@ -223,18 +223,12 @@ const routeList = "GET /api/customers"
 
 // assemble puts the method block, the across-N block and the section of
 // key into old (the report as it was; empty starts a new one), keeping
-// everything else. A report written before the blocks existed has its
-// method text ("How it is measured, ...") up to the next heading replaced
-// by the method block.
+// everything else.
 func assemble(old, method, across, key, section string) string {
 	if strings.TrimSpace(old) == "" {
 		return reportIntro + "\n" + block("method", method) + "\n" + block("across", across) + "\n" + block(key, section)
 	}
-	doc := old
-	if !hasBlock(doc, "method") {
-		doc = adoptLegacyMethod(doc)
-	}
-	doc = putBlock(doc, "method", method, func(d string) int {
+	doc := putBlock(old, "method", method, func(d string) int {
 		if i := strings.Index(d, "<!-- bench:n="); i >= 0 {
 			return i
 		}
@@ -254,11 +248,6 @@ func block(name, body string) string {
 	return fmt.Sprintf("<!-- bench:%s -->\n%s<!-- /bench:%s -->\n", name, body, name)
 }
 
-func hasBlock(doc, name string) bool {
-	return strings.Contains(doc, fmt.Sprintf("<!-- bench:%s -->", name)) &&
-		strings.Contains(doc, fmt.Sprintf("<!-- /bench:%s -->", name))
-}
-
 // putBlock replaces the block of name in doc by body, or inserts it at
 // the offset where says, separated by blank lines.
 func putBlock(doc, name, body string, where func(string) int) string {
@@ -275,26 +264,6 @@ func putBlock(doc, name, body string, where func(string) int) string {
 		tail = "\n" + tail
 	}
 	return head + "\n\n" + block(name, body) + tail
-}
-
-// legacyMethodStart begins the method text of reports written before the
-// blocks existed.
-const legacyMethodStart = "How it is measured, for each mode on a fresh control plane:"
-
-// adoptLegacyMethod wraps the legacy method text, up to the next heading
-// or block, in an (empty) method block for putBlock to fill.
-func adoptLegacyMethod(doc string) string {
-	i := strings.Index(doc, legacyMethodStart)
-	if i < 0 {
-		return doc
-	}
-	j := len(doc)
-	for _, stop := range []string{"\n## ", "\n<!-- bench:"} {
-		if k := strings.Index(doc[i:], stop); k >= 0 {
-			j = min(j, i+k+1)
-		}
-	}
-	return doc[:i] + block("method", "") + "\n" + doc[j:]
 }
 
 // sectionTitle names a run: "1,000 Customers", or with a big account

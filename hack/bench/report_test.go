@@ -5,18 +5,21 @@ import (
 	"testing"
 )
 
-// legacyReport is the shape of docs/benchmarks.md before the report had
-// method and across-N blocks: an intro, prose, the method list, more
-// prose under a heading, and sections.
-const legacyReport = `# Benchmarks
+// editedReport is a report as make bench writes it, with prose someone
+// added between its blocks.
+const editedReport = `# Benchmarks
 
 Intro written by the tool.
 
 > **Measured before the ownership rule**: prose someone wrote.
 
-How it is measured, for each mode on a fresh control plane:
+<!-- bench:method -->
+old method text.
+<!-- /bench:method -->
 
-- **Setup.** old method text.
+<!-- bench:across -->
+old across text.
+<!-- /bench:across -->
 
 ## What the numbers say (as of the runs below)
 
@@ -49,8 +52,8 @@ func TestAssembleStartsANewReportWithEveryBlock(t *testing.T) {
 	}
 }
 
-func TestAssembleAdoptsALegacyReportAndKeepsItsProse(t *testing.T) {
-	doc := assemble(legacyReport, "METHOD\n", "ACROSS\n", "n=50000", "NEW 50,000\n")
+func TestAssembleAddsANewSectionAndKeepsTheProse(t *testing.T) {
+	doc := assemble(editedReport, "METHOD\n", "ACROSS\n", "n=50000", "NEW 50,000\n")
 	for _, want := range []string{
 		"> **Measured before the ownership rule**: prose someone wrote.",
 		"## What the numbers say (as of the runs below)\n\n- prose about the numbers.",
@@ -59,16 +62,16 @@ func TestAssembleAdoptsALegacyReportAndKeepsItsProse(t *testing.T) {
 		"<!-- /bench:n=10000 -->\n\n<!-- bench:n=50000 -->\nNEW 50,000\n<!-- /bench:n=50000 -->\n",
 	} {
 		if !strings.Contains(doc, want) {
-			t.Errorf("the adopted report lacks %q:\n%s", want, doc)
+			t.Errorf("the report lacks %q:\n%s", want, doc)
 		}
 	}
-	if strings.Contains(doc, "old method text") || strings.Contains(doc, legacyMethodStart) {
-		t.Errorf("the legacy method text is still there:\n%s", doc)
+	if strings.Contains(doc, "old method text") || strings.Contains(doc, "old across text") {
+		t.Errorf("the old method or across text is still there:\n%s", doc)
 	}
 }
 
 func TestAssembleReplacesOnlyItsOwnBlocksOnTheNextRun(t *testing.T) {
-	first := assemble(legacyReport, "METHOD 1\n", "ACROSS 1\n", "n=1000", "NEW 1,000\n")
+	first := assemble(editedReport, "METHOD 1\n", "ACROSS 1\n", "n=1000", "NEW 1,000\n")
 	// Someone edits the prose between runs.
 	edited := strings.Replace(first, "- prose about the numbers.", "- prose rewritten by hand.", 1)
 	second := assemble(edited, "METHOD 2\n", "ACROSS 2\n", "n=1000", "NEWER 1,000\n")
