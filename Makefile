@@ -106,8 +106,8 @@ demo: controlplane ## Local control plane + simulator + operator + samples, end 
 	go run ./hack/demo
 
 .PHONY: bench
-bench: controlplane build ## Scale benchmark (hack/bench, its own module): writes docs/benchmarks.md, docs/benchmarks.json and the charts beside them.
-	cd hack/bench && go run . -root $(CURDIR) -skip-build $(BENCH_ARGS)
+bench: controlplane build ## Scale benchmark (test/bench, its own module): writes docs/benchmarks.md, docs/benchmarks.json and the charts beside them.
+	cd test/bench && go run . -root $(CURDIR) -skip-build $(BENCH_ARGS)
 
 ##@ Build
 

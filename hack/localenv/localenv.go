@@ -2,7 +2,7 @@
 // kube-apiserver and etcd (through envtest, with the Customer CRD
 // installed), the ScriptLock simulator and the manager, the last two as
 // separate processes built from this repository. The demo (hack/demo) uses
-// it; the benchmark (hack/bench) starts its own processes (it seeds the
+// it; the benchmark (test/bench) starts its own processes (it seeds the
 // simulator and restarts the manager) and shares only Logf and
 // SignalContext.
 //

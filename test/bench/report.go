@@ -24,7 +24,7 @@ const reportIntro = `# Benchmarks
 What the operator costs as the number of Customers grows, in its two drift
 detection modes: ` + "`--drift-detection=list`" + ` (the default: one listing
 per ScriptLock account per resync period) and ` + "`per-object`" + ` (one read
-per Customer per resync period). ` + "`make bench`" + ` (hack/bench) produces
+per Customer per resync period). ` + "`make bench`" + ` (test/bench) produces
 this file and the numbers behind it (the JSON file beside it); each section
 below is one N and is replaced when the benchmark is run again with
 ` + "`-append`" + `.

@@ -17,7 +17,7 @@
 // (docs/benchmarks.json) and charts (PNG) beside both.
 //
 //	make bench BENCH_ARGS="-n 1000"
-//	cd hack/bench && go run . -n 10000 -append
+//	cd test/bench && go run . -n 10000 -append
 //
 // It is a module of its own so that its chart and profile libraries stay
 // out of the operator's go.mod; it resolves paths from the repository root.

@@ -24,7 +24,7 @@ type benchFile struct {
 	Runs []runRecord `json:"runs"`
 }
 
-const benchFileNote = "Written by hack/bench (make bench): the numbers of each section of the report beside it, by section key. " +
+const benchFileNote = "Written by test/bench (make bench): the numbers of each section of the report beside it, by section key. " +
 	"Durations in seconds, memory in bytes, rates per second."
 
 // runRecord is one section of the report: one invocation's N, all modes.

@@ -288,7 +288,7 @@ func (m *managerProcess) stop() (time.Duration, error) {
 func (m *managerProcess) pid() int { return m.proc.PID() }
 
 // repoRoot is the nearest folder at or above dir whose go.mod is the
-// operator's module (hack/bench has a go.mod of its own).
+// operator's module (test/bench has a go.mod of its own).
 func repoRoot(dir string) (string, error) {
 	for {
 		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && modulePath(string(b)) == operatorModule {

@@ -1,7 +1,7 @@
 // Module bench is the scale benchmark (make bench). It is separate from the
 // operator's module so that its chart and profile libraries never enter
 // the operator's go.mod.
-module github.com/scriptlock/customer-operator/hack/bench
+module github.com/scriptlock/customer-operator/test/bench
 
 go 1.26.0
 
