@@ -113,11 +113,8 @@ func run(ctx context.Context, p params) error {
 	}
 	root := p.root
 	if root == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return err
-		}
-		if root, err = repoRoot(wd); err != nil {
+		var err error
+		if root, err = localenv.RepoRoot(); err != nil {
 			return err
 		}
 	}
@@ -127,7 +124,7 @@ func run(ctx context.Context, p params) error {
 	}
 	if !p.skipBuild {
 		localenv.Logf("building bin/manager and bin/scriptlock-sim")
-		if err := build(ctx, root); err != nil {
+		if err := localenv.Build(ctx, root); err != nil {
 			return err
 		}
 	}

@@ -10,7 +10,12 @@ import (
 	"strings"
 
 	"github.com/google/pprof/profile"
+
+	"github.com/scriptlock/customer-operator/hack/localenv"
 )
+
+// operatorModule prefixes the operator's own functions in a profile.
+const operatorModule = "github.com/scriptlock/customer-operator"
 
 // memory is the manager's memory at one moment.
 type memory struct {
@@ -42,9 +47,9 @@ const heapTopN = 12
 
 // takeMemory fetches a heap profile (the endpoint runs a GC first), saves
 // it to path, reads the memstats gauges and /proc.
-func takeMemory(ctx context.Context, hc *http.Client, m *managerProcess, path string) (memory, error) {
+func takeMemory(ctx context.Context, hc *http.Client, m *localenv.Manager, path string) (memory, error) {
 	var mem memory
-	raw, err := httpGet(ctx, hc, m.pprofURL+"/heap?gc=1", nil)
+	raw, err := httpGet(ctx, hc, m.PprofURL+"/heap?gc=1", nil)
 	if err != nil {
 		return mem, fmt.Errorf("heap profile: %w", err)
 	}
@@ -63,13 +68,13 @@ func takeMemory(ctx context.Context, hc *http.Client, m *managerProcess, path st
 	if mem.components, err = heapByComponent(p); err != nil {
 		return mem, err
 	}
-	met, err := getMetrics(ctx, hc, m.metricsURL)
+	met, err := getMetrics(ctx, hc, m.MetricsURL)
 	if err != nil {
 		return mem, err
 	}
 	mem.heapInuse = met.sum("go_memstats_heap_inuse_bytes", nil)
 	mem.heapAlloc = met.sum("go_memstats_heap_alloc_bytes", nil)
-	ps, err := readProc(m.pid())
+	ps, err := readProc(m.PID())
 	if err != nil {
 		return mem, err
 	}

@@ -152,7 +152,7 @@ func runMode(ctx context.Context, p params, root, dir, mode string) (*result, er
 	if err != nil {
 		return nil, err
 	}
-	if err := mgr.start(ctx); err != nil {
+	if err := mgr.Start(ctx); err != nil {
 		return nil, err
 	}
 	tr, err := watchReady(ctx, cfg, k8s.Scheme())
@@ -166,7 +166,7 @@ func runMode(ctx context.Context, p params, root, dir, mode string) (*result, er
 		return nil, err
 	}
 	// Read once the controller has surely started (it sets the gauge then).
-	m, err := getMetrics(ctx, hc, mgr.metricsURL)
+	m, err := getMetrics(ctx, hc, mgr.MetricsURL)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +187,7 @@ func runMode(ctx context.Context, p params, root, dir, mode string) (*result, er
 	if body, err := httpGet(ctx, hc, env.simURL+"/api/customers", map[string]string{"Authorization": "Basic " + benchKey}); err == nil {
 		r.listingBytes = len(body)
 	}
-	for i := 1; i <= mgr.starts; i++ {
+	for i := 1; i <= mgr.Starts; i++ {
 		log := filepath.Join(dir, "manager.log")
 		if i > 1 {
 			log = filepath.Join(dir, fmt.Sprintf("manager-%d.log", i))
@@ -246,11 +246,11 @@ func (ph *phases) create(ctx context.Context) error {
 	if err := resetSimCalls(ctx, hc, env.simURL); err != nil {
 		return err
 	}
-	w0, err := scrapeWrites(ctx, hc, mgr.metricsURL, env.config)
+	w0, err := scrapeWrites(ctx, hc, mgr.MetricsURL, env.config)
 	if err != nil {
 		return err
 	}
-	ps0, err := readProc(mgr.pid())
+	ps0, err := readProc(mgr.PID())
 	if err != nil {
 		return err
 	}
@@ -289,7 +289,7 @@ func (ph *phases) create(ctx context.Context) error {
 	if err := ph.tr.waitAll(ctx, p.n, p.timeout, func(n int) {
 		localenv.Logf("  %d/%d Ready after %s", n, p.n, time.Since(start).Round(time.Second))
 	}); err != nil {
-		return fmt.Errorf("%w (manager log: %s)", err, mgr.log)
+		return fmt.Errorf("%w (manager log: %s)", err, mgr.Log)
 	}
 	r.allReady = ph.tr.allReadyAt().Sub(start)
 	<-samplerDone
@@ -299,7 +299,7 @@ func (ph *phases) create(ctx context.Context) error {
 	}
 	r.samples = append(r.samples, sample{t: r.allReady, ready: p.n})
 	localenv.Logf("all %d Ready after %s; waiting for the manager's work queue to drain", p.n, r.allReady.Round(time.Millisecond))
-	if r.queueAfterCreate, r.drained, err = waitQueueEmpty(ctx, hc, mgr.metricsURL, time.Minute); err != nil {
+	if r.queueAfterCreate, r.drained, err = waitQueueEmpty(ctx, hc, mgr.MetricsURL, time.Minute); err != nil {
 		return err
 	}
 	if !r.drained {
@@ -315,10 +315,10 @@ func (ph *phases) create(ctx context.Context) error {
 	if err := resetSimCalls(ctx, hc, env.simURL); err != nil {
 		return err
 	}
-	if ph.writes, err = scrapeWrites(ctx, hc, mgr.metricsURL, env.config); err != nil {
+	if ph.writes, err = scrapeWrites(ctx, hc, mgr.MetricsURL, env.config); err != nil {
 		return err
 	}
-	if ph.proc, err = readProc(mgr.pid()); err != nil {
+	if ph.proc, err = readProc(mgr.PID()); err != nil {
 		return err
 	}
 	r.createCalls, r.createWrites, r.createCPU = groupCalls(calls), ph.writes.minus(w0), ph.proc.cpuSeconds-ps0.cpuSeconds
@@ -349,11 +349,11 @@ func (ph *phases) idle(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w, err := scrapeWrites(ctx, hc, mgr.metricsURL, env.config)
+	w, err := scrapeWrites(ctx, hc, mgr.MetricsURL, env.config)
 	if err != nil {
 		return err
 	}
-	ps, err := readProc(mgr.pid())
+	ps, err := readProc(mgr.PID())
 	if err != nil {
 		return err
 	}
@@ -361,7 +361,7 @@ func (ph *phases) idle(ctx context.Context) error {
 	r.idleCalls, r.idleWrites, r.idleCPU = groupCalls(calls), w.minus(ph.writes), ps.cpuSeconds-ph.proc.cpuSeconds
 	r.hwmKiB = ps.hwmKiB
 	r.readyDropsDuringIdle = ph.tr.drops()
-	if r.queueAfterIdle, _, err = queueState(ctx, hc, mgr.metricsURL); err != nil {
+	if r.queueAfterIdle, _, err = queueState(ctx, hc, mgr.MetricsURL); err != nil {
 		return err
 	}
 	ph.writes, ph.proc = w, ps
@@ -378,29 +378,29 @@ func (ph *phases) restart(ctx context.Context) error {
 	if err := resetSimCalls(ctx, hc, env.simURL); err != nil {
 		return err
 	}
-	w0, err := scrapeWrites(ctx, hc, mgr.metricsURL, env.config)
+	w0, err := scrapeWrites(ctx, hc, mgr.MetricsURL, env.config)
 	if err != nil {
 		return err
 	}
 	ph.tr.resetDrops()
 	localenv.Logf("restart phase: stopping the manager (SIGTERM)")
-	if rr.stopTook, err = mgr.stop(); err != nil {
+	if rr.stopTook, err = mgr.Stop(); err != nil {
 		return err
 	}
 	start := time.Now()
-	if err := mgr.start(ctx); err != nil {
+	if err := mgr.Start(ctx); err != nil {
 		return err
 	}
 	rr.readyAfter = time.Since(start)
 	localenv.Logf("manager ready again after %s; waiting until it has checked all %d Customers", rr.readyAfter.Round(time.Millisecond), p.n)
-	if rr.checked, err = waitChecked(ctx, hc, mgr.metricsURL, env.simURL, r.mode, p.n, p.timeout); err != nil {
+	if rr.checked, err = waitChecked(ctx, hc, mgr.MetricsURL, env.simURL, r.mode, p.n, p.timeout); err != nil {
 		return err
 	}
 	rr.checkedAfter = time.Since(start)
 	if !rr.checked {
 		localenv.Logf("the restarted manager had not checked every Customer after %s", p.timeout)
 	}
-	m, err := getMetrics(ctx, hc, mgr.metricsURL)
+	m, err := getMetrics(ctx, hc, mgr.MetricsURL)
 	if err != nil {
 		return err
 	}
@@ -415,7 +415,7 @@ func (ph *phases) restart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w1, err := scrapeWrites(ctx, hc, mgr.metricsURL, env.config)
+	w1, err := scrapeWrites(ctx, hc, mgr.MetricsURL, env.config)
 	if err != nil {
 		return err
 	}
@@ -423,7 +423,7 @@ func (ph *phases) restart(ctx context.Context) error {
 	// is the new process's own, from zero.
 	rr.writes = w1.minus(w0)
 	rr.writes.client = w1.client
-	ps, err := readProc(mgr.pid())
+	ps, err := readProc(mgr.PID())
 	if err != nil {
 		return err
 	}
