@@ -4,13 +4,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/resource"
+	appsv1 "k8s.io/api/apps/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
 // The JSON file beside the report (docs/benchmarks.json beside
@@ -172,8 +174,7 @@ func fraction(a, b float64) float64 {
 }
 
 // deploymentMemoryLimit reads the manager container's memory limit from
-// config/manager/manager.yaml: the memory: line under limits:. 0 when
-// there is none.
+// config/manager/manager.yaml. 0 when there is none.
 func deploymentMemoryLimit(root string) (int64, error) {
 	b, err := os.ReadFile(filepath.Join(root, "config", "manager", "manager.yaml"))
 	if err != nil {
@@ -182,34 +183,24 @@ func deploymentMemoryLimit(root string) (int64, error) {
 	return memoryLimitOf(string(b))
 }
 
-// memoryLimitOf finds resources.limits.memory in a manifest by
-// indentation, as a quantity in bytes.
+// memoryLimitOf is the memory limit of the container named manager of the
+// Deployment in manifest (YAML documents), in bytes.
 func memoryLimitOf(manifest string) (int64, error) {
-	limitsIndent := -1
-	for _, line := range strings.Split(manifest, "\n") {
-		trimmed := strings.TrimSpace(line)
-		indent := len(line) - len(strings.TrimLeft(line, " "))
-		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(manifest), 4096)
+	for {
+		var d appsv1.Deployment
+		if err := dec.Decode(&d); errors.Is(err, io.EOF) {
+			return 0, nil
+		} else if err != nil {
+			return 0, fmt.Errorf("the manager's memory limit: %w", err)
+		}
+		if d.Kind != "Deployment" {
 			continue
 		}
-		if trimmed == "limits:" {
-			limitsIndent = indent
-			continue
-		}
-		if limitsIndent < 0 {
-			continue
-		}
-		if indent <= limitsIndent {
-			limitsIndent = -1
-			continue
-		}
-		if v, ok := strings.CutPrefix(trimmed, "memory:"); ok {
-			q, err := resource.ParseQuantity(strings.Trim(strings.TrimSpace(v), `"'`))
-			if err != nil {
-				return 0, fmt.Errorf("the manager's memory limit: %w", err)
+		for _, c := range d.Spec.Template.Spec.Containers {
+			if c.Name == "manager" {
+				return c.Resources.Limits.Memory().Value(), nil
 			}
-			return q.Value(), nil
 		}
 	}
-	return 0, nil
 }

@@ -95,36 +95,51 @@ func TestRatesAndFractionsOfNothingAreZero(t *testing.T) {
 }
 
 func TestMemoryLimitIsReadFromLimitsNotRequests(t *testing.T) {
+	deployment := func(resources string) string {
+		return `apiVersion: v1
+kind: Namespace
+metadata:
+  name: system
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: controller-manager
+spec:
+  template:
+    spec:
+      containers:
+      - name: sidecar
+        resources:
+          limits:
+            memory: 8Gi
+      - name: manager
+        resources:
+` + resources
+	}
 	for _, c := range []struct {
 		name     string
 		manifest string
 		want     int64
 	}{
-		{"as shipped", `
-        resources:
-          requests:
+		{"requests and limits", deployment(`          requests:
             cpu: 50m
             memory: 64Mi
           limits:
             cpu: 500m
             memory: 256Mi
-        securityContext:
-          privileged: false
-`, 256 << 20},
-		{"quoted, limits first", `
-        resources:
-          limits:
+`), 256 << 20},
+		{"quoted, limits first", deployment(`          limits:
             memory: "1Gi"
           requests:
             memory: 64Mi
-`, 1 << 30},
-		{"a memory line after the limits block is not the limit", `
-          limits:
+`), 1 << 30},
+		{"a memory request without a memory limit", deployment(`          limits:
             cpu: 500m
           requests:
             memory: 64Mi
-`, 0},
-		{"no limits", "spec: {}\n", 0},
+`), 0},
+		{"no Deployment", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n", 0},
 	} {
 		got, err := memoryLimitOf(c.manifest)
 		if err != nil {
@@ -134,7 +149,10 @@ func TestMemoryLimitIsReadFromLimitsNotRequests(t *testing.T) {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)
 		}
 	}
-	if _, err := memoryLimitOf("limits:\n  memory: lots\n"); err == nil {
+	if _, err := memoryLimitOf(deployment("          limits:\n            memory: lots\n")); err == nil {
 		t.Error("a limit that is no quantity was accepted")
+	}
+	if got, err := deploymentMemoryLimit("../.."); err != nil || got <= 0 {
+		t.Errorf("config/manager's memory limit: %d, %v; want the shipped limit", got, err)
 	}
 }
