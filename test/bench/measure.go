@@ -183,6 +183,7 @@ func readProc(pid int) (procStats, error) {
 	if err != nil {
 		return procStats{}, err
 	}
+	//nolint:gosec // G115: a resident set in KiB is far below 2^63.
 	return procStats{cpuSeconds: stat.CPUTime(), rssKiB: int64(status.VmRSS / 1024), hwmKiB: int64(status.VmHWM / 1024)}, nil
 }
 
