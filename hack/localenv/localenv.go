@@ -269,6 +269,8 @@ func (c *ControlPlane) Stop() error { return c.env.Stop() }
 // SimOptions say how to run bin/scriptlock-sim.
 type SimOptions struct {
 	Root    string        // repository root: runs root/bin/scriptlock-sim
+	Bin     string        // or this binary
+	Listen  string        // its address; default a free loopback port
 	APIKey  string        // the key of its only account
 	Latency time.Duration // added to every API answer
 	Seed    string        // a JSON file of records for the account; "" for none
@@ -282,10 +284,17 @@ type Sim struct {
 	URL string // its base URL, e.g. http://127.0.0.1:40123
 }
 
-// StartSim runs the simulator on a free loopback port and waits for its
-// "listening on" line, printed once the seed file is loaded.
+// StartSim runs the simulator (on a free loopback port unless told
+// otherwise) and waits for its "listening on" line, printed once the seed
+// file is loaded.
 func StartSim(ctx context.Context, o SimOptions) (*Sim, error) {
-	args := []string{"--listen", "127.0.0.1:0", "--api-key", o.APIKey}
+	if o.Bin == "" {
+		o.Bin = filepath.Join(o.Root, "bin", "scriptlock-sim")
+	}
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:0"
+	}
+	args := []string{"--listen", o.Listen, "--api-key", o.APIKey}
 	if o.Latency > 0 {
 		args = append(args, "--latency", o.Latency.String())
 	}
@@ -301,7 +310,7 @@ func StartSim(ctx context.Context, o SimOptions) (*Sim, error) {
 	lines := make(chan string, 16)
 	// A long-lived child: Stop ends it through its process group, not a
 	// context.
-	cmd := exec.Command(filepath.Join(o.Root, "bin", "scriptlock-sim"), args...) //nolint:noctx // see above
+	cmd := exec.Command(o.Bin, args...) //nolint:noctx // see above
 	cmd.Env = WithoutEnv(os.Environ(), "SCRIPTLOCK_API_KEY", "GOMEMLIMIT")
 	cmd.Stdout, cmd.Stderr = &LineTee{W: logf, Lines: lines}, logf
 	p, err := StartProcess("scriptlock-sim", cmd, logf)
