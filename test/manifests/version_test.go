@@ -4,9 +4,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
+
+	"github.com/scriptlock/customer-operator/hack/localenv"
 )
 
 // TestBuildStampsOneVersionIntoBothBinaries builds the manager and the
@@ -25,7 +26,7 @@ func TestBuildStampsOneVersionIntoBothBinaries(t *testing.T) {
 	const version = "v9.9.9-version-test"
 	root := repoRoot(t)
 	// A make of our own, not a sub-make of `make test`.
-	env := withoutEnv(os.Environ(), "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+	env := localenv.WithoutEnv(os.Environ(), "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
 
 	dry := exec.CommandContext(t.Context(), "make", "-s", "-n", "build", "VERSION="+version)
 	dry.Dir, dry.Env = root, env
@@ -64,15 +65,4 @@ func TestBuildStampsOneVersionIntoBothBinaries(t *testing.T) {
 			t.Errorf("%s %s printed %q, want %q", filepath.Base(args[0]), args[1], got, version+"\n")
 		}
 	}
-}
-
-func withoutEnv(env []string, names ...string) []string {
-	var out []string
-	for _, kv := range env {
-		name, _, _ := strings.Cut(kv, "=")
-		if !slices.Contains(names, name) {
-			out = append(out, kv)
-		}
-	}
-	return out
 }
