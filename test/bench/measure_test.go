@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -91,5 +95,45 @@ func TestReadProcReadsThisProcess(t *testing.T) {
 	}
 	if ps.rssKiB <= 0 || ps.hwmKiB < ps.rssKiB || ps.cpuSeconds < 0 {
 		t.Errorf("readProc(self) = %+v: want a resident set, a peak at least as high, and CPU time", ps)
+	}
+}
+
+func TestParallelCallsEachIndexOnceAndStopsAtTheFirstError(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[int]int{}
+	if err := parallel(context.Background(), 100, 8, func(_ context.Context, i int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[i]++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 100; i++ {
+		if seen[i] != 1 {
+			t.Errorf("f(%d) called %d times, want once", i, seen[i])
+		}
+	}
+	if len(seen) != 100 {
+		t.Errorf("f called for %d indexes, want 100", len(seen))
+	}
+
+	boom := errors.New("boom")
+	var calls []int
+	err := parallel(context.Background(), 10, 1, func(_ context.Context, i int) error {
+		calls = append(calls, i)
+		if i == 3 {
+			return boom
+		}
+		return nil
+	})
+	if !errors.Is(err, boom) || !slices.Equal(calls, []int{1, 2, 3}) {
+		t.Errorf("one worker, f(3) fails: err %v, calls %v; want boom after 1, 2, 3", err, calls)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := parallel(ctx, 10, 2, func(context.Context, int) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Errorf("an ended context: %v, want context.Canceled", err)
 	}
 }
