@@ -33,11 +33,12 @@ import (
 	"github.com/scriptlock/customer-operator/internal/crdcheck"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
 	"github.com/scriptlock/customer-operator/internal/serving"
+	"github.com/scriptlock/customer-operator/internal/version"
 )
 
-// The version is scriptlock.Version, stamped at build time (Makefile
+// The version is version.Version, stamped at build time (Makefile
 // LDFLAGS, Dockerfile) with
-// -ldflags "-X github.com/scriptlock/customer-operator/internal/scriptlock.Version=v1.2.3";
+// -ldflags "-X github.com/scriptlock/customer-operator/internal/version.Version=v1.2.3";
 // kubectl-scriptlock is stamped the same way, so `manager --version` and
 // `kubectl scriptlock version` print the same, and ScriptLock sees it in
 // the User-Agent.
@@ -70,7 +71,7 @@ func main() {
 	zapOpts.BindFlags(fs)
 	flag.Parse()
 	if *showVersion {
-		fmt.Println(scriptlock.Version)
+		fmt.Println(version.Version)
 		return
 	}
 
@@ -189,7 +190,7 @@ func run(cfg config) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	ctrl.Log.WithName("setup").Info("starting manager", "version", scriptlock.Version, "scriptlockURL", shownURL(cfg),
+	ctrl.Log.WithName("setup").Info("starting manager", "version", version.Version, "scriptlockURL", shownURL(cfg),
 		"defaultAccount", apiKey != "", "driftDetection", drift, "resyncPeriod", cfg.resync,
 		"metricsBindAddress", cfg.metrics.BindAddress, "metricsSecure", cfg.metrics.Secure)
 	return mgr.Start(ctrl.SetupSignalHandler())

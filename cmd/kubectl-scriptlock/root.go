@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/scriptlock/customer-operator/internal/scriptlock"
+	"github.com/scriptlock/customer-operator/internal/version"
 )
 
 // exitError ends the process with code without printing anything more:
@@ -47,7 +47,7 @@ func newRootCmd(ctx context.Context, stdout, stderr io.Writer, d deps) *cobra.Co
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			// Stamped at build time, as the manager's (Makefile LDFLAGS).
-			_, err := fmt.Fprintln(stdout, scriptlock.Version)
+			_, err := fmt.Fprintln(stdout, version.Version)
 			return err
 		},
 	})

@@ -4,16 +4,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/scriptlock/customer-operator/internal/scriptlock"
+	"github.com/scriptlock/customer-operator/internal/version"
 )
 
 // TestVersionPrintsTheStampedVersion: `kubectl scriptlock version` prints
-// internal/scriptlock.Version, the variable the build stamps into both the
+// internal/version.Version, the variable the build stamps into both the
 // plugin and the manager (test/manifests builds both and compares).
 func TestVersionPrintsTheStampedVersion(t *testing.T) {
-	old := scriptlock.Version
-	t.Cleanup(func() { scriptlock.Version = old })
-	scriptlock.Version = "v1.2.3-test"
+	old := version.Version
+	t.Cleanup(func() { version.Version = old })
+	version.Version = "v1.2.3-test"
 
 	stdout, stderr, err := runCmd(t, testDeps(nil), "version")
 	if err != nil || stdout != "v1.2.3-test\n" || stderr != "" {

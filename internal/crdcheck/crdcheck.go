@@ -32,7 +32,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
-	"github.com/scriptlock/customer-operator/internal/scriptlock"
+	buildversion "github.com/scriptlock/customer-operator/internal/version"
 )
 
 // customerCRD is the CRD this manager was built with. TestEmbeddedCRDIsCurrent
@@ -71,12 +71,12 @@ func Check(ctx context.Context, cfg *rest.Config) error {
 	}
 	if !found {
 		return fmt.Errorf("the CustomResourceDefinition %s is not installed: install it, then start the manager again: %s",
-			want.name, updateCommand(scriptlock.Version))
+			want.name, updateCommand(buildversion.Version))
 	}
 	if ps := compare(want.version, have); len(ps) > 0 {
 		return fmt.Errorf("the installed CustomResourceDefinition %s is older than this manager (%s) or differs from it, so the manager does not start: %s. "+
 			"Update the CRD to this manager's version, then start the manager again: %s",
-			want.name, scriptlock.Version, describe(v1alpha1.GroupVersion.Version, ps), updateCommand(scriptlock.Version))
+			want.name, buildversion.Version, describe(v1alpha1.GroupVersion.Version, ps), updateCommand(buildversion.Version))
 	}
 	return nil
 }

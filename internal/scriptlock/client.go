@@ -14,10 +14,6 @@ import (
 	"time"
 )
 
-// Version is the operator's version, sent in the User-Agent header. It is
-// set at build time with -ldflags "-X github.com/scriptlock/customer-operator/internal/scriptlock.Version=v1.2.3".
-var Version = "dev"
-
 // Defaults applied by New to zero-valued Options fields.
 const (
 	DefaultBaseURL = "https://scriptlock.com"

@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/scriptlock/customer-operator/internal/version"
 )
 
 // checkBaseURL checks the base URL, allowed host and key of o, and returns
@@ -224,7 +226,7 @@ func (c *Client) send(ctx context.Context, op, method, route, path, form string,
 		return nil, invalid(op, err)
 	}
 	req.Header.Set("Authorization", "Basic "+c.key)
-	req.Header.Set("User-Agent", "scriptlock-customer-operator/"+Version)
+	req.Header.Set("User-Agent", "scriptlock-customer-operator/"+version.Version)
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

@@ -22,6 +22,7 @@ import (
 
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
 	"github.com/scriptlock/customer-operator/internal/scriptlock/sim"
+	"github.com/scriptlock/customer-operator/internal/version"
 )
 
 // blackHole returns the URL of a listener that accepts connections and never
@@ -105,9 +106,9 @@ func serve(t *testing.T, h http.Handler) string {
 func TestRequestsAreWhatTheVendorPageShows(t *testing.T) {
 	f := &fixed{status: http.StatusCreated, body: text(`{"id":42}`)}
 	url := serve(t, f)
-	old := scriptlock.Version
-	scriptlock.Version = "v9.9.9-test"
-	defer func() { scriptlock.Version = old }()
+	old := version.Version
+	version.Version = "v9.9.9-test"
+	defer func() { version.Version = old }()
 	if _, err := newClient(t, url, testKey).Create(ctx(t), example); err != nil {
 		t.Fatal(err)
 	}

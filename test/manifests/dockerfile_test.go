@@ -3,68 +3,19 @@ package manifests
 import (
 	"bytes"
 	"debug/elf"
-	"io/fs"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/scriptlock/customer-operator/hack/dockerfile"
 )
 
-// dockerfileSteps returns the instructions of the Dockerfile's first
-// (builder) stage, continuation lines joined, comments dropped.
-func dockerfileSteps(t *testing.T) [][2]string {
-	t.Helper()
-	text := strings.ReplaceAll(string(readFile(t, "Dockerfile")), "\\\n", " ")
-	var steps [][2]string
-	stages := 0
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		instr, args, _ := strings.Cut(line, " ")
-		instr = strings.ToUpper(instr)
-		if instr == "FROM" {
-			if stages++; stages > 1 {
-				break
-			}
-		}
-		steps = append(steps, [2]string{instr, strings.TrimSpace(args)})
-	}
-	return steps
-}
-
-// dockerIgnored reports whether rel (slash-separated, relative to the build
-// context) is left out of the context by patterns, for the subset of
-// .dockerignore syntax this repository uses: plain globs, "!" exceptions,
-// a trailing "/" and a leading "**/". A pattern that matches a directory
-// matches everything under it; the last matching pattern wins.
-func dockerIgnored(patterns []string, rel string) bool {
-	parts := strings.Split(rel, "/")
-	ignored := false
-	for _, p := range patterns {
-		neg := strings.HasPrefix(p, "!")
-		p = strings.TrimSuffix(strings.TrimPrefix(p, "!"), "/")
-		for i := 1; i <= len(parts); i++ {
-			var ok bool
-			if base, anyDir := strings.CutPrefix(p, "**/"); anyDir {
-				ok, _ = path.Match(base, parts[i-1])
-			} else {
-				ok, _ = path.Match(p, strings.Join(parts[:i], "/"))
-			}
-			if ok {
-				ignored = !neg
-				break
-			}
-		}
-	}
-	return ignored
-}
-
+// TestDockerIgnoreMatcher checks hack/dockerfile's reading of
+// .dockerignore, which the build below and the e2e image use.
 func TestDockerIgnoreMatcher(t *testing.T) {
 	patterns := []string{"*", "!main.go", "!internal/", "**/*_test.go", "**/testdata/"}
 	for rel, want := range map[string]bool{
@@ -75,7 +26,7 @@ func TestDockerIgnoreMatcher(t *testing.T) {
 		"bin/k8s/kube-apiserver":              true,
 		"README.md":                           true,
 	} {
-		if got := dockerIgnored(patterns, rel); got != want {
+		if got := dockerfile.Ignored(patterns, rel); got != want {
 			t.Errorf("%s: ignored=%v, want %v", rel, got, want)
 		}
 	}
@@ -92,28 +43,17 @@ func TestDockerfileBuildStepBuildsTheManager(t *testing.T) { //nolint:gocyclo //
 		t.Skip("builds the manager from scratch")
 	}
 	root := repoRoot(t)
-	var ignore []string
-	for _, l := range strings.Split(string(readFile(t, ".dockerignore")), "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			ignore = append(ignore, l)
-		}
+	ignore, err := dockerfile.Ignore(root)
+	if err != nil {
+		t.Fatal(err)
 	}
 	work := t.TempDir()
 	var build string
-	for _, s := range dockerfileSteps(t) {
-		switch instr, args := s[0], s[1]; instr {
+	for _, s := range dockerfile.Stages(string(readFile(t, "Dockerfile")))[0] {
+		switch instr, args := s.Cmd, s.Args; instr {
 		case "COPY":
-			if strings.HasPrefix(args, "--") {
-				t.Fatalf("the builder stage's COPY %s has flags this test does not know", args)
-			}
-			f := strings.Fields(args)
-			srcs, dst := f[:len(f)-1], filepath.Join(work, f[len(f)-1])
-			for _, src := range srcs {
-				target := dst
-				if len(srcs) > 1 || strings.HasSuffix(f[len(f)-1], "/") && !strings.HasSuffix(src, "/") {
-					target = filepath.Join(dst, filepath.Base(src))
-				}
-				copyContext(t, root, strings.TrimSuffix(src, "/"), target, ignore)
+			if err := dockerfile.Copy(root, ignore, args, work); err != nil {
+				t.Fatalf("the builder stage's %v", err)
 			}
 		case "RUN":
 			if strings.Contains(args, "go build") {
@@ -198,45 +138,5 @@ func TestDockerfileBuildStepBuildsTheManager(t *testing.T) { //nolint:gocyclo //
 	defer func() { _ = f.Close() }()
 	if want := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}[runtime.GOARCH]; f.Machine != want {
 		t.Errorf("TARGETARCH=%s built a %s binary: GOARCH is not taken from TARGETARCH", runtime.GOARCH, f.Machine)
-	}
-}
-
-// copyContext copies src (relative to the build context root) to dst,
-// leaving out what .dockerignore leaves out of the context.
-func copyContext(t *testing.T, root, src, dst string, ignore []string) {
-	t.Helper()
-	err := filepath.WalkDir(filepath.Join(root, src), func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		if dockerIgnored(ignore, filepath.ToSlash(rel)) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		inner, err := filepath.Rel(filepath.Join(root, src), p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, inner)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o600)
-	})
-	if err != nil {
-		t.Fatalf("COPY %s: %v", src, err)
 	}
 }
