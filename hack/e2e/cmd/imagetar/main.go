@@ -115,11 +115,21 @@ func buildDockerfile(ctx context.Context, file, version string) (image, error) {
 	}
 	defer os.RemoveAll(work)
 
-	// Builder stage: buildx's arguments for this machine's platform.
+	builderWorkdir, err := runBuilderStage(ctx, stages[0], root, ignore, work, version)
+	if err != nil {
+		return image{}, err
+	}
+	return readFinalStage(stages[1], work, builderWorkdir)
+}
+
+// runBuilderStage runs the builder stage's COPY and RUN lines in work,
+// with buildx's arguments for this machine's platform, and returns the
+// stage's WORKDIR.
+func runBuilderStage(ctx context.Context, stage []dockerfile.Instruction, root string, ignore []string, work, version string) (string, error) {
 	args := map[string]string{"TARGETOS": "linux", "TARGETARCH": runtime.GOARCH, "VERSION": version}
 	env := os.Environ()
 	builderWorkdir := "/"
-	for _, s := range stages[0] {
+	for _, s := range stage {
 		switch instr, a := s.Cmd, s.Args; instr {
 		case "FROM":
 		case "ARG":
@@ -131,7 +141,7 @@ func buildDockerfile(ctx context.Context, file, version string) (image, error) {
 			builderWorkdir = a
 		case "COPY":
 			if err := dockerfile.Copy(root, ignore, a, work); err != nil {
-				return image{}, fmt.Errorf("builder stage: %w", err)
+				return "", fmt.Errorf("builder stage: %w", err)
 			}
 		case "RUN":
 			cmd := exec.CommandContext(ctx, "sh", "-c", a)
@@ -143,16 +153,21 @@ func buildDockerfile(ctx context.Context, file, version string) (image, error) {
 			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 			fmt.Fprintf(os.Stderr, "imagetar: RUN %s\n", a)
 			if err := cmd.Run(); err != nil {
-				return image{}, fmt.Errorf("RUN %s: %w", a, err)
+				return "", fmt.Errorf("RUN %s: %w", a, err)
 			}
 		default:
-			return image{}, fmt.Errorf("builder stage: %s is not supported", instr)
+			return "", fmt.Errorf("builder stage: %s is not supported", instr)
 		}
 	}
 
-	// Final stage.
+	return builderWorkdir, nil
+}
+
+// readFinalStage reads the final stage: the distroless base, the binary
+// copied from the builder stage, and the image's settings.
+func readFinalStage(stage []dockerfile.Instruction, work, builderWorkdir string) (image, error) {
 	img := image{workdir: "/", distroless: true}
-	for _, s := range stages[1] {
+	for _, s := range stage {
 		switch instr, a := s.Cmd, s.Args; instr {
 		case "FROM":
 			if a != "gcr.io/distroless/static:nonroot" {
