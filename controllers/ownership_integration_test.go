@@ -739,7 +739,7 @@ func TestCrashBeforeThePOSTReachesScriptLock(t *testing.T) {
 			e.create(e.customer("acme", "never-sent@example.com"))
 			select {
 			case <-blocked:
-			case <-time.After(20 * time.Second):
+			case <-time.After(patience):
 				t.Fatal("no POST")
 			}
 			e.stopManager()
