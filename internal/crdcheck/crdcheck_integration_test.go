@@ -2,20 +2,17 @@ package crdcheck
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/scriptlock/customer-operator/test/apiserver"
+
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
@@ -231,36 +228,8 @@ func install(ctx context.Context, t *testing.T, c client.Client, crd *apiextensi
 	}
 }
 
-// startAPIServer starts kube-apiserver and etcd (KUBEBUILDER_ASSETS, else
-// bin/k8s) with no CRD installed.
+// startAPIServer starts kube-apiserver and etcd with no CRD installed.
 func startAPIServer(t *testing.T) (*rest.Config, client.Client) {
 	t.Helper()
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		assets := filepath.Join("..", "..", "bin", "k8s")
-		if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-			t.Skip("no control plane: run `make controlplane`, or set KUBEBUILDER_ASSETS")
-		}
-		t.Setenv("KUBEBUILDER_ASSETS", assets)
-	}
-	env := &envtest.Environment{}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("starting kube-apiserver and etcd: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stopping the control plane: %v", err)
-		}
-	})
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, v1alpha1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg, c
+	return apiserver.Start(t)
 }
