@@ -781,3 +781,37 @@ func TestABusyAccountsRateLimitNeverDelaysAnother(t *testing.T) {
 		t.Fatalf("the other account's Customer was Ready only after %d of the busy account's %d creates", done, n)
 	}
 }
+
+// The operator's own throttle is no hot loop: Customers held back by
+// their account's in-flight cap wait longer each time (250 ms doubling to
+// 4 s), so the passes they cost stay few while one slow call is under way.
+// A loaded machine only makes fewer passes, so the bound is an upper one.
+func TestWaitingForTheInFlightCapIsNoHotLoop(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	const n = 18
+	e.sim.SetLatency(3 * time.Second) // one call at a time (the cap is 1), each slow
+	for i := range n {
+		e.create(e.customer(fmt.Sprintf("w%02d", i), fmt.Sprintf("w%d@example.com", i)))
+	}
+	e.eventually(patience, "a slow call under way", func() error {
+		if len(e.sim.CallLog()) == 0 {
+			return fmt.Errorf("no call answered yet")
+		}
+		return nil
+	})
+	before := 0
+	for i := range n {
+		before += e.reconcilesOf(fmt.Sprintf("w%02d", i))
+	}
+	time.Sleep(10 * time.Second)
+	after := 0
+	for i := range n {
+		after += e.reconcilesOf(fmt.Sprintf("w%02d", i))
+	}
+	// Waits of 0.25, 0.5, 1, 2, 4, 4 s... (jitter up to half again) make
+	// at most 7 passes each in 10 s, plus a wake-up or two; a fixed 250 ms
+	// retry makes about 30.
+	if passes := after - before; passes > n*9 {
+		t.Fatalf("%d passes of %d waiting Customers in 10 s: the operator's own waits do not grow", passes, n)
+	}
+}
