@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -37,8 +39,12 @@ func (r *CustomerReconciler) account(ctx context.Context, c *v1alpha1.Customer) 
 		}
 		return cl, nil
 	}
+	name := types.NamespacedName{Namespace: c.Namespace, Name: ref.Name}
+	if cl := r.secrets.get(name, r.Clock.Now()); cl != nil {
+		return cl, nil
+	}
 	s := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: ref.Name}, s); err != nil {
+	if err := r.APIReader.Get(ctx, name, s); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("%w: Secret %q not found in namespace %q", errCredentials, ref.Name, c.Namespace)
 		}
@@ -55,7 +61,56 @@ func (r *CustomerReconciler) account(ctx context.Context, c *v1alpha1.Customer) 
 	if err != nil {
 		return nil, secretError(ref.Name, key, err)
 	}
+	r.secrets.put(name, cl, r.Clock.Now())
 	return cl, nil
+}
+
+// secretsFresh is how long the account a credentials Secret named is used
+// without reading the Secret again. Secrets are not watched or cached (a
+// manager must not hold every Secret of the cluster), so without it every
+// pass of every Customer would read its Secret from the API server: many
+// passes a minute while Customers wait their turn at a busy account. A
+// changed or deleted Secret is seen within this time.
+const secretsFresh = 5 * time.Second
+
+// secretAccounts remembers, for secretsFresh, the client each credentials
+// Secret resolved to. It holds clients, never keys.
+type secretAccounts struct {
+	mu      sync.Mutex
+	clients map[types.NamespacedName]secretAccount
+}
+
+type secretAccount struct {
+	client *scriptlock.Client
+	at     time.Time
+}
+
+// get returns the client Secret name resolved to less than secretsFresh
+// before now, or nil.
+func (s *secretAccounts) get(name types.NamespacedName, now time.Time) *scriptlock.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.clients[name]
+	if !ok || now.Sub(a.at) >= secretsFresh {
+		return nil
+	}
+	return a.client
+}
+
+// put records that Secret name resolved to cl at now, and forgets the
+// entries that are no longer fresh.
+func (s *secretAccounts) put(name types.NamespacedName, cl *scriptlock.Client, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.clients == nil {
+		s.clients = map[types.NamespacedName]secretAccount{}
+	}
+	for n, a := range s.clients {
+		if now.Sub(a.at) >= secretsFresh {
+			delete(s.clients, n)
+		}
+	}
+	s.clients[name] = secretAccount{client: cl, at: now}
 }
 
 // secretError is the credentials error for an account the Secret name

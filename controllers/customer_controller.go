@@ -70,6 +70,7 @@ type CustomerReconciler struct {
 	memory   *customerMemory
 	stalled  *stalledBackoff
 	retries  *retryBackoff
+	secrets  secretAccounts
 	claims   *claims
 }
 

@@ -6,6 +6,7 @@
 package controllers_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -813,5 +814,48 @@ func TestWaitingForTheInFlightCapIsNoHotLoop(t *testing.T) {
 	// retry makes about 30.
 	if passes := after - before; passes > n*9 {
 		t.Fatalf("%d passes of %d waiting Customers in 10 s: the operator's own waits do not grow", passes, n)
+	}
+}
+
+// secretReads counts the Secrets read straight from the API server.
+type secretReads struct {
+	client.Reader
+	n atomic.Int32
+}
+
+func (s *secretReads) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*corev1.Secret); ok {
+		s.n.Add(1)
+	}
+	return s.Reader.Get(ctx, key, obj, opts...)
+}
+
+// Customers that wait their turn at a busy account do not read their
+// credentials Secret from the API server on every pass: the account it
+// names is used for a few seconds without reading it again.
+func TestWaitingCustomersDoNotRereadTheirSecret(t *testing.T) {
+	reads := &secretReads{}
+	e := newEnv(t, managerOpts{wrapAPIReader: func(r client.Reader) client.Reader { reads.Reader = r; return reads }})
+	const key, n = "waiting-account-key", 12
+	e.sim.AddAccount(key)
+	e.sim.SetLatency(2 * time.Second) // one slow call at a time (the cap is 1)
+	e.secret(e.ns, "creds", map[string]string{"apiKey": key, "url": e.srv.URL})
+	for i := range n {
+		c := e.customer(fmt.Sprintf("s%02d", i), fmt.Sprintf("s%d@example.com", i))
+		c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+		e.create(c)
+	}
+	e.eventually(patience, "a slow call under way", func() error {
+		if len(e.sim.CallLog()) == 0 {
+			return fmt.Errorf("no call answered yet")
+		}
+		return nil
+	})
+	before := reads.n.Load()
+	time.Sleep(10 * time.Second)
+	// One read per 5 s is enough for all of them; a read per pass would be
+	// dozens. A loaded machine only reads less.
+	if got := reads.n.Load() - before; got > 6 {
+		t.Fatalf("%d Secret reads in 10 s by %d Customers waiting their turn", got, n)
 	}
 }

@@ -174,6 +174,9 @@ type managerOpts struct {
 	// wrapClient, if set, wraps the cache-backed client the reconciler
 	// reads and writes through (to serve stale copies, say).
 	wrapClient func(client.Client) client.Client
+	// wrapAPIReader, if set, wraps the reader that goes straight to the
+	// API server (Secrets, fresh copies).
+	wrapAPIReader func(client.Reader) client.Reader
 	// permanentBackoff replaces the suite's 1 s stalled backoff, so that a
 	// test can tell a transient failure from a stalled one by the time a
 	// recovery takes.
@@ -280,9 +283,13 @@ func (e *env) startManager() {
 	if e.opts.wrapClient != nil {
 		cached = e.opts.wrapClient(cached)
 	}
+	apiReader := mgr.GetAPIReader()
+	if e.opts.wrapAPIReader != nil {
+		apiReader = e.opts.wrapAPIReader(apiReader)
+	}
 	r := &controllers.CustomerReconciler{
 		Client:              cached,
-		APIReader:           mgr.GetAPIReader(),
+		APIReader:           apiReader,
 		Recorder:            mgr.GetEventRecorder("scriptlock-customer-operator"),
 		Accounts:            e.pool,
 		DriftClock:          driftClock,
