@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
@@ -40,8 +41,12 @@ func (r *CustomerReconciler) account(ctx context.Context, c *v1alpha1.Customer) 
 		return cl, nil
 	}
 	name := types.NamespacedName{Namespace: c.Namespace, Name: ref.Name}
-	if cl := r.secrets.get(name, r.Clock.Now()); cl != nil {
-		return cl, nil
+	if r.memory.waitedSince(client.ObjectKeyFromObject(c), c.Generation, r.Clock.Now().Add(-secretsFresh)) {
+		// Back from a wait the operator imposed on itself, the decision
+		// is still fresh: no need to read the Secret again.
+		if cl := r.secrets.get(name, r.Clock.Now()); cl != nil {
+			return cl, nil
+		}
 	}
 	s := &corev1.Secret{}
 	if err := r.APIReader.Get(ctx, name, s); err != nil {
@@ -65,12 +70,13 @@ func (r *CustomerReconciler) account(ctx context.Context, c *v1alpha1.Customer) 
 	return cl, nil
 }
 
-// secretsFresh is how long the account a credentials Secret named is used
+// secretsFresh is how long, after a pass that ended in a wait the operator
+// imposed on itself (its in-flight cap, its rate limit), the next pass of
+// the same generation uses the account the credentials Secret named
 // without reading the Secret again. Secrets are not watched or cached (a
 // manager must not hold every Secret of the cluster), so without it every
-// pass of every Customer would read its Secret from the API server: many
-// passes a minute while Customers wait their turn at a busy account. A
-// changed or deleted Secret is seen within this time.
+// such pass would read the Secret from the API server: many a minute while
+// Customers wait their turn at a busy account. Any other pass reads it.
 const secretsFresh = 5 * time.Second
 
 // secretAccounts remembers, for secretsFresh, the client each credentials

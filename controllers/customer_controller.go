@@ -298,6 +298,7 @@ func (r *CustomerReconciler) result(ctx context.Context, c *v1alpha1.Customer, e
 	key := client.ObjectKeyFromObject(c)
 	if o.reason == "" {
 		d := r.retries.waited(key, o.retryAfter)
+		r.memory.waited(key, c.Generation, r.Clock.Now())
 		ctrl.LoggerFrom(ctx).V(1).Info("waiting", "for", err.Error(), "retryAfter", d)
 		return ctrl.Result{RequeueAfter: wait.Jitter(d, 0.5)}, nil
 	}

@@ -56,6 +56,11 @@ type syncState struct {
 	// the object (metadata or status).
 	written uint64
 
+	// waitedAt is when a pass of generation waitedGen last ended in a
+	// wait the operator imposed on itself.
+	waitedAt  time.Time
+	waitedGen int64
+
 	// corrections are the times someone's edit of the record was put back
 	// again within the same generation, in the last hour (correct).
 	corrections []time.Time
@@ -244,6 +249,29 @@ func (m *customerMemory) correct(key types.NamespacedName, now time.Time) (n int
 	}
 	o.corrections = append(o.corrections, now)
 	return len(o.corrections), true
+}
+
+// waited records that a pass of key at generation ended at now in a wait
+// the operator imposed on itself.
+func (m *customerMemory) waited(key types.NamespacedName, generation int64, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.object(key)
+	o.waitedAt, o.waitedGen = now, generation
+}
+
+// waitedSince says whether key's last pass at generation ended in such a
+// wait at or after t; it is asked once per pass, and forgets the wait.
+func (m *customerMemory) waitedSince(key types.NamespacedName, generation int64, t time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objects[key]
+	if !ok || o.waitedAt.IsZero() {
+		return false
+	}
+	fresh := o.waitedGen == generation && !o.waitedAt.Before(t)
+	o.waitedAt = time.Time{}
+	return fresh
 }
 
 // converged forgets the last write of key: ScriptLock was seen holding the
