@@ -200,15 +200,16 @@ undeploy-namespaced: $(KUSTOMIZE) ## Remove the namespace-scoped operator only: 
 
 ##@ Release
 
-# dist/install.yaml is a release artifact, built for the release's image and
-# attached to the release; it is not checked in (.gitignore). dist/chart is
+# dist/crds.yaml and dist/install.yaml are release artifacts, built for the
+# release's image and attached to the release; they are not checked in
+# (.gitignore). dist/chart is
 # generated from config/ and checked in: `make verify-chart` fails when it
 # is stale.
 CHART_DIR := dist/chart
 CHART_VERSION ?= 0.1.0
 
 .PHONY: build-installer
-build-installer: manifests generate $(KUSTOMIZE) ## Write dist/install.yaml: config/default with image IMG, for `kubectl apply -f` (config/manager is left unchanged).
+build-installer: manifests generate $(KUSTOMIZE) ## Write dist/crds.yaml (the CRD) and dist/install.yaml (the rest of config/default, image IMG), for `kubectl apply -f` (config/manager is left unchanged).
 	KUSTOMIZE=$(KUSTOMIZE) hack/build-installer.sh "$(IMG)" dist/install.yaml
 
 .PHONY: helm-chart
