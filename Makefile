@@ -207,19 +207,25 @@ undeploy-namespaced: $(KUSTOMIZE) ## Remove the namespace-scoped operator only: 
 # is stale.
 CHART_DIR := dist/chart
 CHART_VERSION ?= 0.1.0
+# The checked-in chart's appVersion, the default tag of its image: the
+# release it belongs to (make release-dry-run packages it with the tag).
+CHART_APP_VERSION ?= v$(CHART_VERSION)
+# JSON schemas of the CRD for kubeconform and yaml-language-server
+# (<group>/<kind>_<version>.json), generated and checked in with the chart.
+SCHEMA_DIR := dist/schemas
 
 .PHONY: build-installer
 build-installer: manifests generate $(KUSTOMIZE) ## Write dist/crds.yaml (the CRD) and dist/install.yaml (the rest of config/default, image IMG), for `kubectl apply -f` (config/manager is left unchanged).
 	KUSTOMIZE=$(KUSTOMIZE) hack/build-installer.sh "$(IMG)" dist/install.yaml
 
 .PHONY: helm-chart
-helm-chart: manifests ## Generate the Helm chart dist/chart from config/ (hack/helmchart); commit the result.
-	cd hack/helmchart && go run . -config ../../config -out ../../$(CHART_DIR) -version $(CHART_VERSION)
+helm-chart: manifests ## Generate the Helm chart dist/chart and the CRD's JSON schemas dist/schemas from config/ (hack/helmchart); commit the result.
+	cd hack/helmchart && go run . -config ../../config -out ../../$(CHART_DIR) -version $(CHART_VERSION) -app-version $(CHART_APP_VERSION) -schemas ../../$(SCHEMA_DIR)
 
 .PHONY: verify-chart
-verify-chart: helm-chart ## Fail if the checked-in dist/chart is not what config/ generates.
-	@git diff --exit-code -- $(CHART_DIR) && test -z "$$(git status --porcelain -- $(CHART_DIR))" || { \
-		echo "dist/chart is stale: run 'make helm-chart' and commit it"; git status --short -- $(CHART_DIR); exit 1; }
+verify-chart: helm-chart ## Fail if the checked-in dist/chart or dist/schemas is not what config/ generates.
+	@git diff --exit-code -- $(CHART_DIR) $(SCHEMA_DIR) && test -z "$$(git status --porcelain -- $(CHART_DIR) $(SCHEMA_DIR))" || { \
+		echo "dist/chart or dist/schemas is stale: run 'make helm-chart' and commit it"; git status --short -- $(CHART_DIR) $(SCHEMA_DIR); exit 1; }
 
 ##@ Tools
 

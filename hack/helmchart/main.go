@@ -11,7 +11,8 @@
 // following the release and every namespaced object in the release's
 // namespace; the Deployment takes image, resources, replicas and arguments
 // from the values; namespaced mode is what config/namespaced changes
-// (chart.go).
+// (chart.go). With -schemas it also writes the JSON schemas of the CRDs
+// (schema.go), the other artifact users validate against.
 package main
 
 import (
@@ -28,19 +29,28 @@ func main() {
 	configDir := flag.String("config", "../../config", "the repository's config/ directory")
 	out := flag.String("out", "../../dist/chart", "the chart directory to (re)write")
 	version := flag.String("version", "0.1.0", "the chart's version (Chart.yaml)")
+	appVersion := flag.String("app-version", "", "the chart's appVersion (Chart.yaml), the default tag of the image; empty: config/manager's tag")
+	schemas := flag.String("schemas", "", "if set, also (re)write there the CRDs' JSON schemas for kubeconform and yaml-language-server")
 	flag.Parse()
-	if err := run(*configDir, *out, *version); err != nil {
+	err := run(*configDir, *out, *version, *appVersion)
+	if err == nil && *schemas != "" {
+		var s map[string][]byte
+		if s, err = crdSchemas(filepath.Join(*configDir, "crd", "bases")); err == nil {
+			err = writeSchemas(*schemas, s)
+		}
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "helmchart:", err)
 		os.Exit(1)
 	}
 }
 
-func run(configDir, out, version string) error {
+func run(configDir, out, version, appVersion string) error {
 	r, err := renderConfig(configDir)
 	if err != nil {
 		return err
 	}
-	files, err := generate(r, version)
+	files, err := generate(r, version, appVersion)
 	if err != nil {
 		return err
 	}
