@@ -22,6 +22,8 @@ import (
 	"path/filepath"
 	"slices"
 
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
 	"sigs.k8s.io/yaml"
 )
 
@@ -31,8 +33,12 @@ func main() {
 	version := flag.String("version", "0.1.0", "the chart's version (Chart.yaml)")
 	appVersion := flag.String("app-version", "", "the chart's appVersion (Chart.yaml), the default tag of the image; empty: config/manager's tag")
 	schemas := flag.String("schemas", "", "if set, also (re)write there the CRDs' JSON schemas for kubeconform and yaml-language-server")
+	pkg := flag.String("package", "", "if set, also package the chart into this folder (<name>-<version>.tgz), as `helm package` does")
 	flag.Parse()
 	err := run(*configDir, *out, *version, *appVersion)
+	if err == nil && *pkg != "" {
+		err = packageChart(*out, *pkg)
+	}
 	if err == nil && *schemas != "" {
 		var s map[string][]byte
 		if s, err = crdSchemas(filepath.Join(*configDir, "crd", "bases")); err == nil {
@@ -43,6 +49,23 @@ func main() {
 		fmt.Fprintln(os.Stderr, "helmchart:", err)
 		os.Exit(1)
 	}
+}
+
+// packageChart writes the chart in dir to a .tgz in dest, with Helm's
+// library, as `helm package` does.
+func packageChart(dir, dest string) error {
+	ch, err := loader.Load(dir)
+	if err != nil {
+		return err
+	}
+	if err := ch.Validate(); err != nil {
+		return err
+	}
+	path, err := chartutil.Save(ch, dest)
+	if err == nil {
+		fmt.Println("wrote", path)
+	}
+	return err
 }
 
 func run(configDir, out, version, appVersion string) error {
