@@ -201,7 +201,7 @@ dashboard:
 tests:
   # The image of the `+"`helm test`"+` Pod, which asks the manager's health
   # probe (/readyz) through a Service the test creates; it needs wget.
-  image: busybox:1.37
+  image: docker.io/library/busybox:1.37
 `, chartName, repo, digest, pullPolicy, replicas, strings.TrimSuffix(string(resources), "\n"))
 
 	schema, err := json.MarshalIndent(valuesSchema(), "", "  ")

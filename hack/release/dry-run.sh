@@ -17,8 +17,9 @@
 #   kubectl-scriptlock_<os>_<arch>.tar.gz,     the plugin and its krew manifest
 #   scriptlock.yaml                            (make plugin-archives)
 #   customer_v1alpha1.json                     the Customer's JSON schema (dist/schemas)
-#   sbom-manager.cdx.json,                     CycloneDX SBOMs of the image's binary and
-#   sbom-kubectl-scriptlock.cdx.json           of the plugin (cyclonedx-gomod)
+#   sbom-manager-linux-<arch>.cdx.json,        CycloneDX SBOMs of the image's binary, per
+#   sbom-kubectl-scriptlock.cdx.json           platform, and of the plugin (cyclonedx-gomod,
+#                                              from the binaries' build info)
 #   checksums.txt                              sha256 of every file above
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -37,19 +38,19 @@ echo ">> the image, without Docker"
 # This machine's platform: hack/e2e/cmd/imagetar runs the Dockerfile.
 (cd hack/e2e && CGO_ENABLED=0 go build -o "$tmp/imagetar" ./cmd/imagetar)
 "$tmp/imagetar" -dockerfile "$PWD/Dockerfile" -version "$VERSION" -tag "$IMAGE:$VERSION" -out "$tmp/image.tar"
-# Every other platform: the manager built with the Dockerfile's own build
-# line (its builder stage's WORKDIR holds what its COPY lines copy, which
-# is this checkout's layout), as buildx runs it for that TARGETARCH.
+# Every platform's manager built with the Dockerfile's own build line
+# (its builder stage's WORKDIR holds what its COPY lines copy, which is
+# this checkout's layout), as buildx runs it for that TARGETARCH: the
+# other platform's goes into the image, each one's build info into its SBOM.
 build=$(sed -n 's/^RUN \(.*go build .*\)$/\1/p' Dockerfile)
 [ -n "$build" ] || { echo "no 'RUN ... go build' line in the Dockerfile" >&2; exit 1; }
 binaries=()
 host=$(go env GOARCH)
 for arch in amd64 arm64; do
-	[ "$arch" = "$host" ] && continue
 	rm -f manager
 	TARGETOS=linux TARGETARCH=$arch VERSION=$VERSION sh -c "$build"
 	mv manager "$tmp/manager-$arch"
-	binaries+=(-binary "$arch=$tmp/manager-$arch")
+	[ "$arch" = "$host" ] || binaries+=(-binary "$arch=$tmp/manager-$arch")
 done
 go run ./hack/release -docker-archive "$tmp/image.tar" "${binaries[@]}" -tag "$IMAGE:$VERSION" -out "$OUT/customer-operator-image.oci.tar"
 
@@ -61,9 +62,13 @@ echo ">> the kubectl plugin and its krew manifest"
 make --no-print-directory plugin-archives VERSION="$VERSION" PLUGIN_DIST="$tmp/plugin"
 cp "$tmp"/plugin/kubectl-scriptlock_*.tar.gz "$tmp/plugin/scriptlock.yaml" "$OUT/"
 
-echo ">> SBOMs (CycloneDX)"
-"$CYCLONEDX_GOMOD" app -json -main . -output "$OUT/sbom-manager.cdx.json" .
-"$CYCLONEDX_GOMOD" app -json -main cmd/kubectl-scriptlock -output "$OUT/sbom-kubectl-scriptlock.cdx.json" .
+echo ">> SBOMs (CycloneDX), from the build info of the binaries that ship"
+for arch in amd64 arm64; do
+	"$CYCLONEDX_GOMOD" bin -json -version "$VERSION" -output "$OUT/sbom-manager-linux-$arch.cdx.json" "$tmp/manager-$arch"
+done
+mkdir -p "$tmp/plugin-bin"
+tar -xzf "$OUT/kubectl-scriptlock_linux_amd64.tar.gz" -C "$tmp/plugin-bin" kubectl-scriptlock
+"$CYCLONEDX_GOMOD" bin -json -version "$VERSION" -output "$OUT/sbom-kubectl-scriptlock.cdx.json" "$tmp/plugin-bin/kubectl-scriptlock"
 
 echo ">> checksums"
 (cd "$OUT" && sha256sum -- * >"$tmp/checksums.txt" && mv "$tmp/checksums.txt" checksums.txt)

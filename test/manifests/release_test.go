@@ -102,7 +102,7 @@ func TestReleaseChecksumsCoverEveryArtifact(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"install.yaml", "crds.yaml", "customer-operator-image.oci.tar", "scriptlock.yaml", "customer_v1alpha1.json",
-		"sbom-manager.cdx.json", "sbom-kubectl-scriptlock.cdx.json", "scriptlock-customer-operator-" + strings.TrimPrefix(r.version, "v") + ".tgz",
+		"sbom-manager-linux-amd64.cdx.json", "sbom-manager-linux-arm64.cdx.json", "sbom-kubectl-scriptlock.cdx.json", "scriptlock-customer-operator-" + strings.TrimPrefix(r.version, "v") + ".tgz",
 		"kubectl-scriptlock_linux_amd64.tar.gz", "kubectl-scriptlock_darwin_arm64.tar.gz", "kubectl-scriptlock_windows_amd64.tar.gz"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("the release lacks %s (it has %v)", want, names)
@@ -290,8 +290,9 @@ func TestReleaseSBOMsListTheGoModules(t *testing.T) {
 	r := releaseArtifacts(t)
 	gomod := readFile(t, "go.mod")
 	for file, must := range map[string][]string{
-		"sbom-manager.cdx.json":            {"sigs.k8s.io/controller-runtime", "k8s.io/client-go"},
-		"sbom-kubectl-scriptlock.cdx.json": {"github.com/spf13/cobra", "k8s.io/cli-runtime"},
+		"sbom-manager-linux-amd64.cdx.json": {"sigs.k8s.io/controller-runtime", "k8s.io/client-go"},
+		"sbom-manager-linux-arm64.cdx.json": {"sigs.k8s.io/controller-runtime", "k8s.io/client-go"},
+		"sbom-kubectl-scriptlock.cdx.json":  {"github.com/spf13/cobra", "k8s.io/cli-runtime"},
 	} {
 		var bom struct {
 			BOMFormat  string `json:"bomFormat"`
@@ -304,16 +305,18 @@ func TestReleaseSBOMsListTheGoModules(t *testing.T) {
 		if bom.BOMFormat != "CycloneDX" {
 			t.Errorf("%s: bomFormat %q", file, bom.BOMFormat)
 		}
+		// pkg:golang/<path>@<version>?<qualifiers>, without the qualifiers.
 		purls := map[string]bool{}
 		for _, c := range bom.Components {
-			purls[c.PURL] = true
+			p, _, _ := strings.Cut(c.PURL, "?")
+			purls[p] = true
 		}
 		for _, path := range must {
 			var version string
 			if m := regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(path) + `\s+(v\S+)`).FindSubmatch(gomod); m != nil {
 				version = string(m[1])
 			}
-			if want := "pkg:golang/" + path + "@" + version + "?type=module"; version == "" || !purls[want] {
+			if want := "pkg:golang/" + path + "@" + version; version == "" || !purls[want] {
 				t.Errorf("%s lacks %s (%d components)", file, want, len(bom.Components))
 			}
 		}
