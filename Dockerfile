@@ -20,7 +20,7 @@ COPY api/ api/
 COPY controllers/ controllers/
 COPY internal/ internal/
 
-RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -trimpath -ldflags "-X github.com/scriptlock/customer-operator/internal/scriptlock.Version=${VERSION}" -o manager .
+RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -trimpath -ldflags "-X github.com/scriptlock/customer-operator/internal/version.Version=${VERSION}" -o manager .
 
 FROM gcr.io/distroless/static:nonroot
 WORKDIR /

@@ -6,7 +6,7 @@ IMG ?= scriptlock/customer-operator:latest
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # One variable holds the version for every binary: the manager's --version,
 # its start-up log line and User-Agent, and `kubectl scriptlock version`.
-VERSION_VAR := github.com/scriptlock/customer-operator/internal/scriptlock.Version
+VERSION_VAR := github.com/scriptlock/customer-operator/internal/version.Version
 LDFLAGS := -X $(VERSION_VAR)=$(VERSION)
 
 LOCALBIN := $(CURDIR)/bin
@@ -20,9 +20,16 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 # The control plane for envtest and the demo. A KUBEBUILDER_ASSETS you set
 # is used as it is. Otherwise setup-envtest is tried first (it downloads the
 # release binaries where it can reach them); where it cannot, kube-apiserver
-# and etcd are built from source (hack/controlplane). Either way they end up
+# and etcd are built from source (hack/kubernetes). Either way they end up
 # in bin/k8s.
-K8S_VERSION := v1.37.2
+#
+# hack/kubernetes is the one module that builds Kubernetes binaries: these
+# two, and the e2e node's (hack/e2e/e2e.mk). Its go.mod names the version.
+K8S_MODULE := hack/kubernetes
+K8S_VERSION := $(shell awk '$$1 == "k8s.io/kubernetes" { print $$2; exit }' $(K8S_MODULE)/go.mod)
+K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=$(patsubst v%,%,$(word 1,$(subst ., ,$(K8S_VERSION)))) \
+	-X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(K8S_VERSION)))
 K8S_BIN := $(LOCALBIN)/k8s
 KUBEBUILDER_ASSETS ?= $(K8S_BIN)
 export KUBEBUILDER_ASSETS
@@ -36,9 +43,9 @@ all: build
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests (and the plugin's embedded copy of the CRD).
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests (and the embedded copies of the CRD: the plugin's, the manager's start-up check's).
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
-	go generate ./cmd/kubectl-scriptlock
+	go generate ./cmd/kubectl-scriptlock ./internal/crdcheck
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
@@ -58,7 +65,7 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail if generated files are stale.
-	@git diff --exit-code -- config/crd config/rbac api cmd/kubectl-scriptlock/customer_crd.yaml || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+	@git diff --exit-code -- config/crd config/rbac api cmd/kubectl-scriptlock/customer_crd.yaml internal/crdcheck/customer_crd.yaml || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
 
 .PHONY: controlplane
 controlplane: ## kube-apiserver and etcd for envtest: KUBEBUILDER_ASSETS if set, else setup-envtest, else built from source (once; cached in bin/k8s).
@@ -75,20 +82,24 @@ envtest-download: ## Fetch kube-apiserver and etcd with setup-envtest into bin/k
 	@dir=$$(timeout 300 $(SETUP_ENVTEST) use $(ENVTEST_K8S_VERSION) --bin-dir $(LOCALBIN)/envtest -p path) && \
 	  ln -sf "$$dir/kube-apiserver" "$$dir/etcd" $(K8S_BIN)/
 
-$(K8S_BIN)/etcd: hack/controlplane/go.mod
+$(K8S_BIN)/etcd: $(K8S_MODULE)/go.mod
 	@mkdir -p $(K8S_BIN)
 	@echo ">> building etcd from the Go module proxy (first time only, about 2 minutes)"
-	cd hack/controlplane && go build -o $@ ./etcd
+	cd $(K8S_MODULE) && go build -o $@ ./etcd
 
-$(K8S_BIN)/kube-apiserver: hack/controlplane/go.mod
+$(K8S_BIN)/kube-apiserver: $(K8S_MODULE)/go.mod
 	@mkdir -p $(K8S_BIN)
 	@echo ">> building kube-apiserver $(K8S_VERSION) from the Go module proxy (first time only, about 15 minutes on 2 cores)"
-	cd hack/controlplane && go build -ldflags "-X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37" -o $@ ./kube-apiserver
+	cd $(K8S_MODULE) && go build -ldflags "$(K8S_LDFLAGS)" -o $@ ./kube-apiserver
 
 .PHONY: test
 test: manifests generate controlplane $(KUSTOMIZE) ## Run every test: unit, fuzz seeds and the integration suites on a real kube-apiserver + etcd, and the Helm chart's.
 	go test ./... -count=1 -timeout 30m -parallel 8
 	cd hack/helmchart && go test ./... -count=1
+
+.PHONY: test-loaded
+test-loaded: ## make test RUNS times (default 3) in a row while stress-ng keeps every core busy (installs stress-ng with apt if missing).
+	hack/test-loaded.sh
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 60s).
@@ -99,8 +110,8 @@ demo: controlplane ## Local control plane + simulator + operator + samples, end 
 	go run ./hack/demo
 
 .PHONY: bench
-bench: controlplane build ## Scale benchmark (hack/bench, its own module): writes docs/benchmarks.md, docs/benchmarks.json and the charts beside them.
-	cd hack/bench && go run . -root $(CURDIR) -skip-build $(BENCH_ARGS)
+bench: controlplane build ## Scale benchmark (test/bench, its own module): writes docs/benchmarks.md, docs/benchmarks.json and the charts beside them.
+	cd test/bench && go run . -root $(CURDIR) -skip-build $(BENCH_ARGS)
 
 ##@ Build
 

@@ -30,13 +30,15 @@ import (
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/controllers"
+	"github.com/scriptlock/customer-operator/internal/crdcheck"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
 	"github.com/scriptlock/customer-operator/internal/serving"
+	"github.com/scriptlock/customer-operator/internal/version"
 )
 
-// The version is scriptlock.Version, stamped at build time (Makefile
+// The version is version.Version, stamped at build time (Makefile
 // LDFLAGS, Dockerfile) with
-// -ldflags "-X github.com/scriptlock/customer-operator/internal/scriptlock.Version=v1.2.3";
+// -ldflags "-X github.com/scriptlock/customer-operator/internal/version.Version=v1.2.3";
 // kubectl-scriptlock is stamped the same way, so `manager --version` and
 // `kubectl scriptlock version` print the same, and ScriptLock sees it in
 // the User-Agent.
@@ -69,7 +71,7 @@ func main() {
 	zapOpts.BindFlags(fs)
 	flag.Parse()
 	if *showVersion {
-		fmt.Println(scriptlock.Version)
+		fmt.Println(version.Version)
 		return
 	}
 
@@ -84,7 +86,8 @@ func main() {
 // bindFlags registers the manager's own flags on fs, into cfg; the result
 // is --version.
 func bindFlags(fs *flag.FlagSet, cfg *config) (showVersion *bool) {
-	fs.StringVar(&cfg.scriptlockURL, "scriptlock-url", envOr("SCRIPTLOCK_URL", "https://scriptlock.com"), "Base URL of the ScriptLock API (env SCRIPTLOCK_URL).")
+	cfg.scriptlockURL = envOr("SCRIPTLOCK_URL", scriptlock.DefaultBaseURL)
+	fs.Var(urlFlag{&cfg.scriptlockURL}, "scriptlock-url", "Base URL of the ScriptLock API (env SCRIPTLOCK_URL); no credentials, query or fragment.")
 	fs.StringVar(&cfg.apiKeyFile, "scriptlock-api-key-file", "", "File holding the API key of the default ScriptLock account; else the env SCRIPTLOCK_API_KEY holds the key itself.")
 	fs.StringVar(&cfg.caFile, "scriptlock-ca-file", os.Getenv("SCRIPTLOCK_CA_FILE"), "PEM bundle of CAs to trust for ScriptLock instead of the system roots (env SCRIPTLOCK_CA_FILE).")
 	fs.BoolVar(&cfg.allowInsecureHTTP, "allow-insecure-http", false, "Allow a plain http:// ScriptLock URL on a non-loopback host (the API key then crosses the network in clear text).")
@@ -125,21 +128,9 @@ func run(cfg config) error {
 	if drift != controllers.DriftByList && drift != controllers.DriftPerObject {
 		return fmt.Errorf("--drift-detection must be list or per-object, not %q", cfg.driftDetection)
 	}
-	defaults := scriptlock.Options{
-		BaseURL: cfg.scriptlockURL, APIKey: apiKey, CAPEM: ca, Timeout: cfg.requestTimeout,
-		QPS: cfg.qps, Burst: cfg.burst, AllowInsecureHTTP: cfg.allowInsecureHTTP,
-		// Fewer than the workers, so that one account that never answers
-		// can never hold every worker (the rest fail fast and back off).
-		MaxInFlight: max(1, cfg.maxConcurrent/2),
-		// Every account at one host together may hold all workers but one.
-		MaxInFlightPerHost: max(1, cfg.maxConcurrent-1),
-		AllowedHosts:       allowedHosts(cfg),
-	}
-	if apiKey != "" {
-		// Refuse a bad URL or CA now rather than on the first Customer.
-		if _, err := scriptlock.New(defaults); err != nil {
-			return fmt.Errorf("default ScriptLock account: %w", err)
-		}
+	defaults, err := defaultOptions(cfg, apiKey, ca)
+	if err != nil {
+		return err
 	}
 
 	if limit, ok := memoryLimit(os.Getenv("GOMEMLIMIT"), os.Getenv("MEMORY_LIMIT")); ok {
@@ -161,6 +152,9 @@ func run(cfg config) error {
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), managerOptions(cfg, scheme, cacheOpts))
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if err := crdcheck.Check(context.Background(), mgr.GetConfig()); err != nil {
+		return err
 	}
 	if !cfg.leaderElect {
 		if err := refuseBesideALeader(context.Background(), mgr.GetAPIReader(), leaderElectionNamespace(cfg), cfg.leaderElectionID, time.Now()); err != nil {
@@ -196,10 +190,58 @@ func run(cfg config) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	ctrl.Log.WithName("setup").Info("starting manager", "version", scriptlock.Version, "scriptlockURL", cfg.scriptlockURL,
+	ctrl.Log.WithName("setup").Info("starting manager", "version", version.Version, "scriptlockURL", shownURL(cfg),
 		"defaultAccount", apiKey != "", "driftDetection", drift, "resyncPeriod", cfg.resync,
 		"metricsBindAddress", cfg.metrics.BindAddress, "metricsSecure", cfg.metrics.Secure)
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// defaultOptions are the options of the default ScriptLock account, which
+// every other account inherits. A bad URL or CA is refused now rather than
+// on the first Customer.
+func defaultOptions(cfg config, apiKey string, ca []byte) (scriptlock.Options, error) {
+	defaults := scriptlock.Options{
+		BaseURL: cfg.scriptlockURL, APIKey: apiKey, CAPEM: ca, Timeout: cfg.requestTimeout,
+		QPS: cfg.qps, Burst: cfg.burst, AllowInsecureHTTP: cfg.allowInsecureHTTP,
+		// Fewer than the workers, so that one account that never answers
+		// can never hold every worker (the rest fail fast and back off).
+		MaxInFlight: max(1, cfg.maxConcurrent/2),
+		// Every account at one host together may hold all workers but one.
+		MaxInFlightPerHost: max(1, cfg.maxConcurrent-1),
+		AllowedHosts:       allowedHosts(cfg),
+	}
+	// The errors name the URL by scheme and host only, and never hold a
+	// spelling of the key (internal/scriptlock).
+	if err := scriptlock.ValidateBaseURL(cfg.scriptlockURL, cfg.allowInsecureHTTP); err != nil {
+		return defaults, fmt.Errorf("--scriptlock-url (or SCRIPTLOCK_URL): %w", err)
+	}
+	if apiKey != "" {
+		if _, err := scriptlock.New(defaults); err != nil {
+			return defaults, fmt.Errorf("default ScriptLock account: %w", err)
+		}
+	}
+	return defaults, nil
+}
+
+// shownURL is --scriptlock-url as the start line shows it: scheme and host.
+func shownURL(cfg config) string { return scriptlock.SafeURL(cfg.scriptlockURL) }
+
+// urlFlag is the value of --scriptlock-url. The flag package prints a
+// flag's String as its default in --help and after a mistyped flag, and
+// the default comes from SCRIPTLOCK_URL: String shows the scheme and host
+// only, as every other text the manager writes about the URL does.
+type urlFlag struct{ url *string }
+
+func (f urlFlag) String() string {
+	if f.url == nil {
+		return ""
+	}
+	return scriptlock.SafeURL(*f.url)
+}
+
+func (f urlFlag) Set(s string) error {
+	*f.url = s
+	return nil
 }
 
 // managerOptions are the controller-runtime manager's options: the

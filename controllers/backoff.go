@@ -84,3 +84,77 @@ func (b *stalledBackoff) reset(key types.NamespacedName) {
 	defer b.mu.Unlock()
 	delete(b.objects, key)
 }
+
+// retryBackoff is the one backoff of a Customer's transient failures
+// (5xx, no answer, 429, a create whose outcome is unknown) and of the
+// waits the operator imposes on itself (its in-flight cap, a listing under
+// way): kept by the operator, per Customer, and reset only by success. The
+// workqueue's own backoff is forgotten by controller-runtime whenever a
+// pass asks to be requeued after a wait, so a Customer that kept failing
+// would start again from a second after every such wait.
+type retryBackoff struct {
+	failure backoffPolicy // transient failures: 1 s doubling to 5 min
+	self    backoffPolicy // the operator's own waits: 250 ms doubling to 4 s
+
+	mu      sync.Mutex
+	objects map[types.NamespacedName]*retryState
+}
+
+type retryState struct {
+	failures, waits int
+}
+
+// Self-imposed waits grow from selfWaitMin to selfWaitMax.
+const (
+	selfWaitMin = 250 * time.Millisecond
+	selfWaitMax = 4 * time.Second
+)
+
+func newRetryBackoff() *retryBackoff {
+	return &retryBackoff{
+		failure: backoffPolicy{Min: transientBackoffMin, Max: transientBackoffMax},
+		self:    backoffPolicy{Min: selfWaitMin, Max: selfWaitMax},
+		objects: map[types.NamespacedName]*retryState{},
+	}
+}
+
+func (b *retryBackoff) state(key types.NamespacedName) *retryState {
+	s, ok := b.objects[key]
+	if !ok {
+		s = &retryState{}
+		b.objects[key] = s
+	}
+	return s
+}
+
+// failed records a transient failure of key and returns the wait before
+// the next attempt: at least atLeast (a Retry-After), else the exponential
+// backoff of the failures since the last success.
+func (b *retryBackoff) failed(key types.NamespacedName, atLeast time.Duration) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.state(key)
+	s.failures++
+	return max(atLeast, b.failure.after(s.failures))
+}
+
+// waited records a wait the operator imposes on itself and returns how
+// long: at least atLeast (the turn the rate limiter gave), else growing
+// with the waits since the last success.
+func (b *retryBackoff) waited(key types.NamespacedName, atLeast time.Duration) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.state(key)
+	s.waits++
+	if atLeast > 0 {
+		return atLeast
+	}
+	return b.self.after(s.waits)
+}
+
+// reset forgets key's failures and waits, after a success.
+func (b *retryBackoff) reset(key types.NamespacedName) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.objects, key)
+}

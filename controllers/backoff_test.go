@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -40,5 +41,32 @@ func TestASpecChangeSkipsTheStalledBackoff(t *testing.T) {
 	b.reset(key)
 	if d := b.wait(key, 2, now.Add(2*time.Minute)); d != 0 {
 		t.Fatalf("a success must end the wait, got %s", d)
+	}
+}
+
+// The transient backoff grows with every failure since the last success,
+// whatever waits the operator imposed on itself in between; only success
+// resets it.
+func TestOnlySuccessResetsTheRetryBackoff(t *testing.T) {
+	b := newRetryBackoff()
+	key := types.NamespacedName{Namespace: "ns", Name: "c"}
+	var got []time.Duration
+	for range 4 {
+		got = append(got, b.failed(key, 0))
+		b.waited(key, 0) // the in-flight cap, a listing under way
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+	if !slices.Equal(got, want) {
+		t.Fatalf("failures with waits between back off %v, want %v", got, want)
+	}
+	if d := b.failed(key, 30*time.Second); d != 30*time.Second {
+		t.Fatalf("a Retry-After longer than the backoff: %s", d)
+	}
+	if w := b.waited(key, 0); w <= selfWaitMin || w > selfWaitMax {
+		t.Fatalf("the operator's own waits grow from %s to %s: %s", selfWaitMin, selfWaitMax, w)
+	}
+	b.reset(key)
+	if d := b.failed(key, 0); d != time.Second {
+		t.Fatalf("after a success the backoff starts again from 1 s: %s", d)
 	}
 }

@@ -47,7 +47,7 @@ func pendingf(reason, format string, args ...any) error {
 // (classify) and by the drift detector alike.
 func isThrottled(err error) bool {
 	var se *scriptlock.Error
-	return errors.As(err, &se) && errors.Is(err, scriptlock.ErrThrottled) && se.RetryAfter <= 0
+	return errors.As(err, &se) && errors.Is(err, scriptlock.ErrThrottled) && (se.RetryAfter <= 0 || errors.Is(err, scriptlock.ErrOverRate))
 }
 
 // throttledRetry is how soon a call the client held back for its account's
@@ -88,9 +88,10 @@ func classify(err error) (o outcome, ok bool) {
 	case errors.Is(err, scriptlock.ErrInvalidArgument):
 		return outcome{reason: v1alpha1.ReasonInvalidID, stalled: true}, true
 	case isThrottled(err):
-		// Held back by the operator's own in-flight cap: nothing was sent
-		// and nothing is wrong; try again shortly, saying nothing.
-		return outcome{retryAfter: throttledRetry}, true
+		// Held back by the operator's own in-flight cap or rate limit:
+		// nothing was sent and nothing is wrong; try again when its turn
+		// comes (the rate limit) or shortly, saying nothing.
+		return outcome{retryAfter: se.RetryAfter}, true
 	case errors.Is(err, scriptlock.ErrThrottled):
 		// The account or its host is held (Retry-After, or calls without
 		// an answer): try again when the hold ends.

@@ -53,10 +53,19 @@ func (r *CustomerReconciler) account(ctx context.Context, c *v1alpha1.Customer) 
 	}
 	cl, err := r.Accounts.For(strings.TrimSpace(string(s.Data[SecretKeyURL])), key, s.Data[SecretKeyCA])
 	if err != nil {
-		// The pool's errors name the URL or the CA, never the key.
-		return nil, fmt.Errorf("%w: Secret %q: %w", errCredentials, ref.Name, err)
+		return nil, secretError(ref.Name, key, err)
 	}
 	return cl, nil
+}
+
+// secretError is the credentials error for an account the Secret name
+// describes but that cannot be used. The pool refuses a URL that holds the
+// key and names a URL by scheme and host only, but its errors come from the
+// Secret's url and ca.crt, the tenant's own text: the message is scrubbed
+// of every spelling of the key (scriptlock.Redact) whatever the pool says,
+// and wraps no error that could show the text unscrubbed.
+func secretError(secret, key string, err error) error {
+	return fmt.Errorf("%w: Secret %q: %s", errCredentials, secret, scriptlock.Redact(err.Error(), key))
 }
 
 func isCredentials(err error) bool { return errors.Is(err, errCredentials) }

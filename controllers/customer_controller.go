@@ -38,8 +38,9 @@ type CustomerReconciler struct {
 	Recorder events.EventRecorder
 	// Accounts hands out one ScriptLock client per account.
 	Accounts *scriptlock.Pool
-	// Clock is the time source; tests may replace it.
-	Clock clock.PassiveClock
+	// Clock is the one time source of the reconciler and its memory
+	// (default the real clock); tests may replace it.
+	Clock clock.Clock
 	// DriftClock drives the drift detector's period; tests replace it with
 	// a fake clock to sweep at once instead of sleeping through a period.
 	DriftClock clock.Clock
@@ -58,10 +59,18 @@ type CustomerReconciler struct {
 	// email changed does not create with the new email, and a deleted one
 	// keeps its finalizer while it looks for the record. Default 2 minutes.
 	PendingCreateWindow time.Duration
+	// VanishReads and VanishInterval confirm a disappearance: a bound
+	// record is taken as deleted in ScriptLock (and created again) only
+	// after VanishReads reads by id in a row found it missing, each at
+	// least VanishInterval after the one before. Defaults 3 and 10s.
+	VanishReads    int
+	VanishInterval time.Duration
 
-	drift   *driftState
-	stalled *stalledBackoff
-	claims  *claims
+	accounts *accountRegistry
+	memory   *customerMemory
+	stalled  *stalledBackoff
+	retries  *retryBackoff
+	claims   *claims
 }
 
 // +kubebuilder:rbac:groups=licensing.scriptlock.com,resources=customers,verbs=get;list;watch;patch;update
@@ -76,11 +85,15 @@ type CustomerReconciler struct {
 // finalizer, wait out a stalled backoff, then delete, observe or make the
 // record match, with the status written once at the end.
 func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	// Past an account's rate limit, this Customer is given its turn
+	// instead of a worker waiting for it.
+	ctx = scriptlock.WithCaller(ctx, req.String())
 	c := &v1alpha1.Customer{}
 	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.drift.forget(req.NamespacedName)
+			r.memory.forget(req.NamespacedName)
 			r.stalled.reset(req.NamespacedName)
+			r.retries.reset(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -88,9 +101,11 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		ctrl.LoggerFrom(ctx).V(1).Info("paused: no ScriptLock call and no change until the annotation is removed")
 		return ctrl.Result{}, nil
 	}
-	if c.Status.CustomerID == "" && c.DeletionTimestamp.IsZero() {
+	if c.Status.CustomerID == "" && c.DeletionTimestamp.IsZero() || r.memory.staleCopy(req.NamespacedName, c.ResourceVersion) {
 		// The cache may not hold our own last status write yet; whether to
-		// create, and so the whole pass, is decided on the newest copy.
+		// create, and so the whole pass, is decided on the newest copy. A
+		// copy older than our own last write is never acted on: it could
+		// roll the status back or write an old spec to ScriptLock.
 		if err := r.APIReader.Get(ctx, req.NamespacedName, c); err != nil {
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
@@ -121,18 +136,17 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 			retErr = errors.Join(retErr, err)
 		}
 	}()
-	switch {
-	case deleting:
+	if deleting {
 		return r.reconcileDelete(ctx, c)
-	case observing(c):
-		return r.reconcileObserved(ctx, c)
 	}
 	return r.reconcileNormal(ctx, c, orig)
 }
 
 // reconcileNormal makes the record exist and match the spec, in fixed
 // order: observe (read only) → create if there is no record → update if
-// it differs → ready. No step calls another.
+// it differs → ready. No step calls another. managementPolicy: Observe is
+// a gate after the credentials: such a Customer is observed and reported
+// on, and never reaches create or update.
 // orig is the object as last written, for a status write mid-way.
 func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alpha1.Customer) (ctrl.Result, error) {
 	cl, err := r.account(ctx, c)
@@ -140,15 +154,26 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 		if isCredentials(err) {
 			// Its credentials no longer name the account: stop listing it
 			// on this Customer's behalf.
-			r.drift.detach(client.ObjectKeyFromObject(c))
+			r.memory.detach(client.ObjectKeyFromObject(c))
 		}
 		return r.result(ctx, c, err)
+	}
+	if observing(c) {
+		rec, obs, err := r.observeOnly(ctx, c, cl)
+		if err != nil {
+			return r.result(ctx, c, err)
+		}
+		r.reportObserved(c, cl, rec, obs)
+		return r.next(obs), nil
 	}
 	obs, err := r.observe(ctx, c, cl)
 	if obs.remoteDeleted != "" {
 		r.event(c, corev1.EventTypeWarning, v1alpha1.ReasonRemoteDeleted, "Recreate",
-			"ScriptLock customer %s was deleted outside the cluster; creating it again", obs.remoteDeleted)
-		c.Status.CustomerID, c.Status.Account, c.Status.URL = "", "", ""
+			"ScriptLock customer %s was missing in %d reads in a row, %s apart; creating it again (if it comes back with this email before a new one is bound, it is taken back)",
+			obs.remoteDeleted, r.VanishReads, r.VanishInterval)
+		// The id is kept until a replacement is bound: that record, back
+		// with this Customer's email in this account, is its own again.
+		c.Status.CustomerID, c.Status.FormerCustomerID = "", obs.remoteDeleted
 	}
 	if err != nil {
 		return r.result(ctx, c, err)
@@ -164,7 +189,7 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 		r.event(c, corev1.EventTypeNormal, "Adopted", "Adopt", "%s", obs.bind)
 	}
 	c.Status.CustomerID, c.Status.Account, c.Status.URL, c.Status.PendingCreate = obs.record.ID, cl.Account(), cl.BaseURL(), nil
-	c.Status.Observed = nil
+	c.Status.FormerCustomerID, c.Status.Observed = "", nil
 	if err := r.update(ctx, c, cl, obs); err != nil {
 		return r.result(ctx, c, err)
 	}
@@ -190,13 +215,13 @@ func (r *CustomerReconciler) reconcileDelete(ctx context.Context, c *v1alpha1.Cu
 			"kept ScriptLock customer %s and its licenses (deletionPolicy: Orphan)", orNone(c.Status.CustomerID))
 		return ctrl.Result{}, r.release(ctx, c)
 	}
-	if c.Status.CustomerID == "" && c.Status.PendingCreate == nil {
+	if c.Status.CustomerID == "" && c.Status.PendingCreate == nil && c.Status.FormerCustomerID == "" {
 		// This Customer never got a record: nothing to ask ScriptLock.
 		return ctrl.Result{}, r.release(ctx, c)
 	}
 	cl, err := r.account(ctx, c)
 	if err != nil {
-		if cl = r.drift.lastClient(key); cl == nil {
+		if cl = r.memory.lastClient(key); cl == nil {
 			return r.result(ctx, c, err)
 		}
 	}
@@ -226,8 +251,9 @@ func (r *CustomerReconciler) release(ctx context.Context, c *v1alpha1.Customer) 
 		return client.IgnoreNotFound(err)
 	}
 	key := client.ObjectKeyFromObject(c)
-	r.drift.forget(key)
+	r.memory.forget(key)
 	r.stalled.reset(key)
+	r.retries.reset(key)
 	return nil
 }
 
@@ -236,14 +262,21 @@ func (r *CustomerReconciler) ready(c *v1alpha1.Customer, cl *scriptlock.Client, 
 	key := client.ObjectKeyFromObject(c)
 	want := desired(c)
 	if !obs.fromMemory {
-		r.drift.synced(key, cl, want, r.Clock.Now())
+		r.memory.synced(key, cl, want, r.Clock.Now())
 	}
 	r.stalled.reset(key)
+	r.retries.reset(key)
 	setReady(c, metav1.ConditionTrue, v1alpha1.ReasonAvailable, fmt.Sprintf("ScriptLock customer %s matches the spec", want.ID), false)
-	c.Status.ObservedGeneration = c.Generation
+	c.Status.ObservedGeneration, c.Status.SyncedDigest = c.Generation, digest(want)
+	return r.next(obs)
+}
+
+// next schedules the next look at a record that was just checked: none in
+// list mode (the account's listing finds drift), else within a resync
+// period of the last read.
+func (r *CustomerReconciler) next(obs observation) ctrl.Result {
 	switch {
 	case r.DriftDetection == DriftByList:
-		// The account's listing finds drift; nothing to schedule here.
 		return ctrl.Result{}
 	case obs.fromMemory:
 		return ctrl.Result{RequeueAfter: obs.recheckIn}
@@ -261,22 +294,25 @@ func (r *CustomerReconciler) result(ctx context.Context, c *v1alpha1.Customer, e
 	if !ok {
 		return ctrl.Result{}, err
 	}
+	key := client.ObjectKeyFromObject(c)
 	if o.reason == "" {
-		ctrl.LoggerFrom(ctx).V(1).Info("waiting", "for", err.Error(), "retryAfter", o.retryAfter)
-		return ctrl.Result{RequeueAfter: wait.Jitter(o.retryAfter, 0.5)}, nil
+		d := r.retries.waited(key, o.retryAfter)
+		ctrl.LoggerFrom(ctx).V(1).Info("waiting", "for", err.Error(), "retryAfter", d)
+		return ctrl.Result{RequeueAfter: wait.Jitter(d, 0.5)}, nil
 	}
 	setReady(c, metav1.ConditionFalse, o.reason, err.Error(), o.stalled)
 	c.Status.ObservedGeneration = c.Generation
 	switch {
 	case o.stalled:
-		d := r.stalled.failed(client.ObjectKeyFromObject(c), c.Generation, r.Clock.Now())
+		d := r.stalled.failed(key, c.Generation, r.Clock.Now())
 		ctrl.LoggerFrom(ctx).Info("cannot make progress without a change", "reason", o.reason, "message", err.Error(), "retryAfter", d)
 		return ctrl.Result{RequeueAfter: d}, nil
-	case o.retryAfter > 0:
-		// Spread the retries of everyone who was told to wait the same.
-		return ctrl.Result{RequeueAfter: wait.Jitter(o.retryAfter, 0.5)}, nil
 	default:
-		return ctrl.Result{}, err
+		// The operator's own backoff, which only success resets; spread
+		// the retries of everyone who was told to wait the same.
+		d := r.retries.failed(key, o.retryAfter)
+		ctrl.LoggerFrom(ctx).Error(err, "ScriptLock call failed; retrying", "reason", o.reason, "retryAfter", d)
+		return ctrl.Result{RequeueAfter: wait.Jitter(d, 0.5)}, nil
 	}
 }
 
@@ -296,6 +332,7 @@ func (r *CustomerReconciler) patchStatus(ctx context.Context, c, orig *v1alpha1.
 		}
 		return fmt.Errorf("writing status: %w", err)
 	}
+	r.memory.wroteObject(client.ObjectKeyFromObject(c), c.ResourceVersion)
 	before := meta.FindStatusCondition(orig.Status.Conditions, v1alpha1.ConditionReady)
 	after := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady)
 	// A new Customer's first Ready=True is announced by the Event of what
@@ -326,6 +363,7 @@ func (r *CustomerReconciler) patchMeta(ctx context.Context, c *v1alpha1.Customer
 	if err := r.Patch(ctx, c, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("updating metadata: %w", err)
 	}
+	r.memory.wroteObject(client.ObjectKeyFromObject(c), c.ResourceVersion)
 	// The patch answer carries the stored status; keep the one being built.
 	c.Status = *status
 	return nil
@@ -333,7 +371,7 @@ func (r *CustomerReconciler) patchMeta(ctx context.Context, c *v1alpha1.Customer
 
 // event emits a Kubernetes Event about c.
 func (r *CustomerReconciler) event(c *v1alpha1.Customer, kind, reason, action, format string, args ...any) {
-	r.Recorder.Eventf(c, nil, kind, reason, action, format, args...)
+	r.Recorder.Eventf(c, nil, kind, reason, action, "%s", eventNote(format, args...))
 }
 
 // desired is the record the spec asks for; an omitted company is empty.

@@ -344,7 +344,7 @@ func (e *env) createThenCrash(name, email string) {
 	e.create(e.customer(name, email))
 	select {
 	case <-proxy.created:
-	case <-time.After(20 * time.Second):
+	case <-time.After(patience):
 		e.t.Fatal("the operator never created the record")
 	}
 	e.stopManager()

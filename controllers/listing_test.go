@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
@@ -156,19 +159,36 @@ func TestClaimsFollowTheInformersCustomers(t *testing.T) {
 	}
 }
 
-// Concurrent needs of a listing share the one under way: they wait for it
-// (up to listWait) instead of listing the account again or coming back.
+// Concurrent needs of a listing share the one under way: a Customer that
+// finds one under way is not made to wait for it but told to come back,
+// and woken once it ends; nobody lists the account again.
 func TestConcurrentNeedsShareTheListingUnderWay(t *testing.T) {
 	const key = "share-key"
 	s, cl := simClient(t, key, sim.WithLatency(300*time.Millisecond))
 	s.Seed(key, scriptlock.Customer{Email: "a@example.com"})
-	d := newDriftState()
+	d := newAccountRegistry(clock.RealClock{})
+	var mu sync.Mutex
+	woken := map[types.NamespacedName]int{}
+	d.wake = func(keys []types.NamespacedName) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, k := range keys {
+			woken[k]++
+		}
+	}
 	since := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
-	for range 8 {
+	var told sync.Map // the Customers told to come back
+	for i := range 8 {
+		who := types.NamespacedName{Namespace: "ns", Name: fmt.Sprint(i)}
 		wg.Go(func() {
-			l, asked, err := d.list(context.Background(), cl, since)
+			l, asked, err := d.list(context.Background(), cl, since, who)
+			var pe *pending
+			if errors.As(err, &pe) {
+				told.Store(who, true)
+				return
+			}
 			switch {
 			case err != nil:
 				errs <- err
@@ -181,6 +201,20 @@ func TestConcurrentNeedsShareTheListingUnderWay(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+	told.Range(func(k, _ any) bool {
+		who := k.(types.NamespacedName)
+		if woken[who] != 1 {
+			t.Errorf("%s was told to come back and woken %d times, want once", who, woken[who])
+		}
+		// Coming back, it finds the listing it waited for.
+		if l, _, err := d.list(context.Background(), cl, since, who); err != nil || l.len() != 1 {
+			t.Errorf("%s coming back: %v", who, err)
+		}
+		return true
+	})
+	if len(woken) > 7 {
+		t.Errorf("%d Customers woken, but one of the 8 made the listing", len(woken))
 	}
 	if n := s.CallCount(http.MethodGet, sim.RouteCustomers); n != 1 {
 		t.Fatalf("8 concurrent needs made %d listings, want 1", n)

@@ -2,9 +2,11 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
@@ -49,9 +51,16 @@ type observation struct {
 func (r *CustomerReconciler) observe(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (observation, error) {
 	var obs observation
 	if id := c.Status.CustomerID; id != "" {
+		key := client.ObjectKeyFromObject(c)
 		rec, found, err := r.observeBound(ctx, c, cl, &obs)
+		if found {
+			r.memory.present(key)
+		}
 		if err != nil || found {
 			obs.record = rec
+			return obs, err
+		}
+		if err := r.confirmVanished(c, cl, id); err != nil {
 			return obs, err
 		}
 		if c.Spec.CustomerID != "" {
@@ -61,9 +70,9 @@ func (r *CustomerReconciler) observe(ctx context.Context, c *v1alpha1.Customer, 
 		}
 		obs.remoteDeleted = id
 		// From here on c has no record: its claims are those of an unbound
-		// Customer.
+		// Customer that held id.
 		u := c.DeepCopy()
-		u.Status.CustomerID, u.Status.Account, u.Status.URL, u.Status.PendingCreate = "", "", "", nil
+		u.Status.CustomerID, u.Status.FormerCustomerID, u.Status.PendingCreate = "", id, nil
 		return r.observeUnbound(ctx, u, cl, obs)
 	}
 	return r.observeUnbound(ctx, c, cl, obs)
@@ -84,43 +93,99 @@ func (r *CustomerReconciler) observeBound(ctx context.Context, c *v1alpha1.Custo
 		}
 		return scriptlock.Customer{}, false, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
 	}
-	moved := c.Status.Account != cl.Account()
-	rec, found, err := r.read(ctx, c, cl, id, !moved, obs)
-	switch {
-	case err != nil:
-		return rec, false, err
-	case !moved:
-		return rec, found, nil
+	if c.Status.Account == cl.Account() {
+		return r.read(ctx, c, cl, id, true, obs)
 	}
-	if err := provenAfterMove(c, cl, rec, found); err != nil {
+	rec, found, err := r.readAfterMove(ctx, c, cl, id)
+	if err != nil {
+		return rec, false, err
+	}
+	if err := r.provenAfterMove(ctx, c, cl, rec, found); err != nil {
 		return rec, false, err
 	}
 	return rec, true, nil
 }
 
+// readAfterMove reads record id in the account the credentials name now,
+// which is not the one it was bound in: from a listing of that account
+// (shared by every Customer that moved with it, so that a key rotation
+// costs one listing, not one read per Customer), confirmed by a read when
+// the listing lacks it.
+func (r *CustomerReconciler) readAfterMove(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) (scriptlock.Customer, bool, error) {
+	recs, _, err := r.accounts.list(ctx, cl, r.Clock.Now().Add(-2*r.ResyncPeriod), client.ObjectKeyFromObject(c))
+	if err != nil {
+		return scriptlock.Customer{}, false, err
+	}
+	if rec, ok := recs.record(id); ok {
+		return rec, true, nil
+	}
+	rec, err := cl.Get(ctx, id)
+	if scriptlock.IsNotFound(err) {
+		return rec, false, nil
+	}
+	return rec, err == nil, err
+}
+
 // provenAfterMove decides whether the record found under status.customerID
 // with credentials of another account than the one it was bound in is
-// still this Customer's. At the same URL only the key changed (a rotated
-// key): the same id with this Customer's email proves it. At another URL
-// (another ScriptLock, maybe) the record must equal the spec in every
-// field. Anything else is AccountChanged, and nothing is written.
-func provenAfterMove(c *v1alpha1.Customer, cl *scriptlock.Client, rec scriptlock.Customer, found bool) error {
+// still this Customer's. A move is not a proof by itself: the same id with
+// the same email, even every field equal, is what another account filled
+// from the same CRM or a restored instance shows too. It is taken only when
+//   - a person accepted the new account (AcceptAccountAnnotation naming
+//     its fingerprint) and the id there has this Customer's email; or
+//   - it is a rotated key: the same URL, the old key now refused by
+//     ScriptLock, and the record exactly as last synced
+//     (status.syncedDigest).
+//
+// Anything else is AccountChanged, and nothing is written or deleted.
+func (r *CustomerReconciler) provenAfterMove(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, rec scriptlock.Customer, found bool) error {
 	id := c.Status.CustomerID
-	sameURL := c.Status.URL == "" || c.Status.URL == cl.BaseURL()
-	switch {
-	case !found:
+	if !found {
 		return stuckf(v1alpha1.ReasonAccountChanged,
 			"ScriptLock customer %s was bound in account %s, and the account of the current credentials (%s) has no such record; nothing is written. "+
 				"If the credentials name the right account and the record was deleted there, delete this Customer (nothing is deleted in ScriptLock) and create it again",
 			id, orNone(c.Status.Account), cl.Account())
-	case sameURL && strings.EqualFold(rec.Email, c.Spec.Email), !sameURL && scriptlock.SameFields(rec, desired(c)):
-		return nil
-	default:
-		return stuckf(v1alpha1.ReasonAccountChanged,
-			"ScriptLock customer %s was bound in account %s at %s; the current credentials (account %s at %s) show that id as a record that is not provably this Customer's, so nothing is written",
-			id, orNone(c.Status.Account), orNone(c.Status.URL), cl.Account(), cl.BaseURL())
 	}
+	sameEmail := strings.EqualFold(rec.Email, c.Spec.Email)
+	if sameEmail && c.Annotations[v1alpha1.AcceptAccountAnnotation] == cl.Account() {
+		return nil
+	}
+	sameURL := c.Status.URL == "" || c.Status.URL == cl.BaseURL()
+	if sameURL && sameEmail && c.Status.SyncedDigest != "" && digest(rec) == c.Status.SyncedDigest && r.oldKeyRefused(ctx, c, cl, id) {
+		return nil
+	}
+	return stuckf(v1alpha1.ReasonAccountChanged,
+		"ScriptLock customer %s was bound in account %s at %s; the current credentials name account %s at %s, where that id is not proven to be the same record "+
+			"(a rotated key carries a record over only when the old key is refused and the record is as last synced), so nothing is written or deleted. "+
+			"If account %s is the right home of this Customer's record, annotate the Customer %s=%s",
+		id, orNone(c.Status.Account), orNone(c.Status.URL), cl.Account(), cl.BaseURL(), cl.Account(), v1alpha1.AcceptAccountAnnotation, cl.Account())
 }
+
+// oldKeyRefused says whether the key c's record was bound with is now
+// refused by ScriptLock (401/403 to a read of id): the evidence that a new
+// key of the same account replaced it. The old key is known only while this
+// manager remembers the client it used (not after a restart): no evidence
+// then.
+func (r *CustomerReconciler) oldKeyRefused(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) bool {
+	old := r.memory.lastClient(client.ObjectKeyFromObject(c))
+	if old == nil || old.Account() != c.Status.Account || old.Account() == cl.Account() {
+		return false
+	}
+	// One check answers for every Customer of the old account.
+	if r.accounts.refusedSince(old.Account(), r.Clock.Now().Add(-keyRefusedFor)) {
+		return true
+	}
+	_, err := old.Get(ctx, id)
+	if scriptlock.IsUnauthorized(err) {
+		r.accounts.refused(old.Account(), r.Clock.Now())
+		return true
+	}
+	return false
+}
+
+// keyRefusedFor is how long a key ScriptLock refused is taken as refused
+// without asking again.
+const keyRefusedFor = time.Minute
 
 // read returns the record id as ScriptLock holds it. In list mode, and
 // when cached is allowed, a listing of the account from the last two
@@ -131,9 +196,9 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 	key := client.ObjectKeyFromObject(c)
 	now := r.Clock.Now()
 	if cached && r.DriftDetection == DriftByList && c.Status.ObservedGeneration == c.Generation {
-		rec, found, known, own, err := r.drift.listed(key, cl.Account(), id, 2*r.ResyncPeriod, now)
+		rec, found, known, own, err := r.listed(key, cl.Account(), id, 2*r.ResyncPeriod, now)
 		if err != nil {
-			if o, _ := classify(err); o.stalled || !r.drift.failedBefore(cl.Account(), now.Add(-relistAfter)) {
+			if o, _ := classify(err); o.stalled || !r.accounts.failedBefore(cl.Account(), now.Add(-relistAfter)) {
 				// The account cannot be listed: Ready would claim a check
 				// that did not happen.
 				return rec, false, err
@@ -149,7 +214,7 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 			if err != nil {
 				since = now.Add(-relistAfter)
 			}
-			recs, _, lerr := r.drift.list(ctx, cl, since)
+			recs, _, lerr := r.accounts.list(ctx, cl, since, key)
 			if lerr != nil {
 				return rec, false, lerr
 			}
@@ -163,7 +228,7 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 	}
 	if cached && r.DriftDetection == DriftPerObject {
 		want := desired(c)
-		if left, ok := r.drift.syncedWithin(key, want, r.ResyncPeriod, now); ok {
+		if left, ok := r.memory.syncedWithin(key, want, r.ResyncPeriod, now); ok {
 			obs.fromMemory, obs.recheckIn = true, left
 			return want, true, nil
 		}
@@ -176,10 +241,31 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 	return rec, err == nil, err
 }
 
-// observeUnbound finds the record of a Customer that has none bound:
-// spec.customerID, then the record of its own earlier create whose answer
-// was lost, then an existing record with its email (a Conflict, or adopted
-// with spec.adoption: IfExists); else a create is due.
+// listed says what the account's last listing, if requested within maxAge
+// of now, holds under id, or what key's own later write put there (own).
+// found is false also when the listing did not keep the record whole
+// (listing). known is false when there is no such listing; err is the last
+// listing's error when the account's listing is failing.
+func (r *CustomerReconciler) listed(key types.NamespacedName, account, id string, maxAge time.Duration, now time.Time) (rec scriptlock.Customer, found, known, own bool, err error) {
+	recs, asked, known, err := r.accounts.last(account, maxAge, now)
+	if !known || err != nil {
+		return rec, false, false, false, err
+	}
+	if rec, ok := r.memory.writtenAfter(key, account, id, asked); ok {
+		// The operator wrote the record after the listing was asked for:
+		// what it wrote is newer than the listing.
+		return rec, true, true, true, nil
+	}
+	rec, found = recs.record(id)
+	return rec, found, true, false, nil
+}
+
+// observeUnbound finds the record of a Customer that has none bound. The
+// finders run in order (spec.customerID, the record of this object's own
+// earlier create whose answer was lost, the record last found holding its
+// email, an existing record with its email), each a no-op when it does not
+// apply; the first record found goes to claim, the one ownership check.
+// None found: a create is due.
 func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, obs observation) (observation, error) {
 	if other, err := r.rival(ctx, c, cl, c.Spec.CustomerID); err != nil || other != nil {
 		if err != nil {
@@ -187,94 +273,214 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 		}
 		return obs, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
 	}
-	if id := c.Spec.CustomerID; id != "" {
-		rec, err := cl.Get(ctx, id)
-		if scriptlock.IsNotFound(err) {
-			return obs, stuckf(v1alpha1.ReasonNotFound, "ScriptLock has no customer %s (spec.customerID)", id)
-		}
-		if err != nil {
-			return obs, err
-		}
-		if other, err := r.rival(ctx, c, cl, id, rec.Email); err != nil || other != nil {
+	since := r.Clock.Now().Add(-min(preCheckMaxAge, r.ResyncPeriod))
+	finders := []func(context.Context, *v1alpha1.Customer, *scriptlock.Client) (*candidate, error){
+		r.findBySpecID,
+		r.findFormer,
+		r.findOwnCreate,
+		r.findTaken,
+		func(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (*candidate, error) {
+			return r.findByEmail(ctx, c, cl, since)
+		},
+	}
+	for _, find := range finders {
+		cand, err := find(ctx, c, cl)
+		if err != nil || cand == nil {
 			if err != nil {
 				return obs, err
 			}
-			return obs, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
+			continue
 		}
-		obs.record, obs.bind, obs.seen = rec, "managing existing ScriptLock customer "+id+" (spec.customerID)", true
-		return obs, nil
-	}
-	if p, own := ownPending(c, cl); own {
-		// An earlier create of this very object may have succeeded without
-		// its answer: only a listing asked for now can show it.
-		recs, err := r.lookForPending(ctx, c, cl, p)
-		if err != nil {
-			return obs, err
+		bind, err := r.claim(ctx, c, cl, *cand)
+		if errors.Is(err, errManagedByAnother) {
+			continue
 		}
-		rec, found, err := withEmail(ctx, cl, recs, p.Email)
-		if err != nil {
-			return obs, err
-		}
-		if found {
-			if !madeBy(rec, p) {
-				return obs, stuckf(v1alpha1.ReasonConflict,
-					"ScriptLock customer %s has email %q but not the fields this Customer posted, so it cannot be proven to be the record of its earlier create; "+
-						"nothing is written. If it is this Customer's record, set spec.customerID: %q", rec.ID, p.Email, rec.ID)
-			}
-			other, err := r.rival(ctx, c, cl, rec.ID, rec.Email)
-			switch {
-			case err != nil:
-				return obs, err
-			case other != nil && other.Status.CustomerID == rec.ID:
-				// Another Customer manages that record: emails are unique,
-				// so no record of this object's create survives. Go on.
-			case other != nil:
-				return obs, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
-			default:
-				obs.record, obs.bind, obs.seen = rec, "found ScriptLock customer "+rec.ID+" from an earlier create whose answer was lost", true
-				return obs, nil
-			}
-		} else if !strings.EqualFold(p.Email, c.Spec.Email) && r.Clock.Now().Before(p.Since.Add(r.PendingCreateWindow)) {
-			// A create with the old email may still be committed: creating
-			// one with the new email now could leave it behind.
-			return obs, pendingf(v1alpha1.ReasonCreating,
-				"the create sent %s with email %q has no record yet; waiting up to %s for it before creating one with %q",
-				p.Since.Format(time.RFC3339), p.Email, r.PendingCreateWindow, c.Spec.Email)
-		}
-	}
-	key := client.ObjectKeyFromObject(c)
-	if id := r.drift.takenBy(key); id != "" {
-		// A retry after a Conflict: one read tells whether that record
-		// still has the email, where a listing would read the account.
-		rec, err := cl.Get(ctx, id)
-		switch {
-		case err == nil && strings.EqualFold(rec.Email, c.Spec.Email):
-			msg, err := r.emailTaken(ctx, c, cl, rec)
-			obs.record, obs.bind, obs.seen = rec, msg, true
-			return obs, err
-		case err != nil && !scriptlock.IsNotFound(err):
-			return obs, err
-		}
-		r.drift.setTakenBy(key, "")
-	}
-	recs, _, err := r.drift.list(ctx, cl, r.Clock.Now().Add(-min(preCheckMaxAge, r.ResyncPeriod)))
-	if err != nil {
-		return obs, err
-	}
-	rec, found, err := withEmail(ctx, cl, recs, c.Spec.Email)
-	if err != nil {
-		return obs, err
-	}
-	if found {
-		msg, err := r.emailTaken(ctx, c, cl, rec)
-		if err != nil {
-			r.drift.setTakenBy(key, rec.ID)
-		}
-		obs.record, obs.bind, obs.seen = rec, msg, true
+		obs.record, obs.bind, obs.seen = cand.rec, bind, true
 		return obs, err
 	}
 	obs.create = true
 	return obs, nil
+}
+
+// candidate is a record a finder turned up for a Customer without one, and
+// what ties it to that Customer.
+type candidate struct {
+	rec scriptlock.Customer
+	tie tie
+}
+
+// tie is what ties a record to a Customer that has none bound, strongest
+// first.
+type tie int
+
+const (
+	// namedBySpec: spec.customerID names the record.
+	namedBySpec tie = iota
+	// formerlyHeld: the record this Customer held before it vanished, back
+	// with this Customer's email in the same account.
+	formerlyHeld
+	// ownCreate: the record has the email of this object's own earlier
+	// create, to this account, whose answer was lost.
+	ownCreate
+	// sameEmail: the record merely has the Customer's email.
+	sameEmail
+)
+
+// errManagedByAnother says that a candidate is another Customer's bound
+// record, so that the next finder may look on.
+var errManagedByAnother = errors.New("the record is managed by another Customer")
+
+// findBySpecID reads the record spec.customerID names, if any.
+func (r *CustomerReconciler) findBySpecID(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (*candidate, error) {
+	id := c.Spec.CustomerID
+	if id == "" {
+		return nil, nil
+	}
+	rec, err := cl.Get(ctx, id)
+	switch {
+	case scriptlock.IsNotFound(err):
+		return nil, stuckf(v1alpha1.ReasonNotFound, "ScriptLock has no customer %s (spec.customerID)", id)
+	case err != nil:
+		return nil, err
+	}
+	return &candidate{rec: rec, tie: namedBySpec}, nil
+}
+
+// findFormer reads the record this Customer held before it vanished
+// (status.formerCustomerID), if any: back with this Customer's email, in
+// the same account, it is its own again.
+func (r *CustomerReconciler) findFormer(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (*candidate, error) {
+	id := c.Status.FormerCustomerID
+	if id == "" || c.Status.Account != cl.Account() {
+		return nil, nil
+	}
+	rec, err := cl.Get(ctx, id)
+	switch {
+	case scriptlock.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case !strings.EqualFold(rec.Email, c.Spec.Email):
+		return nil, nil
+	}
+	return &candidate{rec: rec, tie: formerlyHeld}, nil
+}
+
+// findOwnCreate looks for the record of this object's own earlier create
+// whose answer was lost, in a listing asked for after it was sent. Not
+// found while a create with an older email may still commit: wait for it
+// before creating one with the new email, which could leave it behind.
+func (r *CustomerReconciler) findOwnCreate(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (*candidate, error) {
+	p, own := ownPending(c, cl)
+	if !own {
+		return nil, nil
+	}
+	recs, err := r.lookForPending(ctx, c, cl, p)
+	if err != nil {
+		return nil, err
+	}
+	rec, found, err := withEmail(ctx, cl, recs, p.Email)
+	switch {
+	case err != nil:
+		return nil, err
+	case found:
+		return &candidate{rec: rec, tie: ownCreate}, nil
+	case !strings.EqualFold(p.Email, c.Spec.Email) && r.Clock.Now().Before(p.Since.Add(r.PendingCreateWindow)):
+		return nil, pendingf(v1alpha1.ReasonCreating,
+			"the create sent %s with email %q has no record yet; waiting up to %s for it before creating one with %q",
+			p.Since.Format(time.RFC3339), p.Email, r.PendingCreateWindow, c.Spec.Email)
+	}
+	return nil, nil
+}
+
+// findTaken reads again the record last found holding this Customer's
+// email (a retry after a Conflict): one read, where a listing would read
+// the whole account. It is forgotten once it no longer has the email.
+func (r *CustomerReconciler) findTaken(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (*candidate, error) {
+	key := client.ObjectKeyFromObject(c)
+	id := r.memory.takenBy(key)
+	if id == "" {
+		return nil, nil
+	}
+	rec, err := cl.Get(ctx, id)
+	switch {
+	case err == nil && strings.EqualFold(rec.Email, c.Spec.Email):
+		return &candidate{rec: rec, tie: sameEmail}, nil
+	case err != nil && !scriptlock.IsNotFound(err):
+		return nil, err
+	}
+	r.memory.setTakenBy(key, "")
+	return nil, nil
+}
+
+// findByEmail looks for a record with this Customer's email in a listing
+// of the account asked for at or after since.
+func (r *CustomerReconciler) findByEmail(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, since time.Time) (*candidate, error) {
+	recs, _, err := r.accounts.list(ctx, cl, since, client.ObjectKeyFromObject(c))
+	if err != nil {
+		return nil, err
+	}
+	rec, found, err := withEmail(ctx, cl, recs, c.Spec.Email)
+	if err != nil || !found {
+		return nil, err
+	}
+	return &candidate{rec: rec, tie: sameEmail}, nil
+}
+
+// claim is the one ownership check of a record found for a Customer
+// without one: it returns the Adopted message if this Customer may take
+// the record over, a Conflict that names the record and the way out if it
+// may not, or errManagedByAnother when the record of its own create is
+// already another Customer's (emails are unique, so no record of that
+// create survives).
+func (r *CustomerReconciler) claim(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, cand candidate) (string, error) {
+	rec := cand.rec
+	if cand.tie == sameEmail && rec.ID == c.Status.FormerCustomerID && c.Status.Account == cl.Account() {
+		// The record it held, back under its email.
+		cand.tie = formerlyHeld
+	}
+	switch cand.tie {
+	case formerlyHeld:
+		if other, err := r.rival(ctx, c, cl, rec.ID, rec.Email); err != nil || other != nil {
+			if err != nil {
+				return "", err
+			}
+			return "", stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
+		}
+		return "ScriptLock customer " + rec.ID + ", which this Customer held before it vanished, is back", nil
+	case namedBySpec:
+		if other, err := r.rival(ctx, c, cl, rec.ID, rec.Email); err != nil || other != nil {
+			if err != nil {
+				return "", err
+			}
+			return "", stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
+		}
+		return "managing existing ScriptLock customer " + rec.ID + " (spec.customerID)", nil
+	case ownCreate:
+		p := c.Status.PendingCreate
+		if !madeBy(rec, p) {
+			return "", stuckf(v1alpha1.ReasonConflict,
+				"ScriptLock customer %s has email %q but not the fields this Customer posted, so it cannot be proven to be the record of its earlier create; "+
+					"nothing is written. If it is this Customer's record, set spec.customerID: %q", rec.ID, p.Email, rec.ID)
+		}
+		other, err := r.rival(ctx, c, cl, rec.ID, rec.Email)
+		switch {
+		case err != nil:
+			return "", err
+		case other != nil && other.Status.CustomerID == rec.ID:
+			return "", errManagedByAnother
+		case other != nil:
+			return "", stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
+		}
+		return "found ScriptLock customer " + rec.ID + " from an earlier create whose answer was lost", nil
+	default:
+		msg, err := r.emailTaken(ctx, c, cl, rec)
+		if err != nil {
+			// A retry reads that record instead of listing the account.
+			r.memory.setTakenBy(client.ObjectKeyFromObject(c), rec.ID)
+		}
+		return msg, err
+	}
 }
 
 // lookForPending returns a listing that can show the record of c's
@@ -283,12 +489,12 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 // share a listing under way.
 func (r *CustomerReconciler) lookForPending(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, p *v1alpha1.PendingCreate) (*listing, error) {
 	key := client.ObjectKeyFromObject(c)
-	recs, asked, err := r.drift.list(ctx, cl, r.drift.lookedSince(key, p.Since.Time))
+	recs, asked, err := r.accounts.list(ctx, cl, r.memory.lookedSince(key, p.Since.Time), key)
 	if err != nil {
 		return nil, err
 	}
 	if _, found := recs.idOf(p.Email); !found {
-		r.drift.lookedAt(key, asked)
+		r.memory.lookedAt(key, asked)
 	}
 	return recs, nil
 }
@@ -329,8 +535,19 @@ func (r *CustomerReconciler) deletable(ctx context.Context, c *v1alpha1.Customer
 		if err != nil {
 			return "", err
 		}
-		if err := provenAfterMove(c, cl, rec, found); err != nil {
+		if err := r.provenAfterMove(ctx, c, cl, rec, found); err != nil {
 			return "", err
+		}
+	}
+	if id == "" && c.Status.FormerCustomerID != "" {
+		// The record it held before it vanished, if it is back: still its
+		// own.
+		cand, err := r.findFormer(ctx, c, cl)
+		if err != nil {
+			return "", err
+		}
+		if cand != nil {
+			id = cand.rec.ID
 		}
 	}
 	if id == "" {

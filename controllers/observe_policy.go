@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
@@ -25,29 +24,19 @@ func observing(c *v1alpha1.Customer) bool {
 	return c.Spec.ManagementPolicy == v1alpha1.ManagementPolicyObserve
 }
 
-// reconcileObserved reads the record and reports how it differs from the
-// spec, writing nothing to ScriptLock.
-func (r *CustomerReconciler) reconcileObserved(ctx context.Context, c *v1alpha1.Customer) (ctrl.Result, error) {
-	cl, err := r.account(ctx, c)
-	if err != nil {
-		if isCredentials(err) {
-			r.drift.detach(client.ObjectKeyFromObject(c))
-		}
-		return r.result(ctx, c, err)
-	}
-	rec, obs, err := r.observeOnly(ctx, c, cl)
-	if err != nil {
-		return r.result(ctx, c, err)
-	}
+// reportObserved shows what an observer found: the record in
+// status.observed, and Ready=True when it matches the spec, else Differs
+// (Stalled: a person decides) with the differing fields by name.
+func (r *CustomerReconciler) reportObserved(c *v1alpha1.Customer, cl *scriptlock.Client, rec scriptlock.Customer, obs observation) {
 	key := client.ObjectKeyFromObject(c)
 	if !obs.fromMemory {
 		// The drift detector compares the listing with what was observed,
 		// so a change in ScriptLock updates the status within a period.
-		r.drift.synced(key, cl, rec, r.Clock.Now())
+		r.memory.synced(key, cl, rec, r.Clock.Now())
 	}
 	r.stalled.reset(key)
-	want := desired(c)
-	fields := differingFields(rec, want)
+	r.retries.reset(key)
+	fields := differingFields(rec, desired(c))
 	c.Status.CustomerID, c.Status.Account, c.Status.URL, c.Status.PendingCreate = rec.ID, cl.Account(), cl.BaseURL(), nil
 	c.Status.Observed = &v1alpha1.ObservedRecord{
 		Company: rec.Company, FirstName: rec.FirstName, LastName: rec.LastName, Email: rec.Email, DifferingFields: fields,
@@ -56,25 +45,17 @@ func (r *CustomerReconciler) reconcileObserved(ctx context.Context, c *v1alpha1.
 	if len(fields) == 0 {
 		setReady(c, metav1.ConditionTrue, v1alpha1.ReasonObserved, fmt.Sprintf(
 			"ScriptLock customer %s matches the spec (managementPolicy: Observe writes nothing)", rec.ID), false)
-	} else {
-		msg := fmt.Sprintf("ScriptLock customer %s differs from the spec in %s; managementPolicy: Observe writes nothing (set it to Manage to write the spec)",
-			rec.ID, strings.Join(fields, ", "))
-		if prev := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady); prev != nil && prev.Reason == v1alpha1.ReasonDiffers && prev.Message != msg {
-			// Other fields differ now; a change of reason is announced by
-			// the status write itself.
-			r.event(c, corev1.EventTypeWarning, v1alpha1.ReasonDiffers, "Observe", "%s", msg)
-		}
-		// A person decides: change the spec, or switch to Manage.
-		setReady(c, metav1.ConditionFalse, v1alpha1.ReasonDiffers, msg, true)
+		return
 	}
-	switch {
-	case r.DriftDetection == DriftByList:
-		return ctrl.Result{}, nil
-	case obs.fromMemory:
-		return ctrl.Result{RequeueAfter: obs.recheckIn}, nil
-	default:
-		return ctrl.Result{RequeueAfter: jitterDown(r.ResyncPeriod)}, nil
+	msg := fmt.Sprintf("ScriptLock customer %s differs from the spec in %s; managementPolicy: Observe writes nothing (set it to Manage to write the spec)",
+		rec.ID, strings.Join(fields, ", "))
+	if prev := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady); prev != nil && prev.Reason == v1alpha1.ReasonDiffers && prev.Message != msg {
+		// Other fields differ now; a change of reason is announced by the
+		// status write itself.
+		r.event(c, corev1.EventTypeWarning, v1alpha1.ReasonDiffers, "Observe", "%s", msg)
 	}
+	// A person decides: change the spec, or switch to Manage.
+	setReady(c, metav1.ConditionFalse, v1alpha1.ReasonDiffers, msg, true)
 }
 
 // observeOnly finds the record an observer reports on: the one it saw
@@ -89,7 +70,7 @@ func (r *CustomerReconciler) observeOnly(ctx context.Context, c *v1alpha1.Custom
 		key := client.ObjectKeyFromObject(c)
 		if o := c.Status.Observed; o != nil && r.DriftDetection == DriftPerObject {
 			seen := scriptlock.Customer{ID: id, Company: o.Company, FirstName: o.FirstName, LastName: o.LastName, Email: o.Email}
-			if left, ok := r.drift.syncedWithin(key, seen, r.ResyncPeriod, r.Clock.Now()); ok {
+			if left, ok := r.memory.syncedWithin(key, seen, r.ResyncPeriod, r.Clock.Now()); ok {
 				obs.fromMemory, obs.recheckIn = true, left
 				return seen, obs, nil
 			}
@@ -106,7 +87,7 @@ func (r *CustomerReconciler) observeOnly(ctx context.Context, c *v1alpha1.Custom
 		}
 		return rec, obs, err
 	}
-	recs, _, err := r.drift.list(ctx, cl, r.Clock.Now().Add(-2*r.ResyncPeriod))
+	recs, _, err := r.accounts.list(ctx, cl, r.Clock.Now().Add(-2*r.ResyncPeriod), client.ObjectKeyFromObject(c))
 	if err != nil {
 		return scriptlock.Customer{}, obs, err
 	}

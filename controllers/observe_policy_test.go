@@ -1,6 +1,6 @@
 package controllers_test
 
-// managementPolicy: Observe (issue 13): never a write of any kind, the
+// managementPolicy: Observe: never a write of any kind, the
 // differences reported by field name, and both switches.
 
 import (

@@ -1,12 +1,13 @@
+// The ownership rule, input by input: a ScriptLock record is written or
+// deleted only by the one Customer that can prove it owns it. Each test is
+// one input that broke the rule before (a copy, a restore, a replace, a
+// lost answer, a stale cache, a changed Secret) and at least one more
+// input of the same kind.
 package controllers_test
-
-// The ownership rule of issue 8, input by input: a ScriptLock record is
-// written or deleted only by the one Customer that can prove it owns it.
-// Each test is one failing input seen before the rule, and at least one
-// more input of the same kind.
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -470,5 +471,423 @@ func TestARenameMovesTheRecordWithoutRevokingLicenses(t *testing.T) {
 				t.Fatalf("want the one record, got %+v", recs)
 			}
 		})
+	}
+}
+
+// waitCalls waits until the simulator has seen at least n calls of method
+// and route.
+func (e *env) waitCalls(method, route string, n int) {
+	e.t.Helper()
+	e.eventually(15*time.Second, fmt.Sprintf("%d %s %s", n, method, route), func() error {
+		if got := e.calls(method, route); got < n {
+			return fmt.Errorf("%d so far", got)
+		}
+		return nil
+	})
+}
+
+// Stale proof, kind 3: the create-time proof of a create whose answer WAS
+// received must not outlive it. When X's record is later deleted outside
+// the cluster, X must not take an old proof for that of a lost create and
+// bind the record of another Customer Y that has X's old email and the same
+// names (nor win the claim because both once held "a record").
+func TestAStaleProofAfterARemoteDeleteNeverTakesAnotherCustomersRecord(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	x := e.waitReadyAfterCreate("x", "a@example.com")
+	e.update("x", func(c *v1alpha1.Customer) { c.Spec.Email = "b@example.com" })
+	e.eventually(15*time.Second, "x moved to b@", func() error {
+		if rec, _ := e.sim.Record(canaryKey, x.Status.CustomerID); rec.Email != "b@example.com" {
+			return fmt.Errorf("record %+v", rec)
+		}
+		return nil
+	})
+	y := e.waitReadyAfterCreate("y", "a@example.com") // the same names as x
+	yBefore, _ := e.sim.Record(canaryKey, y.Status.CustomerID)
+
+	e.sim.DeleteOutOfBand(canaryKey, x.Status.CustomerID)
+	e.sweep()
+	e.eventually(15*time.Second, "x noticed its record is gone", func() error {
+		if len(e.events("x", v1alpha1.ReasonRemoteDeleted)) == 0 {
+			return fmt.Errorf("no RemoteDeleted yet")
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second)
+	if got := e.get("x").Status.CustomerID; got == y.Status.CustomerID {
+		t.Errorf("x bound y's record %s", got)
+	}
+	// The next spec change of x (a new generation) is written to the
+	// record x now holds.
+	e.update("x", func(c *v1alpha1.Customer) { c.Spec.LastName = "Changed" })
+	time.Sleep(2 * time.Second)
+	if rec, _ := e.sim.Record(canaryKey, y.Status.CustomerID); rec != yBefore {
+		t.Errorf("y's record was written by x: %+v -> %+v", yBefore, rec)
+	}
+	e.deleteAndWait("x")
+	if _, ok := e.sim.Record(canaryKey, y.Status.CustomerID); !ok {
+		t.Fatal("deleting x DELETEd y's record: y's licenses are revoked")
+	}
+}
+
+// Stale proof, kind 2/3: after a remote delete, a person recreates the
+// customer in ScriptLock by hand (same names, same email). The contract
+// says the operator recreates and, on 409 with adoption: Never, reports
+// Conflict; X must not bind the hand-made record "from an earlier create
+// whose answer was lost", and deleting X must not DELETE it.
+func TestAStaleProofNeverAdoptsARecordRecreatedByHand(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	x := e.waitReadyAfterCreate("x", "hand@example.com")
+	e.sim.DeleteOutOfBand(canaryKey, x.Status.CustomerID)
+	byHand := e.sim.Seed(canaryKey, scriptlock.Customer{
+		Company: "Example Company Inc.", FirstName: "Example", LastName: "Customer", Email: "hand@example.com",
+	})
+	e.sweep()
+	e.eventually(15*time.Second, "x reconciled after the remote delete", func() error {
+		if len(e.events("x", v1alpha1.ReasonRemoteDeleted)) == 0 {
+			return fmt.Errorf("no RemoteDeleted yet")
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second)
+	if got := e.get("x").Status.CustomerID; got == byHand.ID {
+		t.Errorf("x adopted the hand-made record %s without consent (adoption: Never)", got)
+	}
+	e.deleteAndWait("x")
+	if _, ok := e.sim.Record(canaryKey, byHand.ID); !ok {
+		t.Fatal("deleting x DELETEd a record it never created")
+	}
+}
+
+// Spec change while a create's outcome is unknown, kind 6: the first POST's
+// answer is lost and the record is committed late; the user then changes
+// firstName. The retry must keep the proof of the first create (its digest
+// too), and the Customer must end Ready on its own record, not in Conflict.
+func TestSpecChangeWhileCreateUnknownEndsReadyOnItsOwnRecord(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	e.sim.CommitNextCreateLate(4*time.Second, sim.LoseWith504)
+	e.create(e.customer("acme", "unknown@example.com"))
+	e.waitCalls(http.MethodPost, routeCreate, 1)
+	e.update("acme", func(c *v1alpha1.Customer) { c.Spec.FirstName = "Renamed" })
+	got := e.waitReason("acme", metav1.ConditionTrue, v1alpha1.ReasonAvailable, 30*time.Second)
+	if recs := e.records(); len(recs) != 1 || recs[0].ID != got.Status.CustomerID || recs[0].FirstName != "Renamed" {
+		t.Fatalf("want its own single record %q with the new name, got %+v", got.Status.CustomerID, recs)
+	}
+}
+
+// Same kind, the email changed: the second create (new email) succeeds and
+// the first one's record, committed late, is left behind: a duplicate that
+// no Customer manages and that blocks the old email.
+func TestEmailChangeWhileCreateUnknownLeavesNoOrphan(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	e.sim.CommitNextCreateLate(3*time.Second, sim.LoseWith504)
+	e.create(e.customer("acme", "first@example.com"))
+	e.waitCalls(http.MethodPost, routeCreate, 1)
+	e.update("acme", func(c *v1alpha1.Customer) { c.Spec.Email = "second@example.com" })
+	got := e.waitReady("acme")
+	time.Sleep(4 * time.Second) // the late record is visible now
+	e.sweep()
+	time.Sleep(time.Second)
+	if recs := e.records(); len(recs) != 1 || recs[0].ID != e.get("acme").Status.CustomerID {
+		t.Fatalf("want one record (%q), got %+v", got.Status.CustomerID, recs)
+	}
+}
+
+// Lost create answer, kind 6/7: ScriptLock stores values tidied (runs of
+// spaces collapsed). The digest of what was posted never matches what is
+// stored, so the Customer's own lost create ends in Conflict needing a
+// person.
+func TestLostCreateOfATidiedValueIsAdopted(t *testing.T) {
+	for name, fault := range map[string]func(*sim.Server){
+		"answer lost (500)": func(s *sim.Server) { s.LoseNextCreate(sim.LoseWith500) },
+		"answered 202":      func(s *sim.Server) { s.AnswerNextCreate(http.StatusAccepted) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, managerOpts{})
+			e.sim.SetTidy(sim.CollapseSpaces)
+			fault(e.sim)
+			c := e.customer("acme", "tidy@example.com")
+			c.Spec.Company = "Two  Spaces Inc."
+			e.create(c)
+			got := e.waitReason("acme", metav1.ConditionTrue, v1alpha1.ReasonAvailable, 20*time.Second)
+			if recs := e.records(); len(recs) != 1 || recs[0].ID != got.Status.CustomerID {
+				t.Fatalf("want its own single record %q, got %+v", got.Status.CustomerID, recs)
+			}
+		})
+	}
+}
+
+// Crash + replace, kinds 6/8: the operator dies after the POST and before
+// the status write; before it restarts, a GitOps replace writes the object
+// from Git (no annotations, no finalizer). The create-pending proof lived in
+// an annotation, so the restarted operator meets its own record as a
+// stranger's: Conflict, needing a person.
+func TestCrashThenReplaceStillAdoptsItsOwnRecord(t *testing.T) {
+	e := newEnv(t, managerOpts{noStart: true})
+	e.createThenCrash("acme", "crash-replace@example.com")
+	e.update("acme", func(c *v1alpha1.Customer) { c.Annotations, c.Finalizers = nil, nil })
+	e.startManager()
+	got := e.waitReason("acme", metav1.ConditionTrue, v1alpha1.ReasonAvailable, 20*time.Second)
+	if recs := e.records(); len(recs) != 1 || recs[0].ID != got.Status.CustomerID {
+		t.Fatalf("want exactly the one record it created, got %+v", recs)
+	}
+}
+
+// Replace dropping the finalizer, kind 8: a Customer that holds a record but
+// is stalled (here a PUT refused with 409) waits out its stalled backoff
+// before anything else, so the finalizer is not put back for up to
+// PermanentBackoffMax (5 min in production); a delete in that window lets
+// the object go with no DELETE and no Warning.
+func TestStalledCustomerGetsItsFinalizerBackAtOnce(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	x := e.waitReadyAfterCreate("acme", "stalled@example.com")
+	e.sim.Seed(canaryKey, scriptlock.Customer{FirstName: "Some", LastName: "One", Email: "taken@example.com"})
+	e.update("acme", func(c *v1alpha1.Customer) { c.Spec.Email = "taken@example.com" })
+	e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonConflict, 15*time.Second)
+	e.update("acme", func(c *v1alpha1.Customer) { c.Finalizers = nil }) // kubectl replace
+	time.Sleep(500 * time.Millisecond)
+	if !containsString(e.get("acme").Finalizers, v1alpha1.Finalizer) {
+		t.Errorf("finalizer not put back within 500ms of the replace")
+	}
+	e.deleteAndWait("acme")
+	if _, ok := e.sim.Record(canaryKey, x.Status.CustomerID); ok && len(e.events("acme", "RecordKept")) == 0 {
+		t.Fatal("the Customer was deleted, its record kept, and nobody was told")
+	}
+}
+
+// Same account, another spelling of its URL, kind 4/5: the default account
+// is http://127.0.0.1:PORT; a Secret holds the same API key with
+// http://localhost:PORT. The account fingerprints differ, so the operator
+// takes them for two accounts: Y with spec.customerID of X's record binds it,
+// rewrites it, and deleting Y DELETEs X's record.
+func TestSameKeyUnderAnotherURLSpellingIsNotAnotherAccount(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	x := e.waitReadyAfterCreate("x", "x@example.com")
+	before, _ := e.sim.Record(canaryKey, x.Status.CustomerID)
+	e.secret(e.ns, "creds", map[string]string{"apiKey": canaryKey, "url": strings.Replace(e.srv.URL, "127.0.0.1", "localhost", 1)})
+	y := e.customer("y", "y@example.com")
+	y.Spec.CustomerID = x.Status.CustomerID
+	y.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+	e.create(y)
+	e.eventually(15*time.Second, "y reconciled", func() error {
+		if c := e.ready("y"); c == nil {
+			return fmt.Errorf("no Ready yet")
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
+	if cond := e.ready("y"); cond.Reason != v1alpha1.ReasonConflict {
+		t.Errorf("y is %s/%s, want Conflict: x manages record %s in the same account", cond.Status, cond.Reason, x.Status.CustomerID)
+	}
+	if rec, _ := e.sim.Record(canaryKey, x.Status.CustomerID); rec != before {
+		t.Errorf("x's record was rewritten: %+v -> %+v", before, rec)
+	}
+	e.deleteAndWait("y")
+	if _, ok := e.sim.Record(canaryKey, x.Status.CustomerID); !ok {
+		t.Fatal("deleting y DELETEd x's record")
+	}
+}
+
+// Deletion while unbound, kind 6: a create's answer is lost and its record
+// committed late; the Customer is deleted before the record shows in a
+// listing. The finalizer is released at once and the record, created by
+// this Customer, is left behind with nobody to delete it.
+func TestDeleteWhileCreateUnknownDoesNotLeaveItsRecord(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	e.sim.CommitNextCreateLate(3*time.Second, sim.LoseWith504)
+	e.create(e.customer("acme", "gone-early@example.com"))
+	e.waitCalls(http.MethodPost, routeCreate, 1)
+	if err := e.k8s.Delete(e.ctx, e.get("acme")); err != nil {
+		t.Fatal(err)
+	}
+	e.waitGone("acme", 30*time.Second)
+	time.Sleep(4 * time.Second)
+	if recs := e.records(); len(recs) != 0 {
+		t.Fatalf("the deleted Customer's own record outlived it: %+v", recs)
+	}
+}
+
+// --- Risky paths that hold today ---
+
+// Crash after the proof is written and before the POST reaches ScriptLock: the
+// restarted operator posts once (the "unknown" path) and ends Ready; if a
+// stranger took the email (other names) meanwhile, Conflict and no write.
+func TestCrashBeforeThePOSTReachesScriptLock(t *testing.T) {
+	for _, stranger := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stranger=%v", stranger), func(t *testing.T) {
+			e := newEnv(t, managerOpts{noStart: true})
+			blocked, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			ps := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				first := false
+				if r.Method == http.MethodPost {
+					once.Do(func() { first = true })
+				}
+				if first {
+					_, _ = io.Copy(io.Discard, r.Body) // never forwarded
+					close(blocked)
+					select {
+					case <-r.Context().Done():
+					case <-release:
+					}
+					return
+				}
+				e.sim.ServeHTTP(w, r)
+			}))
+			t.Cleanup(func() { close(release) })
+			e.opts.url = ps.URL
+			e.startManager()
+			e.create(e.customer("acme", "never-sent@example.com"))
+			select {
+			case <-blocked:
+			case <-time.After(patience):
+				t.Fatal("no POST")
+			}
+			e.stopManager()
+			if e.get("acme").Status.PendingCreate == nil {
+				t.Fatal("test setup: no pending create")
+			}
+			var other scriptlock.Customer
+			if stranger {
+				other = e.sim.Seed(canaryKey, scriptlock.Customer{FirstName: "Some", LastName: "One", Email: "never-sent@example.com"})
+			}
+			e.opts.url = ""
+			e.startManager()
+			if !stranger {
+				got := e.waitReady("acme")
+				if recs := e.records(); len(recs) != 1 || recs[0].ID != got.Status.CustomerID {
+					t.Fatalf("want one record, got %+v", recs)
+				}
+				return
+			}
+			e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonConflict, 20*time.Second)
+			e.deleteAndWait("acme")
+			if rec, ok := e.sim.Record(canaryKey, other.ID); !ok || rec != other {
+				t.Fatalf("the stranger's record was changed: %+v %v", rec, ok)
+			}
+			if puts, deletes := e.writes(); puts+deletes != 0 {
+				t.Fatalf("%d PUTs, %d DELETEs", puts, deletes)
+			}
+		})
+	}
+}
+
+// Emails differing only in case: a Customer with adoption: IfExists and the
+// upper-case spelling of another Customer's email is a Conflict.
+func TestCaseOnlyEmailDifferenceIsAConflict(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	x := e.waitReadyAfterCreate("x", "case@example.com")
+	y := e.customer("y", "CASE@Example.com")
+	y.Spec.Adoption = v1alpha1.AdoptionIfExists
+	y.Spec.FirstName = "Other"
+	e.create(y)
+	e.waitReason("y", metav1.ConditionFalse, v1alpha1.ReasonConflict, 15*time.Second)
+	e.deleteAndWait("y")
+	if puts, deletes := e.writes(); puts+deletes != 0 {
+		t.Fatalf("%d PUTs, %d DELETEs on x's record %s", puts, deletes, x.Status.CustomerID)
+	}
+}
+
+// The default account and a Secret with the same key and URL are one
+// account: a pinned newcomer is a Conflict.
+func TestSecretWithTheDefaultKeyIsTheSameAccount(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	x := e.waitReadyAfterCreate("x", "same-acct@example.com")
+	e.secret(e.ns, "creds", map[string]string{"apiKey": canaryKey, "url": e.srv.URL + "/"})
+	y := e.customer("y", "other@example.com")
+	y.Spec.CustomerID = x.Status.CustomerID
+	y.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+	e.create(y)
+	e.waitReason("y", metav1.ConditionFalse, v1alpha1.ReasonConflict, 15*time.Second)
+	e.deleteAndWait("y")
+	if puts, deletes := e.writes(); puts+deletes != 0 {
+		t.Fatalf("%d PUTs, %d DELETEs", puts, deletes)
+	}
+}
+
+// GitOps rename, pruned with deletionPolicy: Delete after the newcomer pinned
+// spec.customerID: the old object's DELETE is refused by the holder check,
+// the newcomer takes the record, no licenses revoked.
+func TestPruneAfterTheNewcomerPinsKeepsTheRecord(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	old := e.waitReadyAfterCreate("old-name", "prune@example.com")
+	nc := e.customer("new-name", "prune@example.com")
+	nc.Spec.CustomerID = old.Status.CustomerID
+	e.create(nc)
+	e.waitReason("new-name", metav1.ConditionFalse, v1alpha1.ReasonConflict, 15*time.Second)
+	e.deleteAndWait("old-name")
+	e.waitEvent("old-name", "RecordKept")
+	got := e.waitReason("new-name", metav1.ConditionTrue, v1alpha1.ReasonAvailable, 20*time.Second)
+	if got.Status.CustomerID != old.Status.CustomerID {
+		t.Fatalf("newcomer manages %q, want %q", got.Status.CustomerID, old.Status.CustomerID)
+	}
+	if _, deletes := e.writes(); deletes != 0 {
+		t.Fatalf("%d DELETEs", deletes)
+	}
+}
+
+// Stuck when it should not be: update() records "wrote these fields for
+// this generation" before the PUT is sent, so a PUT that failed (503, no
+// answer) makes the retry report StoredDifferently and stop writing, though
+// ScriptLock never accepted anything.
+func TestAFailedPUTIsRetriedNotStoredDifferently(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	x := e.waitReadyAfterCreate("acme", "put-fails@example.com")
+	e.sim.FailNext(http.MethodPut, routeOne, 1, http.StatusServiceUnavailable, 0)
+	e.update("acme", func(c *v1alpha1.Customer) { c.Spec.FirstName = "Renamed" })
+	e.waitReason("acme", metav1.ConditionTrue, v1alpha1.ReasonAvailable, 20*time.Second)
+	if rec, _ := e.sim.Record(canaryKey, x.Status.CustomerID); rec.FirstName != "Renamed" {
+		t.Fatalf("the spec never reached ScriptLock: %+v", rec)
+	}
+}
+
+// Account changed, kind 4: the proof that a record in the new account is
+// this Customer's is "same id, same email". A ScriptLock instance cloned from
+// the same data, or one where the id is by chance a record with that email
+// but other names, gets this Customer's names PUT over its own.
+func TestAnotherInstanceWithTheSameIDAndEmailIsNotProof(t *testing.T) {
+	const key = "tenant-key-hunt"
+	e := newEnv(t, managerOpts{})
+	e.sim.AddAccount(key)
+	e.secret(e.ns, "creds", map[string]string{"apiKey": key, "url": e.srv.URL})
+	c := e.customer("acme", "shared@example.com")
+	c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+	e.create(c)
+	bound := e.waitReady("acme")
+	other, otherURL := e.otherScriptLock(key)
+	theirs := other.Seed(key, scriptlock.Customer{ID: bound.Status.CustomerID, Company: "Their Co", FirstName: "Their", LastName: "Person", Email: "shared@example.com"})
+	e.setSecret("creds", map[string]string{"apiKey": key, "url": otherURL})
+	e.update("acme", func(c *v1alpha1.Customer) { c.Spec.LastName = "Changed" })
+	e.eventually(15*time.Second, "acme reconciled", func() error {
+		if c := e.get("acme"); c.Status.ObservedGeneration != c.Generation {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
+	if rec, _ := other.Record(key, theirs.ID); rec != theirs {
+		t.Errorf("the other instance's record was rewritten: %+v -> %+v", theirs, rec)
+	}
+	e.deleteAndWait("acme")
+	if _, ok := other.Record(key, theirs.ID); !ok {
+		t.Fatal("the other instance's record was DELETEd")
+	}
+}
+
+// Many Customers of one account created at once: every new Customer iterates
+// the account's shared listing (withEmail) outside the lock while others
+// that turn Ready add their record to that very map (customerMemory.synced).
+// Run with -race to see it; without, Go may die with "concurrent map
+// iteration and map write".
+func TestManyCreatesAtOnceShareTheListingSafely(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	const n = 40
+	for i := 0; i < n; i++ {
+		e.create(e.customer(fmt.Sprintf("c%02d", i), fmt.Sprintf("c%02d@example.com", i)))
+	}
+	for i := 0; i < n; i++ {
+		e.waitReady(fmt.Sprintf("c%02d", i))
+	}
+	if recs := e.records(); len(recs) != n {
+		t.Fatalf("want %d records, got %d", n, len(recs))
 	}
 }

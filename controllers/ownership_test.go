@@ -1,14 +1,24 @@
+// The ownership rule's pure parts (who holds a claim, the pending-create
+// proof) and its races against a stale cache or index, on a fake client.
 package controllers
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
+	"github.com/scriptlock/customer-operator/internal/scriptlock/sim"
 )
 
 func TestClaimsGoToTheHolderThenTheCreatorThenTheOlder(t *testing.T) {
@@ -99,5 +109,97 @@ func TestTheDigestIsOfWhatWasPostedWithTheEmailInAnyCase(t *testing.T) {
 		if digest(c) == digest(a) {
 			t.Errorf("%+v has the digest of %+v", c, a)
 		}
+	}
+}
+
+// These two tests drive the ownership logic through orders of events the
+// integration suite cannot time on a real API server: a listing asked in
+// the same second as the create it must not vouch for, and the claims
+// index lagging the cache. The Kubernetes side is controller-runtime's
+// fake client; ScriptLock is the simulator over HTTP.
+
+func testScheme(t *testing.T) *runtime.Scheme {
+	t.Helper()
+	s := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// The listing asked for just before a create (in the same second, which
+// is all status.pendingCreate.since keeps) cannot show the create's
+// record: after a lost answer, the next pass looks at a newer listing and
+// finds the record instead of posting again.
+func TestALostCreateIsLookedForInAListingAskedAfterIt(t *testing.T) {
+	const key = "races-key"
+	s, cl := simClient(t, key)
+	c := &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "a", UID: types.UID("u1")},
+		Spec: v1alpha1.CustomerSpec{FirstName: "F", LastName: "L", Email: "a@example.com"}}
+	cli := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(c).WithStatusSubresource(c).Build()
+	accounts := newAccountRegistry(clock.RealClock{})
+	r := &CustomerReconciler{Client: cli, claims: newClaims(), accounts: accounts, memory: newCustomerMemory(accounts),
+		Clock: clock.RealClock{}, ResyncPeriod: 10 * time.Minute, PendingCreateWindow: 2 * time.Minute}
+	ctx := context.Background()
+	if err := cli.Get(ctx, client.ObjectKeyFromObject(c), c); err != nil {
+		t.Fatal(err)
+	}
+	// Start early in a second, so that the listing and the create share it.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 20*time.Millisecond)))
+	obs, err := r.observeUnbound(ctx, c, cl, observation{})
+	if err != nil || !obs.create {
+		t.Fatalf("first pass: %+v %v", obs, err)
+	}
+	s.LoseNextCreate(sim.LoseWith500)
+	var unknown *pending
+	if _, _, err := r.create(ctx, c, c.DeepCopy(), cl); !errors.As(err, &unknown) {
+		t.Fatalf("want a create whose outcome is unknown, got %v", err)
+	}
+	stored := &v1alpha1.Customer{}
+	if err := cli.Get(ctx, client.ObjectKeyFromObject(c), stored); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(stored) // as the API server keeps it: since in whole seconds
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored = &v1alpha1.Customer{}
+	if err := json.Unmarshal(raw, stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored.Status.PendingCreate == nil {
+		t.Fatal("no pending proof persisted")
+	}
+	obs, err = r.observeUnbound(ctx, stored, cl, observation{})
+	if obs.create {
+		t.Fatal("the next pass would create again: it looked for the record in the listing asked before the create")
+	}
+	if err != nil || obs.record.ID == "" {
+		t.Fatalf("the next pass must find the record of the lost create: %+v %v", obs, err)
+	}
+}
+
+// A Customer met first under a name it no longer has (the index lags its
+// email change) is still found by the record it holds: holder must see it
+// before any DELETE of that record.
+func TestAHolderIsFoundDespiteAStaleIndexEntry(t *testing.T) {
+	created := metav1.NewTime(time.Now().Add(-time.Hour))
+	c := &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "c", UID: "uc", CreationTimestamp: created},
+		Spec: v1alpha1.CustomerSpec{Email: "e@example.com"}, Status: v1alpha1.CustomerStatus{CustomerID: "42"}}
+	before := &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "o", UID: "uo", CreationTimestamp: created},
+		Spec: v1alpha1.CustomerSpec{Email: "e@example.com"}, Status: v1alpha1.CustomerStatus{CustomerID: "42"}}
+	now := before.DeepCopy()
+	now.Spec.Email = "e2@example.com" // in the cache; the index has not seen it yet
+	cli := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(c, now).Build()
+	accounts := newAccountRegistry(clock.RealClock{})
+	r := &CustomerReconciler{Client: cli, claims: newClaims(), accounts: accounts, memory: newCustomerMemory(accounts)}
+	r.claims.set(client.ObjectKeyFromObject(c), nil, claimsOf(c))
+	r.claims.set(client.ObjectKeyFromObject(before), nil, claimsOf(before))
+	other, err := r.holder(context.Background(), c, testClient(t, "k"), "42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other == nil || other.Name != "o" {
+		t.Fatalf("ns/o holds record 42, holder found %v", other)
 	}
 }

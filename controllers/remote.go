@@ -50,7 +50,7 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 			// No listing asked for before this send can show its record
 			// (p.Since is in whole seconds, and was taken before the
 			// client's gates): a look for it needs a newer one.
-			r.drift.lookedAt(client.ObjectKeyFromObject(c), time.Now())
+			r.memory.lookedAt(client.ObjectKeyFromObject(c), r.Clock.Now())
 		}
 		return persistErr
 	})
@@ -88,28 +88,32 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 		// An earlier attempt's outcome is still unknown: its proof stays.
 		return rec, "", err
 	}
-	// Nothing was created by this attempt (nothing was sent, or ScriptLock
-	// read it and refused), and no earlier one is unknown: the proof goes,
-	// so it can never vouch for a record someone else makes later, and
-	// deleting this Customer needs no ScriptLock call.
-	c.Status.PendingCreate = nil
 	if !scriptlock.IsConflict(err) {
+		// Nothing was created by this attempt (nothing was sent, or
+		// ScriptLock read it and refused), and no earlier one is unknown:
+		// the proof goes, so it can never vouch for a record someone else
+		// makes later, and deleting this Customer needs no ScriptLock call.
+		c.Status.PendingCreate = nil
 		return rec, "", err
 	}
-	recs, _, lerr := r.drift.list(ctx, cl, time.Now())
-	if lerr != nil {
+	// The email is taken: by this very create if a gateway retried the
+	// POST and passed on the retry's 409 (the email was free in the
+	// listing just before, and the record has exactly the fields posted),
+	// else by someone else. Until a listing shows which, the proof stays.
+	cand, lerr := r.findByEmail(ctx, c, cl, r.Clock.Now())
+	switch {
+	case lerr != nil:
 		return rec, "", lerr
+	case cand == nil:
+		return rec, "", pendingf(v1alpha1.ReasonCreating,
+			"ScriptLock refused the create with 409 Conflict but lists no customer with email %q yet; looking for it (it may be this create's own, if a gateway retried the POST)", want.Email)
+	case madeBy(cand.rec, p):
+		cand.tie = ownCreate
+	default:
+		c.Status.PendingCreate = nil
 	}
-	existing, found, lerr := withEmail(ctx, cl, recs, want.Email)
-	if lerr != nil {
-		return rec, "", lerr
-	}
-	if !found {
-		return rec, "", pendingf(v1alpha1.ReasonAPIError,
-			"ScriptLock refused the create with 409 Conflict but lists no customer with email %q yet; retrying", want.Email)
-	}
-	adopted, err = r.emailTaken(ctx, c, cl, existing)
-	return existing, adopted, err
+	adopted, err = r.claim(ctx, c, cl, *cand)
+	return cand.rec, adopted, err
 }
 
 // maxPendingDigests bounds status.pendingCreate.digests: a spec changed
@@ -124,27 +128,37 @@ func (r *CustomerReconciler) update(ctx context.Context, c *v1alpha1.Customer, c
 	want := desired(c)
 	if scriptlock.SameFields(obs.record, want) {
 		if obs.seen {
-			r.drift.converged(key)
+			r.memory.converged(key)
 		}
 		return nil
 	}
 	fields := differingFields(obs.record, want)
-	if r.drift.rewritten(key, c.Generation, fields) {
-		return stuckf(v1alpha1.ReasonStoredDifferently,
-			"ScriptLock accepted the spec for customer %s but stores other values in %s; not writing again until the spec changes",
-			want.ID, strings.Join(fields, ", "))
+	if r.memory.rewritten(key, c.Generation, fields) {
+		// The same fields differ again after this generation's write. In
+		// ScriptLock's own spelling of the spec (case, spacing): it tidies
+		// values, and writing again would repeat that every period.
+		// Anything else is someone's edit, put back, within a bound.
+		if sameSpelling(obs.record, want) {
+			return stuckf(v1alpha1.ReasonStoredDifferently,
+				"ScriptLock accepted the spec for customer %s but stores %s in its own spelling (case or spacing); not writing again until the spec changes",
+				want.ID, strings.Join(fields, ", "))
+		}
+		if n, ok := r.memory.correct(key, r.Clock.Now()); !ok {
+			return stuckf(v1alpha1.ReasonChangedOutside,
+				"someone keeps changing %s of ScriptLock customer %s to other values (put back %d times in the last hour); not writing again before the spec changes or the hour passes. Find the other writer",
+				strings.Join(fields, ", "), want.ID, n)
+		}
 	}
 	changed, err := cl.Update(ctx, want.ID, want)
 	if err == nil {
-		r.drift.wrote(key, c.Generation, fields)
+		r.memory.wrote(key, c.Generation, fields)
 	}
 	switch {
 	case scriptlock.IsNotFound(err):
 		return pendingf(v1alpha1.ReasonRemoteDeleted,
 			"ScriptLock customer %s disappeared while being updated; checking again", want.ID)
 	case scriptlock.IsConflict(err):
-		return stuckf(v1alpha1.ReasonConflict,
-			"ScriptLock refused to give customer %s the email %q: another customer has it (%s)", want.ID, want.Email, err)
+		return r.emailHeld(ctx, c, cl, want, err)
 	case err != nil:
 		return err
 	case !changed:
@@ -158,8 +172,40 @@ func (r *CustomerReconciler) update(ctx context.Context, c *v1alpha1.Customer, c
 	return nil
 }
 
+// emailHeld is the Conflict of a PUT refused because another record has
+// the email the spec asks for. When a Customer manages that record, it is
+// named, with the way out: emails are unique in ScriptLock, so Customers
+// cannot trade emails in place (a swap, a cycle), and the operator never
+// writes a temporary email for them, which the customer would see.
+func (r *CustomerReconciler) emailHeld(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, want scriptlock.Customer, err error) error {
+	// The record with the email: as last seen in sync by this operator,
+	// else in a listing asked for now.
+	id, ok := r.memory.recordWithEmail(cl.Account(), want.Email)
+	if !ok {
+		if recs, _, lerr := r.accounts.list(ctx, cl, r.Clock.Now(), client.ObjectKeyFromObject(c)); lerr == nil {
+			id, ok = recs.idOf(want.Email)
+		}
+	}
+	var other *v1alpha1.Customer
+	if ok && id != want.ID {
+		if o, herr := r.holder(ctx, c, cl, id); herr == nil {
+			other = o
+		}
+	}
+	if other == nil {
+		return stuckf(v1alpha1.ReasonConflict,
+			"ScriptLock refused to give customer %s the email %q: another customer has it, and emails are unique in ScriptLock (%s)", want.ID, want.Email, err)
+	}
+	return stuckf(v1alpha1.ReasonConflict,
+		"ScriptLock refused to give customer %s the email %q: customer %s has it, which Customer %s/%s manages (and wants %q). "+
+			"Emails are unique in ScriptLock, so Customers cannot trade emails in place, and no temporary email is written for them: "+
+			"revert one of the changes, or move the records between the Customers instead (README, \"Moving a record to another Customer\")",
+		want.ID, want.Email, other.Status.CustomerID, other.Namespace, other.Name, other.Spec.Email)
+}
+
 // remove deletes the record id, which revokes every license of that
-// customer; a record already gone is what was wanted.
+// customer (ScriptLock answers 410 Gone); a record already gone (404,
+// confirmed by a read) is what was wanted, and is said to be so.
 func (r *CustomerReconciler) remove(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) error {
 	alreadyGone, err := cl.Delete(ctx, id)
 	switch {
@@ -168,13 +214,29 @@ func (r *CustomerReconciler) remove(ctx context.Context, c *v1alpha1.Customer, c
 	case err != nil:
 		return err
 	case alreadyGone:
-		r.event(c, corev1.EventTypeNormal, "LicensesRevoked", "Delete",
-			"ScriptLock customer %s was already deleted; its licenses are revoked", id)
+		// 404 may come from something in front of ScriptLock: a read
+		// confirms the record is gone before the Customer lets go of it.
+		_, err := cl.Get(ctx, id)
+		switch {
+		case err == nil:
+			return pendingf(v1alpha1.ReasonAPIError,
+				"the DELETE of ScriptLock customer %s was answered 404, yet ScriptLock still shows the record (a proxy or gateway in front of it?); deleting again", id)
+		case !scriptlock.IsNotFound(err):
+			return err
+		}
+		r.event(c, corev1.EventTypeNormal, v1alpha1.ReasonRecordGone, "Delete",
+			"ScriptLock customer %s was already gone (its DELETE and a read both answered 404): this deletion revoked nothing", id)
 	default:
 		r.event(c, corev1.EventTypeNormal, "LicensesRevoked", "Delete",
 			"deleted ScriptLock customer %s; every license of that customer is revoked", id)
 	}
 	return nil
+}
+
+// sameSpelling says whether got holds want's values up to case and runs
+// of whitespace: how a back end that tidies values stores them.
+func sameSpelling(got, want scriptlock.Customer) bool {
+	return digest(got) == digest(want)
 }
 
 // differingFields names the fields in which got differs from want: names

@@ -94,10 +94,18 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 	if r.PendingCreateWindow <= 0 {
 		r.PendingCreateWindow = 2 * time.Minute
 	}
+	if r.VanishReads <= 0 {
+		r.VanishReads = defaultVanishReads
+	}
+	if r.VanishInterval <= 0 {
+		r.VanishInterval = defaultVanishInterval
+	}
 	if r.DriftClock == nil {
 		r.DriftClock = clock.RealClock{}
 	}
-	r.drift = newDriftState()
+	r.accounts = newAccountRegistry(r.Clock)
+	r.memory = newCustomerMemory(r.accounts)
+	r.retries = newRetryBackoff()
 	r.stalled = newStalledBackoff(backoffPolicy{Min: r.PermanentBackoff, Max: r.PermanentBackoffMax})
 
 	ctx := context.Background()
@@ -111,7 +119,9 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 		return fmt.Errorf("indexing what Customers name: %w", err)
 	}
 	r.claims.synced = reg.HasSynced
-	r.drift.claimed = r.claims.has
+	r.accounts.claimed = r.claims.has
+	wake := &wakeups{}
+	r.accounts.wake = wake.wake
 
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Customer{}, builder.WithPredicates(relevantChange())).
@@ -120,10 +130,12 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 			MaxConcurrentReconciles: max(1, maxConcurrent),
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](
 				transientBackoffMin, transientBackoffMax),
-		})
+		}).
+		WatchesRawSource(wake.source())
 	if r.DriftDetection == DriftByList {
 		d := &driftDetector{
-			state:    r.drift,
+			accounts: r.accounts,
+			memory:   r.memory,
 			period:   r.ResyncPeriod,
 			clock:    r.DriftClock,
 			slots:    make(chan struct{}, parallelListings),

@@ -113,6 +113,10 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "FAIL: the API key appeared in the logs")
 		return 1
 	}
+	if s, ok := canarySpellingIn(logs.String()); ok {
+		fmt.Fprintf(os.Stderr, "FAIL: the API key appeared in the logs as %q\n", s)
+		return 1
+	}
 	if nsSeq.Load() > 0 && !strings.Contains(logs.String(), "reconcile") {
 		fmt.Fprintln(os.Stderr, "FAIL: the suite captured no reconcile logs; the canary check would prove nothing")
 		return 1
@@ -162,6 +166,14 @@ type managerOpts struct {
 	realDriftClock bool
 	// allowedHosts is the manager's --allowed-scriptlock-hosts.
 	allowedHosts []string
+	// timeout replaces the client's 5 s per-request timeout.
+	timeout time.Duration
+	// qps, if set, replaces the client's 100 calls a second per account
+	// (burst 1 then).
+	qps float64
+	// wrapClient, if set, wraps the cache-backed client the reconciler
+	// reads and writes through (to serve stale copies, say).
+	wrapClient func(client.Client) client.Client
 	// permanentBackoff replaces the suite's 1 s stalled backoff, so that a
 	// test can tell a transient failure from a stalled one by the time a
 	// recovery takes.
@@ -247,8 +259,16 @@ func (e *env) startManager() {
 		e.t.Fatal(err)
 	}
 	// One request in flight per account for two workers, as main sets it.
+	timeout := 5 * time.Second
+	if e.opts.timeout > 0 {
+		timeout = e.opts.timeout
+	}
+	qps, burst := 100.0, 100
+	if e.opts.qps > 0 {
+		qps, burst = e.opts.qps, 1
+	}
 	e.pool = scriptlock.NewPool(scriptlock.Options{
-		BaseURL: url, APIKey: key, Timeout: 5 * time.Second, QPS: 100, Burst: 100, MaxInFlight: 1, MaxInFlightPerHost: 1,
+		BaseURL: url, APIKey: key, Timeout: timeout, QPS: qps, Burst: burst, MaxInFlight: 1, MaxInFlightPerHost: 1,
 		AllowedHosts: e.opts.allowedHosts,
 	}, nil)
 	var driftClock clock.Clock = clock.RealClock{}
@@ -256,8 +276,12 @@ func (e *env) startManager() {
 		e.driftClock = clocktesting.NewFakeClock(time.Now())
 		driftClock = e.driftClock
 	}
+	cached := mgr.GetClient()
+	if e.opts.wrapClient != nil {
+		cached = e.opts.wrapClient(cached)
+	}
 	r := &controllers.CustomerReconciler{
-		Client:              mgr.GetClient(),
+		Client:              cached,
 		APIReader:           mgr.GetAPIReader(),
 		Recorder:            mgr.GetEventRecorder("scriptlock-customer-operator"),
 		Accounts:            e.pool,
@@ -267,6 +291,8 @@ func (e *env) startManager() {
 		PermanentBackoff:    max(time.Second, e.opts.permanentBackoff),
 		PermanentBackoffMax: max(2*time.Second, e.opts.permanentBackoff),
 		PendingCreateWindow: 6 * time.Second,
+		VanishReads:         3,
+		VanishInterval:      300 * time.Millisecond,
 	}
 	if err := r.SetupWithManager(mgr, 2); err != nil {
 		e.t.Fatal(err)
@@ -338,6 +364,7 @@ func (e *env) assertNoLeak() {
 			e.t.Errorf("the API key appeared in Customer %s", c.Name)
 		}
 	}
+	e.assertNoCanarySpelling(evs.Items, cs.Items)
 }
 
 // customer returns a valid Customer named name in the test namespace.
@@ -377,9 +404,16 @@ func (e *env) update(name string, f func(*v1alpha1.Customer)) {
 	})
 }
 
+// patience is the shortest wait for anything to happen: a timeout here
+// bounds liveness (the test fails rather than hang), it measures nothing,
+// and a loaded machine may take many times longer than an idle one. A
+// condition that holds sooner returns sooner.
+const patience = time.Minute
+
 // eventually polls f until it returns nil or timeout passes.
 func (e *env) eventually(timeout time.Duration, what string, f func() error) {
 	e.t.Helper()
+	timeout = max(timeout, patience)
 	deadline := time.Now().Add(timeout)
 	var err error
 	for {

@@ -14,6 +14,18 @@ const (
 	// change to the object until it is removed.
 	PausedAnnotation = "licensing.scriptlock.com/paused"
 
+	// AcceptAccountAnnotation, set to an account fingerprint (as
+	// status.account, shown in the AccountChanged condition), says that a
+	// person accepts that account as the home of the record this Customer
+	// holds: the binding carries over to the account the credentials now
+	// name, if it holds the same id with this Customer's email.
+	AcceptAccountAnnotation = "licensing.scriptlock.com/accept-account"
+
+	// RecreateAnnotation, set to "true", lets a Customer held with reason
+	// RecordsVanished create its record again although many records of
+	// its account vanished at once: a person confirms they are really gone.
+	RecreateAnnotation = "licensing.scriptlock.com/recreate"
+
 	// DeletionProtectionAnnotation, set to "true", makes the shipped
 	// ValidatingAdmissionPolicy refuse deletion of the object.
 	DeletionProtectionAnnotation = "licensing.scriptlock.com/deletion-protection"
@@ -182,6 +194,23 @@ const (
 	// ReasonDiffers: managementPolicy: Observe, and the record differs from
 	// the spec in the fields the message names; nothing is written.
 	ReasonDiffers = "Differs"
+	// ReasonRecordMissing: ScriptLock does not show the bound record, and
+	// the disappearance is not confirmed yet (a lagging replica can answer
+	// 404 for a record that exists): nothing is created until it is.
+	ReasonRecordMissing = "RecordMissing"
+	// ReasonRecordsVanished: many of the account's records vanished at once
+	// (a failover to an empty replica, a wrong instance): the operator
+	// recreates none of them until they reappear, or a person confirms
+	// with the recreate annotation.
+	ReasonRecordsVanished = "RecordsVanished"
+	// ReasonChangedOutside: someone keeps changing the record in ScriptLock
+	// back to other values (a second writer); the operator put it back as
+	// often as it may in an hour and waits for a person.
+	ReasonChangedOutside = "ChangedOutside"
+	// ReasonRecordGone (an Event): the record was already gone when the
+	// Customer was deleted (DELETE and a read both answered 404); nothing
+	// was revoked by this deletion.
+	ReasonRecordGone = "RecordGone"
 )
 
 // CustomerStatus is what the operator last observed.
@@ -189,6 +218,13 @@ type CustomerStatus struct {
 	// CustomerID is the id of the ScriptLock record this object manages.
 	// +optional
 	CustomerID string `json:"customerID,omitempty"`
+
+	// FormerCustomerID is the id of the record this Customer held before it
+	// vanished from ScriptLock, kept until a replacement is bound: a record
+	// with this id and this Customer's email, in the same account, is its
+	// own again (a replica that lagged longer than the confirmation).
+	// +optional
+	FormerCustomerID string `json:"formerCustomerID,omitempty"`
 
 	// Account identifies, without revealing the API key, the ScriptLock
 	// account status.customerID lives in: the first 12 hex digits of
@@ -204,6 +240,12 @@ type CustomerStatus struct {
 	// fields equal the spec.
 	// +optional
 	URL string `json:"url,omitempty"`
+
+	// SyncedDigest is the digest (as pendingCreate.digests) of the record's
+	// fields when the operator last saw it equal to the spec: a rotated key
+	// carries the binding over only to a record that still has them.
+	// +optional
+	SyncedDigest string `json:"syncedDigest,omitempty"`
 
 	// PendingCreate is the create-time proof of a create whose outcome is
 	// not known yet (a crash, a lost answer), written before the create is

@@ -11,7 +11,7 @@
 // status lists the Customers that are not Ready with what to do about each,
 // and exits 1 when there is any; version prints the version stamped at
 // build time, the same as the manager's --version (both print
-// internal/scriptlock.Version), and the versions of the operator
+// internal/version.Version), and the versions of the operator
 // Deployments and of Kubernetes in the cluster.
 //
 // This file is wiring only; the commands are in root.go, import.go,

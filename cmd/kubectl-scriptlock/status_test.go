@@ -154,7 +154,7 @@ func startAPIServer(t *testing.T) (client.Client, string) {
 // TestStatusAgainstAnAPIServer creates Customers in several states in a
 // real kube-apiserver, and checks what status prints and its exit code
 // for one namespace, all namespaces and a namespace where all are Ready.
-func TestStatusAgainstAnAPIServer(t *testing.T) {
+func TestStatusAgainstAnAPIServer(t *testing.T) { //nolint:gocyclo // one API server, many checks of one printed table in a row, each a line
 	c, kubeconfig := startAPIServer(t)
 	ctx := context.Background()
 	for _, ns := range []string{"sales", "ops", "fine"} {

@@ -13,7 +13,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/scriptlock/customer-operator/internal/scriptlock"
+	"github.com/scriptlock/customer-operator/internal/version"
 )
 
 // The operator's label is on every object config/default and the chart
@@ -57,7 +57,7 @@ the Kubernetes API server's. With --client, only the plugin's, bare.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Stamped at build time, as the manager's (Makefile LDFLAGS).
 			if clientOnly {
-				_, err := fmt.Fprintln(stdout, scriptlock.Version)
+				_, err := fmt.Fprintln(stdout, version.Version)
 				return err
 			}
 			if output != "" && output != "json" && output != "yaml" {
@@ -94,7 +94,7 @@ the Kubernetes API server's. With --client, only the plugin's, bare.`,
 // Kubernetes version and its operator Deployments. The report always
 // holds the client's version.
 func serverVersions(ctx context.Context, kube *genericclioptions.ConfigFlags) (versionReport, error) {
-	r := versionReport{ClientVersion: scriptlock.Version, Operators: []operatorVersion{}}
+	r := versionReport{ClientVersion: version.Version, Operators: []operatorVersion{}}
 	cfg, err := kube.ToRESTConfig()
 	if err != nil {
 		return r, fmt.Errorf("loading the kubeconfig: %w", err)

@@ -10,17 +10,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/scriptlock/customer-operator/internal/scriptlock"
+	"github.com/scriptlock/customer-operator/internal/version"
 )
 
 // TestVersionPrintsTheStampedVersion: `kubectl scriptlock version --client`
-// prints internal/scriptlock.Version, the variable the build stamps into
+// prints internal/version.Version, the variable the build stamps into
 // both the plugin and the manager (test/manifests builds both and
 // compares), and nothing else.
 func TestVersionPrintsTheStampedVersion(t *testing.T) {
-	old := scriptlock.Version
-	t.Cleanup(func() { scriptlock.Version = old })
-	scriptlock.Version = "v1.2.3-test"
+	old := version.Version
+	t.Cleanup(func() { version.Version = old })
+	version.Version = "v1.2.3-test"
 
 	stdout, stderr, err := runCmd(t, testDeps(nil), "version", "--client")
 	if err != nil || stdout != "v1.2.3-test\n" || stderr != "" {
@@ -40,9 +40,9 @@ func TestVersionPrintsTheStampedVersion(t *testing.T) {
 // -o json and yaml print the same; an unreachable cluster is an error
 // after the client's line.
 func TestVersionOfTheServer(t *testing.T) {
-	old := scriptlock.Version
-	t.Cleanup(func() { scriptlock.Version = old })
-	scriptlock.Version = "v1.2.3-test"
+	old := version.Version
+	t.Cleanup(func() { version.Version = old })
+	version.Version = "v1.2.3-test"
 
 	c, kubeconfig := startAPIServer(t)
 	ctx := context.Background()

@@ -3,8 +3,9 @@
 # the root Makefile. Needs root, as containerd and the kubelet do.
 
 E2E_DIR := hack/e2e
-# Node binaries are built once per hack/e2e/go.mod+go.sum and kept in
-# E2E_CACHE; point it at a folder outside the clone to share them between
+# Node binaries are built from hack/kubernetes (the root Makefile's
+# K8S_MODULE, K8S_VERSION and K8S_LDFLAGS), once per its go.mod+go.sum, and
+# kept in E2E_CACHE; point it at a folder outside the clone to share them between
 # clones (a fresh clone then skips their build).
 E2E_CACHE ?= $(LOCALBIN)/e2e
 # The node's work folder: its files, sockets and mounts. node-down.sh
@@ -14,13 +15,9 @@ E2E_WORK ?= /tmp/scriptlock-e2e
 E2E_ARTIFACTS ?= $(LOCALBIN)/e2e-artifacts
 E2E_TEST_ARGS ?=
 
-E2E_K8S_VERSION := $(shell awk '$$1 == "k8s.io/kubernetes" { print $$2; exit }' $(E2E_DIR)/go.mod)
-E2E_NODE_KEY := $(shell cat $(E2E_DIR)/go.mod $(E2E_DIR)/go.sum | sha256sum | cut -c1-12)
-E2E_NODE_BIN := $(abspath $(E2E_CACHE))/node-$(E2E_K8S_VERSION)-$(E2E_NODE_KEY)
+E2E_NODE_KEY := $(shell cat $(K8S_MODULE)/go.mod $(K8S_MODULE)/go.sum | sha256sum | cut -c1-12)
+E2E_NODE_BIN := $(abspath $(E2E_CACHE))/node-$(K8S_VERSION)-$(E2E_NODE_KEY)
 E2E_NODE_CMDS := etcd kube-apiserver kube-controller-manager kube-scheduler kubelet
-E2E_K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(E2E_K8S_VERSION) \
-	-X k8s.io/component-base/version.gitMajor=$(patsubst v%,%,$(word 1,$(subst ., ,$(E2E_K8S_VERSION)))) \
-	-X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(E2E_K8S_VERSION)))
 # pause and imagetar: small, rebuilt (from the Go build cache) every run.
 E2E_TOOLS := $(LOCALBIN)/e2e-tools
 # The operator's image, as config/e2e names it.
@@ -54,16 +51,16 @@ e2e-deps: ## Install containerd, runc and the CNI plugins for the e2e node (apt-
 .PHONY: e2e-node-binaries
 e2e-node-binaries: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubelet for the e2e node (once; cached in E2E_CACHE).
 	@for c in $(E2E_NODE_CMDS); do [ -x $(E2E_NODE_BIN)/$$c ] || missing=1; done; [ -z "$$missing" ] && exit 0; \
-	echo ">> building the e2e node binaries $(E2E_K8S_VERSION) from the Go module proxy into $(E2E_NODE_BIN) (first time only: 6 minutes on 2 idle cores, up to 17 on busy ones)"; \
+	echo ">> building the e2e node binaries $(K8S_VERSION) from the Go module proxy into $(E2E_NODE_BIN) (first time only: 6 minutes on 2 idle cores, up to 17 on busy ones)"; \
 	set -e; rm -rf $(E2E_NODE_BIN).tmp; mkdir -p $(E2E_NODE_BIN).tmp; \
-	cd $(E2E_DIR) && for c in $(E2E_NODE_CMDS); do \
-		echo ">> $$c"; go build -ldflags "$(E2E_K8S_LDFLAGS)" -o $(E2E_NODE_BIN).tmp/$$c ./cmd/$$c; \
+	cd $(K8S_MODULE) && for c in $(E2E_NODE_CMDS); do \
+		echo ">> $$c"; go build -ldflags "$(K8S_LDFLAGS)" -o $(E2E_NODE_BIN).tmp/$$c ./$$c; \
 	done; \
 	rm -rf $(E2E_NODE_BIN) && mv $(E2E_NODE_BIN).tmp $(E2E_NODE_BIN)
 
 .PHONY: e2e-image
 e2e-image: ## Build the operator's image as a docker-archive tar from the Dockerfile, without Docker (hack/e2e/cmd/imagetar), and the node's pause program.
 	@mkdir -p $(E2E_TOOLS)
-	cd $(E2E_DIR) && CGO_ENABLED=0 go build -o $(E2E_TOOLS)/imagetar ./cmd/imagetar && \
-		CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(E2E_TOOLS)/pause ./cmd/pause
+	CGO_ENABLED=0 go build -o $(E2E_TOOLS)/imagetar ./$(E2E_DIR)/cmd/imagetar
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(E2E_TOOLS)/pause ./$(E2E_DIR)/cmd/pause
 	$(E2E_TOOLS)/imagetar -dockerfile $(CURDIR)/Dockerfile -version $(VERSION) -tag $(E2E_IMAGE) -out $(E2E_IMAGE_TAR)

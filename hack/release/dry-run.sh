@@ -36,7 +36,7 @@ KUSTOMIZE=$KUSTOMIZE hack/build-installer.sh "$IMAGE:$VERSION" "$OUT/install.yam
 
 echo ">> the image, without Docker"
 # This machine's platform: hack/e2e/cmd/imagetar runs the Dockerfile.
-(cd hack/e2e && CGO_ENABLED=0 go build -o "$tmp/imagetar" ./cmd/imagetar)
+CGO_ENABLED=0 go build -o "$tmp/imagetar" ./hack/e2e/cmd/imagetar
 "$tmp/imagetar" -dockerfile "$PWD/Dockerfile" -version "$VERSION" -tag "$IMAGE:$VERSION" -out "$tmp/image.tar"
 # Every platform's manager built with the Dockerfile's own build line
 # (its builder stage's WORKDIR holds what its COPY lines copy, which is

@@ -31,6 +31,11 @@ const (
 	// Options.MaxInFlight requests in flight, or the caller's deadline was
 	// too short to wait for the client-side rate limiter.
 	ErrThrottled Kind = "throttled by the client"
+	// ErrOverRate comes with ErrThrottled when a call that named its
+	// caller (WithCaller) is past the account's rate limit: RetryAfter is
+	// when its turn comes, and the caller's call at that time passes. It
+	// is the client's own limit, not ScriptLock's answer.
+	ErrOverRate Kind = "over the client's rate limit"
 	// ErrBodyTooLarge means a response body exceeded MaxBodyBytes.
 	ErrBodyTooLarge Kind = "response body too large"
 	// ErrMalformedBody means a success answer did not carry the expected JSON.

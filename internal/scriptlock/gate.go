@@ -31,6 +31,7 @@ type gate struct {
 	now         func() time.Time // time.Now; replaced in tests
 
 	mu         sync.Mutex
+	tickets    map[string]*rate.Reservation // a caller's place in the rate limiter's line
 	inFlight   int
 	holdUntil  time.Time // no call before this instant
 	holdReason string    // why, for the ErrThrottled message
@@ -65,6 +66,13 @@ func newHostGate(o Options) *gate {
 // in flight. Only the rate limiter waits, and never past ctx's deadline; a
 // hold that began during that wait is honoured too. A nil error means a slot
 // was taken: the caller must call done exactly once.
+//
+// A call that names its caller (WithCaller) never waits for the limiter
+// either: past the rate it is given a place in the limiter's line (a
+// ticket) and fails at once with ErrThrottled, ErrOverRate and RetryAfter
+// the time until its place comes; the same caller's call at that time
+// uses the place. So a worker never waits on one account while another
+// account has work, and callers of a busy account take turns in order.
 func (g *gate) admit(ctx context.Context, op string) error {
 	g.mu.Lock()
 	err := g.refuseLocked(op)
@@ -72,7 +80,11 @@ func (g *gate) admit(ctx context.Context, op string) error {
 	if err != nil {
 		return err
 	}
-	if err := g.limiter.Wait(ctx); err != nil {
+	if caller := callerOf(ctx); caller != "" {
+		if err := g.takeTurn(op, caller); err != nil {
+			return err
+		}
+	} else if err := g.limiter.Wait(ctx); err != nil {
 		return &Error{Op: op, Err: fmt.Errorf("%w: rate limiter: %w", ErrThrottled, err)}
 	}
 	g.mu.Lock()
@@ -82,6 +94,51 @@ func (g *gate) admit(ctx context.Context, op string) error {
 	}
 	g.inFlight++
 	return nil
+}
+
+// takeTurn lets caller's call pass the rate limiter now, or gives it a
+// place in the limiter's line and an ErrOverRate error saying when its
+// turn comes.
+func (g *gate) takeTurn(op, caller string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	r, ok := g.tickets[caller]
+	if !ok {
+		r = g.limiter.ReserveN(now, 1)
+		if !r.OK() {
+			return &Error{Op: op, Err: fmt.Errorf("%w: %w: the rate limiter allows no call", ErrThrottled, ErrOverRate)}
+		}
+	}
+	wait := r.DelayFrom(now)
+	if wait <= 0 {
+		delete(g.tickets, caller)
+		return nil
+	}
+	if g.tickets == nil {
+		g.tickets = map[string]*rate.Reservation{}
+	}
+	g.tickets[caller] = r
+	g.pruneTicketsLocked(now)
+	return &Error{Op: op, RetryAfter: wait,
+		Err: fmt.Errorf("%w: %w: its turn comes in %s", ErrThrottled, ErrOverRate, wait.Round(time.Millisecond))}
+}
+
+// ticketGrace is how long past its time a place in the line is kept for a
+// caller that does not come back (a deleted Customer).
+const ticketGrace = time.Minute
+
+// pruneTicketsLocked drops the places of callers that did not come back.
+// g.mu must be held.
+func (g *gate) pruneTicketsLocked(now time.Time) {
+	if len(g.tickets) < 64 {
+		return
+	}
+	for caller, r := range g.tickets {
+		if r.DelayFrom(now) < -ticketGrace {
+			delete(g.tickets, caller)
+		}
+	}
 }
 
 // refuseLocked returns the ErrThrottled error for a held or full account,

@@ -22,6 +22,7 @@ import (
 
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
 	"github.com/scriptlock/customer-operator/internal/scriptlock/sim"
+	"github.com/scriptlock/customer-operator/internal/version"
 )
 
 // blackHole returns the URL of a listener that accepts connections and never
@@ -105,9 +106,9 @@ func serve(t *testing.T, h http.Handler) string {
 func TestRequestsAreWhatTheVendorPageShows(t *testing.T) {
 	f := &fixed{status: http.StatusCreated, body: text(`{"id":42}`)}
 	url := serve(t, f)
-	old := scriptlock.Version
-	scriptlock.Version = "v9.9.9-test"
-	defer func() { scriptlock.Version = old }()
+	old := version.Version
+	version.Version = "v9.9.9-test"
+	defer func() { version.Version = old }()
 	if _, err := newClient(t, url, testKey).Create(ctx(t), example); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +158,7 @@ func TestAnswersThatAreNotTheProtocol(t *testing.T) {
 	}
 	overListLimit := func(w io.Writer) {
 		_, _ = io.WriteString(w, `[{"id":1,"company":"`)
-		_, _ = w.Write(bytes.Repeat([]byte("a"), scriptlock.MaxListBodyBytes))
+		_, _ = w.Write(bytes.Repeat([]byte("a"), testListLimit))
 		_, _ = io.WriteString(w, `"}]`)
 	}
 	tests := []struct {
@@ -167,7 +168,7 @@ func TestAnswersThatAreNotTheProtocol(t *testing.T) {
 		kind  error
 		maybe bool
 	}{
-		{"a list body over MaxListBodyBytes is refused", &fixed{status: 200, body: overListLimit}, list, scriptlock.ErrBodyTooLarge, false},
+		{"a list body over Options.MaxListBodyBytes is refused", &fixed{status: 200, body: overListLimit}, list, scriptlock.ErrBodyTooLarge, false},
 		{"a 10 MB get body is refused", &fixed{status: 302, body: tenMB}, get("1"), scriptlock.ErrBodyTooLarge, false},
 		{"a 10 MB create body is maybe created", &fixed{status: 201, body: tenMB}, create, scriptlock.ErrBodyTooLarge, true},
 		{"an HTML get body is malformed", &fixed{status: 302, body: text("<html>moved</html>")}, get("1"), scriptlock.ErrMalformedBody, false},
@@ -186,7 +187,7 @@ func TestAnswersThatAreNotTheProtocol(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.call(newClient(t, serve(t, tt.h), testKey), ctx(t))
+			err := tt.call(newClient(t, serve(t, tt.h), testKey, func(o *scriptlock.Options) { o.MaxListBodyBytes = testListLimit }), ctx(t))
 			if !errors.Is(err, tt.kind) || scriptlock.IsMaybeCreated(err) != tt.maybe {
 				t.Fatalf("got %v, want kind %v, maybeCreated=%v", err, tt.kind, tt.maybe)
 			}
@@ -194,6 +195,47 @@ func TestAnswersThatAreNotTheProtocol(t *testing.T) {
 				t.Fatalf("the error names no call: %+v", e)
 			}
 		})
+	}
+}
+
+// testListLimit is the listing limit of TestAnswersThatAreNotTheProtocol:
+// the default (256 MiB) is the same code with a larger number, and reading
+// that much measures the machine, not the client.
+const testListLimit = 1 << 20
+
+// A listing past the limit stops being read at the limit: the server
+// cannot make the client read more, however much it has to send.
+func TestAListingStopsAtTheLimit(t *testing.T) {
+	var sent atomic.Int64
+	endless := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, `[{"id":1,"company":"`)
+		chunk := bytes.Repeat([]byte("a"), 32<<10)
+		for r.Context().Err() == nil {
+			n, err := w.Write(chunk)
+			sent.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	})
+	const limit = 256 << 10
+	err := list(newClient(t, serve(t, endless), testKey, func(o *scriptlock.Options) { o.MaxListBodyBytes = limit }), ctx(t))
+	if !errors.Is(err, scriptlock.ErrBodyTooLarge) {
+		t.Fatalf("got %v, want ErrBodyTooLarge", err)
+	}
+	// What the server wrote is what the client read, plus what the
+	// connection buffers hold (a few MiB at most on loopback): not the
+	// endless body.
+	if n := sent.Load(); n > limit+16<<20 {
+		t.Fatalf("the server wrote %d bytes before the client stopped reading at %d", n, limit)
+	}
+}
+
+// The default listing limit is MaxListBodyBytes.
+func TestTheDefaultListingLimit(t *testing.T) {
+	if got := scriptlock.ListLimitForTest(newClient(t, "http://127.0.0.1:1", testKey)); got != scriptlock.MaxListBodyBytes {
+		t.Fatalf("listing limit %d, want MaxListBodyBytes (%d)", got, scriptlock.MaxListBodyBytes)
 	}
 }
 

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	licensingv1alpha1 "github.com/scriptlock/customer-operator/api/v1alpha1"
+	"github.com/scriptlock/customer-operator/hack/localenv"
 	"github.com/scriptlock/customer-operator/test/kustomized"
 )
 
@@ -378,44 +377,16 @@ func startSimulator(ctx context.Context, t *testing.T, artifacts, url, key strin
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the simulator: %v\n%s", err, out)
 	}
-	addr := strings.TrimPrefix(url, "http://")
-	cmd := exec.Command(bin, "--listen", addr, "--api-key", key)
-	// Killed with the test binary, should that die without its cleanups
-	// (an interrupted `make e2e`), so that no simulator holds the port.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	logFile, err := os.Create(filepath.Join(artifacts, "scriptlock-sim.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-		_ = logFile.Close()
+	sim, err := localenv.StartSim(ctx, localenv.SimOptions{
+		Bin: bin, Listen: strings.TrimPrefix(url, "http://"), APIKey: key,
+		Log: filepath.Join(artifacts, "scriptlock-sim.log"), Logf: t.Logf,
 	})
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "listening on ") {
-				ready <- strings.TrimPrefix(sc.Text(), "listening on ")
-			}
-		}
-	}()
-	select {
-	case got := <-ready:
-		if got != url {
-			t.Fatalf("the simulator listens on %s, want %s", got, url)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the simulator did not start in 30s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Stop(10 * time.Second) })
+	if sim.URL != url {
+		t.Fatalf("the simulator listens on %s, want %s", sim.URL, url)
 	}
 	return &simulator{url: url, key: key, http: &http.Client{Timeout: 30 * time.Second}}
 }

@@ -2,22 +2,19 @@ package manifests
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scriptlock/customer-operator/test/apiserver"
 
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
@@ -33,38 +30,10 @@ func startAPIServer(t *testing.T) client.Client {
 	return c
 }
 
-// startControlPlane is startAPIServer that also returns the admin
-// (system:masters) connection, for clients of other kinds.
+// startControlPlane starts kube-apiserver and etcd with no CRD installed.
 func startControlPlane(t *testing.T) (*rest.Config, client.Client) {
 	t.Helper()
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		assets := filepath.Join(repoRoot(t), "bin", "k8s")
-		if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-			t.Skip("no control plane: run `make controlplane`, or set KUBEBUILDER_ASSETS")
-		}
-		t.Setenv("KUBEBUILDER_ASSETS", assets)
-	}
-	env := &envtest.Environment{}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("starting kube-apiserver and etcd: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stopping the control plane: %v", err)
-		}
-	})
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, v1alpha1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg, c
+	return apiserver.Start(t)
 }
 
 // apply server-side applies o, for real or as a dry run.
@@ -83,7 +52,7 @@ func apply(ctx context.Context, c client.Client, o *unstructured.Unstructured, d
 // Security "restricted" enforcement, and that the deletion-protection
 // policy refuses to delete a protected Customer with a message that says
 // how to proceed, while an unprotected one deletes.
-func TestRenderedManifestsInstallAndProtectCustomers(t *testing.T) {
+func TestRenderedManifestsInstallAndProtectCustomers(t *testing.T) { //nolint:gocyclo // one install on one API server, checked property by property, each a line
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := startAPIServer(t)

@@ -28,9 +28,10 @@ import (
 )
 
 // allowedManagerRules is everything the manager may do, by "group/resource":
-// its own API, events, and a plain get of the Secret a Customer names.
-// Secrets are never listed or watched: that would let the operator read
-// every Secret of the cluster.
+// its own API, events, a plain get of the Secret a Customer names, and a
+// get of its own CRD (the start-up check of its schema). Secrets are never
+// listed or watched: that would let the operator read every Secret of the
+// cluster.
 var allowedManagerRules = map[string][]string{
 	"licensing.scriptlock.com/customers":            {"get", "list", "watch", "patch", "update"},
 	"licensing.scriptlock.com/customers/status":     {"get", "patch", "update"},
@@ -38,6 +39,13 @@ var allowedManagerRules = map[string][]string{
 	"/secrets":             {"get"},
 	"/events":              {"create", "patch"},
 	"events.k8s.io/events": {"create", "patch"},
+	"apiextensions.k8s.io/customresourcedefinitions": {"get"},
+}
+
+// namedOnly are the resources a rule may grant only by name: the manager
+// reads its own CRD and no other.
+var namedOnly = map[string][]string{
+	"apiextensions.k8s.io/customresourcedefinitions": {"customers.licensing.scriptlock.com"},
 }
 
 // excessRules returns what rules grant beyond allowed, one line each.
@@ -47,14 +55,18 @@ func excessRules(rules []rbacv1.PolicyRule, allowed map[string][]string) []strin
 		if len(r.NonResourceURLs) > 0 {
 			bad = append(bad, fmt.Sprintf("rule %d grants non-resource URLs %v", i, r.NonResourceURLs))
 		}
-		if len(r.ResourceNames) > 0 {
-			// Not a widening, but nothing in the markers asks for it.
-			bad = append(bad, fmt.Sprintf("rule %d names resources %v", i, r.ResourceNames))
-		}
 		for _, g := range r.APIGroups {
 			for _, res := range r.Resources {
+				key := g + "/" + res
+				names, named := namedOnly[key]
+				switch {
+				case named && !slices.Equal(r.ResourceNames, names):
+					bad = append(bad, fmt.Sprintf("rule %d grants %s by the names %v, want exactly %v", i, key, r.ResourceNames, names))
+				case !named && len(r.ResourceNames) > 0:
+					// Not a widening, but nothing in the markers asks for it.
+					bad = append(bad, fmt.Sprintf("rule %d names resources %v", i, r.ResourceNames))
+				}
 				for _, v := range r.Verbs {
-					key := g + "/" + res
 					switch {
 					case g == "*" || res == "*" || v == "*":
 						bad = append(bad, fmt.Sprintf("rule %d grants a wildcard: %s %s", i, v, key))
@@ -130,6 +142,11 @@ func TestExcessRulesCatchesWhatItMust(t *testing.T) {
 		"an unexpected resource": {APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get"}},
 		"delete on customers":    {APIGroups: []string{"licensing.scriptlock.com"}, Resources: []string{"customers"}, Verbs: []string{"delete"}},
 		"a non-resource URL":     {NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}},
+		"every CRD":              {APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"get"}},
+		"another CRD": {APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"get"},
+			ResourceNames: []string{"customers.licensing.scriptlock.com", "secrets.example.com"}},
+		"list on its CRD": {APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"list"},
+			ResourceNames: []string{"customers.licensing.scriptlock.com"}},
 	} {
 		if len(excessRules([]rbacv1.PolicyRule{rule}, allowedManagerRules)) == 0 {
 			t.Errorf("%s: not reported", name)

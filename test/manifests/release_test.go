@@ -28,6 +28,8 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"github.com/scriptlock/customer-operator/hack/localenv"
 )
 
 type release struct {
@@ -65,7 +67,7 @@ func TestReleaseVersionIsSemVerTaggedOrNot(t *testing.T) {
 	for in, want := range map[string]string{"v1.2.3": "v1.2.3", "c05da1c": "v0.0.0-c05da1c", "c05da1c-dirty": "v0.0.0-c05da1c-dirty", "v1.2.3-4-gabcdef0": "v1.2.3-4-gabcdef0"} {
 		cmd := exec.CommandContext(t.Context(), "make", "-s", "--no-print-directory", "release-version", "VERSION="+in)
 		cmd.Dir = repoRoot(t)
-		cmd.Env = withoutEnv(os.Environ(), "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "RELEASE_VERSION")
+		cmd.Env = localenv.WithoutEnv(os.Environ(), "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "RELEASE_VERSION")
 		out, err := cmd.Output()
 		if got := strings.TrimSpace(string(out)); err != nil || got != want || !semver.MatchString(got) {
 			t.Errorf("VERSION=%s: release version %q (%v), want %q", in, got, err, want)

@@ -4,16 +4,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
+
+	"github.com/scriptlock/customer-operator/hack/localenv"
 )
 
 // TestBuildStampsOneVersionIntoBothBinaries builds the manager and the
 // kubectl plugin with the very commands `make build VERSION=...` runs (read
 // from `make -n`, with the output moved to a temporary directory), then
 // checks that `manager --version` and `kubectl-scriptlock version` both
-// print that version: one variable, internal/scriptlock.Version, is stamped
+// print that version: one variable, internal/version.Version, is stamped
 // into both (and is the User-Agent's version).
 func TestBuildStampsOneVersionIntoBothBinaries(t *testing.T) {
 	if testing.Short() {
@@ -25,7 +26,7 @@ func TestBuildStampsOneVersionIntoBothBinaries(t *testing.T) {
 	const version = "v9.9.9-version-test"
 	root := repoRoot(t)
 	// A make of our own, not a sub-make of `make test`.
-	env := withoutEnv(os.Environ(), "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+	env := localenv.WithoutEnv(os.Environ(), "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
 
 	dry := exec.CommandContext(t.Context(), "make", "-s", "-n", "build", "VERSION="+version)
 	dry.Dir, dry.Env = root, env
@@ -64,15 +65,4 @@ func TestBuildStampsOneVersionIntoBothBinaries(t *testing.T) {
 			t.Errorf("%s %s printed %q, want %q", filepath.Base(args[0]), args[1], got, version+"\n")
 		}
 	}
-}
-
-func withoutEnv(env []string, names ...string) []string {
-	var out []string
-	for _, kv := range env {
-		name, _, _ := strings.Cut(kv, "=")
-		if !slices.Contains(names, name) {
-			out = append(out, kv)
-		}
-	}
-	return out
 }

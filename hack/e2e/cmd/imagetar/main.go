@@ -26,7 +26,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -36,6 +35,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/scriptlock/customer-operator/hack/dockerfile"
 )
 
 // image is what the final stage says.
@@ -60,7 +61,7 @@ func main() {
 }
 
 func run() error {
-	dockerfile := flag.String("dockerfile", "", "Dockerfile to build (its context is the folder it is in)")
+	dockerfileFlag := flag.String("dockerfile", "", "Dockerfile to build (its context is the folder it is in)")
 	version := flag.String("version", "dev", "VERSION build argument (with -dockerfile)")
 	binary := flag.String("binary", "", "the image's only binary (without -dockerfile)")
 	entrypoint := flag.String("entrypoint", "", "path of the binary in the image and its entrypoint (without -dockerfile)")
@@ -73,11 +74,11 @@ func run() error {
 	}
 
 	var img image
-	if *dockerfile != "" {
+	if *dockerfileFlag != "" {
 		var err error
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		if img, err = buildDockerfile(ctx, *dockerfile, *version); err != nil {
+		if img, err = buildDockerfile(ctx, *dockerfileFlag, *version); err != nil {
 			return err
 		}
 	} else {
@@ -93,38 +94,18 @@ func run() error {
 	return writeArchive(*out, *tag, img)
 }
 
-// instructions returns the Dockerfile's instructions by stage,
-// continuation lines joined and comments dropped.
-func instructions(text string) [][][2]string {
-	text = strings.ReplaceAll(text, "\\\n", " ")
-	var stages [][][2]string
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		instr, args, _ := strings.Cut(line, " ")
-		instr = strings.ToUpper(instr)
-		if instr == "FROM" || len(stages) == 0 {
-			stages = append(stages, nil)
-		}
-		stages[len(stages)-1] = append(stages[len(stages)-1], [2]string{instr, strings.TrimSpace(args)})
-	}
-	return stages
-}
-
 // buildDockerfile runs the builder stage and reads the final stage.
-func buildDockerfile(ctx context.Context, dockerfile, version string) (image, error) {
-	text, err := os.ReadFile(dockerfile)
+func buildDockerfile(ctx context.Context, file, version string) (image, error) {
+	text, err := os.ReadFile(file)
 	if err != nil {
 		return image{}, err
 	}
-	root := filepath.Dir(dockerfile)
-	stages := instructions(string(text))
+	root := filepath.Dir(file)
+	stages := dockerfile.Stages(string(text))
 	if len(stages) != 2 {
-		return image{}, fmt.Errorf("%s has %d stages; imagetar knows a builder stage and a final stage", dockerfile, len(stages))
+		return image{}, fmt.Errorf("%s has %d stages; imagetar knows a builder stage and a final stage", file, len(stages))
 	}
-	ignore, err := dockerignore(filepath.Join(root, ".dockerignore"))
+	ignore, err := dockerfile.Ignore(root)
 	if err != nil {
 		return image{}, err
 	}
@@ -134,12 +115,22 @@ func buildDockerfile(ctx context.Context, dockerfile, version string) (image, er
 	}
 	defer os.RemoveAll(work)
 
-	// Builder stage: buildx's arguments for this machine's platform.
+	builderWorkdir, err := runBuilderStage(ctx, stages[0], root, ignore, work, version)
+	if err != nil {
+		return image{}, err
+	}
+	return readFinalStage(stages[1], work, builderWorkdir)
+}
+
+// runBuilderStage runs the builder stage's COPY and RUN lines in work,
+// with buildx's arguments for this machine's platform, and returns the
+// stage's WORKDIR.
+func runBuilderStage(ctx context.Context, stage []dockerfile.Instruction, root string, ignore []string, work, version string) (string, error) {
 	args := map[string]string{"TARGETOS": "linux", "TARGETARCH": runtime.GOARCH, "VERSION": version}
 	env := os.Environ()
 	builderWorkdir := "/"
-	for _, s := range stages[0] {
-		switch instr, a := s[0], s[1]; instr {
+	for _, s := range stage {
+		switch instr, a := s.Cmd, s.Args; instr {
 		case "FROM":
 		case "ARG":
 			name, def, _ := strings.Cut(a, "=")
@@ -149,19 +140,8 @@ func buildDockerfile(ctx context.Context, dockerfile, version string) (image, er
 		case "WORKDIR":
 			builderWorkdir = a
 		case "COPY":
-			if strings.HasPrefix(a, "--") {
-				return image{}, fmt.Errorf("builder COPY %s: flags are not supported", a)
-			}
-			f := strings.Fields(a)
-			srcs, dstArg := f[:len(f)-1], f[len(f)-1]
-			for _, src := range srcs {
-				dst := filepath.Join(work, dstArg)
-				if len(srcs) > 1 || strings.HasSuffix(dstArg, "/") && !strings.HasSuffix(src, "/") {
-					dst = filepath.Join(dst, filepath.Base(src))
-				}
-				if err := copyContext(root, strings.TrimSuffix(src, "/"), dst, ignore); err != nil {
-					return image{}, err
-				}
+			if err := dockerfile.Copy(root, ignore, a, work); err != nil {
+				return "", fmt.Errorf("builder stage: %w", err)
 			}
 		case "RUN":
 			cmd := exec.CommandContext(ctx, "sh", "-c", a)
@@ -173,17 +153,22 @@ func buildDockerfile(ctx context.Context, dockerfile, version string) (image, er
 			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 			fmt.Fprintf(os.Stderr, "imagetar: RUN %s\n", a)
 			if err := cmd.Run(); err != nil {
-				return image{}, fmt.Errorf("RUN %s: %w", a, err)
+				return "", fmt.Errorf("RUN %s: %w", a, err)
 			}
 		default:
-			return image{}, fmt.Errorf("builder stage: %s is not supported", instr)
+			return "", fmt.Errorf("builder stage: %s is not supported", instr)
 		}
 	}
 
-	// Final stage.
+	return builderWorkdir, nil
+}
+
+// readFinalStage reads the final stage: the distroless base, the binary
+// copied from the builder stage, and the image's settings.
+func readFinalStage(stage []dockerfile.Instruction, work, builderWorkdir string) (image, error) {
 	img := image{workdir: "/", distroless: true}
-	for _, s := range stages[1] {
-		switch instr, a := s[0], s[1]; instr {
+	for _, s := range stage {
+		switch instr, a := s.Cmd, s.Args; instr {
 		case "FROM":
 			if a != "gcr.io/distroless/static:nonroot" {
 				return image{}, fmt.Errorf("final stage FROM %s: imagetar reproduces gcr.io/distroless/static:nonroot only", a)
@@ -233,88 +218,6 @@ func buildDockerfile(ctx context.Context, dockerfile, version string) (image, er
 		return image{}, errors.New("the final stage copies nothing from the builder")
 	}
 	return img, nil
-}
-
-// dockerignore reads the patterns of a .dockerignore (none if it is absent).
-func dockerignore(file string) ([]string, error) {
-	b, err := os.ReadFile(file)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var patterns []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			patterns = append(patterns, l)
-		}
-	}
-	return patterns, nil
-}
-
-// ignored reports whether rel (slash-separated, relative to the context)
-// is left out by patterns, for the .dockerignore syntax this repository
-// uses: plain globs, "!" exceptions, a trailing "/" and a leading "**/".
-// The last matching pattern wins.
-func ignored(patterns []string, rel string) bool {
-	parts := strings.Split(rel, "/")
-	out := false
-	for _, p := range patterns {
-		neg := strings.HasPrefix(p, "!")
-		p = strings.TrimSuffix(strings.TrimPrefix(p, "!"), "/")
-		for i := 1; i <= len(parts); i++ {
-			var ok bool
-			if base, anyDir := strings.CutPrefix(p, "**/"); anyDir {
-				ok, _ = path.Match(base, parts[i-1])
-			} else {
-				ok, _ = path.Match(p, strings.Join(parts[:i], "/"))
-			}
-			if ok {
-				out = !neg
-				break
-			}
-		}
-	}
-	return out
-}
-
-// copyContext copies src (relative to the context root) to dst, leaving
-// out what .dockerignore leaves out of the context. It reads through an
-// os.Root, so that nothing outside the context is read.
-func copyContext(root, src, dst string, ignore []string) error {
-	ctxRoot, err := os.OpenRoot(root)
-	if err != nil {
-		return err
-	}
-	defer ctxRoot.Close()
-	return fs.WalkDir(ctxRoot.FS(), src, func(rel string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if ignored(ignore, rel) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		inner, err := filepath.Rel(src, rel)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, inner)
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o750)
-		}
-		b, err := ctxRoot.ReadFile(rel)
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o600)
-	})
 }
 
 // entry is one file or folder of the layer.

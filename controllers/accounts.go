@@ -1,0 +1,300 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
+)
+
+// accountRegistry is the operator's memory of ScriptLock accounts: per
+// account its client, how many Customers' records are in it, and its last
+// listing or the listing under way. It is an optimisation and a courtesy
+// to ScriptLock, never the source of truth: after a restart it is empty
+// and every account is listed again.
+type accountRegistry struct {
+	// clock times the listings (when each was asked for).
+	clock clock.Clock
+	// claimed says whether some Customer names a record (listing); nil
+	// keeps every record whole.
+	claimed func(scriptlock.Customer) bool
+	// wake enqueues Customers that waited for a listing; nil wakes none.
+	wake func([]types.NamespacedName)
+
+	mu       sync.Mutex
+	accounts map[string]*accountState
+	// vanished holds, per account, the Customers whose bound record reads
+	// find missing (the vanish breaker).
+	vanished map[string]map[types.NamespacedName]bool
+	// refusedAt is when ScriptLock last refused an account's key (a key
+	// rotated away), by account.
+	refusedAt map[string]time.Time
+}
+
+// accountState is one ScriptLock account: its client, how many Customers
+// use it, and its last listing.
+type accountState struct {
+	client   *scriptlock.Client
+	users    int
+	asked    time.Time // when the last successful listing was requested
+	records  *listing  // nil until listed
+	err      error     // the last listing's error, if it failed after asked
+	failedAt time.Time // when the failed listing was requested
+	call     *listCall // the listing under way
+}
+
+// listCall is one listing under way; done is closed once recs and err
+// hold its outcome, and then the waiters are woken.
+type listCall struct {
+	asked   time.Time
+	done    chan struct{}
+	recs    *listing
+	err     error
+	waiters []types.NamespacedName // Customers to wake when it ends
+}
+
+// listRetry is how soon a Customer that found a listing of its account
+// under way tries again if nothing wakes it first: the listing's end wakes
+// it at once, so this only bounds a wake-up that was lost (a restart of the
+// controller's queue). No worker ever waits for a listing it did not start.
+const listRetry = 5 * time.Second
+
+func newAccountRegistry(c clock.Clock) *accountRegistry {
+	return &accountRegistry{clock: c, accounts: map[string]*accountState{}, vanished: map[string]map[types.NamespacedName]bool{}, refusedAt: map[string]time.Time{}}
+}
+
+// account returns the state of cl's account, made on first use. The caller
+// holds r.mu.
+func (r *accountRegistry) account(cl *scriptlock.Client) *accountState {
+	a, ok := r.accounts[cl.Account()]
+	if !ok {
+		a = &accountState{client: cl}
+		r.accounts[cl.Account()] = a
+	}
+	return a
+}
+
+// list returns a listing of cl's account requested at or after since: the
+// last one if it is recent enough, else a new one. A listing under way that
+// can serve is shared: a Customer (waiter) is not made to wait for it but
+// told to come back (a *pending error) and woken when it ends, so that
+// concurrent needs share one call and a ScriptLock that takes a whole
+// timeout to answer parks no worker but the one listing. The drift
+// detector (a zero waiter) waits for it instead, on its own goroutine.
+// asked is when the listing returned was requested. The listing is decoded
+// as a stream and kept as listing says.
+func (r *accountRegistry) list(ctx context.Context, cl *scriptlock.Client, since time.Time, waiter types.NamespacedName) (*listing, time.Time, error) {
+	now := r.clock.Now()
+	r.mu.Lock()
+	a := r.account(cl)
+	if a.records != nil && a.err == nil && !a.asked.Before(since) {
+		recs, asked := a.records, a.asked
+		r.mu.Unlock()
+		return recs, asked, nil
+	}
+	if c := a.call; c != nil && !c.asked.Before(since) {
+		if waiter != (types.NamespacedName{}) {
+			if !slices.Contains(c.waiters, waiter) {
+				c.waiters = append(c.waiters, waiter)
+			}
+			r.mu.Unlock()
+			return nil, time.Time{}, &pending{retryAfter: listRetry,
+				msg: "a listing of this ScriptLock account is under way; using it when it is done"}
+		}
+		r.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.recs, c.asked, c.err
+		case <-ctx.Done():
+			return nil, time.Time{}, &pending{retryAfter: listRetry, msg: "stopped waiting for a listing under way"}
+		}
+	}
+	c := &listCall{asked: now, done: make(chan struct{})}
+	a.call = c
+	r.mu.Unlock()
+
+	recs, add := newListing(r.claimed)
+	err := cl.ListEach(ctx, add)
+	if err != nil {
+		recs = nil
+	}
+
+	r.mu.Lock()
+	if a.call == c {
+		a.call = nil
+	}
+	c.recs, c.err = recs, err
+	close(c.done)
+	switch {
+	case c.asked.Before(a.asked):
+		// A newer listing already answered: this one says nothing new.
+	case errors.Is(err, scriptlock.ErrThrottled):
+		// Held back by the client itself (its own in-flight cap, a hold):
+		// that says nothing new about the account.
+	case err != nil:
+		a.err, a.failedAt = err, c.asked
+	default:
+		a.records, a.asked, a.err = recs, c.asked, nil
+	}
+	waiters := c.waiters
+	r.mu.Unlock()
+	if r.wake != nil && len(waiters) > 0 {
+		r.wake(waiters)
+	}
+	return recs, c.asked, err
+}
+
+// last returns the account's last listing if it was requested within
+// maxAge of now; known is false when there is none. err is the last
+// listing's error when the account's listing is failing.
+func (r *accountRegistry) last(account string, maxAge time.Duration, now time.Time) (recs *listing, asked time.Time, known bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a, ok := r.accounts[account]
+	switch {
+	case !ok:
+		return nil, time.Time{}, false, nil
+	case a.err != nil:
+		return nil, time.Time{}, false, a.err
+	case a.records == nil || now.Sub(a.asked) > maxAge:
+		return nil, time.Time{}, false, nil
+	}
+	return a.records, a.asked, true, nil
+}
+
+// use counts one more Customer whose record is in cl's account.
+func (r *accountRegistry) use(cl *scriptlock.Client) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.account(cl).users++
+}
+
+// release counts one Customer fewer in account, and forgets the account
+// when none is left.
+func (r *accountRegistry) release(account string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if a, ok := r.accounts[account]; ok {
+		if a.users--; a.users <= 0 {
+			delete(r.accounts, account)
+		}
+	}
+}
+
+// client returns the client of account, or nil when it is not known.
+func (r *accountRegistry) client(account string) *scriptlock.Client {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if a, ok := r.accounts[account]; ok {
+		return a.client
+	}
+	return nil
+}
+
+// inUse returns the client of every account some Customer's record is in.
+func (r *accountRegistry) inUse() map[string]*scriptlock.Client {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]*scriptlock.Client, len(r.accounts))
+	for id, a := range r.accounts {
+		if a.users > 0 {
+			out[id] = a.client
+		}
+	}
+	return out
+}
+
+// prune forgets the listings of accounts no Customer uses any more (only
+// looked up, or named by a Customer that never got a record) that were
+// last listed before cutoff, so that their records and clients do not stay
+// in memory for good.
+func (r *accountRegistry) prune(cutoff time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, a := range r.accounts {
+		if a.users <= 0 && a.call == nil && a.asked.Before(cutoff) && a.failedAt.Before(cutoff) {
+			delete(r.accounts, id)
+		}
+	}
+	for id, at := range r.refusedAt {
+		if at.Before(cutoff) {
+			delete(r.refusedAt, id)
+		}
+	}
+}
+
+// failedBefore says whether account's last listing failed, and was asked
+// for before t.
+func (r *accountRegistry) failedBefore(account string, t time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a, ok := r.accounts[account]
+	return ok && a.err != nil && a.failedAt.Before(t)
+}
+
+// failing says whether account's last listing failed.
+func (r *accountRegistry) failing(account string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a, ok := r.accounts[account]
+	return ok && a.err != nil
+}
+
+// markVanished records that key's bound record in account is missing.
+func (r *accountRegistry) markVanished(account string, key types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.vanished[account] == nil {
+		r.vanished[account] = map[types.NamespacedName]bool{}
+	}
+	r.vanished[account][key] = true
+}
+
+// unmarkVanished records that key's record is no longer missing (found,
+// or the Customer is gone).
+func (r *accountRegistry) unmarkVanished(key types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for account, keys := range r.vanished {
+		delete(keys, key)
+		if len(keys) == 0 {
+			delete(r.vanished, account)
+		}
+	}
+}
+
+// breaker returns how many of account's bound records are missing, of how
+// many the operator knows (the account's Customers, or the missing ones if
+// more: after a restart none may have been seen yet), and whether that is
+// enough to hold every recreate (breakerMin, and at least half).
+func (r *accountRegistry) breaker(account string) (missing, known int, open bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	missing = len(r.vanished[account])
+	if a, ok := r.accounts[account]; ok {
+		known = a.users
+	}
+	known = max(known, missing)
+	return missing, known, missing >= breakerMin && 2*missing >= known
+}
+
+// refused records that ScriptLock refused account's key at t.
+func (r *accountRegistry) refused(account string, t time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refusedAt[account] = t
+}
+
+// refusedSince says whether ScriptLock refused account's key at or after t.
+func (r *accountRegistry) refusedSince(account string, t time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.refusedAt[account]
+	return ok && !at.Before(t)
+}

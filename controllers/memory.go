@@ -1,0 +1,352 @@
+package controllers
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
+)
+
+// customerMemory is what the operator remembers of each Customer's record:
+// the fields it last saw equal to the spec and when, its last write, its
+// last look for a lost create, and the record last found holding its
+// email. Like the account registry, whose use counts it keeps, it is an
+// optimisation, never the source of truth: after a restart it is empty and
+// every Customer is checked again.
+type customerMemory struct {
+	accounts *accountRegistry
+
+	mu      sync.Mutex
+	objects map[types.NamespacedName]*syncState
+}
+
+// syncState is what the operator last saw of one Customer's record.
+type syncState struct {
+	account  string
+	id       string
+	desired  scriptlock.Customer // the fields last seen equal in ScriptLock
+	lastSync time.Time
+	last     *scriptlock.Client // the client used before detach
+
+	// The last write for a generation, and the fields it had to change:
+	// the same fields differing again means ScriptLock stores other values
+	// than it accepted (see rewritten).
+	wroteGen    int64
+	wroteFields string
+
+	// looked is when the listing was asked for that last showed no record
+	// of this Customer's pending create: the next look needs a newer one.
+	looked time.Time
+	// taken is the id of the record last found holding this Customer's
+	// email without being its own (a Conflict): a retry reads that record
+	// instead of listing the account.
+	taken string
+
+	// missing is the bound record reads found missing, how many reads in a
+	// row, and when the last one counted (confirmVanished).
+	missing      string
+	missingReads int
+	missingAt    time.Time
+
+	// written is the resourceVersion of the operator's own last write of
+	// the object (metadata or status).
+	written uint64
+
+	// corrections are the times someone's edit of the record was put back
+	// again within the same generation, in the last hour (correct).
+	corrections []time.Time
+}
+
+// maxCorrections bounds how often in an hour a Customer puts its record
+// back after someone changed it again to other values: a second writer
+// would otherwise fight it for ever.
+const maxCorrections = 10
+
+func newCustomerMemory(accounts *accountRegistry) *customerMemory {
+	return &customerMemory{accounts: accounts, objects: map[types.NamespacedName]*syncState{}}
+}
+
+// object returns the memory of key, made on first use. The caller holds
+// m.mu.
+func (m *customerMemory) object(key types.NamespacedName) *syncState {
+	o, ok := m.objects[key]
+	if !ok {
+		o = &syncState{}
+		m.objects[key] = o
+	}
+	return o
+}
+
+// lookedSince is when key's pending create was last looked for in vain
+// (lookedAt), or since if later: a listing asked before it cannot show
+// anything new.
+func (m *customerMemory) lookedSince(key types.NamespacedName, since time.Time) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.objects[key]; ok && !o.looked.Before(since) {
+		return o.looked.Add(time.Nanosecond)
+	}
+	return since
+}
+
+// lookedAt records that a listing asked at asked showed no record of key's
+// pending create.
+func (m *customerMemory) lookedAt(key types.NamespacedName, asked time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.object(key).looked = asked
+}
+
+// takenBy returns the id of the record last found holding key's email.
+func (m *customerMemory) takenBy(key types.NamespacedName) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.objects[key]; ok {
+		return o.taken
+	}
+	return ""
+}
+
+// setTakenBy records (or, with "", forgets) the record holding key's email.
+func (m *customerMemory) setTakenBy(key types.NamespacedName, id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.object(key).taken = id
+}
+
+// missingRead counts a read at now that found key's bound record id
+// missing, unless it comes less than interval after the last one counted,
+// and returns how many reads in a row found it missing.
+func (m *customerMemory) missingRead(key types.NamespacedName, id string, now time.Time, interval time.Duration) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.object(key)
+	if o.missing != id {
+		o.missing, o.missingReads = id, 0
+	}
+	if o.missingReads == 0 || now.Sub(o.missingAt) >= interval {
+		o.missingReads++
+		o.missingAt = now
+	}
+	return o.missingReads
+}
+
+// present records that key's bound record was found: a disappearance
+// under way is called off.
+func (m *customerMemory) present(key types.NamespacedName) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.objects[key]; ok {
+		o.missing, o.missingReads = "", 0
+	}
+	m.accounts.unmarkVanished(key)
+}
+
+// wroteObject records the resourceVersion the API server gave the
+// operator's own write of key.
+func (m *customerMemory) wroteObject(key types.NamespacedName, resourceVersion string) {
+	rv, err := strconv.ParseUint(resourceVersion, 10, 64)
+	if err != nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o := m.object(key); rv > o.written {
+		o.written = rv
+	}
+}
+
+// staleCopy says whether a copy of key at resourceVersion is older than the
+// operator's own last write of it: acting on it could roll the status back
+// or write an old spec to ScriptLock. A resourceVersion that is not a
+// number (the API server's are etcd revisions) is taken as stale.
+func (m *customerMemory) staleCopy(key types.NamespacedName, resourceVersion string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objects[key]
+	if !ok || o.written == 0 {
+		return false
+	}
+	rv, err := strconv.ParseUint(resourceVersion, 10, 64)
+	return err != nil || rv < o.written
+}
+
+// synced records that the record of key, in cl's account, was seen equal to
+// rec at now.
+func (m *customerMemory) synced(key types.NamespacedName, cl *scriptlock.Client, rec scriptlock.Customer, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.object(key)
+	if o.account != cl.Account() {
+		m.accounts.release(o.account)
+		o.account = cl.Account()
+		m.accounts.use(cl)
+	}
+	// The account's listing is not updated: it is shared with readers
+	// outside the lock, and writtenAfter and compare prefer this newer
+	// write.
+	o.id, o.desired, o.lastSync = rec.ID, rec, now
+}
+
+// writtenAfter returns what the operator itself last saw in record id of
+// account for key, if that was after asked (a listing asked before it is
+// older than the operator's own write).
+func (m *customerMemory) writtenAfter(key types.NamespacedName, account, id string, asked time.Time) (scriptlock.Customer, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.objects[key]; ok && o.account == account && o.id == id && o.lastSync.After(asked) {
+		return o.desired, true
+	}
+	return scriptlock.Customer{}, false
+}
+
+// syncedWithin says whether the record of key was seen equal to desired less
+// than period ago, and how long until that period ends.
+func (m *customerMemory) syncedWithin(key types.NamespacedName, desired scriptlock.Customer, period time.Duration, now time.Time) (time.Duration, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objects[key]
+	if !ok || o.lastSync.IsZero() || o.id != desired.ID || !scriptlock.SameFields(o.desired, desired) {
+		return 0, false
+	}
+	left := o.lastSync.Add(period).Sub(now)
+	return left, left > 0
+}
+
+// wrote records that the record of key is about to be rewritten for
+// generation because fields (names) differ from the spec.
+func (m *customerMemory) wrote(key types.NamespacedName, generation int64, fields []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.object(key)
+	o.wroteGen, o.wroteFields = generation, strings.Join(fields, ",")
+}
+
+// correct counts a correction of key's record at now and says whether it
+// is within maxCorrections in the last hour; n is how many there were.
+func (m *customerMemory) correct(key types.NamespacedName, now time.Time) (n int, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.object(key)
+	recent := o.corrections[:0]
+	for _, t := range o.corrections {
+		if now.Sub(t) < time.Hour {
+			recent = append(recent, t)
+		}
+	}
+	o.corrections = recent
+	if len(recent) >= maxCorrections {
+		return len(recent), false
+	}
+	o.corrections = append(o.corrections, now)
+	return len(o.corrections), true
+}
+
+// converged forgets the last write of key: ScriptLock was seen holding the
+// spec, so the write took effect.
+func (m *customerMemory) converged(key types.NamespacedName) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.objects[key]; ok {
+		o.wroteGen, o.wroteFields = 0, ""
+	}
+}
+
+// rewritten says whether the record of key was already rewritten for
+// generation and the same fields still differ from the spec: ScriptLock
+// stores the values differently from what it accepted (or someone keeps
+// changing them back), and writing again would only repeat that every
+// period.
+func (m *customerMemory) rewritten(key types.NamespacedName, generation int64, fields []string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objects[key]
+	return ok && o.wroteGen == generation && o.wroteFields == strings.Join(fields, ",")
+}
+
+// forget drops key, and its account when no Customer uses it.
+func (m *customerMemory) forget(key types.NamespacedName) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objects[key]
+	if !ok {
+		return
+	}
+	delete(m.objects, key)
+	m.accounts.release(o.account)
+	m.accounts.unmarkVanished(key)
+}
+
+// detach stops counting key as a user of its account (its credentials no
+// longer resolve to it), so that an account nobody can name any more is no
+// longer listed; lastClient still remembers the client for a deletion.
+func (m *customerMemory) detach(key types.NamespacedName) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.objects[key]; ok && o.account != "" {
+		if cl := m.accounts.client(o.account); cl != nil {
+			o.last = cl
+		}
+		m.accounts.release(o.account)
+		o.account, o.lastSync = "", time.Time{}
+	}
+}
+
+// lastClient returns the client key last used, so that a Customer whose
+// credentials Secret was deleted first (a namespace being torn down) can
+// still be cleaned up while the operator runs.
+func (m *customerMemory) lastClient(key types.NamespacedName) *scriptlock.Client {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objects[key]
+	if !ok {
+		return nil
+	}
+	if cl := m.accounts.client(o.account); cl != nil {
+		return cl
+	}
+	return o.last
+}
+
+// recordWithEmail returns the id of a record of account that the operator
+// last saw in sync with email (case-insensitive), if any.
+func (m *customerMemory) recordWithEmail(account, email string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, o := range m.objects {
+		if o.account == account && o.id != "" && strings.EqualFold(o.desired.Email, email) {
+			return o.id, true
+		}
+	}
+	return "", false
+}
+
+// compare returns the Customers of account that a listing requested at
+// asked shows missing or different; with all, every Customer of the
+// account. A record the operator wrote after asked is newer than the
+// listing and is not reported.
+func (m *customerMemory) compare(account string, recs *listing, asked time.Time, all bool) []types.NamespacedName {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []types.NamespacedName
+	for key, o := range m.objects {
+		if o.account != account || o.id == "" {
+			continue
+		}
+		if all {
+			out = append(out, key)
+			continue
+		}
+		if o.lastSync.After(asked) {
+			continue
+		}
+		if rec, ok := recs.record(o.id); !ok || !scriptlock.SameFields(rec, o.desired) {
+			out = append(out, key)
+		}
+	}
+	return out
+}

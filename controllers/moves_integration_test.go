@@ -1,0 +1,136 @@
+package controllers_test
+
+// A move is not a proof: when a Customer's credentials name another
+// account than the one its record was bound in, the same id with the same
+// email (or even every field equal) there proves nothing by itself. A
+// rotated key is accepted only when the old key is refused and the record
+// is the one last synced; any other move waits in AccountChanged until a
+// person accepts the new account, and a binding nobody accepted never
+// DELETEs.
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/scriptlock/customer-operator/api/v1alpha1"
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
+)
+
+func TestAMoveToAnAccountThatLooksTheSameIsNotAProof(t *testing.T) {
+	const keyA, keyB = "staging-account-key", "production-account-key"
+	setup := func(t *testing.T) (*env, *v1alpha1.Customer) {
+		e := newEnv(t, managerOpts{})
+		e.sim.AddAccount(keyA)
+		e.secret(e.ns, "creds", map[string]string{"apiKey": keyA, "url": e.srv.URL})
+		c := e.customer("acme", "twin@example.com")
+		c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+		e.create(c)
+		return e, e.waitReady("acme")
+	}
+	// Another account at the same URL holds the same id with the same
+	// email and fields (accounts filled from one CRM in the same order),
+	// and the old key still works: a production key pasted into a staging
+	// Secret, not a rotation.
+	t.Run("another account at the same URL, same id and email", func(t *testing.T) {
+		e, c := setup(t)
+		twin, _ := e.sim.Record(keyA, c.Status.CustomerID)
+		e.sim.Put(keyB, twin)
+		e.setSecret("creds", map[string]string{"apiKey": keyB, "url": e.srv.URL})
+		e.update("acme", func(c *v1alpha1.Customer) { c.Spec.LastName = "Changed" })
+		e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonAccountChanged, patience)
+		if msg := e.ready("acme").Message; !strings.Contains(msg, v1alpha1.AcceptAccountAnnotation) {
+			t.Fatalf("the condition must say how to accept the new account: %q", msg)
+		}
+		e.deleteAndWait("acme")
+		if rec, ok := e.sim.Record(keyB, twin.ID); !ok || rec != twin {
+			t.Fatalf("the other account's record was written or deleted: %+v", rec)
+		}
+		if len(e.events("acme", "RecordKept")) != 1 {
+			t.Fatal("want a RecordKept Warning")
+		}
+	})
+	// Of the same kind: another instance restored from a backup (the same
+	// ids and data) behind the Secret's new URL.
+	t.Run("a cloned instance at another URL", func(t *testing.T) {
+		e, c := setup(t)
+		clone := e.sim.Clone()
+		cloneURL := serve(t, clone).URL
+		e.setSecret("creds", map[string]string{"apiKey": keyA, "url": cloneURL})
+		// Every field equal: the spec is unchanged, so is the clone.
+		e.update("acme", func(c *v1alpha1.Customer) { c.Labels = map[string]string{"poke": "1"} })
+		e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonAccountChanged, patience)
+		e.deleteAndWait("acme")
+		if n := clone.CallCount(http.MethodPut, routeOne) + clone.CallCount(http.MethodDelete, routeOne); n != 0 {
+			t.Fatalf("%d writes to the clone", n)
+		}
+		if _, ok := clone.Record(keyA, c.Status.CustomerID); !ok {
+			t.Fatal("the clone's record was deleted")
+		}
+	})
+	// A person accepts the new account by its fingerprint: the binding
+	// carries over, and the Customer writes there.
+	t.Run("accepted by a person", func(t *testing.T) {
+		e, c := setup(t)
+		clone := e.sim.Clone()
+		cloneURL := serve(t, clone).URL
+		e.setSecret("creds", map[string]string{"apiKey": keyA, "url": cloneURL})
+		e.update("acme", func(c *v1alpha1.Customer) { c.Spec.LastName = "Changed" })
+		e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonAccountChanged, patience)
+		fp := scriptlock.AccountID(cloneURL, keyA)
+		e.update("acme", func(c *v1alpha1.Customer) {
+			c.Annotations = map[string]string{v1alpha1.AcceptAccountAnnotation: fp}
+		})
+		got := e.waitReady("acme")
+		if got.Status.Account != fp || got.Status.CustomerID != c.Status.CustomerID {
+			t.Fatalf("want the same record in the accepted account %s: %+v", fp, got.Status)
+		}
+		if rec, _ := clone.Record(keyA, c.Status.CustomerID); rec.LastName != "Changed" {
+			t.Fatalf("the accepted account's record was not put to the spec: %+v", rec)
+		}
+	})
+}
+
+// A key rotation costs one listing of the new account and one check that
+// the old key is refused, not a read per Customer.
+func TestAKeyRotationCostsOneListingNotAReadPerCustomer(t *testing.T) {
+	const key, rotated = "rotation-key-before", "rotation-key-after"
+	e := newEnv(t, managerOpts{})
+	e.sim.AddAccount(key)
+	e.secret(e.ns, "creds", map[string]string{"apiKey": key, "url": e.srv.URL})
+	ids := map[string]string{}
+	for i := range 6 {
+		name := fmt.Sprintf("c%d", i)
+		c := e.customer(name, name+"@example.com")
+		c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+		e.create(c)
+		ids[name] = e.waitReady(name).Status.CustomerID
+	}
+	e.sim.RotateKey(key, rotated)
+	e.setSecret("creds", map[string]string{"apiKey": rotated, "url": e.srv.URL})
+	e.sim.ResetCalls()
+	e.sweep()
+	e.sweep() // every second sweep has every Customer read its credentials again
+	fp := scriptlock.AccountID(e.srv.URL, rotated)
+	for name, id := range ids {
+		e.eventually(patience, name+" in the new account", func() error {
+			got := e.get(name)
+			if got.Status.Account != fp || !condTrue(got, v1alpha1.ConditionReady) {
+				return fmt.Errorf("status %+v", got.Status)
+			}
+			if got.Status.CustomerID != id {
+				t.Fatalf("%s: the rotation changed the record: %s -> %s", name, id, got.Status.CustomerID)
+			}
+			return nil
+		})
+	}
+	if n := e.calls(http.MethodGet, routeOne); n > 1 {
+		t.Fatalf("%d reads by id for 6 Customers: want one listing, and at most one check of the old key", n)
+	}
+	if n := e.calls(http.MethodGet, routeList); n > 3 {
+		t.Fatalf("%d listings", n)
+	}
+}

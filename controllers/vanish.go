@@ -1,0 +1,52 @@
+package controllers
+
+import (
+	"fmt"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/scriptlock/customer-operator/api/v1alpha1"
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
+)
+
+// A bound record that ScriptLock does not show is not taken as deleted on
+// one answer: a lagging replica or a maintenance window answers an empty
+// listing and 404 for records that exist. It is taken as deleted after
+// VanishReads reads by id in a row found it missing, each at least
+// VanishInterval after the one before; and not at all while the account's
+// vanish breaker is open.
+const (
+	defaultVanishReads    = 3
+	defaultVanishInterval = 10 * time.Second
+)
+
+// The vanish breaker of an account opens when at least breakerMin of its
+// bound records are missing at once and they are at least half of the
+// account's records the operator knows: one deleted record is recreated,
+// an emptied account (a failover to an empty replica, a restored backup)
+// is not.
+const breakerMin = 3
+
+// confirmVanished returns nil once the disappearance of c's bound record
+// id is confirmed and may be acted on; until then a *pending error: the
+// confirmation is still under way (RecordMissing), or too many records of
+// the account are missing at once (RecordsVanished) and no person has
+// confirmed with the recreate annotation.
+func (r *CustomerReconciler) confirmVanished(c *v1alpha1.Customer, cl *scriptlock.Client, id string) error {
+	key := client.ObjectKeyFromObject(c)
+	r.accounts.markVanished(cl.Account(), key)
+	reads := r.memory.missingRead(key, id, r.Clock.Now(), r.VanishInterval)
+	if reads < r.VanishReads {
+		return &pending{reason: v1alpha1.ReasonRecordMissing, retryAfter: r.VanishInterval,
+			msg: fmt.Sprintf("ScriptLock does not show customer %s (read %d of %d, %s apart); it is taken as deleted, and created again, only if every read finds it missing",
+				id, reads, r.VanishReads, r.VanishInterval)}
+	}
+	if n, known, open := r.accounts.breaker(cl.Account()); open && c.Annotations[v1alpha1.RecreateAnnotation] != "true" {
+		return &pending{reason: v1alpha1.ReasonRecordsVanished, retryAfter: r.VanishInterval,
+			msg: fmt.Sprintf("%d of the %d records of this ScriptLock account that Customers hold are missing at once (a failover to an empty replica, or another instance?); "+
+				"creating none of them again until they reappear. If customer %s is really gone, annotate this Customer %s=true",
+				n, known, id, v1alpha1.RecreateAnnotation)}
+	}
+	return nil
+}

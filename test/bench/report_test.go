@@ -1,0 +1,146 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// editedReport is a report as make bench writes it, with prose someone
+// added between its blocks.
+const editedReport = `# Benchmarks
+
+Intro written by the tool.
+
+> **Measured before the ownership rule**: prose someone wrote.
+
+<!-- bench:method -->
+old method text.
+<!-- /bench:method -->
+
+<!-- bench:across -->
+old across text.
+<!-- /bench:across -->
+
+## What the numbers say (as of the runs below)
+
+- prose about the numbers.
+
+<!-- bench:n=1000 -->
+## 1,000 Customers
+
+old 1,000 section
+<!-- /bench:n=1000 -->
+
+<!-- bench:n=10000 -->
+## 10,000 Customers
+
+old 10,000 section
+<!-- /bench:n=10000 -->
+`
+
+func TestAssembleStartsANewReportWithEveryBlock(t *testing.T) {
+	doc := assemble("", "METHOD\n", "ACROSS\n", "n=300", "SECTION\n")
+	for _, want := range []string{
+		reportIntro,
+		"<!-- bench:method -->\nMETHOD\n<!-- /bench:method -->\n",
+		"<!-- bench:across -->\nACROSS\n<!-- /bench:across -->\n",
+		"<!-- bench:n=300 -->\nSECTION\n<!-- /bench:n=300 -->\n",
+	} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("the new report lacks %q:\n%s", want, doc)
+		}
+	}
+}
+
+func TestAssembleAddsANewSectionAndKeepsTheProse(t *testing.T) {
+	doc := assemble(editedReport, "METHOD\n", "ACROSS\n", "n=50000", "NEW 50,000\n")
+	for _, want := range []string{
+		"> **Measured before the ownership rule**: prose someone wrote.",
+		"## What the numbers say (as of the runs below)\n\n- prose about the numbers.",
+		"old 1,000 section", "old 10,000 section",
+		"<!-- bench:method -->\nMETHOD\n<!-- /bench:method -->\n\n<!-- bench:across -->\nACROSS\n<!-- /bench:across -->\n\n## What the numbers say",
+		"<!-- /bench:n=10000 -->\n\n<!-- bench:n=50000 -->\nNEW 50,000\n<!-- /bench:n=50000 -->\n",
+	} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("the report lacks %q:\n%s", want, doc)
+		}
+	}
+	if strings.Contains(doc, "old method text") || strings.Contains(doc, "old across text") {
+		t.Errorf("the old method or across text is still there:\n%s", doc)
+	}
+}
+
+func TestAssembleReplacesOnlyItsOwnBlocksOnTheNextRun(t *testing.T) {
+	first := assemble(editedReport, "METHOD 1\n", "ACROSS 1\n", "n=1000", "NEW 1,000\n")
+	// Someone edits the prose between runs.
+	edited := strings.Replace(first, "- prose about the numbers.", "- prose rewritten by hand.", 1)
+	second := assemble(edited, "METHOD 2\n", "ACROSS 2\n", "n=1000", "NEWER 1,000\n")
+	for _, want := range []string{"METHOD 2", "ACROSS 2", "NEWER 1,000", "- prose rewritten by hand.", "old 10,000 section"} {
+		if !strings.Contains(second, want) {
+			t.Errorf("the second run lost %q:\n%s", want, second)
+		}
+	}
+	for _, gone := range []string{"METHOD 1", "ACROSS 1", "NEW 1,000\n", "old 1,000 section"} {
+		if strings.Contains(second, gone) {
+			t.Errorf("the second run kept %q:\n%s", gone, second)
+		}
+	}
+	if strings.Count(second, "<!-- bench:n=1000 -->") != 1 || strings.Count(second, "<!-- bench:method -->") != 1 {
+		t.Errorf("a block appears twice:\n%s", second)
+	}
+	// Running again with the same content changes nothing.
+	if third := assemble(second, "METHOD 2\n", "ACROSS 2\n", "n=1000", "NEWER 1,000\n"); third != second {
+		t.Errorf("assemble is not idempotent:\n%s\n---\n%s", second, third)
+	}
+}
+
+func TestReproduceLeavesOutWhatMakeBenchAdds(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "make bench"},
+		{[]string{"-root", "/work/main", "-skip-build"}, "make bench"},
+		{[]string{"-root=/x", "-n", "1000", "-append"}, `make bench BENCH_ARGS="-n 1000 -append"`},
+		{[]string{"-memlimit", "230MiB", "-out", "docs/a b.md"}, `make bench BENCH_ARGS="-memlimit 230MiB -out 'docs/a b.md'"`},
+	} {
+		if got := reproduce(c.args); got != c.want {
+			t.Errorf("reproduce(%q) = %s, want %s", c.args, got, c.want)
+		}
+	}
+}
+
+func TestGrowthIsTheSlopeBetweenTheSmallestAndLargestN(t *testing.T) {
+	runs := []runRecord{
+		{N: 1000, Modes: []modeRecord{{Mode: "list", PeakRSSBytes: 60 << 20, LiveHeapBytes: 10 << 20}}},
+		{N: 5000, Modes: []modeRecord{{Mode: "list", PeakRSSBytes: 99 << 20}}},
+		{N: 11000, Modes: []modeRecord{{Mode: "list", PeakRSSBytes: 160 << 20, LiveHeapBytes: 60 << 20}}},
+		{N: 300, SeedRecords: 200000, Modes: []modeRecord{{Mode: "list", PeakRSSBytes: 900 << 20}}},
+		{N: 1000, Modes: []modeRecord{{Mode: "per-object", PeakRSSBytes: 60 << 20}}},
+	}
+	got := growth(runs)
+	want := []string{"list, from N=1,000 to N=11,000: peak RSS grows by 10.5 KB and the live heap by 5.2 KB per added Customer."}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("growth = %q, want %q (one N of per-object is no slope; a big account is left out)", got, want)
+	}
+}
+
+func TestSmallHelpers(t *testing.T) {
+	if got := thousands(1234567); got != "1,234,567" {
+		t.Errorf("thousands = %s", got)
+	}
+	if got := thousands(999); got != "999" {
+		t.Errorf("thousands = %s", got)
+	}
+	for _, c := range []struct {
+		a, b float64
+		want string
+	}{{0, 0, "="}, {1, 0, "∞"}, {3, 2, "1.50×"}} {
+		if got := ratio(c.a, c.b); got != c.want {
+			t.Errorf("ratio(%v, %v) = %s, want %s", c.a, c.b, got, c.want)
+		}
+	}
+	if got := sectionTitle(300, 200000); got != "300 Customers, account of 200,000 other records" {
+		t.Errorf("sectionTitle = %s", got)
+	}
+}
