@@ -127,7 +127,7 @@ build: ## Build the manager, the kubectl plugin and the simulator into bin/.
 # hack/krew/scriptlock.yaml (hack/krew/fill.sh fails unless it names every
 # archive built and nothing else).
 PLUGIN_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
-PLUGIN_DIST := dist/plugin
+PLUGIN_DIST ?= dist/plugin
 
 .PHONY: plugin-archives
 plugin-archives: ## Build dist/plugin/kubectl-scriptlock_<os>_<arch>.tar.gz for linux/darwin/windows x amd64/arm64, and dist/plugin/scriptlock.yaml for krew.
@@ -211,27 +211,83 @@ undeploy-namespaced: $(KUSTOMIZE) ## Remove the namespace-scoped operator only: 
 
 ##@ Release
 
-# dist/install.yaml is a release artifact, built for the release's image and
-# attached to the release; it is not checked in (.gitignore). dist/chart is
+# dist/crds.yaml and dist/install.yaml are release artifacts, built for the
+# release's image and attached to the release; they are not checked in
+# (.gitignore). dist/chart is
 # generated from config/ and checked in: `make verify-chart` fails when it
 # is stale.
 CHART_DIR := dist/chart
 CHART_VERSION ?= 0.1.0
+# The checked-in chart's appVersion, the default tag of its image: the
+# release it belongs to (make release-dry-run packages it with the tag).
+CHART_APP_VERSION ?= v$(CHART_VERSION)
+# JSON schemas of the CRD for kubeconform and yaml-language-server
+# (<group>/<kind>_<version>.json), generated and checked in with the chart.
+SCHEMA_DIR := dist/schemas
 
 .PHONY: build-installer
-build-installer: manifests generate $(KUSTOMIZE) ## Write dist/install.yaml: config/default with image IMG, for `kubectl apply -f` (config/manager is left unchanged).
+build-installer: manifests generate $(KUSTOMIZE) ## Write dist/crds.yaml (the CRD) and dist/install.yaml (the rest of config/default, image IMG), for `kubectl apply -f` (config/manager is left unchanged).
 	KUSTOMIZE=$(KUSTOMIZE) hack/build-installer.sh "$(IMG)" dist/install.yaml
 
 .PHONY: helm-chart
-helm-chart: manifests ## Generate the Helm chart dist/chart from config/ (hack/helmchart); commit the result.
-	cd hack/helmchart && go run . -config ../../config -out ../../$(CHART_DIR) -version $(CHART_VERSION)
+helm-chart: manifests ## Generate the Helm chart dist/chart and the CRD's JSON schemas dist/schemas from config/ (hack/helmchart); commit the result.
+	cd hack/helmchart && go run . -config ../../config -out ../../$(CHART_DIR) -version $(CHART_VERSION) -app-version $(CHART_APP_VERSION) -schemas ../../$(SCHEMA_DIR)
 
 .PHONY: verify-chart
-verify-chart: helm-chart ## Fail if the checked-in dist/chart is not what config/ generates.
-	@git diff --exit-code -- $(CHART_DIR) && test -z "$$(git status --porcelain -- $(CHART_DIR))" || { \
-		echo "dist/chart is stale: run 'make helm-chart' and commit it"; git status --short -- $(CHART_DIR); exit 1; }
+verify-chart: helm-chart ## Fail if the checked-in dist/chart or dist/schemas is not what config/ generates.
+	@git diff --exit-code -- $(CHART_DIR) $(SCHEMA_DIR) && test -z "$$(git status --porcelain -- $(CHART_DIR) $(SCHEMA_DIR))" || { \
+		echo "dist/chart or dist/schemas is stale: run 'make helm-chart' and commit it"; git status --short -- $(CHART_DIR) $(SCHEMA_DIR); exit 1; }
+
+# `make release-dry-run`: every artifact of a release into dist/release
+# (hack/release/dry-run.sh), then the tests that check them; no network but
+# the Go module proxy. A tag's release workflow (.github/workflows/release.yml)
+# runs the same, then pushes and signs. Untagged, the version is
+# v0.0.0-<git describe>, so that the chart and the krew manifest stay valid
+# SemVer.
+RELEASE_DIR := dist/release
+RELEASE_IMAGE ?= ghcr.io/scriptlock/customer-operator
+RELEASE_VERSION ?= $(shell v='$(VERSION)'; if echo "$$v" | grep -Eq '^v[0-9]+\.[0-9]+\.[0-9]+'; then echo "$$v"; else echo "v0.0.0-$$v" | tr -c 'A-Za-z0-9.\n-' '-'; fi)
+CYCLONEDX_GOMOD := $(LOCALBIN)/cyclonedx-gomod
+CYCLONEDX_GOMOD_VERSION ?= v1.10.0
+
+.PHONY: release-dry-run
+release-dry-run: manifests generate controlplane $(KUSTOMIZE) $(CYCLONEDX_GOMOD) ## Build every release artifact into dist/release (image for amd64+arm64 without Docker, install.yaml, crds.yaml, chart, plugin + krew, SBOMs, checksums) and test them.
+	VERSION=$(RELEASE_VERSION) IMAGE=$(RELEASE_IMAGE) OUT=$(RELEASE_DIR) KUSTOMIZE=$(KUSTOMIZE) CYCLONEDX_GOMOD=$(CYCLONEDX_GOMOD) hack/release/dry-run.sh
+	RELEASE_DIR=$(abspath $(RELEASE_DIR)) RELEASE_VERSION=$(RELEASE_VERSION) RELEASE_IMAGE=$(RELEASE_IMAGE) go test ./test/manifests -run '^TestRelease' -count=1 -v
+	cd hack/helmchart && RELEASE_DIR=$(abspath $(RELEASE_DIR)) RELEASE_VERSION=$(RELEASE_VERSION) go test -run '^TestRelease' -count=1 -v .
+
+CRD_REF_DOCS := $(LOCALBIN)/crd-ref-docs
+CRD_REF_DOCS_VERSION ?= v0.3.0
+
+.PHONY: api-docs
+api-docs: $(CRD_REF_DOCS) ## Write docs/api-reference.md from the Go types in api/v1alpha1 (crd-ref-docs); commit it.
+	$(CRD_REF_DOCS) --source-path=./api/v1alpha1 --config=docs/api/crd-ref-docs.yaml --renderer=markdown --output-path=docs/api-reference.md --log-level=WARN
+
+.PHONY: verify-api-docs
+verify-api-docs: api-docs ## Fail if docs/api-reference.md is not what the Go types generate.
+	@git diff --exit-code -- docs/api-reference.md || { echo "docs/api-reference.md is stale: run 'make api-docs' and commit it"; exit 1; }
+
+ACTIONLINT := $(LOCALBIN)/actionlint
+ACTIONLINT_VERSION ?= v1.7.12
+
+.PHONY: lint-workflows
+lint-workflows: $(ACTIONLINT) ## Check .github/workflows with actionlint.
+	$(ACTIONLINT)
+
+.PHONY: release-version
+release-version: ## Print the version make release-dry-run stamps (VERSION, or v0.0.0-VERSION when it is no SemVer tag).
+	@echo $(RELEASE_VERSION)
 
 ##@ Tools
+
+$(CRD_REF_DOCS):
+	GOBIN=$(LOCALBIN) go install github.com/elastic/crd-ref-docs@$(CRD_REF_DOCS_VERSION)
+
+$(ACTIONLINT):
+	GOBIN=$(LOCALBIN) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+$(CYCLONEDX_GOMOD):
+	GOBIN=$(LOCALBIN) go install github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$(CYCLONEDX_GOMOD_VERSION)
 
 $(CONTROLLER_GEN):
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)

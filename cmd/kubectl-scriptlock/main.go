@@ -2,8 +2,8 @@
 // Customer operator (docs/plugin.md). Its commands:
 //
 //	kubectl scriptlock import --api-key-file key.txt --output-dir customers/
-//	kubectl scriptlock status [-A | -n NAMESPACE]
-//	kubectl scriptlock version
+//	kubectl scriptlock status [-A | -n NAMESPACE] [-o json|yaml]
+//	kubectl scriptlock version [--client] [-o json|yaml]
 //	kubectl scriptlock completion bash|zsh|fish|powershell
 //
 // import writes a Customer manifest for every record of a ScriptLock
@@ -11,10 +11,12 @@
 // status lists the Customers that are not Ready with what to do about each,
 // and exits 1 when there is any; version prints the version stamped at
 // build time, the same as the manager's --version (both print
-// internal/version.Version).
+// internal/version.Version), and the versions of the operator
+// Deployments and of Kubernetes in the cluster.
 //
-// This file is wiring only; the commands are in root.go, import.go and
-// status.go, the conversion of records into Customers in convert.go.
+// This file is wiring only; the commands are in root.go, import.go,
+// status.go and version.go, the conversion of records into Customers in
+// convert.go.
 package main
 
 import (

@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
-
-	"github.com/scriptlock/customer-operator/internal/version"
 )
 
 // exitError ends the process with code without printing anything more:
@@ -28,7 +25,7 @@ func newRootCmd(ctx context.Context, stdout, stderr io.Writer, d deps) *cobra.Co
 
   import   write a Customer manifest for every record of a ScriptLock account
   status   list the Customers that are not Ready and what to do (exit code 1 if any)
-  version  print the version (the same as the operator's manager --version)`,
+  version  print the plugin's version, the operator's in the cluster, and Kubernetes'`,
 		Annotations: map[string]string{
 			// Shown as "kubectl scriptlock" in help and completion.
 			cobra.CommandDisplayNameAnnotation: "kubectl scriptlock",
@@ -41,16 +38,7 @@ func newRootCmd(ctx context.Context, stdout, stderr io.Writer, d deps) *cobra.Co
 	root.SetContext(ctx)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newImportCmd(stdout, stderr, d), newStatusCmd(stdout, stderr, d), &cobra.Command{
-		Use:   "version",
-		Short: "Print the version (the same as the operator's manager --version)",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			// Stamped at build time, as the manager's (Makefile LDFLAGS).
-			_, err := fmt.Fprintln(stdout, version.Version)
-			return err
-		},
-	})
+	root.AddCommand(newImportCmd(stdout, stderr, d), newStatusCmd(stdout, stderr, d), newVersionCmd(stdout))
 	return root
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -13,9 +14,11 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 )
@@ -101,7 +104,28 @@ func notReady(c *v1alpha1.Customer) (reason, message string, bad bool) {
 // statusOptions is everything the status flags say.
 type statusOptions struct {
 	allNamespaces bool
+	output        string
 	kube          *genericclioptions.ConfigFlags
+}
+
+// statusReport is what `status -o json|yaml` prints: the Customers that
+// are not Ready, with the same fields as the table.
+type statusReport struct {
+	// Scope is "all namespaces" or "namespace NAME".
+	Scope string `json:"scope"`
+	// Total counts the Customers listed, Ready or not.
+	Total    int           `json:"total"`
+	NotReady []statusEntry `json:"notReady"`
+}
+
+type statusEntry struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Reason    string `json:"reason"`
+	Message   string `json:"message"`
+	Do        string `json:"do"`
+	// Created is the Customer's creationTimestamp (the table's AGE).
+	Created metav1.Time `json:"created"`
 }
 
 // newStatusCmd is `kubectl scriptlock status`.
@@ -114,13 +138,19 @@ func newStatusCmd(stdout, stderr io.Writer, d deps) *cobra.Command {
 Ready not True, with conditions of an older generation, paused, or being
 deleted; with the reason, the message, the age and the one thing to do about
 each (the README troubleshooting table). The exit code is 1 when any
-Customer is not Ready and 0 when all are, so that pipelines can gate on it.`,
+Customer is not Ready and 0 when all are, so that pipelines can gate on it.
+With -o json or -o yaml it prints the same as one document (the messages
+whole), with the same exit code.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.output != "" && o.output != "json" && o.output != "yaml" {
+				return fmt.Errorf("--output must be json or yaml, not %q", o.output)
+			}
 			return runStatus(cmd.Context(), o, stdout, stderr, d, time.Now())
 		},
 	}
 	cmd.Flags().BoolVarP(&o.allNamespaces, "all-namespaces", "A", false, "List the Customers of every namespace.")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "", "Print json or yaml instead of the table.")
 	o.kube.AddFlags(cmd.Flags())
 	return cmd
 }
@@ -153,34 +183,66 @@ func runStatus(ctx context.Context, o *statusOptions, stdout, stderr io.Writer, 
 		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
 	})
 
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	bad := 0
+	report := statusReport{Scope: where, Total: len(items), NotReady: []statusEntry{}}
 	for i := range items {
 		c := &items[i]
-		reason, msg, isBad := notReady(c)
-		if !isBad {
-			continue
+		if reason, msg, bad := notReady(c); bad {
+			report.NotReady = append(report.NotReady, statusEntry{
+				Namespace: c.Namespace, Name: c.Name, Reason: reason, Message: msg, Do: adviceFor(reason), Created: c.CreationTimestamp,
+			})
 		}
-		if bad == 0 {
-			fmt.Fprintln(tw, "NAMESPACE\tNAME\tREASON\tAGE\tMESSAGE\tDO")
-		}
-		bad++
-		age := "<unknown>"
-		if !c.CreationTimestamp.IsZero() {
-			age = duration.HumanDuration(now.Sub(c.CreationTimestamp.Time))
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Namespace, c.Name, oneLine(reason, 32), age, oneLine(msg, 80), adviceFor(reason))
 	}
-	if err := tw.Flush(); err != nil {
+	if o.output == "" {
+		err = printStatusTable(stdout, report, now)
+	} else {
+		err = printDocument(stdout, o.output, report)
+	}
+	if err != nil {
 		return err
 	}
+	bad := len(report.NotReady)
 	if bad == 0 {
-		fmt.Fprintf(stdout, "All %d Customers in %s are Ready.\n", len(items), where)
 		return nil
 	}
 	msg := fmt.Sprintf("%d of %d Customers in %s are not Ready", bad, len(items), where)
 	fmt.Fprintln(stderr, msg)
 	return exitError{code: 1, msg: msg}
+}
+
+// printStatusTable prints the report as the status table, or one line
+// saying that every Customer is Ready.
+func printStatusTable(w io.Writer, r statusReport, now time.Time) error {
+	if len(r.NotReady) == 0 {
+		_, err := fmt.Fprintf(w, "All %d Customers in %s are Ready.\n", r.Total, r.Scope)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tNAME\tREASON\tAGE\tMESSAGE\tDO")
+	for _, e := range r.NotReady {
+		age := "<unknown>"
+		if !e.Created.IsZero() {
+			age = duration.HumanDuration(now.Sub(e.Created.Time))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Namespace, e.Name, oneLine(e.Reason, 32), age, oneLine(e.Message, 80), e.Do)
+	}
+	return tw.Flush()
+}
+
+// printDocument prints v as indented JSON or as YAML.
+func printDocument(w io.Writer, format string, v any) error {
+	var b []byte
+	var err error
+	if format == "yaml" {
+		b, err = yaml.Marshal(v)
+	} else {
+		b, err = json.MarshalIndent(v, "", "  ")
+		b = append(b, '\n')
+	}
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
 }
 
 // oneLine makes s fit one table cell: control characters and runs of

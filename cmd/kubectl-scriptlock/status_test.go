@@ -8,11 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 )
@@ -137,7 +139,7 @@ func startAPIServer(t *testing.T) (client.Client, string) {
 		t.Fatal(err)
 	}
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, v1alpha1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, v1alpha1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			t.Fatal(err)
 		}
@@ -268,6 +270,36 @@ func TestStatusAgainstAnAPIServer(t *testing.T) { //nolint:gocyclo // one API se
 		rows := tableRows(t, stdout)
 		if len(rows) != 7 || rows["ops/unauthorized"] == "" || rows["ops/observed"] != "" {
 			t.Errorf("want the 6 of sales and ops/unauthorized:\n%s", stdout)
+		}
+	})
+	t.Run("as JSON and YAML: the same Customers, the whole message, the same exit code", func(t *testing.T) {
+		for _, format := range []string{"json", "yaml"} {
+			stdout, _, err := runCmd(t, d, "status", "--kubeconfig", kubeconfig, "-n", "sales", "-o", format)
+			checkExit(t, err, 1)
+			var r statusReport
+			if err := yaml.UnmarshalStrict([]byte(stdout), &r); err != nil {
+				t.Fatalf("-o %s: %v\n%s", format, err, stdout)
+			}
+			reasons := map[string]string{}
+			for _, e := range r.NotReady {
+				reasons[e.Name] = e.Reason
+				if e.Namespace != "sales" || e.Do != adviceFor(e.Reason) || e.Created.IsZero() {
+					t.Errorf("-o %s: entry %+v", format, e)
+				}
+				if e.Name == "differs" && !strings.Contains(e.Message, strings.Repeat("x", 200)) {
+					t.Errorf("-o %s: the message is cut: %q", format, e.Message)
+				}
+			}
+			if r.Total != 7 || len(r.NotReady) != 6 || reasons["conflict"] != v1alpha1.ReasonConflict || reasons["pending"] != reasonPending || reasons["ready"] != "" {
+				t.Errorf("-o %s: total %d, reasons %v", format, r.Total, reasons)
+			}
+		}
+		stdout, _, err := runCmd(t, d, "status", "--kubeconfig", kubeconfig, "-n", "fine", "-o", "json")
+		if err != nil || !strings.Contains(stdout, `"notReady": []`) {
+			t.Errorf("all Ready as JSON: err %v\n%s", err, stdout)
+		}
+		if _, _, err := runCmd(t, d, "status", "--kubeconfig", kubeconfig, "-o", "wide"); err == nil || !strings.Contains(err.Error(), "json or yaml") {
+			t.Errorf("-o wide: err %v, want a refusal", err)
 		}
 	})
 	t.Run("a namespace where all are Ready", func(t *testing.T) {

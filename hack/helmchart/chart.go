@@ -30,6 +30,9 @@ const (
 	// On the CRD: `helm uninstall` leaves it, and so every Customer, in
 	// place (deleting it would delete every Customer, revoking licenses).
 	keepAnnotation = "helm.sh/resource-policy"
+	// The default account's Secret, which the Deployment mounts; its name
+	// is a value.
+	credentialsSecret = "scriptlock-credentials"
 )
 
 // ownGates switch objects on and off by their kind ("group/Kind"),
@@ -95,7 +98,7 @@ func deepCopy(o object) object {
 }
 
 // generate returns the chart's files, by path, from the kustomize renders.
-func generate(r *renders, version string) (map[string][]byte, error) {
+func generate(r *renders, version, appVersion string) (map[string][]byte, error) {
 	var deps []object
 	for _, o := range r.Default {
 		if groupKind(o) == "apps/Deployment" {
@@ -193,11 +196,19 @@ func generate(r *renders, version string) (map[string][]byte, error) {
 			return nil, err
 		}
 	}
+	for _, o := range r.Grafana {
+		if groupKind(o) != "/ConfigMap" {
+			return nil, fmt.Errorf("config/grafana renders %s; the generator knows its dashboard ConfigMap only", id(o))
+		}
+		if err := add(o, gated([]string{".Values.dashboard.enabled"}, g.object(o, nil))); err != nil {
+			return nil, err
+		}
+	}
 	if g.err != nil {
 		return nil, g.err
 	}
 
-	meta, err := chartMeta(dep, version)
+	meta, err := chartMeta(dep, version, appVersion)
 	if err != nil {
 		return nil, err
 	}
@@ -277,6 +288,9 @@ type generator struct {
 var (
 	tokenRE = regexp.MustCompile(`HELMTPL[0-9]+END`)
 	blockRE = regexp.MustCompile(`^( *)(- )?([^ :][^:]*): (HELMTPL[0-9]+END)$`)
+	// optionalRE is a key that is a token (its value null): the lines of
+	// its block replace the whole line, so that they may hold the key or not.
+	optionalRE = regexp.MustCompile(`^( *)(HELMTPL[0-9]+END): null$`)
 )
 
 // template collects the template snippets of one object: the object
@@ -303,6 +317,38 @@ func (t *template) block(f func(indent string) []string) string {
 	tok := t.token()
 	t.blocks[tok] = f
 	return tok
+}
+
+// optional puts into the map m a key that is there only when the value at
+// path (".Values.nodeSelector") is not empty, holding that value.
+func (t *template) optional(m map[string]any, key, path string) {
+	m[t.block(func(indent string) []string {
+		return []string{
+			indent + "{{- with " + path + " }}",
+			indent + key + ":",
+			fmt.Sprintf("%s{{- toYaml . | nindent %d }}", indent, len(indent)+2),
+			indent + "{{- end }}",
+		}
+	})] = nil
+}
+
+// merged makes the map at key of m its own entries followed by those of
+// the map at path (".Values.podAnnotations"); a key in both is an error
+// of the values (YAML refuses a duplicate key), said by the schema's
+// documentation rather than resolved silently.
+func (t *template) merged(m map[string]any, key, path string) {
+	own, _ := m[key].(map[string]any)
+	if len(own) == 0 {
+		t.optional(m, key, path)
+		delete(m, key)
+		return
+	}
+	m[key] = t.block(func(indent string) []string {
+		return append(yamlLines(own, indent+"  "),
+			indent+"  {{- with "+path+" }}",
+			fmt.Sprintf("%s  {{- toYaml . | nindent %d }}", indent, len(indent)+2),
+			indent+"  {{- end }}")
+	})
 }
 
 // escape keeps text that looks like a template (Prometheus' {{ $value }})
@@ -337,6 +383,13 @@ func (g *generator) object(o object, ex *extras) string {
 	if groupKind(o) == "apiextensions.k8s.io/CustomResourceDefinition" {
 		nested(o, true, "metadata", "annotations")[keepAnnotation] = "keep"
 	}
+	if groupKind(o) == "/ConfigMap" {
+		// The dashboard: where Grafana's sidecar looks for it, one per
+		// release.
+		md := nested(o, true, "metadata")
+		md["name"] = t.expr(tplPrefix + "dashboard")
+		md["namespace"] = t.expr("{{ .Values.dashboard.namespace | default .Release.Namespace }}")
+	}
 
 	b, err := yaml.Marshal(o)
 	if err != nil {
@@ -345,6 +398,10 @@ func (g *generator) object(o object, ex *extras) string {
 	}
 	var out []string
 	for _, line := range strings.Split(escape(string(b)), "\n") {
+		if m := optionalRE.FindStringSubmatch(line); m != nil && t.blocks[m[2]] != nil {
+			out = append(out, t.blocks[m[2]](m[1])...)
+			continue
+		}
 		m := blockRE.FindStringSubmatch(line)
 		if m == nil || t.blocks[m[4]] == nil {
 			out = append(out, line)
@@ -390,6 +447,8 @@ func (g *generator) walk(v any, t *template) any {
 		switch {
 		case v == g.ns:
 			return t.expr(tplNamespace)
+		case v == credentialsSecret:
+			return t.expr("{{ .Values.credentials.secretName }}")
 		case g.names[v]:
 			return t.expr(tplPrefix + strings.TrimPrefix(v, g.prefix))
 		}
@@ -423,6 +482,44 @@ func (g *generator) labels(o object, t *template) {
 			m[instanceLabel] = t.expr("{{ .Release.Name }}")
 		}
 	}
+
+	md := nested(o, true, "metadata")
+	switch groupKind(o) {
+	case "monitoring.coreos.com/ServiceMonitor":
+		// kube-prometheus-stack selects monitors by label (its release's
+		// name, by default).
+		t.mergedLabels(md, ".Values.commonLabels", ".Values.metrics.serviceMonitor.labels")
+		if eps, _ := nested(o, false, "spec")["endpoints"].([]any); len(eps) > 0 {
+			for _, e := range eps {
+				if e, _ := e.(map[string]any); e != nil {
+					e["interval"] = t.expr("{{ .Values.metrics.serviceMonitor.interval | quote }}")
+				}
+			}
+		}
+	case "/ServiceAccount":
+		// Workload identity (EKS IRSA, GKE, Azure) is an annotation on
+		// the ServiceAccount.
+		t.mergedLabels(md, ".Values.commonLabels")
+		t.merged(md, "annotations", ".Values.serviceAccount.annotations")
+	default:
+		t.mergedLabels(md, ".Values.commonLabels")
+	}
+}
+
+// mergedLabels makes metadata's labels its own followed by those of the
+// maps at paths.
+func (t *template) mergedLabels(md map[string]any, paths ...string) {
+	own, _ := md["labels"].(map[string]any)
+	md["labels"] = t.block(func(indent string) []string {
+		lines := yamlLines(own, indent+"  ")
+		for _, p := range paths {
+			lines = append(lines,
+				indent+"  {{- with "+p+" }}",
+				fmt.Sprintf("%s  {{- toYaml . | nindent %d }}", indent, len(indent)+2),
+				indent+"  {{- end }}")
+		}
+		return lines
+	})
 }
 
 // deployment takes the manager's image, pull policy, resources, replica
@@ -450,6 +547,26 @@ func (g *generator) deployment(o object, t *template, ex *extras) {
 			g.fail(fmt.Errorf("%s: namespaced mode changes the container %s, which the generator does not template", id(o), name))
 		}
 	}
+	pod := nested(spec, true, "template", "spec")
+	for _, k := range []string{"nodeSelector", "tolerations", "affinity", "topologySpreadConstraints", "imagePullSecrets"} {
+		t.optional(pod, k, ".Values."+k)
+	}
+	pod[t.block(func(indent string) []string {
+		return []string{
+			indent + "{{- with .Values.priorityClassName }}",
+			indent + "priorityClassName: {{ . | quote }}",
+			indent + "{{- end }}",
+		}
+	})] = nil
+	podMeta := nested(spec, true, "template", "metadata")
+	t.merged(podMeta, "annotations", ".Values.podAnnotations")
+	podLabels, _ := podMeta["labels"].(map[string]any)
+	podMeta["labels"] = t.block(func(indent string) []string {
+		return append(yamlLines(podLabels, indent+"  "),
+			indent+"  {{- with .Values.podLabels }}",
+			fmt.Sprintf("%s  {{- toYaml . | nindent %d }}", indent, len(indent)+2),
+			indent+"  {{- end }}")
+	})
 	manager["image"] = t.expr(`{{ include "scriptlock-customer-operator.image" . | quote }}`)
 	manager["imagePullPolicy"] = t.expr("{{ .Values.image.pullPolicy }}")
 	manager["resources"] = t.block(func(indent string) []string {

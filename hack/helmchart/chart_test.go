@@ -34,6 +34,8 @@ import (
 const (
 	operatorNamespace = "scriptlock-system"
 	release           = "scriptlock"
+	// appVersion is what generateChart gives the chart: the default tag.
+	appVersion = "v0.1.0"
 )
 
 // clusterScoped classifies every kind the chart renders: true for
@@ -80,7 +82,7 @@ func repoRoot(t *testing.T) string {
 func generateChart(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "chart")
-	if err := run(filepath.Join(repoRoot(t), "config"), dir, "0.1.0"); err != nil {
+	if err := run(filepath.Join(repoRoot(t), "config"), dir, "0.1.0", appVersion); err != nil {
 		t.Fatalf("generating the chart: %v", err)
 	}
 	return dir
@@ -96,9 +98,9 @@ func kustomize(t *testing.T, dir string) []object {
 	return objs
 }
 
-// helmTemplate renders the chart in dir as `helm template` or `helm
-// install` would, with vals over values.yaml (checked against
-// values.schema.json), and returns its objects.
+// helmTemplate renders the chart in dir as `helm install` would, with vals
+// over values.yaml (checked against values.schema.json), and returns its
+// objects; not those of `helm test` (templates/tests/, see helmTests).
 func helmTemplate(t *testing.T, dir, name, namespace string, vals map[string]any) []object {
 	t.Helper()
 	objs, err := tryHelmTemplate(dir, name, namespace, vals)
@@ -109,6 +111,21 @@ func helmTemplate(t *testing.T, dir, name, namespace string, vals map[string]any
 }
 
 func tryHelmTemplate(dir, name, namespace string, vals map[string]any) ([]object, error) {
+	return render(dir, name, namespace, vals, func(path string) bool { return !strings.Contains(path, "/templates/tests/") })
+}
+
+// helmTests renders the objects `helm test` creates.
+func helmTests(t *testing.T, dir, name, namespace string, vals map[string]any) []object {
+	t.Helper()
+	objs, err := render(dir, name, namespace, vals, func(path string) bool { return strings.Contains(path, "/templates/tests/") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+// render renders the chart's templates whose paths keep says.
+func render(dir, name, namespace string, vals map[string]any, keep func(path string) bool) ([]object, error) {
 	ch, err := loader.Load(dir)
 	if err != nil {
 		return nil, err
@@ -131,7 +148,7 @@ func tryHelmTemplate(dir, name, namespace string, vals map[string]any) ([]object
 	slices.Sort(paths)
 	var objs []object
 	for _, p := range paths {
-		if !strings.HasSuffix(p, ".yaml") {
+		if !strings.HasSuffix(p, ".yaml") || !keep(p) {
 			continue
 		}
 		docs := releaseutil.SplitManifests(files[p])
@@ -164,8 +181,10 @@ func values(yamlText string) map[string]any {
 // unhelm takes off what the chart adds to kustomize's objects, having
 // checked it is there: the labels helm.sh/chart and
 // app.kubernetes.io/instance (the latter in selectors too),
-// app.kubernetes.io/managed-by: Helm for kustomize's "kustomize", and the
-// CRD's helm.sh/resource-policy: keep.
+// app.kubernetes.io/managed-by: Helm for kustomize's "kustomize", the
+// CRD's helm.sh/resource-policy: keep, and the manager's image pinned to
+// appVersion with pull policy IfNotPresent for config/manager's :latest
+// and Always.
 func unhelm(t *testing.T, objs []object, name string) []object {
 	t.Helper()
 	var out []object
@@ -183,6 +202,15 @@ func unhelm(t *testing.T, objs []object, name string) []object {
 				t.Errorf("the CRD lacks %s: keep, so `helm uninstall` would delete it and every Customer", keepAnnotation)
 			}
 			delete(a, keepAnnotation)
+		}
+		if groupKind(o) == "apps/Deployment" {
+			for _, c := range nested(o, false, "spec", "template", "spec")["containers"].([]any) {
+				c := c.(map[string]any)
+				if c["image"] != "scriptlock/customer-operator:"+appVersion || c["imagePullPolicy"] != "IfNotPresent" {
+					t.Errorf("%s: the chart's default image should be the appVersion's, pulled IfNotPresent: %v (%v)", id(o), c["image"], c["imagePullPolicy"])
+				}
+				c["image"], c["imagePullPolicy"] = "scriptlock/customer-operator:latest", "Always"
+			}
 		}
 		out = append(out, o)
 	}
@@ -485,7 +513,10 @@ extraArgs: ["--resync-period=5m", "--zap-log-level=2"]
 // install of the default.
 func TestChartRefusesUnknownValues(t *testing.T) {
 	dir := generateChart(t)
-	for _, v := range []string{"namespaced: true", "replica: 2", "image: {pullPolicy: Sometimes}", "metrics: {serviceMonitor: true}", "namePrefix: Bad_"} {
+	for _, v := range []string{"namespaced: true", "replica: 2", "image: {pullPolicy: Sometimes}", "metrics: {serviceMonitor: true}", "namePrefix: Bad_",
+		"nodeSelector: {pool: 1}", "podAnnotation: {a: b}", "serviceAccount: {name: x}", "metrics: {serviceMonitor: {interval: 30}}",
+		"metrics: {serviceMonitor: {labels: [release]}}", "credentials: {secretName: Bad_Name}", "imagePullSecrets: [my-registry]",
+		"tests: {image: ''}", "dashboard: {enable: true}", "tolerations: {key: x}"} {
 		if _, err := tryHelmTemplate(dir, release, operatorNamespace, values(v)); err == nil {
 			t.Errorf("values %q were accepted", v)
 		}
@@ -497,7 +528,7 @@ func TestChartRefusesUnknownValues(t *testing.T) {
 func TestChartPassesHelmLint(t *testing.T) {
 	dir := generateChart(t)
 	kube := &chartutil.KubeVersion{Version: "v1.30.0", Major: "1", Minor: "30"}
-	for _, v := range []string{"", "namespaced: {enabled: true}", "metrics: {serviceMonitor: {enabled: true}, prometheusRule: {enabled: true}}"} {
+	for _, v := range []string{"", "namespaced: {enabled: true}", "metrics: {serviceMonitor: {enabled: true}, prometheusRule: {enabled: true}}", platformValues} {
 		for _, msg := range lint.AllWithKubeVersion(dir, values(v), operatorNamespace, kube).Messages {
 			if msg.Severity > support.InfoSev {
 				t.Errorf("values %q: helm lint: %s", v, msg)

@@ -11,7 +11,8 @@
 // following the release and every namespaced object in the release's
 // namespace; the Deployment takes image, resources, replicas and arguments
 // from the values; namespaced mode is what config/namespaced changes
-// (chart.go).
+// (chart.go). With -schemas it also writes the JSON schemas of the CRDs
+// (schema.go), the other artifact users validate against.
 package main
 
 import (
@@ -21,6 +22,8 @@ import (
 	"path/filepath"
 	"slices"
 
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
 	"sigs.k8s.io/yaml"
 )
 
@@ -28,19 +31,49 @@ func main() {
 	configDir := flag.String("config", "../../config", "the repository's config/ directory")
 	out := flag.String("out", "../../dist/chart", "the chart directory to (re)write")
 	version := flag.String("version", "0.1.0", "the chart's version (Chart.yaml)")
+	appVersion := flag.String("app-version", "", "the chart's appVersion (Chart.yaml), the default tag of the image; empty: config/manager's tag")
+	schemas := flag.String("schemas", "", "if set, also (re)write there the CRDs' JSON schemas for kubeconform and yaml-language-server")
+	pkg := flag.String("package", "", "if set, also package the chart into this folder (<name>-<version>.tgz), as `helm package` does")
 	flag.Parse()
-	if err := run(*configDir, *out, *version); err != nil {
+	err := run(*configDir, *out, *version, *appVersion)
+	if err == nil && *pkg != "" {
+		err = packageChart(*out, *pkg)
+	}
+	if err == nil && *schemas != "" {
+		var s map[string][]byte
+		if s, err = crdSchemas(filepath.Join(*configDir, "crd", "bases")); err == nil {
+			err = writeSchemas(*schemas, s)
+		}
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "helmchart:", err)
 		os.Exit(1)
 	}
 }
 
-func run(configDir, out, version string) error {
+// packageChart writes the chart in dir to a .tgz in dest, with Helm's
+// library, as `helm package` does.
+func packageChart(dir, dest string) error {
+	ch, err := loader.Load(dir)
+	if err != nil {
+		return err
+	}
+	if err := ch.Validate(); err != nil {
+		return err
+	}
+	path, err := chartutil.Save(ch, dest)
+	if err == nil {
+		fmt.Println("wrote", path)
+	}
+	return err
+}
+
+func run(configDir, out, version, appVersion string) error {
 	r, err := renderConfig(configDir)
 	if err != nil {
 		return err
 	}
-	files, err := generate(r, version)
+	files, err := generate(r, version, appVersion)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,8 @@ type renders struct {
 	// Cluster is config/cluster: the cluster-scoped objects that every
 	// namespace-scoped install shares.
 	Cluster []object
+	// Grafana is config/grafana: the dashboard's ConfigMap.
+	Grafana []object
 	// NamePrefix is config/default's namePrefix ("scriptlock-").
 	NamePrefix string
 }
@@ -73,6 +75,9 @@ func renderConfig(configDir string) (*renders, error) {
 		return nil, err
 	}
 	if r.Cluster, err = build(filepath.Join(dst, "cluster")); err != nil {
+		return nil, err
+	}
+	if r.Grafana, err = build(filepath.Join(dst, "grafana")); err != nil {
 		return nil, err
 	}
 	return r, nil

@@ -105,6 +105,9 @@ func TestOperatorOnARealNode(t *testing.T) {
 		{"the sample Customer becomes Ready at ScriptLock, and deleting it DELETEs the record", func(t *testing.T) {
 			checkSample(ctx, t, k, sim)
 		}},
+		{"the key as a mounted file: a rotated Secret reaches the manager, Ready stays True, no restart", func(t *testing.T) {
+			checkKeyRotation(ctx, t, k, sim, secret["apiKey"])
+		}},
 		{"two managers: deleting the leader's Pod during a storm of 100 creates hands the lease over; 100 records, none twice, all Ready", func(t *testing.T) {
 			checkFailover(ctx, t, k, sim)
 		}},

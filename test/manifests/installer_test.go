@@ -1,8 +1,8 @@
 package manifests
 
-// The release's one-file install, dist/install.yaml, as `make
-// build-installer IMG=...` writes it (hack/build-installer.sh, run here
-// with bin/kustomize).
+// The release's install files, dist/crds.yaml and dist/install.yaml, as
+// `make build-installer IMG=...` writes them (hack/build-installer.sh, run
+// here with bin/kustomize).
 
 import (
 	"bufio"
@@ -28,9 +28,9 @@ import (
 const installerImage = "registry.example.com/scriptlock/customer-operator:v0.1.0"
 
 // buildInstaller runs hack/build-installer.sh for img and returns the
-// objects of the file it writes, in the file's order. It checks that the
-// checkout's config/manager/kustomization.yaml is left as it was.
-func buildInstaller(t *testing.T, img string) []*unstructured.Unstructured {
+// objects of the two files it writes, in each file's order. It checks that
+// the checkout's config/manager/kustomization.yaml is left as it was.
+func buildInstaller(t *testing.T, img string) (install, crds []*unstructured.Unstructured) {
 	t.Helper()
 	kustomize := os.Getenv("KUSTOMIZE")
 	if kustomize == "" {
@@ -49,7 +49,13 @@ func buildInstaller(t *testing.T, img string) []*unstructured.Unstructured {
 	if after := readFile(t, "config/manager/kustomization.yaml"); !bytes.Equal(before, after) {
 		t.Errorf("building the installer changed config/manager/kustomization.yaml:\n%s", after)
 	}
-	b, err := os.ReadFile(out)
+	return readObjects(t, out), readObjects(t, filepath.Join(filepath.Dir(out), "crds.yaml"))
+}
+
+// readObjects returns the objects of a multi-document YAML file, in order.
+func readObjects(t *testing.T, file string) []*unstructured.Unstructured {
+	t.Helper()
+	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +78,7 @@ func buildInstaller(t *testing.T, img string) []*unstructured.Unstructured {
 		}
 		o := &unstructured.Unstructured{}
 		if err := o.UnmarshalJSON(j); err != nil {
-			t.Fatalf("install.yaml: %v\n%s", err, doc)
+			t.Fatalf("%s: %v\n%s", filepath.Base(file), err, doc)
 		}
 		objs = append(objs, o)
 	}
@@ -96,16 +102,24 @@ func managerImages(t *testing.T, objs []*unstructured.Unstructured) []string {
 	return images
 }
 
-// TestInstallerIsConfigDefaultWithTheImage: dist/install.yaml holds
+// TestInstallerIsConfigDefaultWithTheImage: dist/crds.yaml holds the CRD
+// and nothing else, dist/install.yaml everything else; together they are
 // exactly the objects of config/default (same kinds, names, namespaces and
 // content) but for the manager's image, which is IMG, by tag or by digest;
-// building it leaves the checkout's config/manager as it was.
+// building them leaves the checkout's config/manager as it was.
 func TestInstallerIsConfigDefaultWithTheImage(t *testing.T) {
 	for _, img := range []string{
 		installerImage,
 		"registry.example.com:5000/scriptlock/customer-operator@sha256:" + strings.Repeat("0123456789abcdef", 4),
 	} {
-		got := buildInstaller(t, img)
+		install, crds := buildInstaller(t, img)
+		if len(crds) != 1 || crds[0].GetKind() != "CustomResourceDefinition" {
+			t.Errorf("IMG=%s: crds.yaml should hold the CRD alone, it holds %d objects", img, len(crds))
+		}
+		if n := len(byKind(install, "CustomResourceDefinition")); n != 0 {
+			t.Errorf("IMG=%s: install.yaml holds %d CRDs: deleting it would delete every Customer", img, n)
+		}
+		got := slices.Concat(crds, install)
 		if images := managerImages(t, got); !slices.Equal(images, []string{img}) {
 			t.Errorf("IMG=%s: the Deployment runs %v", img, images)
 		}
@@ -121,30 +135,32 @@ func TestInstallerIsConfigDefaultWithTheImage(t *testing.T) {
 		}
 		gotIdx, wantIdx := index(got), index(want)
 		if len(gotIdx) != len(got) {
-			t.Errorf("IMG=%s: install.yaml holds an object twice", img)
+			t.Errorf("IMG=%s: crds.yaml and install.yaml hold an object twice", img)
 		}
 		for k, w := range wantIdx {
 			switch g, ok := gotIdx[k]; {
 			case !ok:
-				t.Errorf("IMG=%s: install.yaml lacks config/default's %s", img, k)
+				t.Errorf("IMG=%s: crds.yaml and install.yaml lack config/default's %s", img, k)
 			case !reflect.DeepEqual(g.Object, w.Object):
-				t.Errorf("IMG=%s: install.yaml's %s differs from config/default's with the image set", img, k)
+				t.Errorf("IMG=%s: the installer's %s differs from config/default's with the image set", img, k)
 			}
 		}
 		for k := range gotIdx {
 			if _, ok := wantIdx[k]; !ok {
-				t.Errorf("IMG=%s: install.yaml holds %s, which config/default does not", img, k)
+				t.Errorf("IMG=%s: the installer holds %s, which config/default does not", img, k)
 			}
 		}
 	}
 }
 
-// TestInstallerAppliesToAnEmptyCluster: `kubectl apply -f install.yaml` on
-// a cluster with nothing else works: each object in the file's order is
-// accepted by a real kube-apiserver (server-side dry run, then applied, so
-// that the Namespace and the CRD exist before what needs them).
+// TestInstallerAppliesToAnEmptyCluster: `kubectl apply -f crds.yaml -f
+// install.yaml` on a cluster with nothing else works: each object in the
+// files' order is accepted by a real kube-apiserver (server-side dry run,
+// then applied, so that the Namespace and the CRD exist before what needs
+// them). Then `kubectl delete -f install.yaml` leaves the CRD in place.
 func TestInstallerAppliesToAnEmptyCluster(t *testing.T) {
-	objs := buildInstaller(t, installerImage)
+	install, crds := buildInstaller(t, installerImage)
+	objs := slices.Concat(crds, install)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := startAPIServer(t)
@@ -162,4 +178,14 @@ func TestInstallerAppliesToAnEmptyCluster(t *testing.T) {
 		}
 	}
 	waitEstablished(ctx, t, c, "customers.licensing.scriptlock.com")
+	for _, o := range install {
+		if err := c.Delete(ctx, o.DeepCopy()); err != nil {
+			t.Errorf("deleting %s: %v", id(o), err)
+		}
+	}
+	for _, o := range crds {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(o), o.DeepCopy()); err != nil {
+			t.Errorf("%s is gone after deleting install.yaml: %v", id(o), err)
+		}
+	}
 }

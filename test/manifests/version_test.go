@@ -55,7 +55,7 @@ func TestBuildStampsOneVersionIntoBothBinaries(t *testing.T) {
 		}
 	}
 
-	for _, args := range [][]string{{bins["manager"], "--version"}, {bins["kubectl-scriptlock"], "version"}} {
+	for _, args := range [][]string{{bins["manager"], "--version"}, {bins["kubectl-scriptlock"], "version", "--client"}} {
 		got, err := exec.CommandContext(t.Context(), args[0], args[1:]...).Output()
 		if err != nil {
 			t.Errorf("%s %s: %v", filepath.Base(args[0]), args[1], err)

@@ -45,6 +45,7 @@ func (s *Server) adminMux() *http.ServeMux {
 	mux.HandleFunc("DELETE /_sim/refuse-delete", s.adminAllowDelete)
 	mux.HandleFunc("POST /_sim/lose-create", s.adminLoseCreate)
 	mux.HandleFunc("POST /_sim/accounts", s.adminAddAccount)
+	mux.HandleFunc("POST /_sim/rotate-key", s.adminRotateKey)
 	mux.HandleFunc("POST /_sim/answer-create", s.adminAnswerCreate)
 	mux.HandleFunc("POST /_sim/late-create", s.adminLateCreate)
 	mux.HandleFunc("POST /_sim/tidy", s.adminTidy)
@@ -375,5 +376,21 @@ func (s *Server) adminAddAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.AddAccount(req.Key)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) adminRotateKey(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Old string `json:"old"`
+		New string `json:"new"`
+	}
+	if err := decodeBody(r, &req); err != nil || req.Old == "" || req.New == "" {
+		adminError(w, http.StatusBadRequest, `body must be {"old": "<api key>", "new": "<api key>"}`)
+		return
+	}
+	if !s.RotateKey(req.Old, req.New) {
+		adminError(w, http.StatusNotFound, "no account has that key")
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }

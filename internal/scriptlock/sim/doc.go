@@ -90,6 +90,7 @@
 //	                                     "status":201,"id":"1","email":"a@example.com"}, ...]
 //	                                   (status 0 = dropped; DELETE /_sim/calls empties it)
 //	POST   /_sim/accounts              {"key":K}: add an account
+//	POST   /_sim/rotate-key            {"old":K,"new":K2}: RotateKey (404 if no account has K)
 //
 // Call counters are keyed "METHOD ROUTE STATUS" with ROUTE one of
 // /api/customer, /api/customer/{id}, /api/customers or "unknown", and STATUS

@@ -336,6 +336,15 @@ func TestAdminAPI(t *testing.T) {
 				t.Fatal(resp.Status)
 			}
 		}},
+		{"rotate a key: the account's records answer to the new key, the old one is refused", "POST", "/_sim/rotate-key", `{"old":"added","new":"added-rotated"}`, 204, func(t *testing.T, _ string) {
+			if resp, _ := call(t, "GET", u+"/api/customers", "added-rotated", ""); resp.StatusCode != 204 {
+				t.Fatal(resp.Status)
+			}
+			if resp, _ := call(t, "GET", u+"/api/customers", "added", ""); resp.StatusCode != 401 {
+				t.Fatalf("the old key: %s, want 401", resp.Status)
+			}
+		}},
+		{"rotating a key no account has is 404", "POST", "/_sim/rotate-key", `{"old":"nobody","new":"x"}`, 404, nil},
 		{"with two accounts the key is required", "GET", "/_sim/records", "", 404, nil},
 		{"unknown admin path is 404", "GET", "/_sim/nothing", "", 404, nil},
 	}
