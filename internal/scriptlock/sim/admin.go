@@ -278,6 +278,8 @@ func parseLoseMode(v string, def LoseMode) (LoseMode, bool) {
 		return LoseWith504, true
 	case "drop":
 		return LoseByDroppingConnection, true
+	case "409":
+		return LoseWithConflict, true
 	}
 	return 0, false
 }

@@ -28,7 +28,8 @@
 //   - RefuseDelete: DELETE of one record answers 409.
 //   - LoseNextCreate: the next create stores the record, then answers 500
 //     (LoseWith500) or 504 (LoseWith504), or drops the connection
-//     (LoseByDroppingConnection).
+//     (LoseByDroppingConnection), or answers 409 naming the record just
+//     made, as a gateway that retried the POST would (LoseWithConflict).
 //   - AnswerNextCreate: the next create stores the record, then answers an
 //     odd status instead of 201: 200 with the record; 202 or 204 with
 //     Location only; 302 with Location and the record; any other status with
@@ -43,6 +44,13 @@
 //     answers 304 (CollapseSpaces collapses runs of inner spaces to one).
 //   - AddRawListItem: a raw JSON item (say, a record without an id) is
 //     appended to every listing of an account; nothing else sees it.
+//   - VanishNext, SetVanished: reads (listings, GET by id) answer as if
+//     the account were empty (204, 404) while the records are still there
+//     (a lagging replica; a failover to an empty replica); writes still
+//     see them.
+//   - WithIDsPerAccount: each account numbers its records from 1.
+//   - Clone: another instance with the same keys, ids and records (staging
+//     restored from production).
 //   - EditOutOfBand, DeleteOutOfBand: drift, as someone using ScriptLock
 //     directly would cause.
 //
@@ -68,9 +76,10 @@
 //	POST   /_sim/latency               {"latency":"250ms"}
 //	POST   /_sim/refuse-delete         {"key":K,"id":"42","message":"has active licenses"}
 //	DELETE /_sim/refuse-delete?key=K&id=42   allow the delete again
-//	POST   /_sim/lose-create           {"mode":"500"}, {"mode":"504"} or {"mode":"drop"}: the
-//	                                   next create stores the record, then answers 500
-//	                                   or 504 or drops the connection
+//	POST   /_sim/lose-create           {"mode":"500"}, {"mode":"504"}, {"mode":"drop"} or
+//	                                   {"mode":"409"}: the next create stores the record,
+//	                                   then answers 500 or 504, drops the connection, or
+//	                                   answers 409 naming the record
 //	POST   /_sim/answer-create         {"status":202}: AnswerNextCreate
 //	POST   /_sim/late-create           {"hide":"1.5s","mode":"504"}: CommitNextCreateLate
 //	                                   (mode "504" (default), "500" or "drop")

@@ -39,6 +39,10 @@ const (
 	// LoseWith504 creates the record, then answers 504 Gateway Timeout, as
 	// a proxy in front of ScriptLock that gave up waiting would.
 	LoseWith504
+	// LoseWithConflict creates the record, then answers 409 "email already
+	// used by customer <id>" naming the record just made, as a gateway that
+	// retried the POST passes on the retry's answer.
+	LoseWithConflict
 )
 
 // maxCallLog bounds the call log, so a long-running simulator does not
@@ -65,6 +69,13 @@ func WithStringIDs() Option {
 	return func(s *Server) { s.stringIDs = true }
 }
 
+// WithIDsPerAccount makes each account number its own records from 1, as
+// ScriptLock installations that shard by account do: two accounts of one
+// instance then both have a record 1.
+func WithIDsPerAccount() Option {
+	return func(s *Server) { s.idsPerAccount = true }
+}
+
 // WithClock sets the time source used for CommitNextCreateLate (default
 // time.Now).
 func WithClock(now func() time.Time) Option {
@@ -79,13 +90,20 @@ type Server struct {
 	nextID    int64
 	latency   time.Duration
 	stringIDs bool
-	faults    []*fault
-	creates   []createPlan // what the next successful creates do, in order
-	tidy      func(string) string
-	now       func() time.Time
-	calls     map[string]int
-	log       []Call
-	admin     http.Handler
+	// idsPerAccount numbers records per account (account.nextID) instead
+	// of across the server (nextID).
+	idsPerAccount bool
+	// vanishReads is how many more reads answer as if the account were
+	// empty (VanishNext); vanished makes every read do so (SetVanished).
+	vanishReads int
+	vanished    bool
+	faults      []*fault
+	creates     []createPlan // what the next successful creates do, in order
+	tidy        func(string) string
+	now         func() time.Time
+	calls       map[string]int
+	log         []Call
+	admin       http.Handler
 }
 
 type account struct {
@@ -93,6 +111,7 @@ type account struct {
 	refused map[string]string    // id -> message of the 409 answered on DELETE
 	hidden  map[string]time.Time // id -> when a late-committed record shows
 	raw     []json.RawMessage    // extra items appended to every listing
+	nextID  int64                // the last id given, WithIDsPerAccount
 }
 
 // createPlan is how one successful create is answered: lose (when set)
@@ -191,13 +210,15 @@ func (s *Server) FailNext(method, route string, n int, status int, retryAfter ti
 }
 
 // ClearFaults removes every pending FailNext, LoseNextCreate,
-// AnswerNextCreate and CommitNextCreateLate. Records already hidden by
-// CommitNextCreateLate stay hidden until their time.
+// AnswerNextCreate, CommitNextCreateLate, VanishNext and SetVanished.
+// Records already hidden by CommitNextCreateLate stay hidden until their
+// time.
 func (s *Server) ClearFaults() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = nil
 	s.creates = nil
+	s.vanishReads, s.vanished = 0, false
 }
 
 // RefuseDelete makes DELETE of the record id of account key answer 409
@@ -341,11 +362,11 @@ func (s *Server) Put(key string, c scriptlock.Customer) scriptlock.Customer {
 	defer s.mu.Unlock()
 	a := s.addAccountLocked(key)
 	if c.ID == "" {
-		s.nextID++
-		c.ID = strconv.FormatInt(s.nextID, 10)
-	} else if n, err := strconv.ParseInt(c.ID, 10, 64); err == nil && n > s.nextID {
+		c.ID = s.newIDLocked(a)
+	} else if n, err := strconv.ParseInt(c.ID, 10, 64); err == nil {
 		// Keep ids increasing past seeded ones.
-		s.nextID = n
+		s.nextID = max(s.nextID, n)
+		a.nextID = max(a.nextID, n)
 	}
 	a.records[c.ID] = c
 	return c
@@ -430,6 +451,16 @@ func (s *Server) ResetCalls() {
 	defer s.mu.Unlock()
 	s.calls = map[string]int{}
 	s.log = nil
+}
+
+// newIDLocked returns the next id for a new record of a.
+func (s *Server) newIDLocked(a *account) string {
+	if s.idsPerAccount {
+		a.nextID++
+		return strconv.FormatInt(a.nextID, 10)
+	}
+	s.nextID++
+	return strconv.FormatInt(s.nextID, 10)
 }
 
 func sortedRecords(a *account) []scriptlock.Customer {
@@ -674,6 +705,11 @@ func (s *Server) list(x *exchange, key string) {
 		x.message(http.StatusUnauthorized, "unknown API key", nil)
 		return
 	}
+	if s.vanishLocked() {
+		s.mu.Unlock()
+		x.reply(http.StatusNoContent, nil, nil)
+		return
+	}
 	var out []any
 	for _, c := range sortedRecords(a) {
 		if s.visibleLocked(a, c.ID) {
@@ -701,7 +737,7 @@ func (s *Server) get(x *exchange, key, id string) {
 		return
 	}
 	c, ok := a.records[id]
-	ok = ok && s.visibleLocked(a, id)
+	ok = ok && s.visibleLocked(a, id) && !s.vanishLocked()
 	s.mu.Unlock()
 	if !ok {
 		x.message(http.StatusNotFound, "customer not found", nil)
@@ -773,8 +809,7 @@ func (s *Server) create(x *exchange, r *http.Request, key string) {
 		x.message(http.StatusConflict, "email already used by customer "+owner, nil)
 		return
 	}
-	s.nextID++
-	in.ID = strconv.FormatInt(s.nextID, 10)
+	in.ID = s.newIDLocked(a)
 	a.records[in.ID] = in
 	var plan createPlan
 	if len(s.creates) > 0 {
@@ -792,6 +827,8 @@ func (s *Server) create(x *exchange, r *http.Request, key string) {
 		x.message(http.StatusInternalServerError, "internal error", nil)
 	case plan.lose == LoseWith504:
 		x.message(http.StatusGatewayTimeout, "gateway timeout", nil)
+	case plan.lose == LoseWithConflict:
+		x.message(http.StatusConflict, "email already used by customer "+in.ID, nil)
 	case plan.lose == LoseByDroppingConnection:
 		x.count(0)
 		drop(x.w)
