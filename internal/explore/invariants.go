@@ -128,7 +128,8 @@ func (l *Ledger) CheckStep(prev, cur Snapshot) []Violation {
 	before := prev.Live()
 	for _, c := range cur.Customers {
 		p, ok := before[c.UID]
-		if !ok || p.Bound == "" || c.Deleting || c.Observe || c.Paused || c.Account != p.Account {
+		if !ok || p.Bound == "" || c.Deleting || c.Observe || c.Paused || c.Account != p.Account ||
+			c.CustomerID != "" && c.CustomerID != p.Bound {
 			continue
 		}
 		ref := RecordRef{p.BoundAccount, p.Bound}
@@ -161,7 +162,9 @@ func (l *Ledger) CheckEnd(s Snapshot, tidy func(string) string) []Violation {
 			continue
 		}
 		for ref := range s.Records {
-			if l.owner[ref] != uid || l.heldByLive(ref, s) {
+			// Deleted while its credentials named another account, it
+			// could not prove the record its own: RecordKept is right.
+			if l.owner[ref] != uid || !c.uses(ref.Account) || l.heldByLive(ref, s) {
 				continue
 			}
 			out = append(out, Violation{OwnRecordLeft, c.Name, fmt.Sprintf("deleted with deletionPolicy Delete, yet its record %s is still there", ref)})
@@ -215,7 +218,7 @@ func (l *Ledger) checkConverged(c CustomerView, s Snapshot, live map[string]Cust
 	}
 	switch {
 	case c.Deleting:
-		if c.Reason == "DeletionBlocked" || c.Reason == "InvalidCredentials" {
+		if c.Stalled && slices.Contains(needsAPerson, c.Reason) {
 			return nil
 		}
 		return v(StuckDeleting, "still there with its finalizer; Ready %s %s: %s", c.Ready, c.Reason, c.Message)
@@ -254,7 +257,7 @@ func (l *Ledger) checkConflict(c CustomerView, s Snapshot, live map[string]Custo
 			continue
 		}
 		owner := l.owner[ref]
-		if owner == c.UID && !l.heldByOther(ref, c, s) {
+		if owner == c.UID && strings.EqualFold(rec.Email, c.Email) && !l.heldByOther(ref, c, s) {
 			return &Violation{ConflictOnOwnRecord, c.Name, fmt.Sprintf("Conflict although record %s (%s) is its own: %s", ref, rec.Email, c.Message)}
 		}
 		if holder, ok := live[owner]; ok && owner != c.UID && strings.EqualFold(rec.Email, c.Email) && !strings.Contains(c.Message, holder.Name) {
