@@ -82,13 +82,13 @@ var ops = map[string]op{
 	"setid": {User, 2, two},
 	"adopt": {User, 2, one},
 	// point cN SECRET: spec.credentialsSecretRef.
-	"point": {User, 3, func(r *rand.Rand) []string { return []string{cust(r), pick(r, Secrets...)} }},
+	"point": {User, 5, func(r *rand.Rand) []string { return []string{cust(r), pick(r, Secrets...)} }},
 	// rotate: the default account's key is rotated (old key refused) and
 	// every Secret of that account updated.
 	"rotate": {User, 1, none},
 	// defaultkey: the operator's default key is changed to the other
 	// account's key at the same URL.
-	"defaultkey": {User, 1, none},
+	"defaultkey": {User, 2, none},
 	// restore cN: the object is lost without its finalizer running and
 	// restored from a backup without status (a new UID).
 	"restore": {User, 2, one},

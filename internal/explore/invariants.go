@@ -164,7 +164,7 @@ func (l *Ledger) CheckEnd(s Snapshot, tidy func(string) string) []Violation {
 		for ref := range s.Records {
 			// Deleted while its credentials named another account, it
 			// could not prove the record its own: RecordKept is right.
-			if l.owner[ref] != uid || !c.uses(ref.Account) || l.heldByLive(ref, s) {
+			if l.owner[ref] != uid || c.Account != ref.Account || l.heldByLive(ref, s) {
 				continue
 			}
 			out = append(out, Violation{OwnRecordLeft, c.Name, fmt.Sprintf("deleted with deletionPolicy Delete, yet its record %s is still there", ref)})
@@ -182,10 +182,10 @@ func (l *Ledger) CheckEnd(s Snapshot, tidy func(string) string) []Violation {
 		if !ok || id == "" {
 			continue
 		}
-		for _, a := range []Account{c.Account, c.BoundAccount} {
-			if _, exists := s.Records[RecordRef{a, id}]; exists && a.Instance != "" {
-				out = append(out, Violation{RevocationUnconfirmed, e.Name, fmt.Sprintf("Event LicensesRevoked %q, yet record %s is still there", e.Note, RecordRef{a, id})})
-				break
+		// The DELETE went to the account its credentials named.
+		if ref := (RecordRef{c.Account, id}); c.Account.Instance != "" {
+			if _, exists := s.Records[ref]; exists {
+				out = append(out, Violation{RevocationUnconfirmed, e.Name, fmt.Sprintf("Event LicensesRevoked %q, yet record %s is still there", e.Note, ref)})
 			}
 		}
 	}
@@ -257,10 +257,15 @@ func (l *Ledger) checkConflict(c CustomerView, s Snapshot, live map[string]Custo
 			continue
 		}
 		owner := l.owner[ref]
-		if owner == c.UID && strings.EqualFold(rec.Email, c.Email) && !l.heldByOther(ref, c, s) {
+		// Told to manage another record while it manages this one is a
+		// Conflict by the README's rule.
+		told := c.CustomerID != "" && c.CustomerID != ref.ID
+		if owner == c.UID && !told && strings.EqualFold(rec.Email, c.Email) && !l.heldByOther(ref, c, s) {
 			return &Violation{ConflictOnOwnRecord, c.Name, fmt.Sprintf("Conflict although record %s (%s) is its own: %s", ref, rec.Email, c.Message)}
 		}
-		if holder, ok := live[owner]; ok && owner != c.UID && strings.EqualFold(rec.Email, c.Email) && !strings.Contains(c.Message, holder.Name) {
+		holder, ok := live[owner]
+		holds := ok && holder.Bound == ref.ID && holder.BoundAccount == ref.Account
+		if holds && owner != c.UID && strings.EqualFold(rec.Email, c.Email) && !strings.Contains(c.Message, holder.Name) {
 			return &Violation{ConflictUnnamed, c.Name, fmt.Sprintf("Conflict over %s, held by Customer %s, which the message does not name: %s", ref, holder.Name, c.Message)}
 		}
 	}

@@ -122,26 +122,46 @@ func explore_(t *testing.T, s settings, hs []explore.History) {
 	fig := newFigures(outs, time.Since(start))
 	t.Log(fig.String())
 
-	shrunk := map[string]bool{}
+	// The first history of each kind of violation is shrunk, the kinds in
+	// parallel.
+	firstOf := map[string]outcome{}
+	var kinds []string
 	for _, o := range outs {
+		if len(o.Violations) > 0 {
+			t.Logf("seed %d: %d violations; its history:\n%s", o.History.Seed, len(o.Violations), indent(o.History.Format()))
+		}
 		for _, v := range o.Violations {
-			k, known := explore.IsKnown(v.Kind)
-			if known {
+			if k, known := explore.IsKnown(v.Kind); known {
 				t.Logf("seed %d: known open defect (%s): %s", o.History.Seed, k.Issue, v)
 			} else {
 				t.Errorf("seed %d: %s", o.History.Seed, v)
 			}
-			if s.shrink > 0 && !shrunk[v.Kind] {
-				shrunk[v.Kind] = true
-				steps := shrinkFor(ctx, o.History, v.Kind, s.shrink)
-				h := explore.History{Steps: steps}
-				fig.Shrunk = append(fig.Shrunk, shrunkHistory{Kind: v.Kind, Seed: o.History.Seed, Steps: steps})
-				t.Logf("seed %d, %s: shrunk from %d to %d steps:\n%s\nreplay: make explore EXPLORE_SEED=%d\nsave as a regression test: make explore EXPLORE_SEED=%d EXPLORE_SHRINK=%d EXPLORE_SAVE=%s",
-					o.History.Seed, v.Kind, len(o.History.Steps), len(steps), indent(h.Format()), o.History.Seed, o.History.Seed, s.shrink, v.Kind)
-				if s.save != "" {
-					save(t, s.save, v, o.History.Seed, h)
-					s.save = ""
-				}
+			if _, ok := firstOf[v.Kind]; !ok {
+				firstOf[v.Kind] = o
+				kinds = append(kinds, v.Kind)
+			}
+		}
+	}
+	if s.shrink > 0 {
+		fig.Shrunk = make([]shrunkHistory, len(kinds))
+		var sw sync.WaitGroup
+		for i, kind := range kinds {
+			sw.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				o := firstOf[kind]
+				fig.Shrunk[i] = shrunkHistory{Kind: kind, Seed: o.History.Seed, Steps: shrinkFor(ctx, o.History, kind, s.shrink)}
+			})
+		}
+		sw.Wait()
+		for _, sh := range fig.Shrunk {
+			h := explore.History{Steps: sh.Steps}
+			t.Logf("%s, seed %d: shrunk from %d to %d steps:\n%s\nreplay the seed: make explore EXPLORE_SEED=%d\nsave the shrunk history as a regression test: make explore EXPLORE_SEED=%d EXPLORE_SAVE=%s",
+				sh.Kind, sh.Seed, len(firstOf[sh.Kind].History.Steps), len(sh.Steps), indent(h.Format()), sh.Seed, sh.Seed, sh.Kind)
+			if s.save != "" {
+				v := firstOf[sh.Kind].Violations[slices.IndexFunc(firstOf[sh.Kind].Violations, func(v explore.Violation) bool { return v.Kind == sh.Kind })]
+				save(t, s.save, v, sh.Seed, h)
+				s.save = ""
 			}
 		}
 	}
