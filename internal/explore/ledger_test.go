@@ -142,3 +142,34 @@ func TestCheckTextsFindsAKeyInAnyForm(t *testing.T) {
 		t.Fatalf("got %v", vs)
 	}
 }
+
+func TestDeletionOutcomes(t *testing.T) {
+	l := NewLedger()
+	l.Created(RecordRef{acctA, "1"}, "u0")
+	c := CustomerView{Name: "c0", UID: "u0", Email: "e0@example.com", Account: acctA, Policy: "Delete", Bound: "1", BoundAccount: acctA}
+	l.Observe(Snapshot{Customers: []CustomerView{c}})
+	left := map[RecordRef]Record{{acctA, "1"}: rec(acctA, "1", "e0@example.com")}
+	revoked := []Event{{UID: "u0", Name: "c0", Reason: "LicensesRevoked", Note: "ScriptLock customer 1 was already deleted; its licenses are revoked"}}
+
+	l.Observe(Snapshot{Records: left}) // c0 is gone
+	vs := l.CheckEnd(Snapshot{Records: left, Events: revoked}, nil)
+	kinds := map[string]bool{}
+	for _, v := range vs {
+		kinds[v.Kind] = true
+	}
+	if len(vs) != 2 || !kinds[OwnRecordLeft] || !kinds[RevocationUnconfirmed] {
+		t.Fatalf("got %v, want %s and %s", vs, OwnRecordLeft, RevocationUnconfirmed)
+	}
+	if vs := l.CheckEnd(Snapshot{Records: map[RecordRef]Record{}, Events: revoked}, nil); len(vs) != 0 {
+		t.Fatalf("a record that is gone: %v", vs)
+	}
+
+	moved := NewLedger()
+	moved.Created(RecordRef{acctA, "1"}, "u0")
+	c.Account = acctB
+	moved.Observe(Snapshot{Customers: []CustomerView{c}})
+	moved.Observe(Snapshot{Records: left})
+	if vs := moved.CheckEnd(Snapshot{Records: left}, nil); len(vs) != 0 {
+		t.Fatalf("deleted while its credentials named another account, keeping the record is right: %v", vs)
+	}
+}

@@ -160,8 +160,9 @@ func (w *world) calm(ctx context.Context) {
 		w.insts[r.inst].sim.AllowDelete(r.key, r.id)
 	}
 	// A crash in flight finishes its restart.
-	w.mgrMu.Lock()
-	w.mgrMu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); !w.running() && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
 	w.settle(ctx)
 }
 

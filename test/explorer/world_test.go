@@ -259,6 +259,13 @@ func (w *world) stopManager() {
 	}
 }
 
+// running reports whether a manager is running.
+func (w *world) running() bool {
+	w.mgrMu.Lock()
+	defer w.mgrMu.Unlock()
+	return w.stopMgr != nil
+}
+
 // restart stops the manager and starts a new one (a crash, a rollout).
 func (w *world) restart() {
 	w.stopManager()
