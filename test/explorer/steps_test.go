@@ -487,7 +487,10 @@ func (w *world) perturb(ctx context.Context, s explore.Step) bool {
 	case "blip":
 		a.VanishNext(2)
 	case "vanish":
+		// A failover to an empty replica while a resync period passes:
+		// the drift detector's listing and every GET see no record.
 		a.SetVanished(true)
+		w.sweep()
 		w.afterStep(func() { a.SetVanished(false) })
 	case "del404":
 		a.FailNext("DELETE", sim.RouteCustomerID, 1, 404, 0)
