@@ -43,8 +43,13 @@ func readSettings() settings {
 		shrink: envInt("EXPLORE_SHRINK", 0), history: os.Getenv("EXPLORE_HISTORY"),
 		save: os.Getenv("EXPLORE_SAVE"), report: os.Getenv("EXPLORE_REPORT"),
 	}
-	if v, err := strconv.ParseUint(os.Getenv("EXPLORE_SEED"), 10, 64); err == nil {
-		s.seeds = []uint64{v}
+	if one := os.Getenv("EXPLORE_SEED"); one != "" {
+		s.seeds = nil
+		for _, f := range strings.Split(one, ",") {
+			if v, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64); err == nil {
+				s.seeds = append(s.seeds, v)
+			}
+		}
 	} else if n := envInt("EXPLORE_SEEDS", 0); n > 0 {
 		from := uint64(envInt("EXPLORE_FROM", 1000))
 		s.seeds = nil
