@@ -161,8 +161,12 @@ func explore_(t *testing.T, s settings, hs []explore.History) {
 		sw.Wait()
 		for _, sh := range fig.Shrunk {
 			h := explore.History{Steps: sh.Steps}
-			t.Logf("%s, seed %d: shrunk from %d to %d steps:\n%s\nreplay the seed: make explore EXPLORE_SEED=%d\nsave the shrunk history as a regression test: make explore EXPLORE_SEED=%d EXPLORE_SAVE=%s",
-				sh.Kind, sh.Seed, len(firstOf[sh.Kind].History.Steps), len(sh.Steps), indent(h.Format()), sh.Seed, sh.Seed, sh.Kind)
+			replay := fmt.Sprintf("EXPLORE_SEED=%d", sh.Seed)
+			if s.history != "" {
+				replay = "EXPLORE_HISTORY=" + s.history
+			}
+			t.Logf("%s, seed %d: shrunk from %d to %d steps:\n%s\nreplay: make explore %s\nsave the shrunk history as a regression test: make explore %s EXPLORE_SAVE=%s",
+				sh.Kind, sh.Seed, len(firstOf[sh.Kind].History.Steps), len(sh.Steps), indent(h.Format()), replay, replay, sh.Kind)
 			if s.save != "" {
 				v := firstOf[sh.Kind].Violations[slices.IndexFunc(firstOf[sh.Kind].Violations, func(v explore.Violation) bool { return v.Kind == sh.Kind })]
 				save(t, s.save, v, sh.Seed, h)
