@@ -103,9 +103,9 @@ func (w *world) remember(key string, c *v1alpha1.Customer) {
 	w.versions[key] = vs
 }
 
-// older returns the copy of key from before the newest one the operator
-// has seen, if the cache just gave the newest (a stale read goes back
-// one write), else nil.
+// older returns a copy of key from before the newest one the operator has
+// seen, if the cache just gave the newest, else nil: staleDepth copies
+// back, or the oldest one remembered.
 func (w *world) older(key, rv string) *v1alpha1.Customer {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -113,5 +113,5 @@ func (w *world) older(key, rv string) *v1alpha1.Customer {
 	if w.staleReads <= 0 || len(vs) < 2 || vs[len(vs)-1].GetResourceVersion() != rv {
 		return nil
 	}
-	return vs[len(vs)-2].(*v1alpha1.Customer)
+	return vs[max(0, len(vs)-1-w.staleDepth)].(*v1alpha1.Customer)
 }

@@ -458,11 +458,11 @@ func (w *world) perturb(ctx context.Context, s explore.Step) bool {
 		w.mu.Unlock()
 	case "stale":
 		w.mu.Lock()
-		w.staleReads = n
+		w.staleReads, w.staleDepth = n, 1
 		w.mu.Unlock()
 	case "lagstart":
 		w.mu.Lock()
-		w.staleReads = 3
+		w.staleReads, w.staleDepth = 3, 3
 		w.mu.Unlock()
 		w.restart()
 	case "drop":

@@ -89,6 +89,9 @@ type world struct {
 	refused    []refusal
 	// Perturbations armed for what the operator does next.
 	crashAPI, crashSL, staleReads, dropEvents int
+	// staleDepth is how many of the operator's writes a stale read goes
+	// back: one for `stale`, as far as remembered for `lagstart`.
+	staleDepth int
 	// versions are the copies of each Customer the operator read or wrote,
 	// oldest first, for stale reads.
 	versions map[string][]client.Object
