@@ -101,6 +101,13 @@ test: manifests generate controlplane $(KUSTOMIZE) ## Run every test: unit, fuzz
 test-loaded: ## make test RUNS times (default 3) in a row while stress-ng keeps every core busy (installs stress-ng with apt if missing).
 	hack/test-loaded.sh
 
+.PHONY: explore
+explore: controlplane ## The fault explorer (docs/explorer.md): EXPLORE_SEEDS histories (default 30), or EXPLORE_SEED=n to replay one; failures are shrunk, EXPLORE_SAVE=name keeps one as a regression test.
+	EXPLORE_SEEDS=$(or $(EXPLORE_SEEDS),30) EXPLORE_SEED=$(EXPLORE_SEED) EXPLORE_FROM=$(EXPLORE_FROM) \
+	EXPLORE_SHRINK=$(or $(EXPLORE_SHRINK),30) EXPLORE_SAVE=$(EXPLORE_SAVE) EXPLORE_HISTORY=$(abspath $(EXPLORE_HISTORY)) \
+	EXPLORE_REPORT=$(EXPLORE_REPORT) EXPLORE_PARALLEL=$(or $(EXPLORE_PARALLEL),3) \
+	go test ./test/explorer -run '^TestExplore$$' -count=1 -v -timeout 0
+
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 60s).
 	hack/fuzz.sh $(or $(FUZZTIME),60s)

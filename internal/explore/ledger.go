@@ -1,0 +1,175 @@
+package explore
+
+import "strings"
+
+// Account names one ScriptLock account as the explorer knows it: the
+// instance it lives on and its name there. An account keeps its name when
+// its key is rotated, so a rotated key is the same account and another key
+// at the same URL is another one.
+type Account struct{ Instance, Name string }
+
+func (a Account) String() string {
+	if a.Instance == "" {
+		return "(no account)"
+	}
+	return a.Instance + "/" + a.Name
+}
+
+// RecordRef names one ScriptLock record: ids are only unique within an
+// account.
+type RecordRef struct {
+	Account Account
+	ID      string
+}
+
+func (r RecordRef) String() string { return r.Account.String() + "#" + r.ID }
+
+// Record is a ScriptLock record as it is stored.
+type Record struct {
+	Ref                         RecordRef
+	Company, First, Last, Email string
+}
+
+// CustomerView is what the explorer sees of one Customer at one moment,
+// with its credentials resolved to the account they name now.
+type CustomerView struct {
+	Name, UID string
+	// The spec.
+	Company, First, Last, Email string
+	Policy                      string // Delete | Orphan
+	Adoption                    string // Never | IfExists
+	CustomerID                  string // spec.customerID
+	Observe, Paused, Deleting   bool
+	// Account is where the Customer's credentials point now; the zero
+	// Account when they name none that exists. PrevAccount is where they
+	// pointed before a change in the step under way: a call already in
+	// flight may still go there.
+	Account, PrevAccount Account
+	// Bound is status.customerID, in BoundAccount (status.account).
+	Bound        string
+	BoundAccount Account
+	// Ready is the Ready condition's status ("True", "False" or ""), with
+	// its reason and message; Stalled is Stalled=True.
+	Ready, Reason, Message string
+	Stalled                bool
+	Generation, Observed   int64
+	// PendingUID and PendingEmail are status.pendingCreate's uid and email.
+	PendingUID, PendingEmail string
+}
+
+// Ledger is the explorer's own account of which Customer (by UID) owns
+// which record, kept from what it saw, never from what the operator says:
+// a record is owned by the Customer that created it (the POST that stored
+// it, sent while that very object held the create-time proof), or by the
+// Customer a person told to take it (spec.customerID, adoption IfExists,
+// an observer switched to Manage) while no live Customer owned it.
+type Ledger struct {
+	owner map[RecordRef]string
+	// consented holds the UIDs of observers switched to Manage: the README
+	// counts the switch as consent to manage the observed record.
+	consented map[string]bool
+	// gone keeps the last view of every Customer that went away, for the
+	// checks of what its deletion did.
+	gone map[string]CustomerView
+	// forced holds the UIDs whose finalizer the explorer itself removed
+	// (a lost object): their records are let go by a person.
+	forced map[string]bool
+	// seen is the last view of every live Customer.
+	seen map[string]CustomerView
+}
+
+// NewLedger returns an empty ledger.
+func NewLedger() *Ledger {
+	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, seen: map[string]CustomerView{}}
+}
+
+// Created records that uid's create stored ref.
+func (l *Ledger) Created(ref RecordRef, uid string) { l.owner[ref] = uid }
+
+// Owner returns the UID that owns ref, or "".
+func (l *Ledger) Owner(ref RecordRef) string { return l.owner[ref] }
+
+// Consented records that uid, an observer, was switched to Manage.
+func (l *Ledger) Consented(uid string) { l.consented[uid] = true }
+
+// Forced records that the explorer removed uid's finalizer itself.
+func (l *Ledger) Forced(uid string) { l.forced[uid] = true }
+
+// told says whether a person told c to take rec: spec.customerID names it,
+// or adoption IfExists (or an observer's switch to Manage) and the emails
+// match; always in the account c's credentials name.
+func (l *Ledger) told(c CustomerView, rec Record) bool {
+	if !c.uses(rec.Ref.Account) {
+		return false
+	}
+	if c.CustomerID != "" {
+		return c.CustomerID == rec.Ref.ID
+	}
+	return (c.Adoption == "IfExists" || l.consented[c.UID]) && strings.EqualFold(c.Email, rec.Email)
+}
+
+// Proves says whether c may act on rec as its own now, given the live
+// Customers: rec is in the account c's credentials name, and c owns it or
+// was told to take it while no other live Customer owns it.
+func (l *Ledger) Proves(c CustomerView, rec Record, live map[string]CustomerView) bool {
+	if !c.uses(rec.Ref.Account) || c.Observe {
+		return false
+	}
+	owner := l.owner[rec.Ref]
+	if owner == c.UID {
+		return true
+	}
+	if _, alive := live[owner]; alive && owner != "" {
+		return false
+	}
+	return l.told(c, rec)
+}
+
+// Observe updates the ledger from one snapshot: Customers that bound a
+// record they were told to take become its owner if nobody live owns it,
+// and Customers that went away are remembered.
+func (l *Ledger) Observe(s Snapshot) {
+	live := s.Live()
+	for _, c := range s.Customers {
+		if c.Bound == "" || c.Observe {
+			continue
+		}
+		ref := RecordRef{Account: c.BoundAccount, ID: c.Bound}
+		rec, ok := s.Records[ref]
+		if !ok || l.owner[ref] == c.UID {
+			continue
+		}
+		if _, alive := live[l.owner[ref]]; (l.owner[ref] == "" || !alive) && l.told(c, rec) {
+			l.owner[ref] = c.UID
+		}
+	}
+	for uid, c := range l.seen {
+		if _, alive := live[uid]; !alive {
+			l.gone[uid] = c
+			delete(l.seen, uid)
+		}
+	}
+	for uid, c := range live {
+		l.seen[uid] = c
+	}
+}
+
+// Attribute records who made ref, a record a POST just stored with email:
+// the live Customer whose create-time proof (status.pendingCreate, its own
+// UID) names that email, in the account the record is in. It returns "" if
+// there is none: a create sent without its proof persisted first.
+func (l *Ledger) Attribute(ref RecordRef, email string, live map[string]CustomerView) string {
+	for uid, c := range live {
+		if c.PendingUID == uid && strings.EqualFold(c.PendingEmail, email) && c.Account == ref.Account {
+			l.owner[ref] = uid
+			return uid
+		}
+	}
+	return ""
+}
+
+// uses says whether c's credentials name a, now or before the step under
+// way changed them.
+func (c CustomerView) uses(a Account) bool {
+	return a.Instance != "" && (c.Account == a || c.PrevAccount == a)
+}

@@ -1,0 +1,175 @@
+package explore
+
+import (
+	"strings"
+	"testing"
+)
+
+var (
+	acctA = Account{"A", "default"}
+	acctB = Account{"A", "other"}
+	acctC = Account{"C", "default"}
+)
+
+func rec(a Account, id, email string) Record {
+	return Record{Ref: RecordRef{a, id}, Email: email}
+}
+
+func TestCheckWriteFollowsWhichRecordIsWhose(t *testing.T) {
+	maker := CustomerView{Name: "c0", UID: "u0", Email: "e0@example.com", Account: acctA, Policy: "Delete"}
+	deleting := maker
+	deleting.Deleting = true
+	orphaning := deleting
+	orphaning.Policy = "Orphan"
+	copyOf := CustomerView{Name: "c1", UID: "u1", Email: "e0@example.com", Account: acctA, Policy: "Delete"}
+	pinned := CustomerView{Name: "c2", UID: "u2", Email: "x@example.com", Account: acctA, CustomerID: "7"}
+	adopter := CustomerView{Name: "c3", UID: "u3", Email: "e3@example.com", Account: acctA, Adoption: "IfExists"}
+	movedToB := maker
+	movedToB.Account = acctB
+	movedToC := deleting
+	movedToC.Account = acctC
+	rotating := movedToB
+	rotating.PrevAccount = acctA
+
+	tests := []struct {
+		name   string
+		w      Write
+		live   []CustomerView
+		broken string
+	}{
+		{"its maker may update its record", Write{"PUT", RecordRef{acctA, "1"}, rec(acctA, "1", "e0@example.com"), true, Record{}}, []CustomerView{maker}, ""},
+		{"its maker may delete it while being deleted", Write{"DELETE", RecordRef{acctA, "1"}, rec(acctA, "1", "e0@example.com"), true, Record{}}, []CustomerView{deleting}, ""},
+		{"deleting with Orphan never deletes", Write{"DELETE", RecordRef{acctA, "1"}, rec(acctA, "1", "e0@example.com"), true, Record{}}, []CustomerView{orphaning}, DeleteUnowned},
+		{"a copy with the same email proves nothing", Write{"PUT", RecordRef{acctA, "1"}, rec(acctA, "1", "e0@example.com"), true, Record{}}, []CustomerView{copyOf}, WriteUnowned},
+		{"spec.customerID is being told, when nobody live owns it", Write{"PUT", RecordRef{acctA, "7"}, rec(acctA, "7", "old@example.com"), true, Record{}}, []CustomerView{pinned}, ""},
+		{"adoption IfExists takes the record with its email", Write{"PUT", RecordRef{acctA, "3"}, rec(acctA, "3", "E3@example.com"), true, Record{}}, []CustomerView{adopter}, ""},
+		{"the same id in another account at the same URL is not its own", Write{"PUT", RecordRef{acctB, "1"}, rec(acctB, "1", "e0@example.com"), true, Record{}}, []CustomerView{movedToB}, WriteUnowned},
+		{"the same id in a cloned instance is not its own", Write{"DELETE", RecordRef{acctC, "1"}, rec(acctC, "1", "e0@example.com"), true, Record{}}, []CustomerView{movedToC}, DeleteUnowned},
+		{"a call in flight from before a credentials change may still reach the old account", Write{"PUT", RecordRef{acctA, "1"}, rec(acctA, "1", "e0@example.com"), true, Record{}}, []CustomerView{rotating}, ""},
+		{"a record that does not exist is not checked", Write{"DELETE", RecordRef{acctB, "9"}, Record{}, false, Record{}}, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Created(RecordRef{acctA, "1"}, "u0")
+			live := map[string]CustomerView{}
+			for _, c := range tt.live {
+				live[c.UID] = c
+			}
+			v := l.CheckWrite(tt.w, live)
+			switch {
+			case tt.broken == "" && v != nil:
+				t.Fatalf("allowed write reported: %s", v)
+			case tt.broken != "" && (v == nil || v.Kind != tt.broken):
+				t.Fatalf("got %v, want a %s", v, tt.broken)
+			}
+		})
+	}
+}
+
+func TestTheOwnerKeepsItsRecordAgainstOneToldToTakeIt(t *testing.T) {
+	l := NewLedger()
+	l.Created(RecordRef{acctA, "7"}, "u0")
+	owner := CustomerView{Name: "c0", UID: "u0", Email: "e0@example.com", Account: acctA}
+	pinned := CustomerView{Name: "c2", UID: "u2", Email: "e0@example.com", Account: acctA, CustomerID: "7"}
+	live := map[string]CustomerView{"u0": owner, "u2": pinned}
+	if l.Proves(pinned, rec(acctA, "7", "e0@example.com"), live) {
+		t.Fatal("a newcomer with spec.customerID took a record its live maker holds")
+	}
+	delete(live, "u0")
+	if !l.Proves(pinned, rec(acctA, "7", "e0@example.com"), live) {
+		t.Fatal("once the maker is gone, spec.customerID does not prove the record")
+	}
+}
+
+func TestCheckStepFindsAForgottenRecordAndTwoRecords(t *testing.T) {
+	l := NewLedger()
+	l.Created(RecordRef{acctA, "1"}, "u0")
+	c := CustomerView{Name: "c0", UID: "u0", Account: acctA, Bound: "1", BoundAccount: acctA}
+	prev := Snapshot{Customers: []CustomerView{c}, Records: map[RecordRef]Record{{acctA, "1"}: rec(acctA, "1", "e0@example.com")}}
+	forgot := c
+	forgot.Bound = ""
+	cur := Snapshot{Customers: []CustomerView{forgot}, Records: prev.Records}
+	if vs := l.CheckStep(prev, cur); len(vs) != 1 || vs[0].Kind != ForgotOwnRecord {
+		t.Fatalf("got %v, want one %s", vs, ForgotOwnRecord)
+	}
+	gone := Snapshot{Customers: []CustomerView{forgot}, Records: map[RecordRef]Record{}}
+	if vs := l.CheckStep(prev, gone); len(vs) != 0 {
+		t.Fatalf("a record deleted outside the cluster may be let go: %v", vs)
+	}
+	l.Created(RecordRef{acctA, "2"}, "u0")
+	two := Snapshot{Customers: []CustomerView{c}, Records: map[RecordRef]Record{{acctA, "1"}: rec(acctA, "1", "e0@example.com"), {acctA, "2"}: rec(acctA, "2", "e0@example.com")}}
+	if vs := l.CheckStep(prev, two); len(vs) != 1 || vs[0].Kind != TwoRecords {
+		t.Fatalf("got %v, want one %s", vs, TwoRecords)
+	}
+}
+
+func TestCheckEndConvergence(t *testing.T) {
+	l := NewLedger()
+	l.Created(RecordRef{acctA, "1"}, "u0")
+	records := map[RecordRef]Record{{acctA, "1"}: {Ref: RecordRef{acctA, "1"}, Company: "Two Spaces Co.", Email: "e0@example.com"}}
+	base := CustomerView{Name: "c0", UID: "u0", Company: "Two  Spaces Co.", Email: "e0@example.com", Account: acctA, Bound: "1", BoundAccount: acctA, Generation: 2, Observed: 2}
+	tidy := func(v string) string { return strings.ReplaceAll(v, "  ", " ") }
+	tests := []struct {
+		name string
+		edit func(*CustomerView)
+		want string
+	}{
+		{"Ready on its own matching record", func(c *CustomerView) { c.Ready, c.Reason = "True", "Available" }, ""},
+		{"Conflict with its own record", func(c *CustomerView) { c.Ready, c.Reason, c.Stalled, c.Bound = "False", "Conflict", true, "" }, ConflictOnOwnRecord},
+		{"still trying after the faults stopped", func(c *CustomerView) { c.Ready, c.Reason = "False", "APIError" }, NoConvergence},
+		{"needs a person for its credentials", func(c *CustomerView) { c.Ready, c.Reason, c.Stalled = "False", "InvalidCredentials", true }, ""},
+		{"deleting for ever", func(c *CustomerView) { c.Deleting, c.Ready, c.Reason = true, "False", "Deleting" }, StuckDeleting},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base
+			tt.edit(&c)
+			vs := l.CheckEnd(Snapshot{Customers: []CustomerView{c}, Records: records}, tidy)
+			switch {
+			case tt.want == "" && len(vs) > 0:
+				t.Fatalf("reported %v", vs)
+			case tt.want != "" && (len(vs) != 1 || vs[0].Kind != tt.want):
+				t.Fatalf("got %v, want one %s", vs, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckTextsFindsAKeyInAnyForm(t *testing.T) {
+	vs := CheckTexts([]string{"k3y/+x"}, map[string]string{"log": "url=https://k3y%2F%2Bx@host", "Events": "nothing here"})
+	if len(vs) != 1 || vs[0].Kind != KeyLeak {
+		t.Fatalf("got %v", vs)
+	}
+}
+
+func TestDeletionOutcomes(t *testing.T) {
+	l := NewLedger()
+	l.Created(RecordRef{acctA, "1"}, "u0")
+	c := CustomerView{Name: "c0", UID: "u0", Email: "e0@example.com", Account: acctA, Policy: "Delete", Bound: "1", BoundAccount: acctA}
+	l.Observe(Snapshot{Customers: []CustomerView{c}})
+	left := map[RecordRef]Record{{acctA, "1"}: rec(acctA, "1", "e0@example.com")}
+	revoked := []Event{{UID: "u0", Name: "c0", Reason: "LicensesRevoked", Note: "ScriptLock customer 1 was already deleted; its licenses are revoked"}}
+
+	l.Observe(Snapshot{Records: left}) // c0 is gone
+	vs := l.CheckEnd(Snapshot{Records: left, Events: revoked}, nil)
+	kinds := map[string]bool{}
+	for _, v := range vs {
+		kinds[v.Kind] = true
+	}
+	if len(vs) != 2 || !kinds[OwnRecordLeft] || !kinds[RevocationUnconfirmed] {
+		t.Fatalf("got %v, want %s and %s", vs, OwnRecordLeft, RevocationUnconfirmed)
+	}
+	if vs := l.CheckEnd(Snapshot{Records: map[RecordRef]Record{}, Events: revoked}, nil); len(vs) != 0 {
+		t.Fatalf("a record that is gone: %v", vs)
+	}
+
+	moved := NewLedger()
+	moved.Created(RecordRef{acctA, "1"}, "u0")
+	c.Account = acctB
+	moved.Observe(Snapshot{Customers: []CustomerView{c}})
+	moved.Observe(Snapshot{Records: left})
+	if vs := moved.CheckEnd(Snapshot{Records: left}, nil); len(vs) != 0 {
+		t.Fatalf("deleted while its credentials named another account, keeping the record is right: %v", vs)
+	}
+}
