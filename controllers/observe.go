@@ -87,7 +87,7 @@ func (r *CustomerReconciler) observeBound(ctx context.Context, c *v1alpha1.Custo
 			"spec.customerID %q differs from the record this Customer already manages (%q); create a new Customer to manage another record",
 			c.Spec.CustomerID, id)
 	}
-	if other, err := r.rival(ctx, c, cl, id); err != nil || other != nil {
+	if other, err := r.rivalForRecord(ctx, c, cl, id); err != nil || other != nil {
 		if err != nil {
 			return scriptlock.Customer{}, false, err
 		}

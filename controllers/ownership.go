@@ -90,6 +90,24 @@ func (r *CustomerReconciler) rival(ctx context.Context, c *v1alpha1.Customer, cl
 	return nil, nil
 }
 
+// rivalForRecord returns another Customer of cl's account with a better
+// claim than c on the record id that c is bound to: one bound to the same
+// id, or naming it in spec.customerID, that claimsBefore c. A Customer that
+// only wants the record's email is no rival of the one that manages the
+// record: it is the newcomer, refused by ScriptLock's unique emails.
+func (r *CustomerReconciler) rivalForRecord(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) (*v1alpha1.Customer, error) {
+	others, err := r.claimants(ctx, c, cl, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, other := range others {
+		if (other.Status.CustomerID == id || other.Spec.CustomerID == id) && claimsBefore(other, c) {
+			return other, nil
+		}
+	}
+	return nil, nil
+}
+
 // holder returns another Customer of cl's account (or of an account that
 // cannot be told apart) that holds the record id, whatever its age: before
 // a DELETE, no other live Customer may hold the id.

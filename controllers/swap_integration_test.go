@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -52,5 +53,42 @@ func TestEmailsSwappedBetweenCustomersAreNamed(t *testing.T) {
 				t.Fatalf("%d PUTs for %d Customers waiting for a person: a retry loop", extra, n)
 			}
 		})
+	}
+}
+
+// A bystander keeps its record: when another Customer takes its email, the
+// Customer that made and manages the record with that email stays Ready
+// on it; the newcomer is the one in Conflict, naming it. Found by the
+// explorer (seed 3008).
+func TestTakingAnotherCustomersEmailLeavesItsRecordAlone(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	c1 := e.waitReadyAfterCreate("c1", "first@example.com")
+	// c1 is the older (creation times have whole seconds).
+	e.eventually(patience, "a second later", func() error {
+		if time.Now().Unix() <= c1.CreationTimestamp.Unix() {
+			return fmt.Errorf("same second")
+		}
+		return nil
+	})
+	c0 := e.waitReadyAfterCreate("c0", "second@example.com")
+	e.update("c1", func(c *v1alpha1.Customer) { c.Spec.Email = "second@example.com" })
+	e.waitReason("c1", metav1.ConditionFalse, v1alpha1.ReasonConflict, patience)
+	if msg := e.ready("c1").Message; !strings.Contains(msg, e.ns+"/c0") {
+		t.Fatalf("the newcomer's Conflict must name the Customer that has the email: %q", msg)
+	}
+	n := e.reconcilesOf("c0")
+	e.update("c0", func(c *v1alpha1.Customer) { c.Labels = map[string]string{"poke": "1"} })
+	e.eventually(patience, "a pass of c0", func() error {
+		if e.reconcilesOf("c0") <= n {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	got := e.waitReady("c0")
+	if got.Status.CustomerID != c0.Status.CustomerID {
+		t.Fatalf("the bystander lost its record: %q -> %q", c0.Status.CustomerID, got.Status.CustomerID)
+	}
+	if evs := e.events("c0", v1alpha1.ReasonConflict); len(evs) != 0 {
+		t.Fatalf("the bystander was put in Conflict: %s", evs[0].Note)
 	}
 }
