@@ -17,6 +17,17 @@ import (
 // retry lists its account again instead of reporting that failure.
 const relistAfter = 30 * time.Second
 
+// relistWait is how long after the listing failure err a Customer's retry
+// lists the account again: what ScriptLock asked with Retry-After (a 429,
+// a 503), else relistAfter.
+func relistWait(err error) time.Duration {
+	var se *scriptlock.Error
+	if errors.As(err, &se) && se.RetryAfter > 0 {
+		return min(se.RetryAfter, relistAfter)
+	}
+	return relistAfter
+}
+
 // preCheckMaxAge is how old a listing may be to decide that no record has
 // a new Customer's email yet. A record created in that window by someone
 // else is still refused by ScriptLock's 409; only a lost answer in the same
@@ -198,7 +209,7 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 	if cached && r.DriftDetection == DriftByList && c.Status.ObservedGeneration == c.Generation {
 		rec, found, known, own, err := r.listed(key, cl.Account(), id, 2*r.ResyncPeriod, now)
 		if err != nil {
-			if o, _ := classify(err); o.stalled || !r.accounts.failedBefore(cl.Account(), now.Add(-relistAfter)) {
+			if o, _ := classify(err); o.stalled || !r.accounts.failedBefore(cl.Account(), now.Add(-relistWait(err))) {
 				// The account cannot be listed: Ready would claim a check
 				// that did not happen.
 				return rec, false, err
@@ -212,7 +223,7 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 			// read each.
 			since := now.Add(-2 * r.ResyncPeriod)
 			if err != nil {
-				since = now.Add(-relistAfter)
+				since = now.Add(-relistWait(err))
 			}
 			recs, _, lerr := r.accounts.list(ctx, cl, since, key)
 			if lerr != nil {
