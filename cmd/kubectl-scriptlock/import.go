@@ -92,13 +92,18 @@ server would refuse are skipped with a warning on stderr.`,
 			if err := o.validate(); err != nil {
 				return err
 			}
+			if o.scriptlockURL == "" {
+				o.scriptlockURL = envOr(d.getenv, "SCRIPTLOCK_URL", scriptlock.DefaultBaseURL)
+			}
 			return runImport(cmd.Context(), o, stdout, stderr, d)
 		},
 	}
 	getenv := d.getenv
 	fs := cmd.Flags()
 	fs.SortFlags = false
-	fs.StringVar(&o.scriptlockURL, "scriptlock-url", envOr(getenv, "SCRIPTLOCK_URL", scriptlock.DefaultBaseURL), "Base URL of the ScriptLock API (env SCRIPTLOCK_URL).")
+	// No default in the flag: help text would show SCRIPTLOCK_URL's value,
+	// and a URL can hold a key. It is read when the command runs.
+	fs.StringVar(&o.scriptlockURL, "scriptlock-url", "", "Base URL of the ScriptLock API (default: env SCRIPTLOCK_URL, else "+scriptlock.DefaultBaseURL+").")
 	fs.StringVar(&o.apiKeyFile, "api-key-file", "", "File holding the ScriptLock API key; else the env SCRIPTLOCK_API_KEY holds the key itself.")
 	fs.StringVar(&o.caFile, "ca-file", getenv("SCRIPTLOCK_CA_FILE"), "PEM bundle of CAs to trust for ScriptLock instead of the system roots (env SCRIPTLOCK_CA_FILE).")
 	fs.BoolVar(&o.allowInsecureHTTP, "allow-insecure-http", false, "Allow a plain http:// ScriptLock URL on a non-loopback host (the API key then crosses the network in clear text).")

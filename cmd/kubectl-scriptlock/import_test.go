@@ -404,3 +404,16 @@ func TestHelp(t *testing.T) {
 		t.Errorf("usage %q, %v", stdout, err)
 	}
 }
+
+// The help never shows SCRIPTLOCK_URL's value: a URL can hold a key (the
+// curl habit https://KEY@host), and help text is pasted into tickets.
+func TestImportHelpNeverShowsTheURLFromTheEnvironment(t *testing.T) {
+	d := testDeps(nil)
+	d.getenv = func(k string) string {
+		return map[string]string{"SCRIPTLOCK_URL": "https://" + testKey + "@scriptlock.example"}[k]
+	}
+	stdout, stderr, _ := runCmd(t, d, "import", "--help")
+	if !strings.Contains(stdout+stderr, "--scriptlock-url") {
+		t.Fatalf("no help printed:\n%s%s", stdout, stderr)
+	}
+}
