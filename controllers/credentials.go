@@ -41,7 +41,7 @@ func (r *CustomerReconciler) account(ctx context.Context, c *v1alpha1.Customer) 
 		return cl, nil
 	}
 	name := types.NamespacedName{Namespace: c.Namespace, Name: ref.Name}
-	if r.memory.waitedSince(client.ObjectKeyFromObject(c), c.Generation, r.Clock.Now().Add(-secretsFresh)) {
+	if r.memory.freshWait(client.ObjectKeyFromObject(c), c.Generation, c.ResourceVersion, r.Clock.Now().Add(-secretsFresh)) {
 		// Back from a wait the operator imposed on itself, the decision
 		// is still fresh: no need to read the Secret again.
 		if cl := r.secrets.get(name, r.Clock.Now()); cl != nil {
@@ -71,9 +71,10 @@ func (r *CustomerReconciler) account(ctx context.Context, c *v1alpha1.Customer) 
 }
 
 // secretsFresh is how long, after a pass that ended in a wait the operator
-// imposed on itself (its in-flight cap, its rate limit), the next pass of
-// the same generation uses the account the credentials Secret named
-// without reading the Secret again. Secrets are not watched or cached (a
+// imposed on itself (its in-flight cap, its rate limit), the next pass on
+// the same copy of the object uses what that pass read: the account the
+// credentials Secret named, and (for a Customer without a record) the
+// object itself, without reading either from the API server again. Secrets are not watched or cached (a
 // manager must not hold every Secret of the cluster), so without it every
 // such pass would read the Secret from the API server: many a minute while
 // Customers wait their turn at a busy account. Any other pass reads it.

@@ -102,11 +102,15 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		ctrl.LoggerFrom(ctx).V(1).Info("paused: no ScriptLock call and no change until the annotation is removed")
 		return ctrl.Result{}, nil
 	}
-	if c.Status.CustomerID == "" && c.DeletionTimestamp.IsZero() || r.memory.staleCopy(req.NamespacedName, c.ResourceVersion) {
+	stale := r.memory.staleCopy(req.NamespacedName, c.ResourceVersion)
+	fresh := !stale && r.memory.freshWait(req.NamespacedName, c.Generation, c.ResourceVersion, r.Clock.Now().Add(-secretsFresh))
+	if c.Status.CustomerID == "" && c.DeletionTimestamp.IsZero() && !fresh || stale {
 		// The cache may not hold our own last status write yet; whether to
 		// create, and so the whole pass, is decided on the newest copy. A
 		// copy older than our own last write is never acted on: it could
-		// roll the status back or write an old spec to ScriptLock.
+		// roll the status back or write an old spec to ScriptLock. Back
+		// within seconds from a wait it imposed on itself, on the very copy
+		// that pass read fresh, the operator reads nothing again.
 		if err := r.APIReader.Get(ctx, req.NamespacedName, c); err != nil {
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
@@ -267,6 +271,7 @@ func (r *CustomerReconciler) ready(c *v1alpha1.Customer, cl *scriptlock.Client, 
 	}
 	r.stalled.reset(key)
 	r.retries.reset(key)
+	r.memory.endWait(key)
 	setReady(c, metav1.ConditionTrue, v1alpha1.ReasonAvailable, fmt.Sprintf("ScriptLock customer %s matches the spec", want.ID), false)
 	c.Status.ObservedGeneration, c.Status.SyncedDigest = c.Generation, digest(want)
 	return r.next(obs)
@@ -298,10 +303,11 @@ func (r *CustomerReconciler) result(ctx context.Context, c *v1alpha1.Customer, e
 	key := client.ObjectKeyFromObject(c)
 	if o.reason == "" {
 		d := r.retries.waited(key, o.retryAfter)
-		r.memory.waited(key, c.Generation, r.Clock.Now())
+		r.memory.waited(key, c.Generation, c.ResourceVersion, r.Clock.Now())
 		ctrl.LoggerFrom(ctx).V(1).Info("waiting", "for", err.Error(), "retryAfter", d)
 		return ctrl.Result{RequeueAfter: wait.Jitter(d, 0.5)}, nil
 	}
+	r.memory.endWait(key)
 	setReady(c, metav1.ConditionFalse, o.reason, err.Error(), o.stalled)
 	c.Status.ObservedGeneration = c.Generation
 	switch {

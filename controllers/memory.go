@@ -56,10 +56,11 @@ type syncState struct {
 	// the object (metadata or status).
 	written uint64
 
-	// waitedAt is when a pass of generation waitedGen last ended in a
-	// wait the operator imposed on itself.
+	// waitedAt is when a pass on the copy at waitedGen and waitedRV last
+	// ended in a wait the operator imposed on itself.
 	waitedAt  time.Time
 	waitedGen int64
+	waitedRV  string
 
 	// corrections are the times someone's edit of the record was put back
 	// again within the same generation, in the last hour (correct).
@@ -251,27 +252,34 @@ func (m *customerMemory) correct(key types.NamespacedName, now time.Time) (n int
 	return len(o.corrections), true
 }
 
-// waited records that a pass of key at generation ended at now in a wait
-// the operator imposed on itself.
-func (m *customerMemory) waited(key types.NamespacedName, generation int64, now time.Time) {
+// waited records that a pass of key ended at now in a wait the operator
+// imposed on itself, on the copy of the object at generation and
+// resourceVersion.
+func (m *customerMemory) waited(key types.NamespacedName, generation int64, resourceVersion string, now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o := m.object(key)
-	o.waitedAt, o.waitedGen = now, generation
+	o.waitedAt, o.waitedGen, o.waitedRV = now, generation, resourceVersion
 }
 
-// waitedSince says whether key's last pass at generation ended in such a
-// wait at or after t; it is asked once per pass, and forgets the wait.
-func (m *customerMemory) waitedSince(key types.NamespacedName, generation int64, t time.Time) bool {
+// freshWait says whether key's last pass ended, at or after t, in a wait
+// the operator imposed on itself, on the same copy of the object
+// (generation and resourceVersion): the decisions of that pass, taken on
+// what it read then, are still fresh.
+func (m *customerMemory) freshWait(key types.NamespacedName, generation int64, resourceVersion string, t time.Time) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o, ok := m.objects[key]
-	if !ok || o.waitedAt.IsZero() {
-		return false
+	return ok && !o.waitedAt.IsZero() && !o.waitedAt.Before(t) && o.waitedGen == generation && o.waitedRV == resourceVersion
+}
+
+// endWait forgets key's last wait: its pass ended otherwise.
+func (m *customerMemory) endWait(key types.NamespacedName) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.objects[key]; ok {
+		o.waitedAt = time.Time{}
 	}
-	fresh := o.waitedGen == generation && !o.waitedAt.Before(t)
-	o.waitedAt = time.Time{}
-	return fresh
 }
 
 // converged forgets the last write of key: ScriptLock was seen holding the
