@@ -516,6 +516,12 @@ func (r *CustomerReconciler) lookForPending(ctx context.Context, c *v1alpha1.Cus
 // record and how to adopt it.
 func (r *CustomerReconciler) emailTaken(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, rec scriptlock.Customer) (string, error) {
 	if c.Spec.Adoption != v1alpha1.AdoptionIfExists {
+		if other := r.boundTo(c, rec.ID); other != nil {
+			return "", stuckf(v1alpha1.ReasonConflict,
+				"ScriptLock customer %s already has email %q, and Customer %s/%s holds it; only one Customer may manage a record. "+
+					"To move it here: set spec.deletionPolicy: Orphan on %s/%s, delete it, then set spec.customerID: %q here",
+				rec.ID, c.Spec.Email, other.Namespace, other.Name, other.Namespace, other.Name, rec.ID)
+		}
 		return "", stuckf(v1alpha1.ReasonConflict,
 			"ScriptLock customer %s already has email %q; to manage it, set spec.adoption: IfExists or spec.customerID: %q",
 			rec.ID, c.Spec.Email, rec.ID)
