@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -94,9 +95,13 @@ func (r *CustomerReconciler) observe(ctx context.Context, c *v1alpha1.Customer, 
 func (r *CustomerReconciler) observeBound(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, obs *observation) (scriptlock.Customer, bool, error) {
 	id := c.Status.CustomerID
 	if c.Spec.CustomerID != "" && c.Spec.CustomerID != id {
+		held := ""
+		if other := r.boundTo(c, c.Spec.CustomerID); other != nil {
+			held = fmt.Sprintf(" (Customer %s/%s manages ScriptLock customer %s)", other.Namespace, other.Name, c.Spec.CustomerID)
+		}
 		return scriptlock.Customer{}, false, stuckf(v1alpha1.ReasonConflict,
-			"spec.customerID %q differs from the record this Customer already manages (%q); create a new Customer to manage another record",
-			c.Spec.CustomerID, id)
+			"spec.customerID %q differs from the record this Customer already manages (%q)%s; create a new Customer to manage another record",
+			c.Spec.CustomerID, id, held)
 	}
 	if other, err := r.rivalForRecord(ctx, c, cl, id); err != nil || other != nil {
 		if err != nil {
