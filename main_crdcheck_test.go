@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scriptlock/customer-operator/test/apiserver"
+
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
@@ -40,28 +42,8 @@ func TestTheManagerRefusesAnOlderCRD(t *testing.T) {
 		delete(older.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["status"].Properties, f)
 	}
 	env := &envtest.Environment{CRDs: []*apiextensionsv1.CustomResourceDefinition{older}}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("starting kube-apiserver and etcd: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stopping the control plane: %v", err)
-		}
-	})
-	admin, err := env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := admin.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("KUBECONFIG", path)
+	cfg := apiserver.StartEnv(t, env)
+	t.Setenv("KUBECONFIG", apiserver.AdminKubeconfig(t, env, cfg, "admin"))
 
 	// A manager that does not refuse starts: its readiness probe answers.
 	probe := freeLoopbackAddr(t)

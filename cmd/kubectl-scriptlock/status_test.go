@@ -3,10 +3,11 @@ package main
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/scriptlock/customer-operator/test/apiserver"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -106,38 +107,12 @@ func TestOneLine(t *testing.T) {
 // an admin client and a kubeconfig file for it.
 func startAPIServer(t *testing.T) (client.Client, string) {
 	t.Helper()
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		assets, _ := filepath.Abs(filepath.Join("..", "..", "bin", "k8s"))
-		if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-			t.Skip("no control plane: run `make controlplane`, or set KUBEBUILDER_ASSETS")
-		}
-		t.Setenv("KUBEBUILDER_ASSETS", assets)
-	}
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("starting kube-apiserver and etcd: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stopping the control plane: %v", err)
-		}
-	})
-	user, err := env.AddUser(envtest.User{Name: "status-test", Groups: []string{"system:masters"}}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := apiserver.StartEnv(t, env)
+	path := apiserver.AdminKubeconfig(t, env, cfg, "status-test")
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, v1alpha1.AddToScheme} {
 		if err := add(scheme); err != nil {

@@ -24,23 +24,8 @@ import (
 // repository (`make controlplane`); without them the test is skipped.
 func Start(t testing.TB) (*rest.Config, client.Client) {
 	t.Helper()
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		assets := filepath.Join(kustomized.RepoRoot(), "bin", "k8s")
-		if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-			t.Skip("no control plane: run `make controlplane`, or set KUBEBUILDER_ASSETS")
-		}
-		t.Setenv("KUBEBUILDER_ASSETS", assets)
-	}
 	env := &envtest.Environment{}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("starting kube-apiserver and etcd: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stopping the control plane: %v", err)
-		}
-	})
+	cfg := StartEnv(t, env)
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, v1alpha1.AddToScheme} {
 		if err := add(scheme); err != nil {
@@ -52,4 +37,46 @@ func Start(t testing.TB) (*rest.Config, client.Client) {
 		t.Fatal(err)
 	}
 	return cfg, c
+}
+
+// AdminKubeconfig writes a kubeconfig of a user named name in
+// system:masters of env into a temporary file and returns its path.
+func AdminKubeconfig(t testing.TB, env *envtest.Environment, cfg *rest.Config, name string) string {
+	t.Helper()
+	user, err := env.AddUser(envtest.User{Name: name, Groups: []string{"system:masters"}}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// StartEnv starts env (its CRDs installed), stopped when t ends, with the
+// binaries Start finds.
+func StartEnv(t testing.TB, env *envtest.Environment) *rest.Config {
+	t.Helper()
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		assets := filepath.Join(kustomized.RepoRoot(), "bin", "k8s")
+		if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
+			t.Skip("no control plane: run `make controlplane`, or set KUBEBUILDER_ASSETS")
+		}
+		t.Setenv("KUBEBUILDER_ASSETS", assets)
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("starting kube-apiserver and etcd: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Errorf("stopping the control plane: %v", err)
+		}
+	})
+	return cfg
 }
