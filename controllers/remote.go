@@ -107,33 +107,28 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	case cand == nil:
 		return rec, "", pendingf(v1alpha1.ReasonCreating,
 			"ScriptLock refused the create with 409 Conflict but lists no customer with email %q yet; looking for it (it may be this create's own, if a gateway retried the POST)", want.Email)
-	case madeBy(cand.rec, p) && !r.boundElsewhere(c, cand.rec.ID):
-		cand.tie = ownCreate
-	default:
-		c.Status.PendingCreate = nil
+	case madeBy(cand.rec, p):
+		// Its own, if the one ownership check says so.
+		own := *cand
+		own.tie = ownCreate
+		if adopted, err = r.claim(ctx, c, cl, own); !errors.Is(err, errManagedByAnother) {
+			return cand.rec, adopted, err
+		}
 	}
+	c.Status.PendingCreate = nil
 	adopted, err = r.claim(ctx, c, cl, *cand)
 	return cand.rec, adopted, err
 }
 
-// boundElsewhere says whether another Customer of the cache, observers
-// included, has record id in its status: then the record is that one's,
-// whatever fields it shares with what c posted (a copy of a Customer posts
-// the same fields, and its create is refused with 409 for the original's
-// record).
-func (r *CustomerReconciler) boundElsewhere(c *v1alpha1.Customer, id string) bool {
-	return r.boundTo(c, id) != nil
-}
-
 // boundTo returns another Customer of the cache, observers included, that
 // has record id in its status, or nil.
-func (r *CustomerReconciler) boundTo(c *v1alpha1.Customer, id string) *v1alpha1.Customer {
+func (r *CustomerReconciler) boundTo(ctx context.Context, c *v1alpha1.Customer, id string) *v1alpha1.Customer {
 	for _, key := range r.claims.of(recordClaim(id)) {
 		if key == client.ObjectKeyFromObject(c) {
 			continue
 		}
 		other := &v1alpha1.Customer{}
-		if err := r.Get(context.Background(), key, other); err == nil && other.UID != c.UID && other.Status.CustomerID == id {
+		if err := r.Get(ctx, key, other); err == nil && other.UID != c.UID && other.Status.CustomerID == id {
 			return other
 		}
 	}
