@@ -11,7 +11,11 @@
 // following the release and every namespaced object in the release's
 // namespace; the Deployment takes image, resources, replicas and arguments
 // from the values; namespaced mode is what config/namespaced changes
-// (chart.go). With -schemas it also writes the JSON schemas of the CRDs
+// (chart.go). The chart's other files (Chart.yaml, values.yaml and its
+// schema, README.md, the helpers, NOTES.txt, the `helm test`) are the
+// checked-in files of skel/, with the image, versions, resources and
+// ports filled in (meta.go) and the table of values added to README.md
+// (readme.go). With -schemas it also writes the JSON schemas of the CRDs
 // (schema.go), the other artifact users validate against.
 package main
 
