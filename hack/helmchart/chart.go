@@ -1,13 +1,14 @@
 package main
 
 import (
-	"encoding/json"
+	_ "embed"
 	"fmt"
 	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 )
 
@@ -50,8 +51,8 @@ var ownGates = map[string]string{
 const tplClusterParts = "or (not " + tplNamespaced + ") .Values.namespaced.clusterParts"
 
 func groupKind(o object) string {
-	group, _, _ := strings.Cut(str(o, "apiVersion"), "/")
-	if !strings.Contains(str(o, "apiVersion"), "/") {
+	group, _, ok := strings.Cut(str(o, "apiVersion"), "/")
+	if !ok {
 		group = ""
 	}
 	return group + "/" + str(o, "kind")
@@ -85,17 +86,8 @@ func nested(o map[string]any, create bool, path ...string) map[string]any {
 	return o
 }
 
-func deepCopy(o object) object {
-	b, err := json.Marshal(o)
-	if err != nil {
-		panic(err)
-	}
-	var c object
-	if err := json.Unmarshal(b, &c); err != nil {
-		panic(err)
-	}
-	return c
-}
+// deepCopy copies an object as JSON decodes it.
+var deepCopy = runtime.DeepCopyJSON
 
 // generate returns the chart's files, by path, from the kustomize renders.
 func generate(r *renders, version, appVersion string) (map[string][]byte, error) {
@@ -132,17 +124,8 @@ func generate(r *renders, version, appVersion string) (map[string][]byte, error)
 		return nil
 	}
 
-	shared := map[string]bool{}
-	for _, o := range r.Cluster {
-		shared[id(o)] = true
-	}
-	nsIdx := map[string]object{}
-	for _, o := range r.Namespaced {
-		nsIdx[id(o)] = o
-	}
-	defIdx := map[string]object{}
+	shared, nsIdx, defIdx := byID(r.Cluster), byID(r.Namespaced), byID(r.Default)
 	for _, o := range r.Default {
-		defIdx[id(o)] = o
 		gk := groupKind(o)
 		if gk == "/Namespace" {
 			// The release's namespace exists before `helm install` (Helm
@@ -159,7 +142,7 @@ func generate(r *renders, version, appVersion string) (map[string][]byte, error)
 		n, inNamespaced := nsIdx[id(o)]
 		var text string
 		switch {
-		case !inNamespaced && shared[id(o)]:
+		case !inNamespaced && shared[id(o)] != nil:
 			// config/cluster's: namespaced mode leaves it to the cluster
 			// admin, unless namespaced.clusterParts.
 			conds = append(conds, tplClusterParts)
@@ -216,6 +199,15 @@ func generate(r *renders, version, appVersion string) (map[string][]byte, error)
 		files[k] = v
 	}
 	return files, nil
+}
+
+// byID indexes objs by id.
+func byID(objs []object) map[string]object {
+	m := map[string]object{}
+	for _, o := range objs {
+		m[id(o)] = o
+	}
+	return m
 }
 
 // gated wraps text in `if` on every condition.
@@ -333,21 +325,25 @@ func (t *template) optional(m map[string]any, key, path string) {
 }
 
 // merged makes the map at key of m its own entries followed by those of
-// the map at path (".Values.podAnnotations"); a key in both is an error
+// the maps at paths (".Values.podAnnotations"); a key in both is an error
 // of the values (YAML refuses a duplicate key), said by the schema's
 // documentation rather than resolved silently.
-func (t *template) merged(m map[string]any, key, path string) {
+func (t *template) merged(m map[string]any, key string, paths ...string) {
 	own, _ := m[key].(map[string]any)
-	if len(own) == 0 {
-		t.optional(m, key, path)
+	if len(own) == 0 && len(paths) == 1 {
+		t.optional(m, key, paths[0])
 		delete(m, key)
 		return
 	}
 	m[key] = t.block(func(indent string) []string {
-		return append(yamlLines(own, indent+"  "),
-			indent+"  {{- with "+path+" }}",
-			fmt.Sprintf("%s  {{- toYaml . | nindent %d }}", indent, len(indent)+2),
-			indent+"  {{- end }}")
+		lines := yamlLines(own, indent+"  ")
+		for _, p := range paths {
+			lines = append(lines,
+				indent+"  {{- with "+p+" }}",
+				fmt.Sprintf("%s  {{- toYaml . | nindent %d }}", indent, len(indent)+2),
+				indent+"  {{- end }}")
+		}
+		return lines
 	})
 }
 
@@ -488,7 +484,7 @@ func (g *generator) labels(o object, t *template) {
 	case "monitoring.coreos.com/ServiceMonitor":
 		// kube-prometheus-stack selects monitors by label (its release's
 		// name, by default).
-		t.mergedLabels(md, ".Values.commonLabels", ".Values.metrics.serviceMonitor.labels")
+		t.merged(md, "labels", ".Values.commonLabels", ".Values.metrics.serviceMonitor.labels")
 		if eps, _ := nested(o, false, "spec")["endpoints"].([]any); len(eps) > 0 {
 			for _, e := range eps {
 				if e, _ := e.(map[string]any); e != nil {
@@ -499,28 +495,18 @@ func (g *generator) labels(o object, t *template) {
 	case "/ServiceAccount":
 		// Workload identity (EKS IRSA, GKE, Azure) is an annotation on
 		// the ServiceAccount.
-		t.mergedLabels(md, ".Values.commonLabels")
+		t.merged(md, "labels", ".Values.commonLabels")
 		t.merged(md, "annotations", ".Values.serviceAccount.annotations")
 	default:
-		t.mergedLabels(md, ".Values.commonLabels")
+		t.merged(md, "labels", ".Values.commonLabels")
 	}
 }
 
-// mergedLabels makes metadata's labels its own followed by those of the
-// maps at paths.
-func (t *template) mergedLabels(md map[string]any, paths ...string) {
-	own, _ := md["labels"].(map[string]any)
-	md["labels"] = t.block(func(indent string) []string {
-		lines := yamlLines(own, indent+"  ")
-		for _, p := range paths {
-			lines = append(lines,
-				indent+"  {{- with "+p+" }}",
-				fmt.Sprintf("%s  {{- toYaml . | nindent %d }}", indent, len(indent)+2),
-				indent+"  {{- end }}")
-		}
-		return lines
-	})
-}
+// managerArgs are the manager's arguments that the values add (sharding,
+// leader election, extraArgs), after config/manager's.
+//
+//go:embed manager-args.tpl
+var managerArgs string
 
 // deployment takes the manager's image, pull policy, resources, replica
 // count and extra arguments from the values, and adds namespaced mode's
@@ -542,9 +528,11 @@ func (g *generator) deployment(o object, t *template, ex *extras) {
 	if ex == nil {
 		ex = &extras{}
 	}
-	for name := range mapsKeys(ex.args, ex.env) {
-		if name != "manager" {
-			g.fail(fmt.Errorf("%s: namespaced mode changes the container %s, which the generator does not template", id(o), name))
+	for _, m := range []map[string][]any{ex.args, ex.env} {
+		for name := range m {
+			if name != "manager" {
+				g.fail(fmt.Errorf("%s: namespaced mode changes the container %s, which the generator does not template", id(o), name))
+			}
 		}
 	}
 	pod := nested(spec, true, "template", "spec")
@@ -560,13 +548,7 @@ func (g *generator) deployment(o object, t *template, ex *extras) {
 	})] = nil
 	podMeta := nested(spec, true, "template", "metadata")
 	t.merged(podMeta, "annotations", ".Values.podAnnotations")
-	podLabels, _ := podMeta["labels"].(map[string]any)
-	podMeta["labels"] = t.block(func(indent string) []string {
-		return append(yamlLines(podLabels, indent+"  "),
-			indent+"  {{- with .Values.podLabels }}",
-			fmt.Sprintf("%s  {{- toYaml . | nindent %d }}", indent, len(indent)+2),
-			indent+"  {{- end }}")
-	})
+	t.merged(podMeta, "labels", ".Values.podLabels")
 	manager["image"] = t.expr(`{{ include "scriptlock-customer-operator.image" . | quote }}`)
 	manager["imagePullPolicy"] = t.expr("{{ .Values.image.pullPolicy }}")
 	manager["resources"] = t.block(func(indent string) []string {
@@ -583,19 +565,10 @@ func (g *generator) deployment(o object, t *template, ex *extras) {
 			lines = append(lines, yamlLines(added, indent)...)
 			lines = append(lines, indent+"{{- end }}")
 		}
-		return append(lines,
-			indent+"{{- with .Values.sharding.selector }}",
-			indent+`- {{ printf "--selector=%s" . | quote }}`,
-			indent+"{{- end }}",
-			indent+"{{- if .Values.leaderElection.id }}",
-			indent+`- {{ printf "--leader-election-id=%s" .Values.leaderElection.id | quote }}`,
-			indent+"{{- else if .Values.sharding.selector }}",
-			indent+`- {{ printf "--leader-election-id=%s.customer-operator.licensing.scriptlock.com" .Release.Name | quote }}`,
-			indent+"{{- end }}",
-			indent+"{{- range .Values.extraArgs }}",
-			indent+"- {{ . | quote }}",
-			indent+"{{- end }}",
-		)
+		for _, l := range strings.Split(strings.TrimSuffix(managerArgs, "\n"), "\n") {
+			lines = append(lines, indent+l)
+		}
+		return lines
 	})
 	if added := ex.env["manager"]; len(added) > 0 {
 		env, _ := manager["env"].([]any)
@@ -609,15 +582,4 @@ func (g *generator) deployment(o object, t *template, ex *extras) {
 			return append(lines, indent+"{{- end }}")
 		})
 	}
-}
-
-// mapsKeys returns the keys of every map in ms.
-func mapsKeys(ms ...map[string][]any) map[string]bool {
-	keys := map[string]bool{}
-	for _, m := range ms {
-		for k := range m {
-			keys[k] = true
-		}
-	}
-	return keys
 }

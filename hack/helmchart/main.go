@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
@@ -46,7 +45,7 @@ func main() {
 	if err == nil && *schemas != "" {
 		var s map[string][]byte
 		if s, err = crdSchemas(filepath.Join(*configDir, "crd", "bases")); err == nil {
-			err = writeSchemas(*schemas, s)
+			err = writeFiles(*schemas, s)
 		}
 	}
 	if err != nil {
@@ -93,23 +92,23 @@ func writeChart(dir string, files map[string][]byte) error {
 		if err := yaml.Unmarshal(b, &c); err != nil || c.Name != chartName {
 			return fmt.Errorf("%s holds a chart other than %s: not overwriting it", dir, chartName)
 		}
-		if err := os.RemoveAll(dir); err != nil {
-			return err
-		}
 	} else if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
 		return fmt.Errorf("%s exists and is not the %s chart: not overwriting it", dir, chartName)
 	}
-	names := make([]string, 0, len(files))
-	for name := range files {
-		names = append(names, name)
+	return writeFiles(dir, files)
+}
+
+// writeFiles replaces dir with files, by slash-separated path.
+func writeFiles(dir string, files map[string][]byte) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
 	}
-	slices.Sort(names)
-	for _, name := range names {
+	for name, b := range files {
 		path := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { //nolint:gosec // a chart in the repository, readable by all
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { //nolint:gosec // published files, readable by all
 			return err
 		}
-		if err := os.WriteFile(path, files[name], 0o644); err != nil { //nolint:gosec // a chart in the repository, readable by all
+		if err := os.WriteFile(path, b, 0o644); err != nil { //nolint:gosec // published files, readable by all
 			return err
 		}
 	}

@@ -68,17 +68,13 @@ func renderConfig(configDir string) (*renders, error) {
 	}
 
 	r := &renders{NamePrefix: k.NamePrefix}
-	if r.Default, err = build(filepath.Join(dst, "default")); err != nil {
-		return nil, err
-	}
-	if r.Namespaced, err = build(filepath.Join(dst, "namespaced")); err != nil {
-		return nil, err
-	}
-	if r.Cluster, err = build(filepath.Join(dst, "cluster")); err != nil {
-		return nil, err
-	}
-	if r.Grafana, err = build(filepath.Join(dst, "grafana")); err != nil {
-		return nil, err
+	for _, b := range []struct {
+		dir  string
+		objs *[]object
+	}{{"default", &r.Default}, {"namespaced", &r.Namespaced}, {"cluster", &r.Cluster}, {"grafana", &r.Grafana}} {
+		if *b.objs, err = build(filepath.Join(dst, b.dir)); err != nil {
+			return nil, err
+		}
 	}
 	return r, nil
 }

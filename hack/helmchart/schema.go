@@ -97,20 +97,3 @@ func strict(s map[string]any) {
 		}
 	}
 }
-
-// writeSchemas replaces dir with the schemas.
-func writeSchemas(dir string, schemas map[string][]byte) error {
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
-	for path, b := range schemas {
-		p := filepath.Join(dir, filepath.FromSlash(path))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil { //nolint:gosec // published schemas, readable by all
-			return err
-		}
-		if err := os.WriteFile(p, b, 0o644); err != nil { //nolint:gosec // published schemas, readable by all
-			return err
-		}
-	}
-	return nil
-}
