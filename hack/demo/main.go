@@ -11,6 +11,7 @@ package main
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,6 +24,9 @@ import (
 
 	"github.com/scriptlock/customer-operator/hack/localenv"
 )
+
+//go:embed hints.txt
+var hintsText string
 
 // demoKey is the API key of the simulator's only account. It is a demo
 // value, not a secret.
@@ -162,28 +166,8 @@ func firstID(recs []byte) string {
 	return strings.Trim(string(list[0].ID), `"`)
 }
 
+// hints is what to try while the demo runs: hints.txt with the
+// kubeconfig, the simulator's URL, the manager's log and a record's id.
 func hints(env *localenv.Env, id string) string {
-	return fmt.Sprintf(`
-The operator is running. In another terminal:
-
-  export KUBECONFIG=%[1]s
-  kubectl get customers -A -o wide -w                  # watch the Customers
-
-  # change the spec: the ScriptLock record follows
-  kubectl -n default patch customer example-customer --type merge -p '{"spec":{"company":"Renamed Inc."}}'
-  curl -s %[2]s/_sim/records                           # the simulator's records
-
-  # drift: edit the record behind the operator's back; it is put back within ~30s
-  curl -s -X PUT %[2]s/_sim/records/%[4]s -d '{"company":"Changed outside"}'
-
-  # delete the Customer and watch the record go (deletionPolicy: Delete)
-  kubectl -n default delete customer example-customer
-  curl -s %[2]s/_sim/records
-
-  curl -s %[2]s/_sim/calls                             # ScriptLock calls made so far
-  kubectl get events -A --field-selector involvedObject.kind=Customer
-  tail -f %[3]s   # the operator's log
-
-Press Ctrl-C to stop everything.
-`, env.KubeconfigPath, env.SimURL, env.ManagerLog, id)
+	return "\n" + fmt.Sprintf(hintsText, env.KubeconfigPath, env.SimURL, env.ManagerLog, id)
 }
