@@ -12,7 +12,7 @@
 # OUT afterwards:
 #   crds.yaml, install.yaml                    hack/build-installer.sh for IMAGE:VERSION
 #   customer-operator-image.oci.tar            the image for linux/amd64 and linux/arm64,
-#                                              an OCI layout (hack/release)
+#                                              an OCI layout (hack/e2e/cmd/imagetar -oci)
 #   scriptlock-customer-operator-<v>.tgz       the chart, appVersion VERSION
 #   kubectl-scriptlock_<os>_<arch>.tar.gz,     the plugin and its krew manifest
 #   scriptlock.yaml                            (make plugin-archives)
@@ -35,9 +35,6 @@ echo ">> install.yaml and crds.yaml for $IMAGE:$VERSION"
 KUSTOMIZE=$KUSTOMIZE hack/build-installer.sh "$IMAGE:$VERSION" "$OUT/install.yaml"
 
 echo ">> the image, without Docker"
-# This machine's platform: hack/e2e/cmd/imagetar runs the Dockerfile.
-CGO_ENABLED=0 go build -o "$tmp/imagetar" ./hack/e2e/cmd/imagetar
-"$tmp/imagetar" -dockerfile "$PWD/Dockerfile" -version "$VERSION" -tag "$IMAGE:$VERSION" -out "$tmp/image.tar"
 # Every platform's manager built with the Dockerfile's own build line
 # (its builder stage's WORKDIR holds what its COPY lines copy, which is
 # this checkout's layout), as buildx runs it for that TARGETARCH: the
@@ -50,9 +47,12 @@ for arch in amd64 arm64; do
 	rm -f manager
 	TARGETOS=linux TARGETARCH=$arch VERSION=$VERSION sh -c "$build"
 	mv manager "$tmp/manager-$arch"
-	[ "$arch" = "$host" ] || binaries+=(-binary "$arch=$tmp/manager-$arch")
+	[ "$arch" = "$host" ] || binaries+=(-arch-binary "$arch=$tmp/manager-$arch")
 done
-go run ./hack/release -docker-archive "$tmp/image.tar" "${binaries[@]}" -tag "$IMAGE:$VERSION" -out "$OUT/customer-operator-image.oci.tar"
+# hack/e2e/cmd/imagetar runs the Dockerfile for this machine's platform and
+# adds the same image with the other platform's manager.
+CGO_ENABLED=0 go build -o "$tmp/imagetar" ./hack/e2e/cmd/imagetar
+"$tmp/imagetar" -dockerfile "$PWD/Dockerfile" -version "$VERSION" -tag "$IMAGE:$VERSION" -oci "${binaries[@]}" -out "$OUT/customer-operator-image.oci.tar"
 
 echo ">> the chart, appVersion $VERSION"
 (cd hack/helmchart && go run . -config ../../config -out "$tmp/chart" -version "${VERSION#v}" -app-version "$VERSION" -package "$OUT")

@@ -14,11 +14,24 @@
 //
 // Without it, -binary, -entrypoint and -user make an image of that one
 // binary and nothing else (the node's pause image).
+//
+// With -oci it writes, instead of a docker-archive, an OCI image layout in
+// a tar whose index holds the image for this machine's platform and, for
+// each -arch-binary ARCH=FILE, the same image for linux/ARCH with FILE as
+// its binary: the release's multi-platform image (make release-dry-run;
+// hack/release/dry-run.sh builds every platform's manager with the
+// Dockerfile's own build line). `skopeo copy oci-archive:...`, `crane push`
+// or `oras cp` push it as it is; the release workflow pushes the very
+// layout the tests checked.
+//
+//	imagetar -dockerfile Dockerfile -version v0.1.0 -tag ghcr.io/scriptlock/customer-operator:v0.1.0 \
+//	  -oci -arch-binary arm64=manager-arm64 -out customer-operator.oci.tar
 package main
 
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -26,12 +39,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -68,9 +83,15 @@ func run() error {
 	user := flag.String("user", "65532:65532", "USER (without -dockerfile)")
 	tag := flag.String("tag", "", "image name, e.g. example.com/app:e2e")
 	out := flag.String("out", "", "tar file to write")
+	oci := flag.Bool("oci", false, "write an OCI image layout instead of a docker-archive")
+	arches := binaries{}
+	flag.Var(arches, "arch-binary", "ARCH=FILE, with -oci: the image for linux/ARCH too, FILE as its binary (repeatable)")
 	flag.Parse()
 	if *tag == "" || *out == "" {
 		return errors.New("-tag and -out are required")
+	}
+	if len(arches) > 0 && !*oci {
+		return errors.New("-arch-binary needs -oci")
 	}
 
 	var img image
@@ -91,7 +112,28 @@ func run() error {
 		}
 		img = image{binary: b, binaryPath: *entrypoint, user: *user, workdir: "/", entrypoint: []string{*entrypoint}}
 	}
-	return writeArchive(*out, *tag, img)
+	if *oci {
+		return writeOCILayout(*out, *tag, img, arches)
+	}
+	layer, config, err := img.build(runtime.GOARCH)
+	if err != nil {
+		return err
+	}
+	return writeDockerArchive(*out, *tag, layer, config)
+}
+
+// binaries is -arch-binary ARCH=FILE, repeated.
+type binaries map[string]string
+
+func (b binaries) String() string { return fmt.Sprint(map[string]string(b)) }
+
+func (b binaries) Set(v string) error {
+	arch, file, ok := strings.Cut(v, "=")
+	if !ok || arch == "" || file == "" {
+		return fmt.Errorf("want ARCH=FILE, got %q", v)
+	}
+	b[arch] = file
+	return nil
 }
 
 // buildDockerfile runs the builder stage and reads the final stage.
@@ -254,24 +296,26 @@ func distrolessStatic() ([]entry, error) {
 	}, nil
 }
 
-// writeArchive writes manifest.json, the image config and one layer.
-func writeArchive(out, tag string, img image) error {
+// epoch is every file's time, so that the same inputs make the same image.
+var epoch = time.Unix(0, 0).UTC()
+
+// build returns the image's one layer (a tar) and its config (JSON) for
+// linux/arch.
+func (img image) build(arch string) (layer, config []byte, err error) {
 	entries := []entry{{name: strings.TrimPrefix(img.binaryPath, "/"), mode: 0o755, data: img.binary}}
 	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	if img.distroless {
 		base, err := distrolessStatic()
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		entries = append(base, entries...)
 		env = append(env, "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt")
 	}
 	env = append(env, img.env...)
 
-	// A fixed time, so that the same inputs make the same image id.
-	epoch := time.Unix(0, 0).UTC()
-	var layer bytes.Buffer
-	tw := tar.NewWriter(&layer)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
 		h := &tar.Header{Name: e.name, Mode: e.mode, Uid: e.uid, Gid: e.gid, ModTime: epoch, Format: tar.FormatPAX}
 		if e.dir {
@@ -280,19 +324,17 @@ func writeArchive(out, tag string, img image) error {
 			h.Typeflag, h.Size = tar.TypeReg, int64(len(e.data))
 		}
 		if err := tw.WriteHeader(h); err != nil {
-			return err
+			return nil, nil, err
 		}
 		if _, err := tw.Write(e.data); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
 	if err := tw.Close(); err != nil {
-		return err
+		return nil, nil, err
 	}
-	diffID := sha256.Sum256(layer.Bytes())
-
-	config, err := json.Marshal(map[string]any{
-		"architecture": runtime.GOARCH,
+	config, err = json.Marshal(map[string]any{
+		"architecture": arch,
 		"os":           "linux",
 		"created":      epoch,
 		"config": map[string]any{
@@ -302,43 +344,142 @@ func writeArchive(out, tag string, img image) error {
 			"Cmd":        img.cmd,
 			"WorkingDir": img.workdir,
 		},
-		"rootfs":  map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + hex.EncodeToString(diffID[:])}},
+		"rootfs":  map[string]any{"type": "layers", "diff_ids": []string{digest(buf.Bytes())}},
 		"history": []map[string]any{{"created": epoch, "created_by": "hack/e2e/cmd/imagetar"}},
+	})
+	return buf.Bytes(), config, err
+}
+
+// digest is "sha256:<hex>" of b.
+func digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// writeDockerArchive writes manifest.json, the image config and its layer
+// as `docker save` does.
+func writeDockerArchive(out, tag string, layer, config []byte) error {
+	configName := strings.TrimPrefix(digest(config), "sha256:") + ".json"
+	layerDir := strings.TrimPrefix(digest(layer), "sha256:") + "/"
+	manifest, err := json.Marshal([]map[string]any{{"Config": configName, "RepoTags": []string{tag}, "Layers": []string{layerDir + "layer.tar"}}})
+	if err != nil {
+		return err
+	}
+	return writeTar(out, []tarFile{{configName, config}, {layerDir, nil}, {layerDir + "layer.tar", layer}, {"manifest.json", manifest}})
+}
+
+// blob is a content-addressed file of an OCI layout.
+type blob struct {
+	mediaType string
+	data      []byte
+}
+
+func (b blob) descriptor(extra map[string]any) map[string]any {
+	d := map[string]any{"mediaType": b.mediaType, "digest": digest(b.data), "size": len(b.data)}
+	for k, v := range extra {
+		d[k] = v
+	}
+	return d
+}
+
+// writeOCILayout writes an OCI image layout (oci-layout, index.json,
+// blobs/sha256/...) whose index.json names tag and holds an index of img
+// for this machine's platform and, for each of arches, img for linux/ARCH
+// with that file as its binary.
+func writeOCILayout(out, tag string, img image, arches binaries) error {
+	images := map[string]image{runtime.GOARCH: img}
+	for arch, file := range arches {
+		if arch == runtime.GOARCH {
+			return fmt.Errorf("-arch-binary %s: the image for this machine's platform is already %s", arch, arch)
+		}
+		other := img
+		var err error
+		if other.binary, err = os.ReadFile(file); err != nil {
+			return err
+		}
+		images[arch] = other
+	}
+	var blobs []blob
+	var manifests []map[string]any
+	for _, arch := range slices.Sorted(maps.Keys(images)) {
+		layer, config, err := images[arch].build(arch)
+		if err != nil {
+			return err
+		}
+		var gz bytes.Buffer
+		zw, err := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+		if err != nil {
+			return err
+		}
+		if _, err := zw.Write(layer); err != nil {
+			return err
+		}
+		if err := zw.Close(); err != nil {
+			return err
+		}
+		cfg := blob{"application/vnd.oci.image.config.v1+json", config}
+		lay := blob{"application/vnd.oci.image.layer.v1.tar+gzip", gz.Bytes()}
+		mj, err := json.Marshal(map[string]any{
+			"schemaVersion": 2,
+			"mediaType":     "application/vnd.oci.image.manifest.v1+json",
+			"config":        cfg.descriptor(nil),
+			"layers":        []any{lay.descriptor(nil)},
+		})
+		if err != nil {
+			return err
+		}
+		m := blob{"application/vnd.oci.image.manifest.v1+json", mj}
+		blobs = append(blobs, cfg, lay, m)
+		manifests = append(manifests, m.descriptor(map[string]any{"platform": map[string]any{"os": "linux", "architecture": arch}}))
+	}
+	ij, err := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests})
+	if err != nil {
+		return err
+	}
+	index := blob{"application/vnd.oci.image.index.v1+json", ij}
+	top, err := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.index.v1+json",
+		"manifests":     []any{index.descriptor(map[string]any{"annotations": map[string]string{"org.opencontainers.image.ref.name": tag}})},
 	})
 	if err != nil {
 		return err
 	}
-	configSum := sha256.Sum256(config)
-	configName := hex.EncodeToString(configSum[:]) + ".json"
-	layerName := hex.EncodeToString(diffID[:]) + "/layer.tar"
-	manifest, err := json.Marshal([]map[string]any{{"Config": configName, "RepoTags": []string{tag}, "Layers": []string{layerName}}})
-	if err != nil {
-		return err
+	files := []tarFile{{"blobs/", nil}, {"blobs/sha256/", nil}, {"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)}, {"index.json", top}}
+	seen := map[string]bool{}
+	for _, b := range append(blobs, index) {
+		if d := digest(b.data); !seen[d] {
+			seen[d] = true
+			files = append(files, tarFile{"blobs/sha256/" + strings.TrimPrefix(d, "sha256:"), b.data})
+		}
 	}
+	return writeTar(out, files)
+}
 
-	f, err := os.Create(out)
-	if err != nil {
+// tarFile is a file of an archive; a name ending in "/" is a folder.
+type tarFile struct {
+	name string
+	data []byte
+}
+
+// writeTar writes files to out as a tar.
+func writeTar(out string, files []tarFile) error {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range files {
+		h := &tar.Header{Name: f.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(f.data)), ModTime: epoch}
+		if strings.HasSuffix(f.name, "/") {
+			h.Typeflag, h.Mode = tar.TypeDir, 0o755
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
 		return err
 	}
-	aw := tar.NewWriter(f)
-	for _, file := range []struct {
-		name string
-		data []byte
-	}{{configName, config}, {layerName, layer.Bytes()}, {"manifest.json", manifest}} {
-		if dir := path.Dir(file.name); dir != "." {
-			if err := aw.WriteHeader(&tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: epoch}); err != nil {
-				return errors.Join(err, f.Close())
-			}
-		}
-		if err := aw.WriteHeader(&tar.Header{Name: file.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(file.data)), ModTime: epoch}); err != nil {
-			return errors.Join(err, f.Close())
-		}
-		if _, err := aw.Write(file.data); err != nil {
-			return errors.Join(err, f.Close())
-		}
-	}
-	if err := aw.Close(); err != nil {
-		return errors.Join(err, f.Close())
-	}
-	return f.Close()
+	return os.WriteFile(out, buf.Bytes(), 0o644) //nolint:gosec // an image, readable by all
 }
