@@ -47,7 +47,21 @@ type accountState struct {
 	err      error     // the last listing's error, if it failed after asked
 	failedAt time.Time // when the failed listing was requested
 	call     *listCall // the listing under way
+	// made holds the records this manager's creates stored in the account
+	// lately, by id: which Customer (UID) made each, and when.
+	made map[string]madeRecord
 }
+
+// madeRecord is a record a create of this manager stored.
+type madeRecord struct {
+	uid types.UID
+	at  time.Time
+}
+
+// madeFor is how long the maker of a record this manager created is
+// remembered: longer than a pre-create listing may be old
+// (preCheckMaxAge) plus a pass.
+const madeFor = 2 * time.Minute
 
 // listCall is one listing under way; done is closed once recs and err
 // hold its outcome, and then the waiters are woken.
@@ -297,4 +311,37 @@ func (r *accountRegistry) refusedSince(account string, t time.Time) bool {
 	defer r.mu.Unlock()
 	at, ok := r.refusedAt[account]
 	return ok && !at.Before(t)
+}
+
+// made records that a create of the Customer with uid stored record id in
+// cl's account (its answer was read).
+func (r *accountRegistry) made(cl *scriptlock.Client, id string, uid types.UID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a := r.account(cl)
+	now := r.clock.Now()
+	if a.made == nil {
+		a.made = map[string]madeRecord{}
+	}
+	for k, m := range a.made {
+		if now.Sub(m.at) > madeFor {
+			delete(a.made, k)
+		}
+	}
+	a.made[id] = madeRecord{uid: uid, at: now}
+}
+
+// madeBy returns the UID of the Customer whose create this manager saw
+// store record id in account within madeFor, or "".
+func (r *accountRegistry) madeBy(account, id string) types.UID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a, ok := r.accounts[account]
+	if !ok {
+		return ""
+	}
+	if m, ok := a.made[id]; ok && r.clock.Now().Sub(m.at) <= madeFor {
+		return m.uid
+	}
+	return ""
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // Transient errors back off exponentially from about a second to five
-// minutes (SPEC section 3), through the workqueue's rate limiter. The
+// minutes (SPEC section 3) by default (CustomerReconciler.TransientBackoff). The
 // operator's own writes to the object never re-queue it (see
 // relevantChange), so they cannot shorten this backoff.
 const (
@@ -110,9 +110,9 @@ const (
 	selfWaitMax = 4 * time.Second
 )
 
-func newRetryBackoff() *retryBackoff {
+func newRetryBackoff(failure backoffPolicy) *retryBackoff {
 	return &retryBackoff{
-		failure: backoffPolicy{Min: transientBackoffMin, Max: transientBackoffMax},
+		failure: failure,
 		self:    backoffPolicy{Min: selfWaitMin, Max: selfWaitMax},
 		objects: map[types.NamespacedName]*retryState{},
 	}

@@ -48,7 +48,7 @@ func TestASpecChangeSkipsTheStalledBackoff(t *testing.T) {
 // whatever waits the operator imposed on itself in between; only success
 // resets it.
 func TestOnlySuccessResetsTheRetryBackoff(t *testing.T) {
-	b := newRetryBackoff()
+	b := newRetryBackoff(backoffPolicy{Min: transientBackoffMin, Max: transientBackoffMax})
 	key := types.NamespacedName{Namespace: "ns", Name: "c"}
 	var got []time.Duration
 	for range 4 {

@@ -54,6 +54,15 @@ type CustomerReconciler struct {
 	// ...); it doubles up to PermanentBackoffMax. A spec change retries at
 	// once.
 	PermanentBackoff, PermanentBackoffMax time.Duration
+	// TransientBackoff is the first wait after a transient failure (5xx,
+	// no answer, 429, an unknown create outcome); it doubles up to
+	// TransientBackoffMax, and only a success resets it. Defaults 1s and
+	// 5m (SPEC section 3).
+	TransientBackoff, TransientBackoffMax time.Duration
+	// RelistAfter is how long after a transient failure to list an
+	// account (without a Retry-After) a Customer's retry lists it again,
+	// once for every Customer of the account. Default 30s.
+	RelistAfter time.Duration
 	// PendingCreateWindow is how long a create whose outcome is unknown may
 	// still turn out to have been committed: until then a Customer whose
 	// email changed does not create with the new email, and a deleted one
@@ -193,8 +202,17 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 	if obs.bind != "" {
 		r.event(c, corev1.EventTypeNormal, "Adopted", "Adopt", "%s", obs.bind)
 	}
+	moved := orig.Status.Account != "" && orig.Status.Account != cl.Account()
 	c.Status.CustomerID, c.Status.Account, c.Status.URL, c.Status.PendingCreate = obs.record.ID, cl.Account(), cl.BaseURL(), nil
 	c.Status.FormerCustomerID, c.Status.Observed = "", nil
+	if moved {
+		// The proof of a move (a rotated key: the old key, known only to
+		// this manager) is written down before anything is written to
+		// ScriptLock, so a restart in between does not lose it.
+		if err := r.patchStatus(ctx, c, orig); err != nil {
+			return r.result(ctx, c, err)
+		}
+	}
 	if err := r.update(ctx, c, cl, obs); err != nil {
 		return r.result(ctx, c, err)
 	}
@@ -334,7 +352,7 @@ func (r *CustomerReconciler) patchStatus(ctx context.Context, c, orig *v1alpha1.
 	// resourceVersion would turn into a needless precondition.
 	base := c.DeepCopy()
 	base.Status = orig.Status
-	if err := r.Status().Patch(ctx, c, client.MergeFrom(base)); err != nil {
+	if err := r.patchSameObject(ctx, c, base); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
@@ -356,6 +374,37 @@ func (r *CustomerReconciler) patchStatus(ctx context.Context, c, orig *v1alpha1.
 	orig.Status = *c.Status.DeepCopy()
 	return nil
 }
+
+// patchSameObject writes c's status as a merge patch from base, guarded by
+// the resourceVersion of the copy this pass holds, so that it lands on that
+// very object: a name deleted and created again meanwhile (a restore from a
+// backup, with a new UID) refuses it, where an unguarded patch would bind
+// the new object to what this pass found for the old one. If the object
+// changed in another way (a person's edit), the newest copy is read and,
+// if it has the same UID, the status is written on it.
+func (r *CustomerReconciler) patchSameObject(ctx context.Context, c, base *v1alpha1.Customer) error {
+	err := r.Status().Patch(ctx, c, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+	for range 3 {
+		if !apierrors.IsConflict(err) {
+			return err
+		}
+		fresh := &v1alpha1.Customer{}
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(c), fresh); err != nil {
+			return err
+		}
+		if fresh.UID != c.UID {
+			return fmt.Errorf("%w: it was deleted and created again (UID %s, now %s) during this pass, which wrote nothing to the new object",
+				errReplaced, c.UID, fresh.UID)
+		}
+		base.ResourceVersion, c.ResourceVersion = fresh.ResourceVersion, fresh.ResourceVersion
+		err = r.Status().Patch(ctx, c, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+	}
+	return err
+}
+
+// errReplaced says that a Customer was replaced by another object of the
+// same name while a pass was under way.
+var errReplaced = errors.New("the Customer is another object now")
 
 // patchMeta changes metadata by a merge patch guarded by the
 // resourceVersion, so that a concurrent edit is never overwritten and a

@@ -303,11 +303,12 @@ func TestTwoCustomersClaimingOneRecordOrEmail(t *testing.T) {
 	}
 }
 
-// crashProxy forwards to the simulator; on the first create it lets the
-// simulator create the record, then never answers, as if the operator had
-// died with the answer on the wire.
+// crashProxy forwards to the simulator; on the first create (or the first
+// call of method, when set) it lets the simulator do it, then never
+// answers, as if the operator had died with the answer on the wire.
 type crashProxy struct {
 	next    http.Handler
+	method  string
 	once    sync.Once
 	created chan struct{}
 	release chan struct{}
@@ -315,7 +316,8 @@ type crashProxy struct {
 
 func (p *crashProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	first := false
-	if r.Method == http.MethodPost && r.URL.Path == "/api/customer" {
+	if p.method == "" && r.Method == http.MethodPost && r.URL.Path == "/api/customer" ||
+		p.method != "" && r.Method == p.method && strings.HasPrefix(r.URL.Path, "/api/customer/") {
 		p.once.Do(func() { first = true })
 	}
 	if !first {

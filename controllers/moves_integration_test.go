@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -136,5 +137,53 @@ func TestAKeyRotationCostsOneListingNotAReadPerCustomer(t *testing.T) {
 	// account for all of them.
 	if n := e.calls(http.MethodGet, routeList); n > 5 {
 		t.Fatalf("%d listings for 6 Customers of one account", n)
+	}
+}
+
+// A rotation proven by one manager (it alone knew the old key, now
+// refused) is written down before the first write under the new key: a
+// manager killed right after that PUT leaves a status that names the new
+// account, and the next manager goes on with the record instead of
+// reporting AccountChanged (which would keep the record when the Customer
+// is deleted).
+func TestARotationProvenBeforeACrashIsNotLost(t *testing.T) {
+	const key, rotated = "crash-rotation-before", "crash-rotation-after"
+	e := newEnv(t, managerOpts{noStart: true})
+	e.sim.AddAccount(key)
+	proxy := &crashProxy{next: e.sim, method: http.MethodPut, created: make(chan struct{}), release: make(chan struct{})}
+	ps := serve(t, proxy)
+	t.Cleanup(func() { close(proxy.release) })
+	e.opts.url = ps.URL
+	e.startManager()
+	e.secret(e.ns, "creds", map[string]string{"apiKey": key, "url": ps.URL})
+	c := e.customer("acme", "rotate@example.com")
+	c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+	e.create(c)
+	id := e.waitReady("acme").Status.CustomerID
+
+	e.sim.RotateKey(key, rotated)
+	e.setSecret("creds", map[string]string{"apiKey": rotated, "url": ps.URL})
+	e.update("acme", func(c *v1alpha1.Customer) { c.Spec.Company = "Rotated Co" })
+	select {
+	case <-proxy.created:
+	case <-time.After(patience):
+		t.Fatal("the operator never sent the update under the new key")
+	}
+	e.stopManager()
+	fp := scriptlock.AccountID(ps.URL, rotated)
+	if got := e.get("acme").Status.Account; got != fp {
+		t.Fatalf("status.account %q when the PUT under the new key was sent; want the new account %q written before it", got, fp)
+	}
+
+	e.startManager()
+	e.eventually(patience, "Ready on its record in the new account", func() error {
+		got := e.get("acme")
+		if got.Status.CustomerID != id || got.Status.Account != fp || !condTrue(got, v1alpha1.ConditionReady) {
+			return fmt.Errorf("status %+v", got.Status)
+		}
+		return nil
+	})
+	if recs := e.sim.Records(rotated); len(recs) != 1 || recs[0].Company != "Rotated Co" {
+		t.Fatalf("records %+v", recs)
 	}
 }

@@ -14,19 +14,20 @@ import (
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
 )
 
-// relistAfter is how long after a transient listing failure a Customer's
-// retry lists its account again instead of reporting that failure.
-const relistAfter = 30 * time.Second
+// defaultRelistAfter is how long after a transient listing failure a
+// Customer's retry lists the account again, by default
+// (CustomerReconciler.RelistAfter).
+const defaultRelistAfter = 30 * time.Second
 
 // relistWait is how long after the listing failure err a Customer's retry
 // lists the account again: what ScriptLock asked with Retry-After (a 429,
-// a 503), else relistAfter.
-func relistWait(err error) time.Duration {
+// a 503), else RelistAfter.
+func (r *CustomerReconciler) relistWait(err error) time.Duration {
 	var se *scriptlock.Error
 	if errors.As(err, &se) && se.RetryAfter > 0 {
-		return min(se.RetryAfter, relistAfter)
+		return min(se.RetryAfter, r.RelistAfter)
 	}
-	return relistAfter
+	return r.RelistAfter
 }
 
 // preCheckMaxAge is how old a listing may be to decide that no record has
@@ -214,7 +215,7 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 	if cached && r.DriftDetection == DriftByList && c.Status.ObservedGeneration == c.Generation {
 		rec, found, known, own, err := r.listed(key, cl.Account(), id, 2*r.ResyncPeriod, now)
 		if err != nil {
-			if o, _ := classify(err); o.stalled || !r.accounts.failedBefore(cl.Account(), now.Add(-relistWait(err))) {
+			if o, _ := classify(err); o.stalled || !r.accounts.failedBefore(cl.Account(), now.Add(-r.relistWait(err))) {
 				// The account cannot be listed: Ready would claim a check
 				// that did not happen.
 				return rec, false, err
@@ -228,7 +229,7 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 			// read each.
 			since := now.Add(-2 * r.ResyncPeriod)
 			if err != nil {
-				since = now.Add(-relistWait(err))
+				since = now.Add(-r.relistWait(err))
 			}
 			recs, _, lerr := r.accounts.list(ctx, cl, since, key)
 			if lerr != nil {
@@ -473,6 +474,12 @@ func (r *CustomerReconciler) claim(ctx context.Context, c *v1alpha1.Customer, cl
 		}
 		return "managing existing ScriptLock customer " + rec.ID + " (spec.customerID)", nil
 	case ownCreate:
+		if by := r.accounts.madeBy(cl.Account(), rec.ID); by != "" && by != c.UID {
+			// This manager read the answer of another object's create of
+			// it (the object this name had before a restore, say): the
+			// same fields, posted by someone else.
+			return "", errManagedByAnother
+		}
 		p := c.Status.PendingCreate
 		if !madeBy(rec, p) {
 			return "", stuckf(v1alpha1.ReasonConflict,

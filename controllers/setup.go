@@ -105,7 +105,16 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 	}
 	r.accounts = newAccountRegistry(r.Clock)
 	r.memory = newCustomerMemory(r.accounts)
-	r.retries = newRetryBackoff()
+	if r.TransientBackoff <= 0 {
+		r.TransientBackoff = transientBackoffMin
+	}
+	if r.RelistAfter <= 0 {
+		r.RelistAfter = defaultRelistAfter
+	}
+	if r.TransientBackoffMax <= 0 {
+		r.TransientBackoffMax = transientBackoffMax
+	}
+	r.retries = newRetryBackoff(backoffPolicy{Min: r.TransientBackoff, Max: r.TransientBackoffMax})
 	r.stalled = newStalledBackoff(backoffPolicy{Min: r.PermanentBackoff, Max: r.PermanentBackoffMax})
 
 	ctx := context.Background()

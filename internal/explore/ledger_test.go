@@ -173,3 +173,55 @@ func TestDeletionOutcomes(t *testing.T) {
 		t.Fatalf("deleted while its credentials named another account, keeping the record is right: %v", vs)
 	}
 }
+
+// After the key of its account was rotated, a Customer whose credentials
+// name another account holding the same id with its email may take it: the
+// README's rotation rule cannot tell the two apart. Without a rotation it
+// may not.
+func TestARotationLookalikeIsAllowedOnlyAfterARotation(t *testing.T) {
+	moved := CustomerView{Name: "c0", UID: "u0", Email: "e0@example.com", Account: acctB, Policy: "Delete"}
+	put := Write{"PUT", RecordRef{acctB, "1"}, rec(acctB, "1", "e0@example.com"), true, Record{}}
+	live := map[string]CustomerView{"u0": moved}
+
+	l := NewLedger()
+	l.Created(RecordRef{acctA, "1"}, "u0")
+	if v := l.CheckWrite(put, live); v == nil || v.Kind != WriteUnowned {
+		t.Fatalf("without a rotation: got %v, want %s", v, WriteUnowned)
+	}
+	l.Rotated(acctA)
+	if v := l.CheckWrite(put, live); v != nil {
+		t.Fatalf("after a rotation of its account: %v", v)
+	}
+	other := put
+	other.Before = rec(acctB, "1", "someone@example.com")
+	if v := l.CheckWrite(other, live); v == nil {
+		t.Fatal("a copy with another email is not a lookalike")
+	}
+	clone := Write{"PUT", RecordRef{acctC, "1"}, rec(acctC, "1", "e0@example.com"), true, Record{}}
+	moved.Account = acctC
+	if v := l.CheckWrite(clone, map[string]CustomerView{"u0": moved}); v == nil {
+		t.Fatal("another instance is never a rotation")
+	}
+}
+
+// A Customer deleted while AccountChanged after its account's key was
+// rotated keeps its record (README: after a restart a rotation needs the
+// annotation); the same without a rotation is a record left behind.
+func TestAccountChangedAfterARotationKeepsTheRecord(t *testing.T) {
+	left := map[RecordRef]Record{{acctA, "1"}: rec(acctA, "1", "e0@example.com")}
+	c := CustomerView{Name: "c0", UID: "u0", Email: "e0@example.com", Account: acctA, Policy: "Delete", Bound: "1", BoundAccount: acctA,
+		Ready: "False", Reason: "AccountChanged", Stalled: true}
+	for _, rotated := range []bool{false, true} {
+		l := NewLedger()
+		l.Created(RecordRef{acctA, "1"}, "u0")
+		if rotated {
+			l.Rotated(acctA)
+		}
+		l.Observe(Snapshot{Customers: []CustomerView{c}})
+		l.Observe(Snapshot{Records: left})
+		vs := l.CheckEnd(Snapshot{Records: left}, nil)
+		if rotated && len(vs) != 0 || !rotated && (len(vs) != 1 || vs[0].Kind != OwnRecordLeft) {
+			t.Errorf("rotated %v: got %v", rotated, vs)
+		}
+	}
+}

@@ -377,6 +377,7 @@ func (w *world) rotate(ctx context.Context) bool {
 		}
 	}
 	w.mu.Unlock()
+	w.led.Rotated(explore.Account{Instance: instA, Name: acctDefault})
 	w.insts[instA].sim.RotateKey(old, nk)
 	if wasDefault {
 		w.mgrMu.Lock()

@@ -26,13 +26,17 @@ import (
 	"github.com/scriptlock/customer-operator/internal/scriptlock/sim"
 )
 
-// The reconciler's settings in every history: short stalled backoffs and
-// create window so that a history settles in seconds; drift detection by
+// The reconciler's settings in every history: short stalled and transient
+// backoffs and create window so that a history settles in seconds (a
+// transient backoff grown to its default 5 minutes, or the default 30 s
+// before a failed listing is tried again, would outlast the convergence
+// bound); drift detection by
 // listing, driven by a fake clock the explorer steps ("sweep").
 const (
 	resyncPeriod        = time.Hour
 	permanentBackoff    = time.Second
 	permanentBackoffMax = 2 * time.Second
+	transientBackoffMax = 4 * time.Second
 	pendingCreateWindow = 6 * time.Second
 	callTimeout         = 2 * time.Second
 )
@@ -236,6 +240,8 @@ func (w *world) startManager() error {
 		DriftDetection:      controllers.DriftByList,
 		PermanentBackoff:    permanentBackoff,
 		PermanentBackoffMax: permanentBackoffMax,
+		TransientBackoffMax: transientBackoffMax,
+		RelistAfter:         transientBackoffMax,
 		PendingCreateWindow: pendingCreateWindow,
 	}
 	if err := r.SetupWithManager(mgr, 2); err != nil {
