@@ -84,11 +84,13 @@ type Ledger struct {
 	// rotated holds the accounts whose key was rotated: the old key is
 	// refused from then on.
 	rotated map[Account]bool
+	// emails holds the email each owned record had in the last snapshot.
+	emails map[RecordRef]string
 }
 
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
-	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, seen: map[string]CustomerView{}, rotated: map[Account]bool{}}
+	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, seen: map[string]CustomerView{}, rotated: map[Account]bool{}, emails: map[RecordRef]string{}}
 }
 
 // Created records that uid's create stored ref.
@@ -166,17 +168,15 @@ func (l *Ledger) proves(c CustomerView, rec Record, live map[string]CustomerView
 // lookalike says whether rec, in another account of the same instance, is
 // what the README's rotation rule lets c carry over: c owns a record with
 // the same id in an account whose key was rotated (the old key refused),
-// and rec holds c's email. Through the API, a key of another account
+// and rec holds the email that record had when last seen (a copy of it). Through the API, a key of another account
 // holding an exact copy and a rotated key of c's own account look the same
 // (README, the credentials-change row: a limit of the evidence), so the
 // ledger allows c to take it; it does not require it.
 func (l *Ledger) lookalike(c CustomerView, rec Record) bool {
-	if !strings.EqualFold(c.Email, rec.Email) {
-		return false
-	}
 	for ref, uid := range l.owner {
 		if uid == c.UID && ref.ID == rec.Ref.ID && ref.Account != rec.Ref.Account &&
-			ref.Account.Instance == rec.Ref.Account.Instance && l.rotated[ref.Account] {
+			ref.Account.Instance == rec.Ref.Account.Instance && l.rotated[ref.Account] &&
+			strings.EqualFold(l.emails[ref], rec.Email) {
 			return true
 		}
 	}
@@ -201,6 +201,11 @@ func (l *Ledger) Observe(s Snapshot) {
 		}
 		if _, alive := live[l.owner[ref]]; (l.owner[ref] == "" || !alive) && l.told(c, rec) {
 			l.owner[ref] = c.UID
+		}
+	}
+	for ref, rec := range s.Records {
+		if l.owner[ref] != "" {
+			l.emails[ref] = rec.Email
 		}
 	}
 	for uid, c := range l.seen {
