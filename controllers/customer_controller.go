@@ -65,6 +65,10 @@ type CustomerReconciler struct {
 	// least VanishInterval after the one before. Defaults 3 and 10s.
 	VanishReads    int
 	VanishInterval time.Duration
+	// MinDriftCheckInterval is the shortest interval the annotation
+	// licensing.scriptlock.com/drift-check-interval may ask for (a shorter
+	// one is raised to it); default 1 minute. Tests may lower it.
+	MinDriftCheckInterval time.Duration
 
 	accounts *accountRegistry
 	memory   *customerMemory
@@ -130,8 +134,10 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
 	}
-	// Waiting for a person costs no ScriptLock call.
-	if left := r.stalled.wait(req.NamespacedName, c.Generation, r.Clock.Now()); left > 0 && !deleting {
+	// Waiting for a person costs no ScriptLock call; a person asking for
+	// a pass (ReconcileRequestAnnotation) is not kept waiting.
+	requested := reconcileRequested(c)
+	if left := r.stalled.wait(req.NamespacedName, c.Generation, r.Clock.Now()); left > 0 && !deleting && requested == "" {
 		return ctrl.Result{RequeueAfter: left}, nil
 	}
 
@@ -142,9 +148,15 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		}
 	}()
 	if deleting {
-		return r.reconcileDelete(ctx, c)
+		res, retErr = r.reconcileDelete(ctx, c)
+	} else {
+		res, retErr = r.reconcileNormal(ctx, c, orig)
 	}
-	return r.reconcileNormal(ctx, c, orig)
+	if requested != "" {
+		// Handled, whatever the outcome: the status of this pass says it.
+		c.Status.LastHandledReconcileAt = requested
+	}
+	return res, retErr
 }
 
 // reconcileNormal makes the record exist and match the spec, in fixed
@@ -169,7 +181,7 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 			return r.result(ctx, c, err)
 		}
 		r.reportObserved(c, cl, rec, obs)
-		return r.next(obs), nil
+		return r.withCadence(c, r.next(obs)), nil
 	}
 	obs, err := r.observe(ctx, c, cl)
 	if obs.remoteDeleted != "" {
@@ -274,7 +286,7 @@ func (r *CustomerReconciler) ready(c *v1alpha1.Customer, cl *scriptlock.Client, 
 	r.memory.endWait(key)
 	setReady(c, metav1.ConditionTrue, v1alpha1.ReasonAvailable, fmt.Sprintf("ScriptLock customer %s matches the spec", want.ID), false)
 	c.Status.ObservedGeneration, c.Status.SyncedDigest = c.Generation, digest(want)
-	return r.next(obs)
+	return r.withCadence(c, r.next(obs))
 }
 
 // next schedules the next look at a record that was just checked: none in

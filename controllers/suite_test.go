@@ -300,6 +300,8 @@ func (e *env) startManager() {
 		PendingCreateWindow: 6 * time.Second,
 		VanishReads:         3,
 		VanishInterval:      300 * time.Millisecond,
+		// A drift-check-interval annotation may ask for 1s here.
+		MinDriftCheckInterval: time.Second,
 	}
 	if err := r.SetupWithManager(mgr, 2); err != nil {
 		e.t.Fatal(err)

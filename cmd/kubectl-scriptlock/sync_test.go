@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/scriptlock/customer-operator/api/v1alpha1"
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
+	"github.com/scriptlock/customer-operator/test/apiserver"
+)
+
+// startCluster starts a kube-apiserver with the Customer CRD and returns
+// its config, an admin client and a kubeconfig file for the plugin.
+func startCluster(t *testing.T) (*rest.Config, client.Client, string) {
+	t.Helper()
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg := apiserver.StartEnv(t, env)
+	path := apiserver.AdminKubeconfig(t, env, cfg, "plugin-test")
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, c, path
+}
+
+// waitFor polls f every 100ms for up to a minute.
+func waitFor(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestSyncAsksTheOperatorAndWaits runs the real operator with a resync
+// period of an hour: `sync NAME` has the record read and an edit made in
+// ScriptLock put back now, and prints the result only once the operator
+// has handled the request; `sync --all` does so for every Customer of the
+// namespace, and exits 1 when one is not Ready after its pass.
+func TestSyncAsksTheOperatorAndWaits(t *testing.T) {
+	cfg, c, kubeconfig := startCluster(t)
+	s := startOperator(t, cfg, nil)
+	ctx := context.Background()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "sales"}}); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(name, email string) *v1alpha1.Customer {
+		cu := &v1alpha1.Customer{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "sales", Name: name},
+			Spec:       v1alpha1.CustomerSpec{FirstName: "F", LastName: "L", Email: email},
+		}
+		if err := c.Create(ctx, cu); err != nil {
+			t.Fatal(err)
+		}
+		return cu
+	}
+	ready := func(cu *v1alpha1.Customer) *v1alpha1.Customer {
+		t.Helper()
+		waitFor(t, cu.Name+" Ready", func() error {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(cu), cu); err != nil {
+				return err
+			}
+			if !meta.IsStatusConditionTrue(cu.Status.Conditions, v1alpha1.ConditionReady) {
+				return fmt.Errorf("conditions %+v", cu.Status.Conditions)
+			}
+			return nil
+		})
+		return cu
+	}
+	acme := ready(mk("acme", "acme@example.com"))
+	s.EditOutOfBand(operatorKey, acme.Status.CustomerID, func(r *scriptlock.Customer) { r.LastName = "Edited by hand" })
+
+	d := defaultDeps()
+	stdout, stderr, err := runCmd(t, d, "sync", "acme", "--kubeconfig", kubeconfig, "-n", "sales")
+	if err != nil {
+		t.Fatalf("sync: %v\n%s%s", err, stdout, stderr)
+	}
+	if rec, _ := s.Record(operatorKey, acme.Status.CustomerID); rec.LastName != "L" {
+		t.Fatalf("sync returned before the edit was put back: %+v", rec)
+	}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(acme), acme); err != nil {
+		t.Fatal(err)
+	}
+	if v := acme.Annotations[v1alpha1.ReconcileRequestAnnotation]; v == "" || acme.Status.LastHandledReconcileAt != v {
+		t.Fatalf("annotation %q, lastHandledReconcileAt %q", v, acme.Status.LastHandledReconcileAt)
+	}
+	if !strings.Contains(stdout, "sales") || !strings.Contains(stdout, "acme") || !strings.Contains(stdout, "True") {
+		t.Fatalf("stdout:\n%s", stdout)
+	}
+
+	// One Customer that cannot be Ready (its email is taken, adoption
+	// Never) makes --all exit 1, after its pass.
+	s.Put(operatorKey, scriptlock.Customer{FirstName: "X", LastName: "Y", Email: "taken@example.com"})
+	taken := mk("taken", "taken@example.com")
+	waitFor(t, "taken in Conflict", func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(taken), taken); err != nil {
+			return err
+		}
+		if cond := meta.FindStatusCondition(taken.Status.Conditions, v1alpha1.ConditionReady); cond == nil || cond.Reason != v1alpha1.ReasonConflict {
+			return fmt.Errorf("conditions %+v", taken.Status.Conditions)
+		}
+		return nil
+	})
+	stdout, stderr, err = runCmd(t, d, "sync", "--all", "--kubeconfig", kubeconfig, "-n", "sales")
+	checkExit(t, err, 1)
+	if !strings.Contains(stderr, "1 of 2 Customers are not Ready") || !strings.Contains(stdout, v1alpha1.ReasonConflict) {
+		t.Fatalf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+	for _, cu := range []*v1alpha1.Customer{acme, taken} {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(cu), cu); err != nil {
+			t.Fatal(err)
+		}
+		if v := cu.Annotations[v1alpha1.ReconcileRequestAnnotation]; cu.Status.LastHandledReconcileAt != v {
+			t.Fatalf("%s: printed before its request %q was handled (%q)", cu.Name, v, cu.Status.LastHandledReconcileAt)
+		}
+	}
+
+	if _, _, err := runCmd(t, d, "sync", "--kubeconfig", kubeconfig, "-n", "sales"); err == nil || !strings.Contains(err.Error(), "--all") {
+		t.Fatalf("sync without a NAME or --all: %v", err)
+	}
+}
