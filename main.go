@@ -61,6 +61,7 @@ type config struct {
 	leaderElectionID                  string
 	leaderElectionNamespace           string
 	allowedHosts                      string
+	changelogValues                   bool
 }
 
 func main() {
@@ -109,6 +110,7 @@ func bindFlags(fs *flag.FlagSet, cfg *config) (showVersion *bool) {
 	fs.BoolVar(&cfg.leaderElect, "leader-elect", inCluster(), "Leader election, so that only one manager acts at a time (two managers acting at once would each create every new record). Default: on in a cluster, off outside one; with it off, the manager refuses to start while another holds the lease.")
 	fs.StringVar(&cfg.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election lease; default: the Pod's namespace in a cluster, \"default\" outside one.")
 	fs.StringVar(&cfg.allowedHosts, "allowed-scriptlock-hosts", "", "Comma-separated hosts (host or host:port) a credentials Secret's url may name; empty allows any host. The host of --scriptlock-url is always allowed.")
+	fs.BoolVar(&cfg.changelogValues, "changelog-values", false, "Put the values written (names, emails: personal data) in the change log's lines (logger \"changelog\"), besides the names of the fields; off by default.")
 	fs.StringVar(&cfg.leaderElectionID, "leader-election-id", "customer-operator.licensing.scriptlock.com", "Name of the leader-election lease; give each --selector shard its own.")
 	return showVersion
 }
@@ -209,6 +211,9 @@ func defaultOptions(cfg config, apiKey string, ca []byte) (scriptlock.Options, e
 		// Every account at one host together may hold all workers but one.
 		MaxInFlightPerHost: max(1, cfg.maxConcurrent-1),
 		AllowedHosts:       allowedHosts(cfg),
+		// One line per POST, PUT and DELETE sent, with why
+		// (docs/operations.md, "The change log").
+		OnWrite: controllers.NewChangeLog(ctrl.Log.WithName("changelog"), cfg.changelogValues).Observe,
 	}
 	// The errors name the URL by scheme and host only, and never hold a
 	// spelling of the key (internal/scriptlock).

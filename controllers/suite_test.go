@@ -181,6 +181,8 @@ type managerOpts struct {
 	// test can tell a transient failure from a stalled one by the time a
 	// recovery takes.
 	permanentBackoff time.Duration
+	// changelogValues puts the values written in the change log's lines.
+	changelogValues bool
 }
 
 func newEnv(t *testing.T, o managerOpts) *env {
@@ -273,6 +275,7 @@ func (e *env) startManager() {
 	e.pool = scriptlock.NewPool(scriptlock.Options{
 		BaseURL: url, APIKey: key, Timeout: timeout, QPS: qps, Burst: burst, MaxInFlight: 1, MaxInFlightPerHost: 1,
 		AllowedHosts: e.opts.allowedHosts,
+		OnWrite:      controllers.NewChangeLog(ctrl.Log.WithName("changelog"), e.opts.changelogValues).Observe,
 	}, nil)
 	var driftClock clock.Clock = clock.RealClock{}
 	if !e.opts.realDriftClock {
