@@ -65,6 +65,14 @@ type CustomerReconciler struct {
 	// least VanishInterval after the one before. Defaults 3 and 10s.
 	VanishReads    int
 	VanishInterval time.Duration
+	// DeletionBudget is how many DELETEs (each revokes a customer's
+	// licenses) one account may be sent per DeletionBudgetWindow before
+	// further deletions wait for a person (reason DeletionHeld); 0 turns
+	// the revocation brake off. Its window is kept in a Lease per account
+	// in BrakeNamespace (the operator's own namespace).
+	DeletionBudget       int
+	DeletionBudgetWindow time.Duration
+	BrakeNamespace       string
 	// MinDriftCheckInterval is the shortest interval the annotation
 	// licensing.scriptlock.com/drift-check-interval may ask for (a shorter
 	// one is raised to it); default 1 minute. Tests may lower it.
@@ -76,6 +84,7 @@ type CustomerReconciler struct {
 	retries  *retryBackoff
 	secrets  secretAccounts
 	claims   *claims
+	brake    *deletionBrake
 }
 
 // +kubebuilder:rbac:groups=licensing.scriptlock.com,resources=customers,verbs=get;list;watch;patch;update
@@ -222,6 +231,7 @@ func (r *CustomerReconciler) reconcileDelete(ctx context.Context, c *v1alpha1.Cu
 	if !controllerutil.ContainsFinalizer(c, v1alpha1.Finalizer) {
 		return ctrl.Result{}, nil
 	}
+	held := wasHeld(c)
 	setReady(c, metav1.ConditionFalse, v1alpha1.ReasonDeleting, "the Customer is being deleted", false)
 	if observing(c) {
 		// An observer never deletes: switched to Observe while deleting.
@@ -253,6 +263,11 @@ func (r *CustomerReconciler) reconcileDelete(ctx context.Context, c *v1alpha1.Cu
 		return r.result(ctx, c, err)
 	case id == "":
 		return ctrl.Result{}, r.release(ctx, c)
+	}
+	// The revocation brake: past the account's budget, the DELETE waits
+	// for a person (brake.go).
+	if ctx, err = r.brake.admit(ctx, c, held, cl.Account(), id); err != nil {
+		return r.result(ctx, c, err)
 	}
 	if err := r.remove(ctx, c, cl, id); err != nil {
 		return r.result(ctx, c, err)

@@ -107,6 +107,15 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 	if r.DriftClock == nil {
 		r.DriftClock = clock.RealClock{}
 	}
+	if r.DeletionBudget > 0 {
+		if r.DeletionBudgetWindow <= 0 {
+			r.DeletionBudgetWindow = DefaultDeletionBudgetWindow
+		}
+		if r.BrakeNamespace == "" {
+			return errors.New("the revocation brake (DeletionBudget) needs the namespace of its Leases (BrakeNamespace)")
+		}
+		r.brake = newDeletionBrake(r.APIReader, r.Client, r.Clock, r.BrakeNamespace, r.DeletionBudget, r.DeletionBudgetWindow)
+	}
 	r.accounts = newAccountRegistry(r.Clock)
 	r.memory = newCustomerMemory(r.accounts)
 	r.retries = newRetryBackoff()

@@ -183,6 +183,10 @@ type managerOpts struct {
 	permanentBackoff time.Duration
 	// changelogValues puts the values written in the change log's lines.
 	changelogValues bool
+	// deletionBudget and deletionWindow turn the revocation brake on; its
+	// Leases live in the test's namespace.
+	deletionBudget int
+	deletionWindow time.Duration
 }
 
 func newEnv(t *testing.T, o managerOpts) *env {
@@ -305,6 +309,9 @@ func (e *env) startManager() {
 		VanishInterval:      300 * time.Millisecond,
 		// A drift-check-interval annotation may ask for 1s here.
 		MinDriftCheckInterval: time.Second,
+		DeletionBudget:        e.opts.deletionBudget,
+		DeletionBudgetWindow:  e.opts.deletionWindow,
+		BrakeNamespace:        e.ns,
 	}
 	if err := r.SetupWithManager(mgr, 2); err != nil {
 		e.t.Fatal(err)

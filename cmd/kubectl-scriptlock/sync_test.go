@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
+	"github.com/scriptlock/customer-operator/controllers"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
 	"github.com/scriptlock/customer-operator/test/apiserver"
 )
@@ -145,5 +146,110 @@ func TestSyncAsksTheOperatorAndWaits(t *testing.T) {
 
 	if _, _, err := runCmd(t, d, "sync", "--kubeconfig", kubeconfig, "-n", "sales"); err == nil || !strings.Contains(err.Error(), "--all") {
 		t.Fatalf("sync without a NAME or --all: %v", err)
+	}
+}
+
+// TestApproveDeletionListsThenReleasesExactlyThat runs the real operator
+// with a deletion budget of one: of three Customers deleted at once, two
+// are held. approve-deletion lists them with their records and changes
+// nothing without --yes; with a NAME and --yes it releases that one only;
+// with --namespace-wide it annotates the namespace, which releases the rest.
+func TestApproveDeletionListsThenReleasesExactlyThat(t *testing.T) { //nolint:gocyclo // one history, checked step by step
+	cfg, c, kubeconfig := startCluster(t)
+	s := startOperator(t, cfg, func(r *controllers.CustomerReconciler) {
+		r.DeletionBudget, r.DeletionBudgetWindow, r.BrakeNamespace = 1, time.Hour, "default"
+	})
+	ctx := context.Background()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "sales"}}); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"a", "b", "c"}
+	for _, n := range names {
+		cu := &v1alpha1.Customer{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "sales", Name: n},
+			Spec:       v1alpha1.CustomerSpec{FirstName: "F", LastName: "L", Email: n + "@example.com"},
+		}
+		if err := c.Create(ctx, cu); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, n+" Ready", func() error {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(cu), cu); err != nil {
+				return err
+			}
+			if !meta.IsStatusConditionTrue(cu.Status.Conditions, v1alpha1.ConditionReady) {
+				return fmt.Errorf("conditions %+v", cu.Status.Conditions)
+			}
+			return nil
+		})
+	}
+	if err := c.DeleteAllOf(ctx, &v1alpha1.Customer{}, client.InNamespace("sales")); err != nil {
+		t.Fatal(err)
+	}
+	// fates returns the held Customers once the others are gone.
+	fates := func(gone int) []string {
+		t.Helper()
+		var heldNow []string
+		waitFor(t, fmt.Sprintf("%d gone, the rest held", gone), func() error {
+			heldNow = nil
+			n := 0
+			for _, name := range names {
+				cu := &v1alpha1.Customer{}
+				err := c.Get(ctx, client.ObjectKey{Namespace: "sales", Name: name}, cu)
+				switch {
+				case client.IgnoreNotFound(err) == nil && err != nil:
+					n++
+				case err != nil:
+					return err
+				case held(cu):
+					heldNow = append(heldNow, name)
+				}
+			}
+			if n != gone || len(heldNow) != len(names)-gone {
+				return fmt.Errorf("%d gone, held %v", n, heldNow)
+			}
+			return nil
+		})
+		return heldNow
+	}
+	heldNow := fates(1)
+	records := len(s.Records(operatorKey))
+
+	d := defaultDeps()
+	stdout, _, err := runCmd(t, d, "approve-deletion", "--all", "--kubeconfig", kubeconfig, "-n", "sales")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range heldNow {
+		if !strings.Contains(stdout, " "+name+" ") || !strings.Contains(stdout, name+"@example.com") {
+			t.Errorf("the listing lacks %s:\n%s", name, stdout)
+		}
+	}
+	if !strings.Contains(stdout, "Nothing was changed") {
+		t.Errorf("without --yes it must say nothing changed:\n%s", stdout)
+	}
+	time.Sleep(2 * time.Second) // two backoffs of the held ones: nothing may go
+	fates(1)
+	if n := len(s.Records(operatorKey)); n != records {
+		t.Fatalf("a listing without --yes deleted %d records", records-n)
+	}
+
+	if _, _, err := runCmd(t, d, "approve-deletion", heldNow[0], "--yes", "--kubeconfig", kubeconfig, "-n", "sales"); err != nil {
+		t.Fatal(err)
+	}
+	rest := fates(2)
+	if len(rest) != 1 || rest[0] != heldNow[1] {
+		t.Fatalf("approving %s released %v", heldNow[0], rest)
+	}
+
+	stdout, _, err = runCmd(t, d, "approve-deletion", "--all", "--namespace-wide", "--yes", "--kubeconfig", kubeconfig, "-n", "sales")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout, "namespace/sales annotated") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+	fates(3)
+	if n := len(s.Records(operatorKey)); n != 0 {
+		t.Fatalf("%d records left", n)
 	}
 }
