@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -235,5 +237,85 @@ func TestAHeldDeletionStaysHeldUntilTheBudgetIsRaised(t *testing.T) {
 	}
 	if !slices.Equal(approvals, []string{"budget", "budget", "budget"}) {
 		t.Fatalf("approvals %v", approvals)
+	}
+}
+
+// TestBrakeBenchmark is the figure of docs/benchmarks.md, "The revocation
+// brake": 1,000 Customers deleted at once with a budget of 10. It reports
+// the time until every deletion is either done or held, and the ScriptLock
+// calls that took; it asserts the counts (10 DELETEs and no other call:
+// holding costs ScriptLock nothing). It runs only with
+// SCRIPTLOCK_BRAKE_BENCH=1 (N from SCRIPTLOCK_BRAKE_BENCH_N, default 1000):
+// creating the Customers takes minutes.
+func TestBrakeBenchmark(t *testing.T) {
+	if os.Getenv("SCRIPTLOCK_BRAKE_BENCH") != "1" {
+		t.Skip("set SCRIPTLOCK_BRAKE_BENCH=1 to run the brake's benchmark")
+	}
+	n := 1000
+	if v, err := strconv.Atoi(os.Getenv("SCRIPTLOCK_BRAKE_BENCH_N")); err == nil && v > 0 {
+		n = v
+	}
+	const budget = 10
+	e := newEnv(t, managerOpts{deletionBudget: budget, deletionWindow: time.Hour})
+	start := time.Now()
+	for i := range n {
+		e.create(e.customer(fmt.Sprintf("c%04d", i), fmt.Sprintf("c%04d@example.com", i)))
+	}
+	count := func() (ready, held, total int) {
+		list := &v1alpha1.CustomerList{}
+		if err := e.k8s.List(e.ctx, list, client.InNamespace(e.ns)); err != nil {
+			t.Fatal(err)
+		}
+		for i := range list.Items {
+			cond := meta.FindStatusCondition(list.Items[i].Status.Conditions, v1alpha1.ConditionReady)
+			switch {
+			case cond == nil:
+			case cond.Reason == v1alpha1.ReasonAvailable:
+				ready++
+			case cond.Reason == v1alpha1.ReasonDeletionHeld:
+				held++
+			}
+		}
+		return ready, held, len(list.Items)
+	}
+	e.eventually(30*time.Minute, fmt.Sprintf("%d Customers Ready", n), func() error {
+		if ready, _, _ := count(); ready != n {
+			return fmt.Errorf("%d Ready", ready)
+		}
+		return nil
+	})
+	t.Logf("%d Customers Ready in %s", n, time.Since(start).Round(time.Second))
+
+	before := e.sim.Calls()
+	start = time.Now()
+	if err := e.k8s.DeleteAllOf(e.ctx, &v1alpha1.Customer{}, client.InNamespace(e.ns)); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(30*time.Minute, "every deletion done or held", func() error {
+		if _, held, total := count(); held != n-budget || total != n-budget {
+			return fmt.Errorf("%d left, %d held", total, held)
+		}
+		return nil
+	})
+	took := time.Since(start)
+	after := e.sim.Calls()
+	calls, total := map[string]int{}, 0
+	for k, v := range after {
+		if d := v - before[k]; d > 0 {
+			calls[k] = d
+			total += d
+		}
+	}
+	t.Logf("brake: %d deletions at once, budget %d: %d deleted and %d held in %s; ScriptLock calls %d %v",
+		n, budget, budget, n-budget, took.Round(time.Millisecond), total, calls)
+	if total != budget || calls["DELETE /api/customer/{id} 410"] != budget {
+		t.Fatalf("ScriptLock calls %v, want exactly %d DELETEs", calls, budget)
+	}
+	list := &v1alpha1.CustomerList{}
+	if err := e.k8s.List(e.ctx, list, client.InNamespace(e.ns)); err != nil || len(list.Items) == 0 {
+		t.Fatal(err)
+	}
+	if got := e.brakeLease(list.Items[0].Status.Account); len(got) != budget {
+		t.Fatalf("the Lease holds %d DELETEs", len(got))
 	}
 }
