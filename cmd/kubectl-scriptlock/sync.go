@@ -159,23 +159,14 @@ func runSync(ctx context.Context, o *syncOptions, names []string, stdout, stderr
 	deadline := time.Now().Add(o.timeout)
 	pending := map[int]bool{}
 	for i := range items {
-		pending[i] = true
+		// A paused Customer handles no request: nothing to wait for.
+		if items[i].Annotations[v1alpha1.PausedAnnotation] != "true" {
+			pending[i] = true
+		}
 	}
 	for len(pending) > 0 && time.Now().Before(deadline) {
-		for i := range pending {
-			cu := &v1alpha1.Customer{}
-			if err := c.Get(ctx, client.ObjectKeyFromObject(&items[i]), cu); err != nil {
-				if client.IgnoreNotFound(err) != nil {
-					return err
-				}
-				// Deleted meanwhile: nothing more to wait for.
-				delete(pending, i)
-				continue
-			}
-			items[i] = *cu
-			if cu.Status.LastHandledReconcileAt == value {
-				delete(pending, i)
-			}
+		if err := refresh(ctx, c, o, names, items, pending, value); err != nil {
+			return err
 		}
 		if len(pending) > 0 {
 			select {
@@ -189,15 +180,18 @@ func runSync(ctx context.Context, o *syncOptions, names []string, stdout, stderr
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAMESPACE\tNAME\tSYNCED\tREADY\tREASON\tMESSAGE")
 	for i, cu := range items {
-		synced := "yes"
-		if pending[i] {
-			synced = "not handled within " + o.timeout.String()
+		synced, handled := "yes", true
+		switch {
+		case cu.Annotations[v1alpha1.PausedAnnotation] == "true":
+			synced, handled = "no: paused", false
+		case pending[i]:
+			synced, handled = "not handled within "+o.timeout.String(), false
 		}
 		ready, reason, msg := "Unknown", "-", ""
 		if cond := meta.FindStatusCondition(cu.Status.Conditions, v1alpha1.ConditionReady); cond != nil {
 			ready, reason, msg = string(cond.Status), cond.Reason, cond.Message
 		}
-		if pending[i] || ready != "True" {
+		if !handled || ready != "True" {
 			bad++
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cu.Namespace, cu.Name, synced, ready, reason, oneLine(msg, 80))
@@ -211,4 +205,44 @@ func runSync(ctx context.Context, o *syncOptions, names []string, stdout, stderr
 	msg := fmt.Sprintf("%d of %d Customers are not Ready after the requested pass", bad, len(items))
 	fmt.Fprintln(stderr, msg)
 	return exitError{code: 1, msg: msg}
+}
+
+// refresh reads the Customers still pending again (one Get each when they
+// were named, else one List of the scope) and drops from pending those
+// whose request value was handled, or that were deleted meanwhile.
+func refresh(ctx context.Context, c client.Client, o *syncOptions, names []string, items []v1alpha1.Customer, pending map[int]bool, value string) error {
+	fresh := map[string]*v1alpha1.Customer{}
+	if len(names) > 0 {
+		for i := range pending {
+			cu := &v1alpha1.Customer{}
+			if err := c.Get(ctx, client.ObjectKeyFromObject(&items[i]), cu); err != nil {
+				if client.IgnoreNotFound(err) != nil {
+					return err
+				}
+				continue
+			}
+			fresh[cu.Namespace+"/"+cu.Name] = cu
+		}
+	} else {
+		list, err := selectCustomers(ctx, c, o.kube, nil, o.allNamespaces)
+		if err != nil {
+			return err
+		}
+		for i := range list {
+			fresh[list[i].Namespace+"/"+list[i].Name] = &list[i]
+		}
+	}
+	for i := range pending {
+		cu, ok := fresh[items[i].Namespace+"/"+items[i].Name]
+		if !ok {
+			// Deleted meanwhile: nothing more to wait for.
+			delete(pending, i)
+			continue
+		}
+		items[i] = *cu
+		if cu.Status.LastHandledReconcileAt == value {
+			delete(pending, i)
+		}
+	}
+	return nil
 }

@@ -130,9 +130,18 @@ func TestSyncAsksTheOperatorAndWaits(t *testing.T) {
 		}
 		return nil
 	})
-	stdout, stderr, err = runCmd(t, d, "sync", "--all", "--kubeconfig", kubeconfig, "-n", "sales")
+	// A paused Customer handles no request: reported as such, not waited
+	// for (the timeout is longer than the test may run).
+	paused := &v1alpha1.Customer{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "sales", Name: "paused", Annotations: map[string]string{v1alpha1.PausedAnnotation: "true"}},
+		Spec:       v1alpha1.CustomerSpec{FirstName: "F", LastName: "L", Email: "paused@example.com"},
+	}
+	if err := c.Create(ctx, paused); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err = runCmd(t, d, "sync", "--all", "--timeout", "1h", "--kubeconfig", kubeconfig, "-n", "sales")
 	checkExit(t, err, 1)
-	if !strings.Contains(stderr, "1 of 2 Customers are not Ready") || !strings.Contains(stdout, v1alpha1.ReasonConflict) {
+	if !strings.Contains(stderr, "2 of 3 Customers are not Ready") || !strings.Contains(stdout, v1alpha1.ReasonConflict) || !strings.Contains(stdout, "no: paused") {
 		t.Fatalf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
 	}
 	for _, cu := range []*v1alpha1.Customer{acme, taken} {
