@@ -61,6 +61,10 @@ type config struct {
 	leaderElectionID                  string
 	leaderElectionNamespace           string
 	allowedHosts                      string
+	changelogValues                   bool
+	deletionBudget                    int
+	deletionBudgetWindow              time.Duration
+	deletionBudgetNamespace           string
 }
 
 func main() {
@@ -109,6 +113,10 @@ func bindFlags(fs *flag.FlagSet, cfg *config) (showVersion *bool) {
 	fs.BoolVar(&cfg.leaderElect, "leader-elect", inCluster(), "Leader election, so that only one manager acts at a time (two managers acting at once would each create every new record). Default: on in a cluster, off outside one; with it off, the manager refuses to start while another holds the lease.")
 	fs.StringVar(&cfg.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election lease; default: the Pod's namespace in a cluster, \"default\" outside one.")
 	fs.StringVar(&cfg.allowedHosts, "allowed-scriptlock-hosts", "", "Comma-separated hosts (host or host:port) a credentials Secret's url may name; empty allows any host. The host of --scriptlock-url is always allowed.")
+	fs.IntVar(&cfg.deletionBudget, "deletion-budget", controllers.DefaultDeletionBudget, "The revocation brake: how many DELETEs (each revokes every license of a customer) one ScriptLock account may be sent per --deletion-budget-window; past it, deletions wait for a person (reason DeletionHeld, annotation licensing.scriptlock.com/approve-deletion). 0 turns the brake off.")
+	fs.DurationVar(&cfg.deletionBudgetWindow, "deletion-budget-window", controllers.DefaultDeletionBudgetWindow, "The window of --deletion-budget.")
+	fs.StringVar(&cfg.deletionBudgetNamespace, "deletion-budget-namespace", "", "Namespace of the brake's Leases (one per account, holding the DELETEs of the window); default: the Pod's namespace in a cluster, \"default\" outside one.")
+	fs.BoolVar(&cfg.changelogValues, "changelog-values", false, "Put the values written (names, emails: personal data) in the change log's lines (logger \"changelog\"), besides the names of the fields; off by default.")
 	fs.StringVar(&cfg.leaderElectionID, "leader-election-id", "customer-operator.licensing.scriptlock.com", "Name of the leader-election lease; give each --selector shard its own.")
 	return showVersion
 }
@@ -169,14 +177,20 @@ func run(cfg config) error {
 			return err
 		}
 	}
+	if cfg.deletionBudget < 0 || cfg.deletionBudget > 0 && cfg.deletionBudgetWindow <= 0 {
+		return fmt.Errorf("--deletion-budget must be 0 (off) or more, with a positive --deletion-budget-window")
+	}
 	r := &controllers.CustomerReconciler{
-		Client:         mgr.GetClient(),
-		APIReader:      mgr.GetAPIReader(),
-		Recorder:       mgr.GetEventRecorder("scriptlock-customer-operator"),
-		Accounts:       pool,
-		Clock:          clock.RealClock{},
-		ResyncPeriod:   cfg.resync,
-		DriftDetection: drift,
+		Client:               mgr.GetClient(),
+		APIReader:            mgr.GetAPIReader(),
+		Recorder:             mgr.GetEventRecorder("scriptlock-customer-operator"),
+		Accounts:             pool,
+		Clock:                clock.RealClock{},
+		ResyncPeriod:         cfg.resync,
+		DriftDetection:       drift,
+		DeletionBudget:       cfg.deletionBudget,
+		DeletionBudgetWindow: cfg.deletionBudgetWindow,
+		BrakeNamespace:       brakeNamespace(cfg),
 	}
 	if err := r.SetupWithManager(mgr, cfg.maxConcurrent); err != nil {
 		return err
@@ -192,6 +206,7 @@ func run(cfg config) error {
 	}
 	ctrl.Log.WithName("setup").Info("starting manager", "version", version.Version, "scriptlockURL", shownURL(cfg),
 		"defaultAccount", apiKey != "", "driftDetection", drift, "resyncPeriod", cfg.resync,
+		"deletionBudget", cfg.deletionBudget, "deletionBudgetWindow", cfg.deletionBudgetWindow,
 		"metricsBindAddress", cfg.metrics.BindAddress, "metricsSecure", cfg.metrics.Secure)
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
@@ -209,6 +224,9 @@ func defaultOptions(cfg config, apiKey string, ca []byte) (scriptlock.Options, e
 		// Every account at one host together may hold all workers but one.
 		MaxInFlightPerHost: max(1, cfg.maxConcurrent-1),
 		AllowedHosts:       allowedHosts(cfg),
+		// One line per POST, PUT and DELETE sent, with why
+		// (docs/operations.md, "The change log").
+		OnWrite: controllers.NewChangeLog(ctrl.Log.WithName("changelog"), cfg.changelogValues).Observe,
 	}
 	// The errors name the URL by scheme and host only, and never hold a
 	// spelling of the key (internal/scriptlock).
@@ -355,6 +373,19 @@ func leaderElectionNamespace(cfg config) string {
 	}
 	if inCluster() {
 		return ""
+	}
+	return "default"
+}
+
+// brakeNamespace is where the revocation brake keeps its Leases:
+// --deletion-budget-namespace, else the Pod's namespace (where the
+// leader-election Role grants leases), else "default" outside a cluster.
+func brakeNamespace(cfg config) string {
+	if cfg.deletionBudgetNamespace != "" {
+		return cfg.deletionBudgetNamespace
+	}
+	if b, err := os.ReadFile(serviceAccountNamespaceFile); err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b))
 	}
 	return "default"
 }

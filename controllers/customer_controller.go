@@ -74,6 +74,18 @@ type CustomerReconciler struct {
 	// least VanishInterval after the one before. Defaults 3 and 10s.
 	VanishReads    int
 	VanishInterval time.Duration
+	// DeletionBudget is how many DELETEs (each revokes a customer's
+	// licenses) one account may be sent per DeletionBudgetWindow before
+	// further deletions wait for a person (reason DeletionHeld); 0 turns
+	// the revocation brake off. Its window is kept in a Lease per account
+	// in BrakeNamespace (the operator's own namespace).
+	DeletionBudget       int
+	DeletionBudgetWindow time.Duration
+	BrakeNamespace       string
+	// MinDriftCheckInterval is the shortest interval the annotation
+	// licensing.scriptlock.com/drift-check-interval may ask for (a shorter
+	// one is raised to it); default 1 minute. Tests may lower it.
+	MinDriftCheckInterval time.Duration
 
 	accounts *accountRegistry
 	memory   *customerMemory
@@ -81,6 +93,7 @@ type CustomerReconciler struct {
 	retries  *retryBackoff
 	secrets  secretAccounts
 	claims   *claims
+	brake    *deletionBrake
 }
 
 // +kubebuilder:rbac:groups=licensing.scriptlock.com,resources=customers,verbs=get;list;watch;patch;update
@@ -139,8 +152,10 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
 	}
-	// Waiting for a person costs no ScriptLock call.
-	if left := r.stalled.wait(req.NamespacedName, c.Generation, r.Clock.Now()); left > 0 && !deleting {
+	// Waiting for a person costs no ScriptLock call; a person asking for
+	// a pass (ReconcileRequestAnnotation) is not kept waiting.
+	requested := reconcileRequested(c)
+	if left := r.stalled.wait(req.NamespacedName, c.Generation, r.Clock.Now()); left > 0 && !deleting && requested == "" {
 		return ctrl.Result{RequeueAfter: left}, nil
 	}
 
@@ -151,9 +166,15 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		}
 	}()
 	if deleting {
-		return r.reconcileDelete(ctx, c)
+		res, retErr = r.reconcileDelete(ctx, c)
+	} else {
+		res, retErr = r.reconcileNormal(ctx, c, orig)
 	}
-	return r.reconcileNormal(ctx, c, orig)
+	if requested != "" {
+		// Handled, whatever the outcome: the status of this pass says it.
+		c.Status.LastHandledReconcileAt = requested
+	}
+	return res, retErr
 }
 
 // reconcileNormal makes the record exist and match the spec, in fixed
@@ -178,7 +199,7 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 			return r.result(ctx, c, err)
 		}
 		r.reportObserved(c, cl, rec, obs)
-		return r.next(obs), nil
+		return r.withCadence(c, r.next(obs)), nil
 	}
 	obs, err := r.observe(ctx, c, cl)
 	if obs.remoteDeleted != "" {
@@ -228,6 +249,7 @@ func (r *CustomerReconciler) reconcileDelete(ctx context.Context, c *v1alpha1.Cu
 	if !controllerutil.ContainsFinalizer(c, v1alpha1.Finalizer) {
 		return ctrl.Result{}, nil
 	}
+	held := wasHeld(c)
 	setReady(c, metav1.ConditionFalse, v1alpha1.ReasonDeleting, "the Customer is being deleted", false)
 	if observing(c) {
 		// An observer never deletes: switched to Observe while deleting.
@@ -259,6 +281,11 @@ func (r *CustomerReconciler) reconcileDelete(ctx context.Context, c *v1alpha1.Cu
 		return r.result(ctx, c, err)
 	case id == "":
 		return ctrl.Result{}, r.release(ctx, c)
+	}
+	// The revocation brake: past the account's budget, the DELETE waits
+	// for a person (brake.go).
+	if ctx, err = r.brake.admit(ctx, c, held, cl.Account(), id); err != nil {
+		return r.result(ctx, c, err)
 	}
 	if err := r.remove(ctx, c, cl, id); err != nil {
 		return r.result(ctx, c, err)
@@ -292,7 +319,7 @@ func (r *CustomerReconciler) ready(c *v1alpha1.Customer, cl *scriptlock.Client, 
 	r.memory.endWait(key)
 	setReady(c, metav1.ConditionTrue, v1alpha1.ReasonAvailable, fmt.Sprintf("ScriptLock customer %s matches the spec", want.ID), false)
 	c.Status.ObservedGeneration, c.Status.SyncedDigest = c.Generation, digest(want)
-	return r.next(obs)
+	return r.withCadence(c, r.next(obs))
 }
 
 // next schedules the next look at a record that was just checked: none in

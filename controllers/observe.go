@@ -111,7 +111,7 @@ func (r *CustomerReconciler) observeBound(ctx context.Context, c *v1alpha1.Custo
 		return scriptlock.Customer{}, false, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
 	}
 	if c.Status.Account == cl.Account() {
-		return r.read(ctx, c, cl, id, true, obs)
+		return r.read(ctx, c, cl, id, !readsDirectly(c), obs)
 	}
 	rec, found, err := r.readAfterMove(ctx, c, cl, id)
 	if err != nil {
@@ -291,6 +291,10 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 		return obs, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
 	}
 	since := r.Clock.Now().Add(-min(preCheckMaxAge, r.ResyncPeriod))
+	if reconcileRequested(c) != "" {
+		// A person asked for a look now: at a listing asked for now.
+		since = r.Clock.Now()
+	}
 	finders := []func(context.Context, *v1alpha1.Customer, *scriptlock.Client) (*candidate, error){
 		r.findBySpecID,
 		r.findFormer,

@@ -75,7 +75,7 @@ func (r *CustomerReconciler) observeOnly(ctx context.Context, c *v1alpha1.Custom
 				return seen, obs, nil
 			}
 		}
-		rec, found, err := r.read(ctx, c, cl, id, r.DriftDetection == DriftByList, &obs)
+		rec, found, err := r.read(ctx, c, cl, id, r.DriftDetection == DriftByList && !readsDirectly(c), &obs)
 		if err != nil || found && strings.EqualFold(rec.Email, c.Spec.Email) || found && c.Spec.CustomerID == id {
 			return rec, obs, err
 		}

@@ -44,6 +44,7 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	// costs no status write.
 	before := c.Status.PendingCreate
 	var persistErr error
+	ctx = withChange(ctx, c, createReason(c, unknown), want, fieldsSet(want))
 	rec, err = cl.CreateAfter(ctx, want, func(ctx context.Context) error {
 		c.Status.PendingCreate = p
 		if persistErr = r.patchStatus(ctx, c, orig); persistErr == nil {
@@ -169,7 +170,7 @@ func (r *CustomerReconciler) update(ctx context.Context, c *v1alpha1.Customer, c
 				strings.Join(fields, ", "), want.ID, n)
 		}
 	}
-	changed, err := cl.Update(ctx, want.ID, want)
+	changed, err := cl.Update(withChange(ctx, c, updateReason(c, obs), want, fields), want.ID, want)
 	if err == nil {
 		r.memory.wrote(key, c.Generation, fields)
 	}
@@ -227,7 +228,7 @@ func (r *CustomerReconciler) emailHeld(ctx context.Context, c *v1alpha1.Customer
 // customer (ScriptLock answers 410 Gone); a record already gone (404,
 // confirmed by a read) is what was wanted, and is said to be so.
 func (r *CustomerReconciler) remove(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) error {
-	alreadyGone, err := cl.Delete(ctx, id)
+	alreadyGone, err := cl.Delete(withChange(ctx, c, changeDeletion, scriptlock.Customer{}, nil), id)
 	switch {
 	case scriptlock.IsConflict(err):
 		return stuckf(v1alpha1.ReasonDeletionBlocked, "ScriptLock refused to delete customer %s: %s", id, messageOf(err))

@@ -14,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -100,8 +101,20 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 	if r.VanishInterval <= 0 {
 		r.VanishInterval = defaultVanishInterval
 	}
+	if r.MinDriftCheckInterval <= 0 {
+		r.MinDriftCheckInterval = defaultMinDriftCheckInterval
+	}
 	if r.DriftClock == nil {
 		r.DriftClock = clock.RealClock{}
+	}
+	if r.DeletionBudget > 0 {
+		if r.DeletionBudgetWindow <= 0 {
+			r.DeletionBudgetWindow = DefaultDeletionBudgetWindow
+		}
+		if r.BrakeNamespace == "" {
+			return errors.New("the revocation brake (DeletionBudget) needs the namespace of its Leases (BrakeNamespace)")
+		}
+		r.brake = newDeletionBrake(r.APIReader, r.Client, r.Clock, r.BrakeNamespace, r.DeletionBudget, r.DeletionBudgetWindow)
 	}
 	r.accounts = newAccountRegistry(r.Clock)
 	r.memory = newCustomerMemory(r.accounts)
@@ -160,7 +173,9 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 }
 
 // relevantChange lets through what the operator must act on: creation, a
-// spec change (generation), the paused annotation, labels (sharding),
+// spec change (generation), the annotations a person sets to ask for
+// something (paused, reconcile-requested-at, drift-check-interval,
+// approve-deletion), labels (sharding),
 // deletion, and the loss of the finalizer (a replace-style update). The
 // operator's own writes — status, the finalizer it adds — do not cause another reconcile, so they can never cut a backoff
 // short.
@@ -171,8 +186,20 @@ func relevantChange() predicate.Predicate {
 		predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 			o, n := e.ObjectOld, e.ObjectNew
 			return o.GetDeletionTimestamp().IsZero() != n.GetDeletionTimestamp().IsZero() ||
-				o.GetAnnotations()[v1alpha1.PausedAnnotation] != n.GetAnnotations()[v1alpha1.PausedAnnotation] ||
+				annotationChanged(o, n, v1alpha1.PausedAnnotation, v1alpha1.ReconcileRequestAnnotation,
+					v1alpha1.DriftCheckIntervalAnnotation, v1alpha1.ApproveDeletionAnnotation) ||
 				controllerutil.ContainsFinalizer(o, v1alpha1.Finalizer) && !controllerutil.ContainsFinalizer(n, v1alpha1.Finalizer)
 		}},
 	)
+}
+
+// annotationChanged says whether any of the annotations keys differs
+// between o and n.
+func annotationChanged(o, n client.Object, keys ...string) bool {
+	for _, k := range keys {
+		if o.GetAnnotations()[k] != n.GetAnnotations()[k] {
+			return true
+		}
+	}
+	return false
 }

@@ -181,6 +181,12 @@ type managerOpts struct {
 	// test can tell a transient failure from a stalled one by the time a
 	// recovery takes.
 	permanentBackoff time.Duration
+	// changelogValues puts the values written in the change log's lines.
+	changelogValues bool
+	// deletionBudget and deletionWindow turn the revocation brake on; its
+	// Leases live in the test's namespace.
+	deletionBudget int
+	deletionWindow time.Duration
 }
 
 func newEnv(t *testing.T, o managerOpts) *env {
@@ -273,6 +279,7 @@ func (e *env) startManager() {
 	e.pool = scriptlock.NewPool(scriptlock.Options{
 		BaseURL: url, APIKey: key, Timeout: timeout, QPS: qps, Burst: burst, MaxInFlight: 1, MaxInFlightPerHost: 1,
 		AllowedHosts: e.opts.allowedHosts,
+		OnWrite:      controllers.NewChangeLog(ctrl.Log.WithName("changelog"), e.opts.changelogValues).Observe,
 	}, nil)
 	var driftClock clock.Clock = clock.RealClock{}
 	if !e.opts.realDriftClock {
@@ -300,6 +307,11 @@ func (e *env) startManager() {
 		PendingCreateWindow: 6 * time.Second,
 		VanishReads:         3,
 		VanishInterval:      300 * time.Millisecond,
+		// A drift-check-interval annotation may ask for 1s here.
+		MinDriftCheckInterval: time.Second,
+		DeletionBudget:        e.opts.deletionBudget,
+		DeletionBudgetWindow:  e.opts.deletionWindow,
+		BrakeNamespace:        e.ns,
 	}
 	if err := r.SetupWithManager(mgr, 2); err != nil {
 		e.t.Fatal(err)

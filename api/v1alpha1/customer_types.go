@@ -29,6 +29,28 @@ const (
 	// DeletionProtectionAnnotation, set to "true", makes the shipped
 	// ValidatingAdmissionPolicy refuse deletion of the object.
 	DeletionProtectionAnnotation = "licensing.scriptlock.com/deletion-protection"
+
+	// ApproveDeletionAnnotation, set to "true" on a Customer or on its
+	// namespace (for all of its Customers), lets a deletion that the
+	// revocation brake holds (reason DeletionHeld) go ahead: a person
+	// confirms that the licenses are to be revoked.
+	ApproveDeletionAnnotation = "licensing.scriptlock.com/approve-deletion"
+
+	// ReconcileRequestAnnotation asks for an immediate pass that reads the
+	// record from ScriptLock (no listing or memory), whatever the resync
+	// period; any new value (by convention the current time, RFC 3339)
+	// asks again. The value is echoed in status.lastHandledReconcileAt once
+	// a pass handled it, even when nothing changed: the convention of
+	// Flux's reconcile.fluxcd.io/requestedAt and Crossplane's
+	// crossplane.io/reconcile-requested-at.
+	ReconcileRequestAnnotation = "licensing.scriptlock.com/reconcile-requested-at"
+
+	// DriftCheckIntervalAnnotation, a Go duration between 1m and 24h
+	// ("5m", "1h30m"), makes the operator read this Customer's record by
+	// itself at least that often, besides the account-wide resync period:
+	// for the few records that matter more. A value outside those bounds
+	// is clamped to them; one that is no duration is ignored.
+	DriftCheckIntervalAnnotation = "licensing.scriptlock.com/drift-check-interval"
 )
 
 // DeletionPolicy says what happens to the ScriptLock record when its Customer
@@ -211,6 +233,11 @@ const (
 	// Customer was deleted (DELETE and a read both answered 404); nothing
 	// was revoked by this deletion.
 	ReasonRecordGone = "RecordGone"
+	// ReasonDeletionHeld: deleting this Customer would revoke its licenses,
+	// and its account's deletion budget (--deletion-budget per
+	// --deletion-budget-window) is spent: the DELETE waits until a person
+	// approves it (ApproveDeletionAnnotation) or raises the budget.
+	ReasonDeletionHeld = "DeletionHeld"
 )
 
 // CustomerStatus is what the operator last observed.
@@ -260,6 +287,12 @@ type CustomerStatus struct {
 	// change if this Customer managed the record?".
 	// +optional
 	Observed *ObservedRecord `json:"observed,omitempty"`
+
+	// LastHandledReconcileAt is the value of the annotation
+	// licensing.scriptlock.com/reconcile-requested-at that the last pass
+	// handled: equal to the annotation once the requested pass is done.
+	// +optional
+	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
 
 	// ObservedGeneration is the generation of the spec the conditions
 	// describe.

@@ -3,6 +3,8 @@
 //
 //	kubectl scriptlock import --api-key-file key.txt --output-dir customers/
 //	kubectl scriptlock status [-A | -n NAMESPACE] [-o json|yaml]
+//	kubectl scriptlock sync NAME... | --all | -A [--timeout 2m]
+//	kubectl scriptlock approve-deletion NAME... | --all | -A [--namespace-wide] [--yes]
 //	kubectl scriptlock version [--client] [-o json|yaml]
 //	kubectl scriptlock completion bash|zsh|fish|powershell
 //
@@ -14,8 +16,12 @@
 // internal/version.Version), and the versions of the operator
 // Deployments and of Kubernetes in the cluster.
 //
+// sync asks the operator for a pass now and waits for it;
+// approve-deletion lists the deletions the revocation brake holds and, with
+// --yes, approves them.
+//
 // This file is wiring only; the commands are in root.go, import.go,
-// status.go and version.go, the conversion of records into Customers in
+// status.go, sync.go, approve.go and version.go, the conversion of records into Customers in
 // convert.go.
 package main
 

@@ -25,6 +25,8 @@ func newRootCmd(ctx context.Context, stdout, stderr io.Writer, d deps) *cobra.Co
 
   import   write a Customer manifest for every record of a ScriptLock account
   status   list the Customers that are not Ready and what to do (exit code 1 if any)
+  sync     ask the operator for a pass now and wait for it
+  approve-deletion  list the deletions the revocation brake holds; --yes lets them go
   version  print the plugin's version, the operator's in the cluster, and Kubernetes'`,
 		Annotations: map[string]string{
 			// Shown as "kubectl scriptlock" in help and completion.
@@ -38,7 +40,8 @@ func newRootCmd(ctx context.Context, stdout, stderr io.Writer, d deps) *cobra.Co
 	root.SetContext(ctx)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newImportCmd(stdout, stderr, d), newStatusCmd(stdout, stderr, d), newVersionCmd(stdout))
+	root.AddCommand(newImportCmd(stdout, stderr, d), newStatusCmd(stdout, stderr, d), newVersionCmd(stdout),
+		newSyncCmd(stdout, stderr), newApproveCmd(stdout, stderr))
 	return root
 }
 

@@ -44,6 +44,7 @@ var advice = map[string]string{
 	v1alpha1.ReasonUnauthorized:       "ScriptLock refused the key: fix the credentials Secret; the operator retries within 5 minutes",
 	v1alpha1.ReasonInvalidCredentials: "create the credentials Secret (key apiKey) in the Customer's namespace, or give the operator a default key; the retry comes within 5 minutes",
 	v1alpha1.ReasonDeletionBlocked:    "ScriptLock refused the delete: resolve it in ScriptLock, or set spec.deletionPolicy: Orphan to let the object go without deleting",
+	v1alpha1.ReasonDeletionHeld:       "the revocation brake holds this deletion (its account's deletion budget is spent): if the licenses are to be revoked, kubectl scriptlock approve-deletion; if not, set spec.deletionPolicy: Orphan",
 	v1alpha1.ReasonAPIError:           "nothing: the operator backs off and retries (check scriptlock_requests_total); with Stalled=True ScriptLock refused the request itself: check the values",
 	v1alpha1.ReasonRateLimited:        "nothing: the operator waits as ScriptLock asked",
 	v1alpha1.ReasonAccountChanged:     "point the credentials back at the account that holds the record; if it was deleted there, delete the Customer and create it again",
@@ -79,7 +80,7 @@ func notReady(c *v1alpha1.Customer) (reason, message string, bad bool) {
 		}
 		return reasonPaused, msg, true
 	case !c.DeletionTimestamp.IsZero():
-		if ready != nil && ready.Reason == v1alpha1.ReasonDeletionBlocked {
+		if ready != nil && (ready.Reason == v1alpha1.ReasonDeletionBlocked || ready.Reason == v1alpha1.ReasonDeletionHeld) {
 			return ready.Reason, ready.Message, true
 		}
 		msg := "the Customer is being deleted"

@@ -30,6 +30,7 @@ func TestAdviceCoversEveryReason(t *testing.T) {
 		{v1alpha1.ReasonUnauthorized, "fix the credentials Secret"},
 		{v1alpha1.ReasonInvalidCredentials, "create the credentials Secret"},
 		{v1alpha1.ReasonDeletionBlocked, "deletionPolicy: Orphan"},
+		{v1alpha1.ReasonDeletionHeld, "approve-deletion"},
 		{v1alpha1.ReasonAPIError, "nothing: the operator backs off"},
 		{v1alpha1.ReasonRateLimited, "nothing: the operator waits"},
 		{v1alpha1.ReasonAccountChanged, "point the credentials back"},

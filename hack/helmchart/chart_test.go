@@ -468,6 +468,16 @@ func TestChartShardsAreReleasesThatNeverCollide(t *testing.T) {
 	if explicit := deployment(t, helmTemplate(t, dir, "shard-a", operatorNamespace, values("sharding: {selector: a=b}\nleaderElection: {id: my-lease}"))).Spec.Template.Spec.Containers[0].Args; !slices.Contains(explicit, "--leader-election-id=my-lease") {
 		t.Errorf("leaderElection.id should win, args %v", explicit)
 	}
+	// The brake and the change log: flags only when changed from their defaults.
+	if args := deployment(t, helmTemplate(t, dir, "brake", operatorNamespace, values("deletionBudget: {limit: 0, window: 30m}\nchangelog: {values: true}"))).Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--deletion-budget=0") ||
+		!slices.Contains(args, "--deletion-budget-window=30m") || !slices.Contains(args, "--changelog-values") {
+		t.Errorf("deletionBudget and changelog values should become flags, args %v", args)
+	}
+	if args := deployment(t, helmTemplate(t, dir, "brake", operatorNamespace, values(""))).Spec.Template.Spec.Containers[0].Args; slices.ContainsFunc(args, func(a string) bool {
+		return strings.HasPrefix(a, "--deletion-budget") || a == "--changelog-values"
+	}) {
+		t.Errorf("the defaults should give no brake or change log flag (the manager's defaults), args %v", args)
+	}
 }
 
 // TestChartValuesReachTheManager: image (tag, digest, pull policy),

@@ -88,6 +88,9 @@ type Options struct {
 	// AllowInsecureHTTP permits a plain http:// BaseURL on a non-loopback
 	// host.
 	AllowInsecureHTTP bool
+	// OnWrite, when not nil, is told of every POST, PUT and DELETE sent
+	// (see WriteObserver): the hook of a change log.
+	OnWrite WriteObserver
 	// HTTPClient replaces the built-in transport; for tests only. Its
 	// redirect policy is overridden: redirects are never followed.
 	HTTPClient *http.Client
@@ -107,6 +110,7 @@ type Client struct {
 	gate      *gate // shared by every Client of the account in a Pool
 	host      *gate // shared by every Client of the host in a Pool
 	metrics   *metrics
+	onWrite   WriteObserver
 }
 
 // New returns a Client for one account, with a rate limiter, hold and
@@ -167,6 +171,7 @@ func newClient(o Options, base string, m *metrics, g, host *gate) (*Client, erro
 		gate:      g,
 		host:      host,
 		metrics:   m,
+		onWrite:   o.OnWrite,
 	}, nil
 }
 
@@ -274,8 +279,10 @@ func (c *Client) Create(ctx context.Context, in Customer) (Customer, error) {
 // before it is sent. An error from prepare is returned as it is, and nothing
 // is sent; so the caller can persist what it must before a create (a proof
 // of it) without persisting it for a create the client then holds back.
-func (c *Client) CreateAfter(ctx context.Context, in Customer, prepare func(context.Context) error) (Customer, error) {
+func (c *Client) CreateAfter(ctx context.Context, in Customer, prepare func(context.Context) error) (out Customer, err error) {
 	const op = "create"
+	ctx, done := c.beginWrite(ctx, op, http.MethodPost)
+	defer func() { done(out.ID, WriteCreated, err) }()
 	r, err := c.send(ctx, op, http.MethodPost, routeCustomer, "/api/customer", formBody(in), prepare, nil)
 	if err != nil {
 		return Customer{}, err
@@ -364,6 +371,14 @@ func (c *Client) Update(ctx context.Context, id string, in Customer) (changed bo
 	if err := validateID(id); err != nil {
 		return false, invalid(op, err)
 	}
+	ctx, done := c.beginWrite(ctx, op, http.MethodPut)
+	defer func() {
+		ok := WriteUpdated
+		if !changed {
+			ok = WriteUnchanged
+		}
+		done(id, ok, err)
+	}()
 	r, err := c.do(ctx, op, http.MethodPut, routeCustomerID, "/api/customer/"+url.PathEscape(id), formBody(in))
 	if err != nil {
 		return false, err
@@ -431,6 +446,14 @@ func (c *Client) Delete(ctx context.Context, id string) (alreadyGone bool, err e
 	if err := validateID(id); err != nil {
 		return false, invalid(op, err)
 	}
+	ctx, done := c.beginWrite(ctx, op, http.MethodDelete)
+	defer func() {
+		ok := WriteDeleted
+		if alreadyGone {
+			ok = WriteAlreadyGone
+		}
+		done(id, ok, err)
+	}()
 	r, err := c.do(ctx, op, http.MethodDelete, routeCustomerID, "/api/customer/"+url.PathEscape(id), "")
 	if err != nil {
 		return false, err

@@ -14,6 +14,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	skipped  prometheus.Counter
+	writes   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -31,11 +32,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "scriptlock_list_records_skipped_total",
 			Help: "Records left out of ScriptLock listings because they carry no usable id (absent, null, empty, or unsafe in a URL), so the operator cannot address them; the rest of the listing is used.",
 		}),
+		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scriptlock_writes_total",
+			Help: "POST, PUT and DELETE calls sent to ScriptLock, by operation (create, update, delete) and result (created, updated, unchanged, deleted, alreadyGone, conflict, notFound, rateLimited, refused, serverError, noAnswer, invalidAnswer); each is one line of the change log.",
+		}, []string{"operation", "result"}),
 	}
 	if reg != nil {
 		m.requests = registerOrReuse(reg, m.requests)
 		m.duration = registerOrReuse(reg, m.duration)
 		m.skipped = registerOrReuse(reg, m.skipped)
+		m.writes = registerOrReuse(reg, m.writes)
 	}
 	return m
 }
@@ -76,4 +82,12 @@ func (m *metrics) skippedRecords(n int) {
 		return
 	}
 	m.skipped.Add(float64(n))
+}
+
+// wrote counts one write sent. A nil *metrics records nothing.
+func (m *metrics) wrote(op string, r WriteResult) {
+	if m == nil {
+		return
+	}
+	m.writes.WithLabelValues(op, string(r)).Inc()
 }

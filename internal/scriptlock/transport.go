@@ -232,6 +232,10 @@ func (c *Client) send(ctx context.Context, op, method, route, path, form string,
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 
+	trace := traceOf(caller)
+	if trace != nil {
+		trace.sent = true
+	}
 	start := time.Now()
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -244,6 +248,9 @@ func (c *Client) send(ctx context.Context, op, method, route, path, form string,
 		return nil, &Error{Op: op, Err: transportError(err)}
 	}
 	out = answered
+	if trace != nil {
+		trace.status = resp.StatusCode
+	}
 	defer func() { _ = resp.Body.Close() }()
 	if stream != nil && resp.StatusCode == http.StatusOK {
 		body := &countingReader{r: io.LimitReader(resp.Body, c.listLimit+1)}

@@ -447,7 +447,7 @@ func TestMetrics(t *testing.T) {
 			switch labels["route"] {
 			case "/api/customer", "/api/customer/{id}", "/api/customers":
 			case "":
-				if mf.GetName() != "scriptlock_list_records_skipped_total" {
+				if mf.GetName() != "scriptlock_list_records_skipped_total" && mf.GetName() != "scriptlock_writes_total" {
 					t.Errorf("%s has no route label", mf.GetName())
 				}
 			default:
@@ -455,6 +455,9 @@ func TestMetrics(t *testing.T) {
 			}
 			if mf.GetName() == "scriptlock_requests_total" {
 				seen[labels["method"]+" "+labels["route"]+" "+labels["code"]] = m.GetCounter().GetValue()
+			}
+			if mf.GetName() == "scriptlock_writes_total" {
+				seen["writes "+labels["operation"]+" "+labels["result"]] = m.GetCounter().GetValue()
 			}
 		}
 	}
@@ -465,14 +468,17 @@ func TestMetrics(t *testing.T) {
 		"GET /api/customers 200":        2,
 		"DELETE /api/customer/{id} 503": 1,
 		"GET /api/customers error":      1,
+		// The writes among them, by operation and result.
+		"writes create created":     1,
+		"writes delete serverError": 1,
 	}
 	for k, v := range want {
 		if seen[k] != v {
 			t.Errorf("scriptlock_requests_total{%s} = %v, want %v (all: %v)", k, seen[k], v, seen)
 		}
 	}
-	if len(families) != 3 {
-		t.Errorf("got %d metric families, want 3", len(families))
+	if len(families) != 4 {
+		t.Errorf("got %d metric families, want 4", len(families))
 	}
 }
 

@@ -229,6 +229,25 @@ func TestSafetyAnnotationsAcceptOnlyTrueOrFalse(t *testing.T) { //nolint:gocyclo
 			t.Errorf("deleting once deletion-protection is \"false\": %v", err)
 		}
 	})
+
+	t.Run(v1alpha1.DriftCheckIntervalAnnotation, func(t *testing.T) {
+		a := v1alpha1.DriftCheckIntervalAnnotation
+		for _, v := range []string{"1m", "5m", "1h30m", "24h", "90s"} {
+			if err := c.Create(ctx, customer(map[string]string{a: v}), client.DryRunAll); err != nil {
+				t.Errorf("creating with %s=%q: %v", a, v, err)
+			}
+		}
+		for _, v := range []string{"30s", "59s", "25h", "1d", "soon", "", "5 m", "-5m", strings.Repeat("1h", 100)} {
+			err := c.Create(ctx, customer(map[string]string{a: v}), client.DryRunAll)
+			if err == nil {
+				t.Errorf("creating with %s=%q was allowed", a, v)
+				continue
+			}
+			if !strings.Contains(err.Error(), a) || !strings.Contains(err.Error(), "between 1m and 24h") {
+				t.Errorf("creating with %s=%q: the refusal should name the annotation and its bounds: %v", a, v, err)
+			}
+		}
+	})
 }
 
 // annotationPatch sets annotation a to *v, or removes it when v is nil.

@@ -29,7 +29,9 @@ import (
 
 // allowedManagerRules is everything the manager may do, by "group/resource":
 // its own API, events, a plain get of the Secret a Customer names, and a
-// get of its own CRD (the start-up check of its schema). Secrets are never
+// get of its own CRD (the start-up check of its schema), and a get of a
+// namespace (the revocation brake's approve-deletion annotation on a
+// Customer's namespace). Secrets are never
 // listed or watched: that would let the operator read every Secret of the
 // cluster.
 var allowedManagerRules = map[string][]string{
@@ -37,6 +39,7 @@ var allowedManagerRules = map[string][]string{
 	"licensing.scriptlock.com/customers/status":     {"get", "patch", "update"},
 	"licensing.scriptlock.com/customers/finalizers": {"update"},
 	"/secrets":             {"get"},
+	"/namespaces":          {"get"},
 	"/events":              {"create", "patch"},
 	"events.k8s.io/events": {"create", "patch"},
 	"apiextensions.k8s.io/customresourcedefinitions": {"get"},

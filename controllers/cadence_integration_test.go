@@ -1,0 +1,133 @@
+package controllers_test
+
+// A person's say over when a Customer is looked at: the reconcile request
+// annotation asks for a pass now, with a resync period of an hour that
+// would otherwise not look before then, and the drift-check interval
+// annotation gives one record a cadence of its own.
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/scriptlock/customer-operator/api/v1alpha1"
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
+)
+
+// requestReconcile sets the reconcile request annotation of name to v.
+func (e *env) requestReconcile(name, v string) {
+	e.t.Helper()
+	e.update(name, func(c *v1alpha1.Customer) {
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
+		}
+		c.Annotations[v1alpha1.ReconcileRequestAnnotation] = v
+	})
+}
+
+// waitHandled waits until status.lastHandledReconcileAt of name is v.
+func (e *env) waitHandled(name, v string) *v1alpha1.Customer {
+	e.t.Helper()
+	var c *v1alpha1.Customer
+	e.eventually(patience, "reconcile request "+v+" handled", func() error {
+		if c = e.get(name); c.Status.LastHandledReconcileAt != v {
+			return fmt.Errorf("lastHandledReconcileAt %q", c.Status.LastHandledReconcileAt)
+		}
+		return nil
+	})
+	return c
+}
+
+// The resync period is an hour and the drift detector's clock never moves:
+// only the request can find the edit. It reads the record itself (the
+// account's listing predates the edit), puts it back with one PUT, and
+// says so in status; a second request with nothing to change reads once
+// more, writes nothing, and is echoed all the same.
+func TestAReconcileRequestReadsTheRecordNowAndIsEchoed(t *testing.T) {
+	e := newEnv(t, managerOpts{resync: time.Hour})
+	c := e.waitReadyAfterCreate("acme", "now@example.com")
+	id := c.Status.CustomerID
+	e.sim.EditOutOfBand(canaryKey, id, func(r *scriptlock.Customer) { r.LastName = "Edited by hand" })
+	gets, puts := e.calls(http.MethodGet, routeOne), e.calls(http.MethodPut, routeOne)
+
+	e.requestReconcile("acme", "2026-12-07T06:00:00Z")
+	e.waitHandled("acme", "2026-12-07T06:00:00Z")
+	if rec, _ := e.sim.Record(canaryKey, id); rec.LastName != c.Spec.LastName {
+		t.Fatalf("the edit was not put back by the requested pass: %+v", rec)
+	}
+	if got := e.calls(http.MethodPut, routeOne) - puts; got != 1 {
+		t.Fatalf("%d PUTs for one requested pass, want 1", got)
+	}
+	if got := e.calls(http.MethodGet, routeOne) - gets; got != 1 {
+		t.Fatalf("%d reads of the record for one requested pass, want 1", got)
+	}
+	e.waitReady("acme")
+	if n := len(e.events("acme", "DriftCorrected")); n != 1 {
+		t.Fatalf("%d DriftCorrected Events, want 1", n)
+	}
+
+	gets, puts = e.calls(http.MethodGet, routeOne), e.calls(http.MethodPut, routeOne)
+	e.requestReconcile("acme", "again")
+	got := e.waitHandled("acme", "again")
+	if n := e.calls(http.MethodGet, routeOne) - gets; n != 1 {
+		t.Fatalf("%d reads for a request with nothing to change, want 1", n)
+	}
+	if n := e.calls(http.MethodPut, routeOne) - puts; n != 0 {
+		t.Fatalf("%d PUTs for a request with nothing to change", n)
+	}
+	if !condTrue(got, v1alpha1.ConditionReady) {
+		t.Fatalf("not Ready after a request with nothing to change: %+v", got.Status.Conditions)
+	}
+}
+
+// A Customer that waits for a person (Stalled, in a backoff of an hour) is
+// looked at again at once when a person asks, without a spec change: the
+// record that held its email was deleted in ScriptLock meanwhile.
+func TestAReconcileRequestCutsAStalledBackoffShort(t *testing.T) {
+	e := newEnv(t, managerOpts{permanentBackoff: time.Hour})
+	other := e.sim.Put(canaryKey, scriptlock.Customer{Company: "Other", FirstName: "A", LastName: "B", Email: "taken@example.com"})
+	e.create(e.customer("acme", "taken@example.com"))
+	e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonConflict, patience)
+	e.sim.DeleteOutOfBand(canaryKey, other.ID)
+	posts := e.calls(http.MethodPost, routeCreate)
+	e.requestReconcile("acme", "1")
+	e.waitHandled("acme", "1")
+	e.waitReady("acme")
+	if n := e.calls(http.MethodPost, routeCreate) - posts; n != 1 {
+		t.Fatalf("%d creates after the request, want 1", n)
+	}
+}
+
+// The drift-check interval annotation makes the operator read one record
+// on its own cadence, where the account's resync (an hour, its clock never
+// moved here) would not look.
+func TestTheDriftCheckIntervalAnnotationReadsOneRecordOnItsOwn(t *testing.T) {
+	e := newEnv(t, managerOpts{resync: time.Hour})
+	plain := e.waitReadyAfterCreate("plain", "plain@example.com")
+	c := e.customer("watched", "watched@example.com")
+	// Below the bound (here 1s, in production 1m): raised to it.
+	c.Annotations = map[string]string{v1alpha1.DriftCheckIntervalAnnotation: "10ms"}
+	e.create(c)
+	watched := e.waitReady("watched")
+	for _, rec := range []*v1alpha1.Customer{plain, watched} {
+		e.sim.EditOutOfBand(canaryKey, rec.Status.CustomerID, func(r *scriptlock.Customer) { r.LastName = "Edited by hand" })
+	}
+	e.eventually(patience, "the watched record put back", func() error {
+		if rec, _ := e.sim.Record(canaryKey, watched.Status.CustomerID); rec.LastName != watched.Spec.LastName {
+			return fmt.Errorf("record %+v", rec)
+		}
+		return nil
+	})
+	if rec, _ := e.sim.Record(canaryKey, plain.Status.CustomerID); rec.LastName != "Edited by hand" {
+		t.Fatalf("the record without the annotation was read before its resync: %+v", rec)
+	}
+	// Raised to the bound, not read every 10ms: a few seconds see a few reads.
+	before := e.calls(http.MethodGet, routeOne)
+	time.Sleep(3 * time.Second)
+	if n := e.calls(http.MethodGet, routeOne) - before; n > 6 {
+		t.Fatalf("%d reads in 3s: the interval was not raised to its lower bound", n)
+	}
+}
