@@ -88,6 +88,11 @@ type Options struct {
 	// AllowInsecureHTTP permits a plain http:// BaseURL on a non-loopback
 	// host.
 	AllowInsecureHTTP bool
+	// ReadOnly makes a Client that sends GET requests only: every create,
+	// update and delete fails with ErrReadOnly (wrapped in an *Error)
+	// before it reaches the rate limiter or the network. For tools that
+	// must never change ScriptLock (kubectl scriptlock plan).
+	ReadOnly bool
 	// HTTPClient replaces the built-in transport; for tests only. Its
 	// redirect policy is overridden: redirects are never followed.
 	HTTPClient *http.Client
@@ -104,6 +109,7 @@ type Client struct {
 	// listLimit is Options.MaxListBodyBytes.
 	listLimit int64
 	hc        *http.Client
+	readOnly  bool
 	gate      *gate // shared by every Client of the account in a Pool
 	host      *gate // shared by every Client of the host in a Pool
 	metrics   *metrics
@@ -164,6 +170,7 @@ func newClient(o Options, base string, m *metrics, g, host *gate) (*Client, erro
 		timeout:   o.Timeout,
 		listLimit: o.MaxListBodyBytes,
 		hc:        hc,
+		readOnly:  o.ReadOnly,
 		gate:      g,
 		host:      host,
 		metrics:   m,
