@@ -24,6 +24,7 @@ func newRootCmd(ctx context.Context, stdout, stderr io.Writer, d deps) *cobra.Co
 		Long: `kubectl scriptlock: tools for the ScriptLock Customer operator.
 
   import   write a Customer manifest for every record of a ScriptLock account
+  plan     show what applying manifests would make the operator do to ScriptLock, revocations first
   status   list the Customers that are not Ready and what to do (exit code 1 if any)
   version  print the plugin's version, the operator's in the cluster, and Kubernetes'`,
 		Annotations: map[string]string{
@@ -38,7 +39,7 @@ func newRootCmd(ctx context.Context, stdout, stderr io.Writer, d deps) *cobra.Co
 	root.SetContext(ctx)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newImportCmd(stdout, stderr, d), newStatusCmd(stdout, stderr, d), newVersionCmd(stdout))
+	root.AddCommand(newImportCmd(stdout, stderr, d), newPlanCmd(stdout, stderr, d), newStatusCmd(stdout, stderr, d), newVersionCmd(stdout))
 	return root
 }
 
