@@ -101,8 +101,8 @@ type PlanItem struct {
 type PlanInput struct {
 	// Customers is every Customer of the cluster as it will be: the live
 	// ones with the manifests' spec, labels and annotations applied, the
-	// new ones from the manifests, and those the merge deletes with a
-	// DeletionTimestamp. Other Customers can be rivals: include every
+	// new ones from the manifests (without a UID, and created at Now), and
+	// those the merge deletes with a DeletionTimestamp. Other Customers can be rivals: include every
 	// Customer the operator's cache holds.
 	Customers []v1alpha1.Customer
 	// Keys are the Customers to plan for, in the order of the answer.
@@ -144,6 +144,12 @@ func Plan(ctx context.Context, in PlanInput) ([]PlanItem, error) {
 	for i := range in.Customers {
 		c := in.Customers[i].DeepCopy()
 		key := client.ObjectKeyFromObject(c)
+		if c.UID == "" {
+			// A Customer the merge creates gets its UID from the API
+			// server; any unique one will do: the ownership rule tells
+			// objects apart by it.
+			c.UID = types.UID("plan-" + key.String())
+		}
 		w.objs[key] = c
 		r.claims.set(key, nil, claimsOf(c))
 	}
@@ -171,6 +177,7 @@ func (r *CustomerReconciler) planOne(ctx context.Context, c *v1alpha1.Customer) 
 	if !c.DeletionTimestamp.IsZero() {
 		return r.planDelete(ctx, c, it)
 	}
+	it.RecordID = c.Status.CustomerID
 	cl, err := r.account(ctx, c)
 	if err != nil {
 		return planFailure(it, err)
@@ -198,7 +205,7 @@ func (r *CustomerReconciler) planOne(ctx context.Context, c *v1alpha1.Customer) 
 		return planFailure(it, err)
 	}
 	if obs.create {
-		want.ID = ""
+		want.ID, it.RecordID = "", ""
 		it.Action, it.Fields, it.Changes = PlanCreate, nil, nil
 		for _, f := range planChangesAll(scriptlock.Customer{}, want) {
 			it.Fields, it.Changes = append(it.Fields, f.Name), append(it.Changes, f)

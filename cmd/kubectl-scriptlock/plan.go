@@ -263,7 +263,7 @@ func planWorld(live []v1alpha1.Customer, manifests []v1alpha1.Customer, defaultN
 		}
 		k := client.ObjectKeyFromObject(&m)
 		if inManifests[k] {
-			return nil, nil, fmt.Errorf("Customer %s is in the manifests twice", k)
+			return nil, nil, fmt.Errorf("the manifests hold Customer %s twice", k)
 		}
 		inManifests[k] = true
 		keys = append(keys, k)
@@ -365,11 +365,11 @@ func readManifests(o *planOptions, stdin io.Reader) ([]v1alpha1.Customer, error)
 			continue
 		}
 		if gvk.Version != v1alpha1.GroupVersion.Version {
-			return nil, fmt.Errorf("Customer %s: apiVersion %s is not served; use %s", u.GetName(), u.GetAPIVersion(), v1alpha1.GroupVersion)
+			return nil, fmt.Errorf("the Customer manifest %s: apiVersion %s is not served; use %s", u.GetName(), u.GetAPIVersion(), v1alpha1.GroupVersion)
 		}
 		c := v1alpha1.Customer{}
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, &c, true); err != nil {
-			return nil, fmt.Errorf("Customer %s: %w", u.GetName(), err)
+			return nil, fmt.Errorf("the Customer manifest %s: %w", u.GetName(), err)
 		}
 		if c.Name == "" {
 			return nil, errors.New("a Customer manifest has no metadata.name")
@@ -542,28 +542,46 @@ func hideValues(it *controllers.PlanItem, world []v1alpha1.Customer) {
 	slices.SortFunc(values, func(a, b string) int { return len(b) - len(a) }) // longest first
 	for _, v := range values {
 		if strings.TrimSpace(v) != "" {
-			it.Message = replaceFold(it.Message, v, "***")
+			it.Message = replaceWord(it.Message, v, "***")
 		}
 	}
 }
 
-// replaceFold replaces every case-insensitive occurrence of old in s.
-func replaceFold(s, old, repl string) string {
+// replaceWord replaces every case-insensitive occurrence of old in s that
+// is a word of its own (no letter or digit right before or after it), so
+// that a one-letter name does not take letters out of every word.
+func replaceWord(s, old, repl string) string {
 	lower, lold := strings.ToLower(s), strings.ToLower(old)
-	if len(lower) != len(s) {
+	if len(lower) != len(s) || len(lold) != len(old) {
 		return strings.ReplaceAll(s, old, repl)
 	}
 	var b strings.Builder
-	for {
-		i := strings.Index(lower, lold)
+	for from := 0; ; {
+		i := strings.Index(lower[from:], lold)
 		if i < 0 {
-			b.WriteString(s)
+			b.WriteString(s[from:])
 			return b.String()
 		}
-		b.WriteString(s[:i])
-		b.WriteString(repl)
-		s, lower = s[i+len(old):], lower[i+len(old):]
+		i += from
+		end := i + len(old)
+		if wordChar(s, i-1) || wordChar(s, end) {
+			b.WriteString(s[from:end])
+		} else {
+			b.WriteString(s[from:i])
+			b.WriteString(repl)
+		}
+		from = end
 	}
+}
+
+// wordChar says whether s has a letter or digit at byte i (false outside
+// s; any byte of a multi-byte rune counts as a letter).
+func wordChar(s string, i int) bool {
+	if i < 0 || i >= len(s) {
+		return false
+	}
+	c := s[i]
+	return c >= 0x80 || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 // summarize counts the items.
