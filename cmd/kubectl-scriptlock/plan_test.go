@@ -515,7 +515,8 @@ func readAudit(t *testing.T, path string) []auditEvent {
 }
 
 // planUser adds the user name, bound to the ClusterRoles config/plan-rbac
-// ships (and nothing else), and returns a kubeconfig for it.
+// ships (and nothing else; they must grant get and list only), and returns
+// a kubeconfig for it.
 func planUser(t *testing.T, ctx context.Context, env *envtest.Environment, cfg *rest.Config, k8s client.Client, name string) string {
 	t.Helper()
 	objs, err := kustomized.Build(filepath.Join(kustomized.RepoRoot(), "config", "plan-rbac"))
@@ -527,6 +528,13 @@ func planUser(t *testing.T, ctx context.Context, env *envtest.Environment, cfg *
 		}
 		role := &rbacv1.ClusterRole{}
 		must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, role))
+		for _, rule := range role.Rules {
+			for _, verb := range rule.Verbs {
+				if verb != "get" && verb != "list" {
+					t.Errorf("config/plan-rbac: ClusterRole %s grants %s on %v: the plan's identity must only read", role.Name, verb, rule.Resources)
+				}
+			}
+		}
 		must(t, k8s.Create(ctx, role))
 		must(t, k8s.Create(ctx, &rbacv1.ClusterRoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: name + "-" + role.Name},

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/scriptlock/customer-operator/api/v1alpha1"
+	"github.com/scriptlock/customer-operator/controllers"
+)
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, text := range files {
+		p := filepath.Join(dir, name)
+		must(t, os.MkdirAll(filepath.Dir(p), 0o750))
+		must(t, os.WriteFile(p, []byte(text), 0o600))
+	}
+}
+
+const customerDoc = `apiVersion: licensing.scriptlock.com/v1alpha1
+kind: Customer
+metadata:
+  name: %s
+spec:
+  firstName: F
+  lastName: L
+  email: %s@example.com
+`
+
+func customerYAML(name string) string {
+	return fmt.Sprintf(customerDoc, name, name)
+}
+
+// TestReadManifests: -f reads a file, the manifest files of a directory
+// (its subdirectories with -R only), stdin and Lists; -k builds a
+// kustomization; other kinds are skipped, in order.
+func TestReadManifests(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"a.yaml":               customerYAML("a") + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n---\n" + customerYAML("b"),
+		"c.json":               `{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"licensing.scriptlock.com/v1alpha1","kind":"Customer","metadata":{"name":"c"},"spec":{"firstName":"F","lastName":"L","email":"c@example.com"}}]}`,
+		"notes.txt":            "not a manifest",
+		"sub/d.yaml":           customerYAML("d"),
+		"k/kustomization.yaml": "namespace: kns\nnamePrefix: p-\nresources:\n- e.yaml\n",
+		"k/e.yaml":             customerYAML("e"),
+	})
+	names := func(cs []v1alpha1.Customer) []string {
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.Namespace+"/"+c.Name)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		o    planOptions
+		want []string
+	}{
+		{"a directory", planOptions{filenames: []string{dir}}, []string{"/a", "/b", "/c"}},
+		{"a directory, recursively", planOptions{filenames: []string{dir}, recursive: true}, []string{"/a", "/b", "/c", "/e", "/d"}},
+		{"a file and stdin", planOptions{filenames: []string{filepath.Join(dir, "c.json"), "-"}}, []string{"/c", "/s"}},
+		{"a kustomization", planOptions{kustomize: filepath.Join(dir, "k")}, []string{"kns/p-e"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := readManifests(&tc.o, strings.NewReader(customerYAML("s")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(names(got), tc.want) {
+				t.Errorf("got %v, want %v", names(got), tc.want)
+			}
+		})
+	}
+	writeFiles(t, dir, map[string]string{"bad/x.yaml": strings.Replace(customerYAML("x"), "firstName", "fistName", 1)})
+	if _, err := readManifests(&planOptions{filenames: []string{filepath.Join(dir, "bad")}}, nil); err == nil || !strings.Contains(err.Error(), "fistName") {
+		t.Errorf("a manifest with an unknown field: %v", err)
+	}
+}
+
+// TestPlanWorld: the manifests' spec (with the CRD's defaults) replaces the
+// live one and moves the generation on only when it changes; labels and
+// annotations are set over the live ones; status, UID and finalizers stay;
+// a new Customer gets the default namespace; --prune deletes the live
+// Customers of the manifests' namespaces (and of an explicit --namespace)
+// that the selector matches and the manifests lack.
+func TestPlanWorld(t *testing.T) {
+	now := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
+	spec := v1alpha1.CustomerSpec{FirstName: "F", LastName: "L", Email: "a@example.com", DeletionPolicy: v1alpha1.DeletionPolicyDelete,
+		Adoption: v1alpha1.AdoptionNever, ManagementPolicy: v1alpha1.ManagementPolicyManage}
+	liveCustomer := func(ns, name string, lbl map[string]string) v1alpha1.Customer {
+		return v1alpha1.Customer{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + name), Generation: 3, Labels: lbl,
+				Annotations: map[string]string{"keep": "me"}, Finalizers: []string{v1alpha1.Finalizer}},
+			Spec:   spec,
+			Status: v1alpha1.CustomerStatus{CustomerID: "id-" + name},
+		}
+	}
+	live := []v1alpha1.Customer{
+		liveCustomer("shop", "same", nil), liveCustomer("shop", "changed", nil),
+		liveCustomer("shop", "pruned", map[string]string{"team": "a"}), liveCustomer("shop", "other-team", map[string]string{"team": "b"}),
+		liveCustomer("elsewhere", "untouched", map[string]string{"team": "a"}),
+	}
+	manifest := func(ns, name string, edit func(*v1alpha1.CustomerSpec)) v1alpha1.Customer {
+		s := v1alpha1.CustomerSpec{FirstName: "F", LastName: "L", Email: "a@example.com"} // no defaults, as written
+		if edit != nil {
+			edit(&s)
+		}
+		return v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: map[string]string{"new": "x"}}, Spec: s}
+	}
+	manifests := []v1alpha1.Customer{
+		manifest("shop", "same", nil),
+		manifest("shop", "changed", func(s *v1alpha1.CustomerSpec) { s.Company = "New" }),
+		manifest("", "fresh", nil),
+	}
+	prune := &pruneRule{selector: labels.SelectorFromSet(labels.Set{"team": "a"}), namespaces: map[string]bool{}}
+	world, keys, err := planWorld(live, manifests, "shop", prune, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]v1alpha1.Customer{}
+	for _, c := range world {
+		got[c.Namespace+"/"+c.Name] = c
+	}
+	var keyNames []string
+	for _, k := range keys {
+		keyNames = append(keyNames, k.String())
+	}
+	if want := []string{"shop/same", "shop/changed", "shop/fresh", "shop/pruned"}; !slices.Equal(keyNames, want) {
+		t.Errorf("keys %v, want %v", keyNames, want)
+	}
+	if c := got["shop/same"]; c.Generation != 3 || c.UID != "uid-same" || c.Status.CustomerID != "id-same" || c.Spec != spec ||
+		c.Annotations["keep"] != "me" || c.Annotations["new"] != "x" || len(c.Finalizers) != 1 {
+		t.Errorf("an unchanged manifest changed the live object: %+v", c)
+	}
+	if c := got["shop/changed"]; c.Generation != 4 || c.Spec.Company != "New" || c.Status.CustomerID != "id-changed" {
+		t.Errorf("a changed spec: %+v", c)
+	}
+	if c := got["shop/fresh"]; c.Generation != 1 || c.UID != "" || !c.CreationTimestamp.Equal(&metav1.Time{Time: now}) || c.Spec.DeletionPolicy != v1alpha1.DeletionPolicyDelete {
+		t.Errorf("a new Customer: %+v", c)
+	}
+	for name, deleted := range map[string]bool{"shop/pruned": true, "shop/other-team": false, "elsewhere/untouched": false, "shop/same": false} {
+		if c := got[name]; c.DeletionTimestamp.IsZero() == deleted {
+			t.Errorf("%s: deletionTimestamp %v, want deleted %v", name, c.DeletionTimestamp, deleted)
+		}
+	}
+	if _, _, err := planWorld(live, append(manifests, manifest("shop", "same", nil)), "shop", nil, now); err == nil {
+		t.Error("a Customer twice in the manifests is accepted")
+	}
+}
+
+// TestSummaryAndGates: the summary line counts every action and calls out
+// the revocations; each --fail-on gate matches its own rows only, and a
+// row that cannot be planned fails every gate.
+func TestSummaryAndGates(t *testing.T) {
+	item := func(a controllers.PlanAction, revokes bool) controllers.PlanItem {
+		return controllers.PlanItem{Action: a, RevokesLicenses: revokes}
+	}
+	items := []controllers.PlanItem{
+		item(controllers.PlanCreate, false), item(controllers.PlanCreate, false), item(controllers.PlanUpdate, false),
+		item(controllers.PlanDelete, true), item(controllers.PlanDelete, true), item(controllers.PlanDelete, false), item(controllers.PlanNone, false),
+	}
+	r := planReport{Items: items, Summary: summarize(items)}
+	if want := "2 create, 1 update, 3 delete (1 unchanged) — revokes licenses of 2 customers"; r.Summary.Text != want {
+		t.Errorf("summary %q, want %q", r.Summary.Text, want)
+	}
+	for _, tc := range []struct {
+		failOn []string
+		match  bool
+	}{
+		{nil, false}, {[]string{"revoke"}, true}, {[]string{"conflict"}, false}, {[]string{"any"}, true}, {[]string{"conflict", "revoke"}, true},
+	} {
+		if why := gate(tc.failOn, r); (why != "") != tc.match {
+			t.Errorf("--fail-on %v: %q, want match %v", tc.failOn, why, tc.match)
+		}
+	}
+	quiet := []controllers.PlanItem{item(controllers.PlanNone, false), item(controllers.PlanObserve, false)}
+	q := planReport{Items: quiet, Summary: summarize(quiet)}
+	if why := gate([]string{"revoke", "conflict"}, q); why != "" {
+		t.Errorf("nothing to revoke or conflict, yet the gate says %q", why)
+	}
+	if summarize(nil).Text != "no change" {
+		t.Errorf("empty plan: %q", summarize(nil).Text)
+	}
+	broken := []controllers.PlanItem{item(controllers.PlanError, false)}
+	b := planReport{Items: broken, Summary: summarize(broken)}
+	if why := gate([]string{"revoke"}, b); !strings.Contains(why, "cannot be planned") {
+		t.Errorf("an error row passes --fail-on revoke: %q", why)
+	}
+}
+
+// TestHideValues: the values go from the item and, as whole words, from
+// its message; the words they are part of stay.
+func TestHideValues(t *testing.T) {
+	world := []v1alpha1.Customer{{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "a"},
+		Spec: v1alpha1.CustomerSpec{Company: "Acme", FirstName: "F", LastName: "L", Email: "Jo@Example.com"}}}
+	it := controllers.PlanItem{Namespace: "shop", Name: "a", Action: controllers.PlanUpdate,
+		Changes: []controllers.PlanField{{Name: "company", From: "Old Co", To: "Acme"}},
+		Message: `ScriptLock customer 7 has email "jo@example.com" and company Old Co, not Acme; Lastly F.`}
+	hideValues(&it, world)
+	if want := `ScriptLock customer 7 has email "***" and company ***, not ***; Lastly ***.`; it.Message != want || it.Changes != nil {
+		t.Errorf("got %q %v, want %q", it.Message, it.Changes, want)
+	}
+}
