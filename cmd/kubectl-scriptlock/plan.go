@@ -187,13 +187,31 @@ func runPlan(ctx context.Context, o *planOptions, stdin io.Reader, stdout, stder
 		}
 		return fmt.Errorf("listing the Customers of every namespace (the operator's rivals can be anywhere): %w", err)
 	}
-	world, keys, err := planWorld(live.Items, manifests, defaultNS, pruneScope(o, explicitNS, defaultNS), now)
+	v, err := loadValidator()
 	if err != nil {
 		return err
 	}
-	items, err := controllers.Plan(ctx, controllers.PlanInput{Customers: world, Keys: keys, Secrets: c, Accounts: pool, Now: now})
+	world, keys, refused, err := planWorld(live.Items, manifests, defaultNS, pruneScope(o, explicitNS, defaultNS), now, v.admit)
 	if err != nil {
 		return err
+	}
+	var planned []types.NamespacedName
+	for _, k := range keys {
+		if _, bad := refused[k]; !bad {
+			planned = append(planned, k)
+		}
+	}
+	decided, err := controllers.Plan(ctx, controllers.PlanInput{Customers: world, Keys: planned, Secrets: c, Accounts: pool, Now: now})
+	if err != nil {
+		return err
+	}
+	items := make([]controllers.PlanItem, 0, len(keys))
+	for _, k := range keys {
+		if msg, bad := refused[k]; bad {
+			items = append(items, controllers.PlanItem{Namespace: k.Namespace, Name: k.Name, Action: controllers.PlanError, Reason: "Invalid", Message: msg})
+			continue
+		}
+		items, decided = append(items, decided[0]), decided[1:]
 	}
 	if o.hideValues {
 		for i := range items {
@@ -240,13 +258,20 @@ func pruneScope(o *planOptions, explicit bool, ns string) *pruneRule {
 	return p
 }
 
+// admitFunc returns a Customer as the API server would store it when
+// applied over old (nil: created), and what it would refuse in it.
+type admitFunc func(c, old *v1alpha1.Customer) (*v1alpha1.Customer, []string, error)
+
 // planWorld applies the manifests to the live Customers as an apply would:
 // the manifest's spec (with the CRD's defaults) replaces the live one (the
 // generation moves on when it changes), its labels and annotations are
 // set over the live ones; a manifest of a new Customer is a new object
-// created now. Pruned Customers get a deletion timestamp. keys are the
-// manifests' Customers in their order, then the pruned ones.
-func planWorld(live []v1alpha1.Customer, manifests []v1alpha1.Customer, defaultNS string, prune *pruneRule, now time.Time) ([]v1alpha1.Customer, []types.NamespacedName, error) {
+// created now. A manifest the API server would refuse (admit: the CRD's
+// schema and CEL rules, transition rules included) changes nothing, and
+// refused says why. Pruned Customers get a deletion timestamp. keys are
+// the manifests' Customers in their order, then the pruned ones.
+func planWorld(live []v1alpha1.Customer, manifests []v1alpha1.Customer, defaultNS string, prune *pruneRule, now time.Time, admit admitFunc) (
+	world []v1alpha1.Customer, keys []types.NamespacedName, refused map[types.NamespacedName]string, err error) {
 	byKey := map[types.NamespacedName]*v1alpha1.Customer{}
 	var order []types.NamespacedName
 	for i := range live {
@@ -255,7 +280,7 @@ func planWorld(live []v1alpha1.Customer, manifests []v1alpha1.Customer, defaultN
 		byKey[k] = c
 		order = append(order, k)
 	}
-	var keys []types.NamespacedName
+	refused = map[types.NamespacedName]string{}
 	inManifests := map[types.NamespacedName]bool{}
 	for _, m := range manifests {
 		if m.Namespace == "" {
@@ -263,31 +288,42 @@ func planWorld(live []v1alpha1.Customer, manifests []v1alpha1.Customer, defaultN
 		}
 		k := client.ObjectKeyFromObject(&m)
 		if inManifests[k] {
-			return nil, nil, fmt.Errorf("the manifests hold Customer %s twice", k)
+			return nil, nil, nil, fmt.Errorf("the manifests hold Customer %s twice", k)
 		}
 		inManifests[k] = true
 		keys = append(keys, k)
 		if prune != nil {
 			prune.namespaces[k.Namespace] = true
 		}
-		spec := *m.Spec.DeepCopy()
-		withDefaults(&spec)
-		c, ok := byKey[k]
-		if !ok {
+		old, exists := byKey[k]
+		var c *v1alpha1.Customer
+		if exists {
+			c = old.DeepCopy()
+			c.Labels = mergeMaps(c.Labels, m.Labels)
+			c.Annotations = mergeMaps(c.Annotations, m.Annotations)
+		} else {
 			c = &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{
 				Name: m.Name, Namespace: m.Namespace, Labels: m.Labels, Annotations: m.Annotations,
 				Generation: 1, CreationTimestamp: metav1.NewTime(now),
 			}}
-			byKey[k] = c
-			order = append(order, k)
-		} else {
-			c.Labels = mergeMaps(c.Labels, m.Labels)
-			c.Annotations = mergeMaps(c.Annotations, m.Annotations)
-			if !equality.Semantic.DeepEqual(c.Spec, spec) {
-				c.Generation++
-			}
 		}
-		c.Spec = spec
+		c.Spec = *m.Spec.DeepCopy()
+		admitted, problems, err := admit(c, old)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("the Customer manifest %s: %w", k, err)
+		}
+		if len(problems) > 0 {
+			refused[k] = "the API server would refuse this manifest, so the operator would see no change: " + strings.Join(problems, "; ")
+			continue
+		}
+		c.Spec = admitted.Spec
+		if exists && !equality.Semantic.DeepEqual(old.Spec, c.Spec) {
+			c.Generation++
+		}
+		if !exists {
+			order = append(order, k)
+		}
+		byKey[k] = c
 	}
 	var pruned []types.NamespacedName
 	if prune != nil {
@@ -305,25 +341,11 @@ func planWorld(live []v1alpha1.Customer, manifests []v1alpha1.Customer, defaultN
 	}
 	slices.SortFunc(pruned, func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) })
 	keys = append(keys, pruned...)
-	world := make([]v1alpha1.Customer, 0, len(order))
+	world = make([]v1alpha1.Customer, 0, len(order))
 	for _, k := range order {
 		world = append(world, *byKey[k])
 	}
-	return world, keys, nil
-}
-
-// withDefaults fills in the CRD's defaults of the spec, as the API server
-// does when the manifest is applied.
-func withDefaults(s *v1alpha1.CustomerSpec) {
-	if s.DeletionPolicy == "" {
-		s.DeletionPolicy = v1alpha1.DeletionPolicyDelete
-	}
-	if s.Adoption == "" {
-		s.Adoption = v1alpha1.AdoptionNever
-	}
-	if s.ManagementPolicy == "" {
-		s.ManagementPolicy = v1alpha1.ManagementPolicyManage
-	}
+	return world, keys, refused, nil
 }
 
 func mergeMaps(base, over map[string]string) map[string]string {

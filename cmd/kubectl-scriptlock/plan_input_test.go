@@ -89,6 +89,8 @@ func TestReadManifests(t *testing.T) {
 // TestPlanWorld: the manifests' spec (with the CRD's defaults) replaces the
 // live one and moves the generation on only when it changes; labels and
 // annotations are set over the live ones; status, UID and finalizers stay;
+// a manifest the CRD refuses (a CEL transition rule, a pattern) changes
+// nothing and says why;
 // a new Customer gets the default namespace; --prune deletes the live
 // Customers of the manifests' namespaces (and of an explicit --namespace)
 // that the selector matches and the manifests lack.
@@ -122,9 +124,21 @@ func TestPlanWorld(t *testing.T) {
 		manifest("", "fresh", nil),
 	}
 	prune := &pruneRule{selector: labels.SelectorFromSet(labels.Set{"team": "a"}), namespaces: map[string]bool{}}
-	world, keys, err := planWorld(live, manifests, "shop", prune, now)
+	v, err := loadValidator()
+	must(t, err)
+	pinned := liveCustomer("shop", "pinned", nil)
+	pinned.Spec.CustomerID = "7"
+	live = append(live, pinned)
+	manifests = append(manifests,
+		manifest("shop", "pinned", func(s *v1alpha1.CustomerSpec) { s.CustomerID = "8" }),
+		manifest("shop", "bad-email", func(s *v1alpha1.CustomerSpec) { s.Email = "not an email" }))
+	world, keys, refused, err := planWorld(live, manifests, "shop", prune, now, v.admit)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(refused) != 2 || !strings.Contains(refused[types.NamespacedName{Namespace: "shop", Name: "pinned"}], "spec.customerID is immutable") ||
+		!strings.Contains(refused[types.NamespacedName{Namespace: "shop", Name: "bad-email"}], "email must be a valid address") {
+		t.Errorf("refused %v", refused)
 	}
 	got := map[string]v1alpha1.Customer{}
 	for _, c := range world {
@@ -134,7 +148,7 @@ func TestPlanWorld(t *testing.T) {
 	for _, k := range keys {
 		keyNames = append(keyNames, k.String())
 	}
-	if want := []string{"shop/same", "shop/changed", "shop/fresh", "shop/pruned"}; !slices.Equal(keyNames, want) {
+	if want := []string{"shop/same", "shop/changed", "shop/fresh", "shop/pinned", "shop/bad-email", "shop/pruned"}; !slices.Equal(keyNames, want) {
 		t.Errorf("keys %v, want %v", keyNames, want)
 	}
 	if c := got["shop/same"]; c.Generation != 3 || c.UID != "uid-same" || c.Status.CustomerID != "id-same" || c.Spec != spec ||
@@ -152,7 +166,13 @@ func TestPlanWorld(t *testing.T) {
 			t.Errorf("%s: deletionTimestamp %v, want deleted %v", name, c.DeletionTimestamp, deleted)
 		}
 	}
-	if _, _, err := planWorld(live, append(manifests, manifest("shop", "same", nil)), "shop", nil, now); err == nil {
+	if c := got["shop/pinned"]; c.Spec.CustomerID != "7" || c.Generation != 3 {
+		t.Errorf("a refused manifest changed the live object: %+v", c.Spec)
+	}
+	if _, ok := got["shop/bad-email"]; ok {
+		t.Error("a refused new manifest is in the world")
+	}
+	if _, _, _, err := planWorld(live, append(manifests, manifest("shop", "same", nil)), "shop", nil, now, v.admit); err == nil {
 		t.Error("a Customer twice in the manifests is accepted")
 	}
 }
