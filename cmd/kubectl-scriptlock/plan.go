@@ -68,7 +68,8 @@ func newPlanCmd(stdout, stderr io.Writer, d deps) *cobra.Command {
 to ScriptLock: create, update (the fields, and their values unless
 --hide-values), adopt, conflict (and why), observe (managementPolicy: Observe
 differences), delete (and whether it revokes the customer's licenses),
-orphan, none; error for an account that cannot be read.
+orphan, none; error for an account that cannot be read or a manifest the API
+server would refuse.
 
 It reads the cluster (every Customer, and the credentials Secrets as the
 operator does) and ScriptLock (one listing per account, with the credentials
