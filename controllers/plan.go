@@ -178,7 +178,7 @@ func (r *CustomerReconciler) planOne(ctx context.Context, c *v1alpha1.Customer) 
 		return r.planDelete(ctx, c, it)
 	}
 	it.RecordID = c.Status.CustomerID
-	cl, err := r.account(ctx, c)
+	cl, err := r.planAccount(ctx, c)
 	if err != nil {
 		return planFailure(it, err)
 	}
@@ -241,6 +241,20 @@ func (r *CustomerReconciler) planOne(ctx context.Context, c *v1alpha1.Customer) 
 	return it
 }
 
+// errNotReadOnly refuses to plan with a ScriptLock client that could
+// write.
+var errNotReadOnly = errors.New("plan: the ScriptLock client of this account can write; a plan needs read-only clients (scriptlock.Options.ReadOnly)")
+
+// planAccount is account, refusing a client that could write: the plan
+// must not depend on its own care to stay read-only.
+func (r *CustomerReconciler) planAccount(ctx context.Context, c *v1alpha1.Customer) (*scriptlock.Client, error) {
+	cl, err := r.account(ctx, c)
+	if err == nil && !cl.ReadOnly() {
+		return nil, errNotReadOnly
+	}
+	return cl, err
+}
+
 // emailHolder returns the id of another record of cl's account with
 // want's email, from the account's listing.
 func (r *CustomerReconciler) emailHolder(ctx context.Context, cl *scriptlock.Client, want scriptlock.Customer) (string, bool) {
@@ -277,7 +291,7 @@ func (r *CustomerReconciler) planDelete(ctx context.Context, c *v1alpha1.Custome
 		it.Action, it.Message = PlanDelete, "the Customer never got a record: nothing is deleted in ScriptLock"
 		return it
 	}
-	cl, err := r.account(ctx, c)
+	cl, err := r.planAccount(ctx, c)
 	if err != nil {
 		return planFailure(it, err)
 	}

@@ -267,7 +267,7 @@ type admitFunc func(c, old *v1alpha1.Customer) (*v1alpha1.Customer, []string, er
 // the manifest's spec (with the CRD's defaults) replaces the live one (the
 // generation moves on when it changes), its labels and annotations are
 // set over the live ones; a manifest of a new Customer is a new object
-// created now. A manifest the API server would refuse (admit: the CRD's
+// created now (or after the newest live one). A manifest the API server would refuse (admit: the CRD's
 // schema and CEL rules, transition rules included) changes nothing, and
 // refused says why. Pruned Customers get a deletion timestamp. keys are
 // the manifests' Customers in their order, then the pruned ones.
@@ -280,6 +280,14 @@ func planWorld(live []v1alpha1.Customer, manifests []v1alpha1.Customer, defaultN
 		k := client.ObjectKeyFromObject(c)
 		byKey[k] = c
 		order = append(order, k)
+	}
+	// A new Customer is younger than every live one, whatever this
+	// machine's clock says against the API server's.
+	created := now
+	for i := range live {
+		if t := live[i].CreationTimestamp.Add(time.Second); t.After(created) {
+			created = t
+		}
 	}
 	refused = map[types.NamespacedName]string{}
 	inManifests := map[types.NamespacedName]bool{}
@@ -305,7 +313,7 @@ func planWorld(live []v1alpha1.Customer, manifests []v1alpha1.Customer, defaultN
 		} else {
 			c = &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{
 				Name: m.Name, Namespace: m.Namespace, Labels: m.Labels, Annotations: m.Annotations,
-				Generation: 1, CreationTimestamp: metav1.NewTime(now),
+				Generation: 1, CreationTimestamp: metav1.NewTime(created),
 			}}
 		}
 		c.Spec = *m.Spec.DeepCopy()

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/controllers"
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
+	"github.com/scriptlock/customer-operator/internal/scriptlock/sim"
 )
 
 func writeFiles(t *testing.T, dir string, files map[string]string) {
@@ -106,8 +110,13 @@ func TestPlanWorld(t *testing.T) {
 			Status: v1alpha1.CustomerStatus{CustomerID: "id-" + name},
 		}
 	}
+	// The API server's clock is ahead of this machine's: a new Customer is
+	// still younger than every live one.
+	serverNow := now.Add(time.Hour)
+	ahead := liveCustomer("shop", "changed", nil)
+	ahead.CreationTimestamp = metav1.NewTime(serverNow)
 	live := []v1alpha1.Customer{
-		liveCustomer("shop", "same", nil), liveCustomer("shop", "changed", nil),
+		liveCustomer("shop", "same", nil), ahead,
 		liveCustomer("shop", "pruned", map[string]string{"team": "a"}), liveCustomer("shop", "other-team", map[string]string{"team": "b"}),
 		liveCustomer("elsewhere", "untouched", map[string]string{"team": "a"}),
 	}
@@ -158,7 +167,7 @@ func TestPlanWorld(t *testing.T) {
 	if c := got["shop/changed"]; c.Generation != 4 || c.Spec.Company != "New" || c.Status.CustomerID != "id-changed" {
 		t.Errorf("a changed spec: %+v", c)
 	}
-	if c := got["shop/fresh"]; c.Generation != 1 || c.UID != "" || !c.CreationTimestamp.Equal(&metav1.Time{Time: now}) || c.Spec.DeletionPolicy != v1alpha1.DeletionPolicyDelete {
+	if c := got["shop/fresh"]; c.Generation != 1 || c.UID != "" || !c.CreationTimestamp.Equal(&metav1.Time{Time: serverNow.Add(time.Second)}) || c.Spec.DeletionPolicy != v1alpha1.DeletionPolicyDelete {
 		t.Errorf("a new Customer: %+v", c)
 	}
 	for name, deleted := range map[string]bool{"shop/pruned": true, "shop/other-team": false, "elsewhere/untouched": false, "shop/same": false} {
@@ -228,5 +237,28 @@ func TestHideValues(t *testing.T) {
 	hideValues(&it, world)
 	if want := `ScriptLock customer 7 has email "***" and company ***, not ***; Lastly ***.`; it.Message != want || it.Changes != nil {
 		t.Errorf("got %q %v, want %q", it.Message, it.Changes, want)
+	}
+}
+
+// TestPlanRefusesAClientThatCanWrite: controllers.Plan does not rely on its
+// caller for read-only ScriptLock clients: given a pool that could write,
+// every row is an error and ScriptLock sees no call at all.
+func TestPlanRefusesAClientThatCanWrite(t *testing.T) {
+	s := sim.New(sim.WithAccount(planKeyA))
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	c := v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "a"},
+		Spec: v1alpha1.CustomerSpec{FirstName: "F", LastName: "L", Email: "a@example.com"}}
+	pool := scriptlock.NewPool(scriptlock.Options{BaseURL: srv.URL, APIKey: planKeyA}, nil)
+	items, err := controllers.Plan(context.Background(), controllers.PlanInput{
+		Customers: []v1alpha1.Customer{c}, Keys: []types.NamespacedName{{Namespace: "shop", Name: "a"}}, Accounts: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 1 || items[0].Action != controllers.PlanError || !strings.Contains(items[0].Message, "read-only") {
+		t.Errorf("items %+v", items)
+	}
+	if calls := s.Calls(); len(calls) != 0 {
+		t.Errorf("ScriptLock saw %v", calls)
 	}
 }

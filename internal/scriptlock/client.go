@@ -190,6 +190,9 @@ func (c *Client) KeyID() string {
 	return hex.EncodeToString(sum[:])[:12]
 }
 
+// ReadOnly says whether the Client refuses every write (Options.ReadOnly).
+func (c *Client) ReadOnly() bool { return c.readOnly }
+
 // BaseURL returns the normalized base URL the client calls (no trailing
 // slash; it carries no credentials).
 func (c *Client) BaseURL() string { return c.baseURL }
