@@ -277,6 +277,9 @@ func (r *CustomerReconciler) planDelete(ctx context.Context, c *v1alpha1.Custome
 	case !controllerutil.ContainsFinalizer(c, v1alpha1.Finalizer) && c.Status.CustomerID != "":
 		it.Action = PlanOrphan
 		it.Message = "the Customer has no finalizer of the operator: it goes at once, and ScriptLock customer " + c.Status.CustomerID + " and its licenses are kept"
+		if observing(c) {
+			it.Message = "managementPolicy: Observe never deletes: ScriptLock customer " + c.Status.CustomerID + " and its licenses are kept"
+		}
 		return it
 	case !controllerutil.ContainsFinalizer(c, v1alpha1.Finalizer):
 		it.Action, it.Message = PlanDelete, "the Customer goes; it has no record, so nothing is deleted in ScriptLock"

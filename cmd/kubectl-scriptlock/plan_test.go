@@ -99,7 +99,7 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 	s := sim.New(sim.WithAccount(planKeyA), sim.WithAccount(planKeyB))
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	for name, key := range map[string]string{"other": planKeyB, "locked": planKeyBad} {
+	for name, key := range map[string]string{"other": planKeyB, "locked": planKeyBad, "acct": planKeyA} {
 		must(t, k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 			StringData: map[string]string{controllers.SecretKeyAPIKey: key, controllers.SecretKeyURL: srv.URL}}))
 	}
@@ -111,6 +111,7 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 	seed("adopt@example.com", "Old")
 	seed("watch@example.com", "Other")
 	seed("held@example.com", "L")
+	seed("watched@example.com", "L")
 	pinTo := seed("pinned-target@example.com", "L")
 
 	// Phase 1: the cluster as it is before the merge, reconciled by the
@@ -131,15 +132,20 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 		cust("same"), cust("upd"), cust("keep"), cust("gone"), cust("kept", orphan), cust("vanished"),
 		cust("moved"), cust("pinned"), cust("swap"),
 		cust("never", func(c *v1alpha1.Customer) { c.Spec.Email = "taken0@example.com" }),
+		cust("watched", func(c *v1alpha1.Customer) {
+			c.Spec.ManagementPolicy = v1alpha1.ManagementPolicyObserve
+			c.Spec.Company, c.Spec.FirstName, c.Spec.Email = "Seeded", "Seed", "watched@example.com"
+		}),
+		cust("rehomed", func(c *v1alpha1.Customer) { c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "acct"} }),
 	}
 	for _, c := range before {
 		must(t, k8s.Create(ctx, c.DeepCopy()))
 	}
 	stop := startPlanOperator(t, ctx, cfg, scheme, srv.URL)
 	for _, c := range before {
-		want := v1alpha1.ReasonAvailable
-		if c.Name == "never" {
-			want = v1alpha1.ReasonConflict
+		want := map[string]string{"never": v1alpha1.ReasonConflict, "watched": v1alpha1.ReasonObserved}[c.Name]
+		if want == "" {
+			want = v1alpha1.ReasonAvailable
 		}
 		waitCustomer(t, ctx, k8s, c.Name, func(cu *v1alpha1.Customer) error { return settledAs(cu, want) })
 	}
@@ -151,9 +157,14 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 	if !s.DeleteOutOfBand(planKeyA, live["vanished"].Status.CustomerID) {
 		t.Fatal("vanished has no record to delete")
 	}
+	// Someone points the Secret of rehomed at another account.
+	acct := &corev1.Secret{}
+	must(t, k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "acct"}, acct))
+	acct.Data[controllers.SecretKeyAPIKey] = []byte(planKeyB)
+	must(t, k8s.Update(ctx, acct))
 
-	// The merge: the manifests of the pull request. gone, kept, vanished
-	// and never are not in them (pruned).
+	// The merge: the manifests of the pull request. gone, kept, vanished,
+	// never, watched and rehomed are not in them (pruned).
 	after := []*v1alpha1.Customer{
 		cust("same"),
 		cust("upd", func(c *v1alpha1.Customer) { c.Spec.Company = "Example Renamed" }),
@@ -204,6 +215,8 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 		"vanished": {action: controllers.PlanDelete},
 		"never":    {action: controllers.PlanDelete},
 		"kept":     {action: controllers.PlanOrphan},
+		"watched":  {action: controllers.PlanOrphan},
+		"rehomed":  {action: controllers.PlanOrphan, reason: "RecordKept"},
 	}
 	dir := t.TempDir()
 	for _, c := range after {
@@ -247,7 +260,7 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 	if len(lines) < 2 || !strings.Contains(lines[1], "gone") || !strings.Contains(lines[1], "DELETE (revokes licenses)") {
 		t.Errorf("the table does not start with the revocation:\n%s", table.String())
 	}
-	if !strings.HasSuffix(lines[len(lines)-1], "— revokes licenses of 1 customer") || !strings.HasPrefix(lines[len(lines)-1], "2 create, 1 update, 1 adopt, 8 conflict, 3 delete, 1 orphan, 1 observe, 1 error (3 unchanged)") {
+	if !strings.HasSuffix(lines[len(lines)-1], "— revokes licenses of 1 customer") || !strings.HasPrefix(lines[len(lines)-1], "2 create, 1 update, 1 adopt, 8 conflict, 3 delete, 3 orphan, 1 observe, 1 error (3 unchanged)") {
 		t.Errorf("summary line %q", lines[len(lines)-1])
 	}
 	if strings.Contains(table.String(), "@example.com") || strings.Contains(table.String(), "Renamed") {
@@ -285,7 +298,7 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 			must(t, k8s.Create(ctx, c.DeepCopy()))
 		}
 	}
-	for _, name := range []string{"gone", "kept", "vanished", "never"} {
+	for _, name := range []string{"gone", "kept", "vanished", "never", "watched", "rehomed"} {
 		must(t, k8s.Delete(ctx, live[name]))
 	}
 	s.ResetCalls()
