@@ -81,7 +81,7 @@ type PlanItem struct {
 	RecordID string `json:"recordID,omitempty"`
 	// Fields are the names of the fields written (create, update, adopt)
 	// or differing (observe).
-	Fields []string `json:"fields,omitempty"`
+	Fields []string `json:"fields"`
 	// Changes are Fields with their values.
 	Changes []PlanField `json:"changes,omitempty"`
 	// RevokesLicenses: a DELETE of an existing record, which revokes every

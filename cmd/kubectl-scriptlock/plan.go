@@ -214,8 +214,11 @@ func runPlan(ctx context.Context, o *planOptions, stdin io.Reader, stdout, stder
 		}
 		items, decided = append(items, decided[0]), decided[1:]
 	}
-	if o.hideValues {
-		for i := range items {
+	for i := range items {
+		if items[i].Fields == nil {
+			items[i].Fields = []string{} // always a list for bots
+		}
+		if o.hideValues {
 			hideValues(&items[i], world)
 		}
 	}

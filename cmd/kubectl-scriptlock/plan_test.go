@@ -239,6 +239,17 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 	if err := json.Unmarshal(stdout.Bytes(), &report); err != nil {
 		t.Fatalf("plan -o json: %v\n%s", err, stdout.String())
 	}
+	var raw struct {
+		Items []map[string]any `json:"items"`
+	}
+	must(t, json.Unmarshal(stdout.Bytes(), &raw))
+	for _, it := range raw.Items {
+		for _, k := range []string{"namespace", "name", "action", "fields", "revokesLicenses"} {
+			if _, ok := it[k]; !ok {
+				t.Errorf("plan -o json: item %v has no %q", it, k)
+			}
+		}
+	}
 	// The gate: exit code 2 with --fail-on revoke, the table with
 	// --hide-values, revocations first.
 	var table, tableErr bytes.Buffer
