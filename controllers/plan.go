@@ -152,6 +152,11 @@ func Plan(ctx context.Context, in PlanInput) ([]PlanItem, error) {
 		}
 		w.objs[key] = c
 		r.claims.set(key, nil, claimsOf(c))
+		if c.Status.CustomerID != "" && c.Status.Account != "" {
+			// The Customers whose records are in an account, as a
+			// running operator counts them for the vanish breaker.
+			r.accounts.accounts[c.Status.Account] = &accountState{users: r.accountUsers(c.Status.Account) + 1}
+		}
 	}
 	out := make([]PlanItem, 0, len(in.Keys))
 	for _, key := range in.Keys {
@@ -161,7 +166,22 @@ func Plan(ctx context.Context, in PlanInput) ([]PlanItem, error) {
 		}
 		out = append(out, r.planOne(ctx, c.DeepCopy()))
 	}
+	// Whether the vanish breaker holds a recreate depends on every missing
+	// record of the account: decided again once all are known.
+	for i, key := range in.Keys {
+		if out[i].Reason == v1alpha1.ReasonRemoteDeleted || out[i].Reason == v1alpha1.ReasonRecordsVanished {
+			out[i] = r.planOne(ctx, w.objs[key].DeepCopy())
+		}
+	}
 	return out, nil
+}
+
+// accountUsers is how many Customers Plan counted in account so far.
+func (r *CustomerReconciler) accountUsers(account string) int {
+	if a, ok := r.accounts.accounts[account]; ok {
+		return a.users
+	}
+	return 0
 }
 
 // planOne decides for c as Reconcile would, in its order: paused, deleting,
@@ -184,6 +204,12 @@ func (r *CustomerReconciler) planOne(ctx context.Context, c *v1alpha1.Customer) 
 	}
 	it.Account = cl.Account()
 	want := desired(c)
+	if r.accounts.failing(cl.Account()) {
+		// Its listing failed for an earlier Customer: one listing per
+		// account, and the same answer for each of its Customers.
+		_, _, _, err := r.accounts.last(cl.Account(), 0, r.Clock.Now())
+		return planFailure(it, err)
+	}
 	if observing(c) {
 		rec, _, err := r.observeOnly(ctx, c, cl)
 		if err != nil {
@@ -299,6 +325,10 @@ func (r *CustomerReconciler) planDelete(ctx context.Context, c *v1alpha1.Custome
 		return planFailure(it, err)
 	}
 	it.Account = cl.Account()
+	if r.accounts.failing(cl.Account()) {
+		_, _, _, err := r.accounts.last(cl.Account(), 0, r.Clock.Now())
+		return planFailure(it, err)
+	}
 	id, err := r.deletable(ctx, c, cl)
 	var st *stuck
 	switch {

@@ -262,3 +262,75 @@ func TestPlanRefusesAClientThatCanWrite(t *testing.T) {
 		t.Errorf("ScriptLock saw %v", calls)
 	}
 }
+
+// TestPlanVanishBreaker: records missing from an account are planned as
+// the operator's vanish breaker decides, whatever their order: one of four
+// missing is created again (RemoteDeleted); three of four are held
+// (RecordsVanished, nothing written) unless a person annotated the
+// Customer to recreate it; three of seven are created again.
+func TestPlanVanishBreaker(t *testing.T) {
+	s := sim.New(sim.WithAccount(planKeyA))
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	account := scriptlock.AccountID(srv.URL, planKeyA)
+	pool := scriptlock.NewPool(scriptlock.Options{BaseURL: srv.URL, APIKey: planKeyA, ReadOnly: true}, nil)
+	world := func(total, missing int, recreate string) ([]v1alpha1.Customer, []types.NamespacedName) {
+		var cs []v1alpha1.Customer
+		var keys []types.NamespacedName
+		for i := range total {
+			name := fmt.Sprintf("c%d", i)
+			email := name + "@example.com"
+			id := "gone-" + name
+			if i >= missing {
+				id = s.Seed(planKeyA, scriptlock.Customer{FirstName: "F", LastName: "L", Email: email}).ID
+			}
+			c := v1alpha1.Customer{
+				ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, UID: types.UID("uid-" + name), Generation: 1},
+				Spec:       v1alpha1.CustomerSpec{FirstName: "F", LastName: "L", Email: email},
+				Status:     v1alpha1.CustomerStatus{CustomerID: id, Account: account, URL: srv.URL, ObservedGeneration: 1},
+			}
+			if name == recreate {
+				c.Annotations = map[string]string{v1alpha1.RecreateAnnotation: "true"}
+			}
+			cs = append(cs, c)
+			keys = append(keys, types.NamespacedName{Namespace: "shop", Name: name})
+		}
+		return cs, keys
+	}
+	plan := func(total, missing int, recreate string) []controllers.PlanItem {
+		cs, keys := world(total, missing, recreate)
+		items, err := controllers.Plan(context.Background(), controllers.PlanInput{Customers: cs, Keys: keys, Accounts: pool})
+		must(t, err)
+		for _, c := range s.Records(planKeyA) {
+			s.DeleteOutOfBand(planKeyA, c.ID)
+		}
+		return items
+	}
+	got := func(items []controllers.PlanItem) []string {
+		var out []string
+		for _, it := range items {
+			out = append(out, string(it.Action)+"/"+it.Reason)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		total, missing int
+		recreate       string
+		want           []string
+	}{
+		{4, 1, "", []string{"create/RemoteDeleted", "none/", "none/", "none/"}},
+		{4, 3, "", []string{"none/RecordsVanished", "none/RecordsVanished", "none/RecordsVanished", "none/"}},
+		{4, 3, "c1", []string{"none/RecordsVanished", "create/RemoteDeleted", "none/RecordsVanished", "none/"}},
+		// Fewer than half of the account's records: each is created again.
+		{7, 3, "", []string{"create/RemoteDeleted", "create/RemoteDeleted", "create/RemoteDeleted", "none/", "none/", "none/", "none/"}},
+	} {
+		if g := got(plan(tc.total, tc.missing, tc.recreate)); !slices.Equal(g, tc.want) {
+			t.Errorf("%d of %d missing, recreate %q: %v, want %v", tc.missing, tc.total, tc.recreate, g, tc.want)
+		}
+	}
+	for _, m := range []string{"POST", "PUT", "DELETE"} {
+		if n := s.CallCount(m, sim.RouteCustomer) + s.CallCount(m, sim.RouteCustomerID); n != 0 {
+			t.Errorf("%d %s calls", n, m)
+		}
+	}
+}

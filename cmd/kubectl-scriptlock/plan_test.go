@@ -137,6 +137,7 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 			c.Spec.Company, c.Spec.FirstName, c.Spec.Email = "Seeded", "Seed", "watched@example.com"
 		}),
 		cust("rehomed", func(c *v1alpha1.Customer) { c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "acct"} }),
+		cust("lost"),
 	}
 	for _, c := range before {
 		must(t, k8s.Create(ctx, c.DeepCopy()))
@@ -154,8 +155,10 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 	for _, c := range before {
 		live[c.Name] = getCustomer(t, ctx, k8s, c.Name)
 	}
-	if !s.DeleteOutOfBand(planKeyA, live["vanished"].Status.CustomerID) {
-		t.Fatal("vanished has no record to delete")
+	for _, name := range []string{"vanished", "lost"} {
+		if !s.DeleteOutOfBand(planKeyA, live[name].Status.CustomerID) {
+			t.Fatalf("%s has no record to delete", name)
+		}
 	}
 	// Someone points the Secret of rehomed at another account.
 	acct := &corev1.Secret{}
@@ -167,6 +170,7 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 	// never, watched and rehomed are not in them (pruned).
 	after := []*v1alpha1.Customer{
 		cust("same"),
+		cust("lost"),
 		cust("upd", func(c *v1alpha1.Customer) { c.Spec.Company = "Example Renamed" }),
 		cust("keep"),
 		cust("moved", func(c *v1alpha1.Customer) {
@@ -197,6 +201,7 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 		"same":     {action: controllers.PlanNone},
 		"keep":     {action: controllers.PlanNone},
 		"paused":   {action: controllers.PlanNone, reason: "Paused"},
+		"lost":     {action: controllers.PlanCreate, fields: []string{"company", "firstName", "lastName", "email"}, reason: v1alpha1.ReasonRemoteDeleted},
 		"upd":      {action: controllers.PlanUpdate, fields: []string{"company"}},
 		"twin-a":   {action: controllers.PlanCreate, fields: []string{"company", "firstName", "lastName", "email"}},
 		"twin-b":   {action: controllers.PlanConflict, reason: v1alpha1.ReasonConflict},
@@ -271,7 +276,7 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 	if len(lines) < 2 || !strings.Contains(lines[1], "gone") || !strings.Contains(lines[1], "DELETE (revokes licenses)") {
 		t.Errorf("the table does not start with the revocation:\n%s", table.String())
 	}
-	if !strings.HasSuffix(lines[len(lines)-1], "— revokes licenses of 1 customer") || !strings.HasPrefix(lines[len(lines)-1], "2 create, 1 update, 1 adopt, 8 conflict, 3 delete, 3 orphan, 1 observe, 1 error (3 unchanged)") {
+	if !strings.HasSuffix(lines[len(lines)-1], "— revokes licenses of 1 customer") || !strings.HasPrefix(lines[len(lines)-1], "3 create, 1 update, 1 adopt, 8 conflict, 3 delete, 3 orphan, 1 observe, 1 error (3 unchanged)") {
 		t.Errorf("summary line %q", lines[len(lines)-1])
 	}
 	if strings.Contains(table.String(), "@example.com") || strings.Contains(table.String(), "Renamed") {
@@ -323,7 +328,12 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 		case controllers.PlanDelete, controllers.PlanOrphan:
 			waitCustomer(t, ctx, k8s, name, nil)
 		default:
-			waitCustomer(t, ctx, k8s, name, func(cu *v1alpha1.Customer) error { return settledAs(cu, "") })
+			waitCustomer(t, ctx, k8s, name, func(cu *v1alpha1.Customer) error {
+				if l := live[name]; l != nil && l.Generation == cu.Generation && l.Status.CustomerID == cu.Status.CustomerID && name == "lost" {
+					return errors.New("its record is not created again yet")
+				}
+				return settledAs(cu, "")
+			})
 		}
 	}
 	stop()
@@ -602,6 +612,8 @@ func startPlanOperator(t *testing.T, ctx context.Context, cfg *rest.Config, sche
 		ResyncPeriod:        time.Hour,
 		PermanentBackoff:    time.Hour,
 		PermanentBackoffMax: time.Hour,
+		VanishReads:         3,
+		VanishInterval:      300 * time.Millisecond,
 	}
 	must(t, r.SetupWithManager(mgr, 2))
 	mctx, cancel := context.WithCancel(ctx)
