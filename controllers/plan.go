@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -130,7 +131,7 @@ func Plan(ctx context.Context, in PlanInput) ([]PlanItem, error) {
 	w := &planWorld{objs: map[types.NamespacedName]*v1alpha1.Customer{}}
 	clk := frozenClock{now: now}
 	r := &CustomerReconciler{
-		Client: w, APIReader: readOnlyReader{in.Secrets}, Accounts: in.Accounts,
+		Client: w, APIReader: &readOnlyReader{r: in.Secrets}, Accounts: in.Accounts,
 		Clock: clk, DriftClock: clk, ResyncPeriod: 10 * time.Minute, DriftDetection: DriftByList,
 		PendingCreateWindow: 2 * time.Minute,
 		// A missing record is taken as gone at once: the plan is one look.
@@ -500,17 +501,44 @@ func (planSubResource) Apply(context.Context, runtime.ApplyConfiguration, ...cli
 	return errPlanWrite
 }
 
-// readOnlyReader hides everything of a client but Get and List.
-type readOnlyReader struct{ r client.Reader }
+// readOnlyReader hides everything of a client but Get and List, and reads
+// each Secret once: a plan is one moment, and many Customers name the same
+// Secret.
+type readOnlyReader struct {
+	r       client.Reader
+	secrets map[types.NamespacedName]secretRead
+}
 
-func (o readOnlyReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+type secretRead struct {
+	s   *corev1.Secret
+	err error
+}
+
+func (o *readOnlyReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 	if o.r == nil {
 		return apierrors.NewNotFound(schema.GroupResource{Resource: "secrets"}, key.Name)
 	}
-	return o.r.Get(ctx, key, obj, opts...)
+	s, ok := obj.(*corev1.Secret)
+	if !ok {
+		return o.r.Get(ctx, key, obj, opts...)
+	}
+	got, ok := o.secrets[key]
+	if !ok {
+		got.s = &corev1.Secret{}
+		got.err = o.r.Get(ctx, key, got.s, opts...)
+		if o.secrets == nil {
+			o.secrets = map[types.NamespacedName]secretRead{}
+		}
+		o.secrets[key] = got
+	}
+	if got.err != nil {
+		return got.err
+	}
+	got.s.DeepCopyInto(s)
+	return nil
 }
 
-func (o readOnlyReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+func (o *readOnlyReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
 	if o.r == nil {
 		return nil
 	}

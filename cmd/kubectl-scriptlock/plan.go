@@ -214,12 +214,16 @@ func runPlan(ctx context.Context, o *planOptions, stdin io.Reader, stdout, stder
 		}
 		items, decided = append(items, decided[0]), decided[1:]
 	}
+	specs := map[types.NamespacedName]*v1alpha1.CustomerSpec{}
+	for i := range world {
+		specs[client.ObjectKeyFromObject(&world[i])] = &world[i].Spec
+	}
 	for i := range items {
 		if items[i].Fields == nil {
 			items[i].Fields = []string{} // always a list for bots
 		}
 		if o.hideValues {
-			hideValues(&items[i], world)
+			hideValues(&items[i], specs[types.NamespacedName{Namespace: items[i].Namespace, Name: items[i].Name}])
 		}
 	}
 	report := planReport{Items: items, Summary: summarize(items)}
@@ -515,6 +519,10 @@ func planClient(getter genericclioptions.RESTClientGetter) (client.Reader, error
 	if err != nil {
 		return nil, fmt.Errorf("loading the kubeconfig: %w", err)
 	}
+	if cfg.QPS == 0 {
+		// A plan of many Customers reads many Secrets, once each.
+		cfg.QPS, cfg.Burst = 20, 40
+	}
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, v1alpha1.AddToScheme} {
 		if err := add(scheme); err != nil {
@@ -561,16 +569,14 @@ func planPool(o *planOptions, getenv func(string) string) (*scriptlock.Pool, err
 }
 
 // hideValues drops the values of it and scrubs from its message the values
-// of its Customer's spec and of the fields it names.
-func hideValues(it *controllers.PlanItem, world []v1alpha1.Customer) {
+// of its Customer's spec (nil: none) and of the fields it names.
+func hideValues(it *controllers.PlanItem, spec *v1alpha1.CustomerSpec) {
 	var values []string
 	for _, f := range it.Changes {
 		values = append(values, f.From, f.To)
 	}
-	for i := range world {
-		if c := &world[i]; c.Namespace == it.Namespace && c.Name == it.Name {
-			values = append(values, c.Spec.Company, c.Spec.FirstName, c.Spec.LastName, c.Spec.Email)
-		}
+	if spec != nil {
+		values = append(values, spec.Company, spec.FirstName, spec.LastName, spec.Email)
 	}
 	it.Changes = nil
 	slices.SortFunc(values, func(a, b string) int { return len(b) - len(a) }) // longest first

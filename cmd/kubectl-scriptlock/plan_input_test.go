@@ -229,12 +229,11 @@ func TestSummaryAndGates(t *testing.T) {
 // TestHideValues: the values go from the item and, as whole words, from
 // its message; the words they are part of stay.
 func TestHideValues(t *testing.T) {
-	world := []v1alpha1.Customer{{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "a"},
-		Spec: v1alpha1.CustomerSpec{Company: "Acme", FirstName: "F", LastName: "L", Email: "Jo@Example.com"}}}
+	spec := &v1alpha1.CustomerSpec{Company: "Acme", FirstName: "F", LastName: "L", Email: "Jo@Example.com"}
 	it := controllers.PlanItem{Namespace: "shop", Name: "a", Action: controllers.PlanUpdate,
 		Changes: []controllers.PlanField{{Name: "company", From: "Old Co", To: "Acme"}},
 		Message: `ScriptLock customer 7 has email "jo@example.com" and company Old Co, not Acme; Lastly F.`}
-	hideValues(&it, world)
+	hideValues(&it, spec)
 	if want := `ScriptLock customer 7 has email "***" and company ***, not ***; Lastly ***.`; it.Message != want || it.Changes != nil {
 		t.Errorf("got %q %v, want %q", it.Message, it.Changes, want)
 	}

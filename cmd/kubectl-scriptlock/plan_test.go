@@ -485,8 +485,9 @@ func agrees(it controllers.PlanItem, w planWant, calls []sim.Call, c *v1alpha1.C
 }
 
 // assertPlanSendsNothing: since auditBefore, the plan's identity sent the
-// API server reads only (and some), and ScriptLock saw no write and one
-// listing per account a run (A, B and the refused key; two runs).
+// API server reads only (and some; each Secret read once a run), and
+// ScriptLock saw no write and one listing per account a run (A, B and the
+// refused key; two runs).
 func assertPlanSendsNothing(t *testing.T, s *sim.Server, auditLog string, auditBefore int) {
 	t.Helper()
 	for _, m := range []string{"POST", "PUT", "DELETE"} {
@@ -497,7 +498,7 @@ func assertPlanSendsNothing(t *testing.T, s *sim.Server, auditLog string, auditB
 	if n := s.CallCount("GET", sim.RouteCustomers); n != 2*3 {
 		t.Errorf("the plan listed accounts %d times in two runs, want 6 (one listing per account a run): %v", n, s.Calls())
 	}
-	var reads, writes int
+	var reads, writes, secrets int
 	for _, ev := range readAudit(t, auditLog)[auditBefore:] {
 		if ev.User.Username != "plan-ci" {
 			continue
@@ -505,6 +506,9 @@ func assertPlanSendsNothing(t *testing.T, s *sim.Server, auditLog string, auditB
 		switch ev.Verb {
 		case "get", "list", "watch":
 			reads++
+			if ev.ObjectRef.Resource == "secrets" {
+				secrets++
+			}
 		default:
 			writes++
 			t.Errorf("the plan sent the API server a %s of %s/%s", ev.Verb, ev.ObjectRef.Resource, ev.ObjectRef.Name)
@@ -512,6 +516,9 @@ func assertPlanSendsNothing(t *testing.T, s *sim.Server, auditLog string, auditB
 	}
 	if reads == 0 {
 		t.Errorf("the audit log holds no request of the plan: it proves nothing")
+	}
+	if secrets != 2*3 {
+		t.Errorf("the plan read Secrets %d times in two runs, want 6 (each of the 3 Secrets the Customers name, once a run)", secrets)
 	}
 }
 
