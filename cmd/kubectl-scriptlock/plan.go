@@ -726,7 +726,7 @@ func printPlanTable(w io.Writer, r planReport) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", it.Namespace, it.Name, action, orDash(it.RecordID),
 			orDash(strings.Join(it.Fields, ",")), orDash(it.Reason), oneLine(it.Message, 120))
 		for _, f := range it.Changes {
-			fmt.Fprintf(tw, "\t\t\t\t  %s: %s → %s\t\t\n", f.Name, quoteValue(f.From), quoteValue(f.To))
+			fmt.Fprintf(tw, "\t\t\t\t\t\t  %s: %s → %s\n", f.Name, quoteValue(f.From), quoteValue(f.To))
 		}
 	}
 	if err := tw.Flush(); err != nil {
