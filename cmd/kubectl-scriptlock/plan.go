@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,6 +49,7 @@ type planOptions struct {
 	apiKeyFile        string
 	caFile            string
 	allowInsecureHTTP bool
+	allowedHosts      string
 	kube              *genericclioptions.ConfigFlags
 }
 
@@ -116,6 +118,7 @@ failure of the command itself.`,
 	fs.StringVar(&o.apiKeyFile, "scriptlock-api-key-file", "", "File holding the API key of the default ScriptLock account; else the env SCRIPTLOCK_API_KEY holds the key itself. Without either there is no default account, as for the manager.")
 	fs.StringVar(&o.caFile, "scriptlock-ca-file", d.getenv("SCRIPTLOCK_CA_FILE"), "PEM bundle of CAs to trust for ScriptLock instead of the system roots (env SCRIPTLOCK_CA_FILE).")
 	fs.BoolVar(&o.allowInsecureHTTP, "allow-insecure-http", false, "Allow a plain http:// ScriptLock URL on a non-loopback host.")
+	fs.StringVar(&o.allowedHosts, "allowed-scriptlock-hosts", "", "The manager's --allowed-scriptlock-hosts: comma-separated hosts (host or host:port) a credentials Secret's url may name; empty allows any host. The host of --scriptlock-url is always allowed.")
 	o.kube.AddFlags(fs)
 	return cmd
 }
@@ -559,13 +562,32 @@ func planPool(o *planOptions, getenv func(string) string) (*scriptlock.Pool, err
 	if err := scriptlock.ValidateBaseURL(o.scriptlockURL, o.allowInsecureHTTP); err != nil {
 		return nil, fmt.Errorf("--scriptlock-url (or SCRIPTLOCK_URL): %w", err)
 	}
-	defaults := scriptlock.Options{BaseURL: o.scriptlockURL, APIKey: key, CAPEM: ca, AllowInsecureHTTP: o.allowInsecureHTTP, ReadOnly: true}
+	defaults := scriptlock.Options{BaseURL: o.scriptlockURL, APIKey: key, CAPEM: ca, AllowInsecureHTTP: o.allowInsecureHTTP, ReadOnly: true,
+		AllowedHosts: allowedHosts(o.allowedHosts, o.scriptlockURL)}
 	if key != "" {
 		if _, err := scriptlock.New(defaults); err != nil {
 			return nil, fmt.Errorf("default ScriptLock account: %w", err)
 		}
 	}
 	return scriptlock.NewPool(defaults, nil), nil
+}
+
+// allowedHosts is --allowed-scriptlock-hosts plus the default URL's host,
+// as the manager takes them; nil allows any host.
+func allowedHosts(list, defaultURL string) []string {
+	var out []string
+	for _, h := range strings.Split(list, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			out = append(out, h)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	if u, err := url.Parse(defaultURL); err == nil && u.Host != "" {
+		out = append(out, u.Host)
+	}
+	return out
 }
 
 // hideValues drops the values of it and scrubs from its message the values

@@ -11,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/controllers"
@@ -331,5 +333,47 @@ func TestPlanVanishBreaker(t *testing.T) {
 		if n := s.CallCount(m, sim.RouteCustomer) + s.CallCount(m, sim.RouteCustomerID); n != 0 {
 			t.Errorf("%d %s calls", n, m)
 		}
+	}
+}
+
+// TestPlanAllowedHosts: with --allowed-scriptlock-hosts, a Secret whose url
+// names another host is InvalidCredentials, as for the manager, and its key
+// is sent nowhere; the default URL's host stays allowed.
+func TestPlanAllowedHosts(t *testing.T) {
+	s := sim.New(sim.WithAccount(planKeyA), sim.WithAccount(planKeyB))
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	other := sim.New(sim.WithAccount(planKeyB))
+	otherSrv := httptest.NewServer(other)
+	t.Cleanup(otherSrv.Close)
+	otherURL := strings.Replace(otherSrv.URL, "127.0.0.1", "localhost", 1)
+	pool, err := planPool(&planOptions{scriptlockURL: srv.URL, allowedHosts: "scriptlock.example.com"},
+		func(k string) string { return map[string]string{"SCRIPTLOCK_API_KEY": planKeyA}[k] })
+	must(t, err)
+	secrets := fake.NewClientBuilder().WithObjects(
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "elsewhere"},
+			Data: map[string][]byte{controllers.SecretKeyAPIKey: []byte(planKeyB), controllers.SecretKeyURL: []byte(otherURL)}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "here"},
+			Data: map[string][]byte{controllers.SecretKeyAPIKey: []byte(planKeyB), controllers.SecretKeyURL: []byte(srv.URL)}},
+	).Build()
+	customer := func(name, secret string) v1alpha1.Customer {
+		return v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name},
+			Spec: v1alpha1.CustomerSpec{FirstName: "F", LastName: "L", Email: name + "@example.com",
+				CredentialsSecretRef: &v1alpha1.SecretReference{Name: secret}}}
+	}
+	items, err := controllers.Plan(context.Background(), controllers.PlanInput{
+		Customers: []v1alpha1.Customer{customer("a", "elsewhere"), customer("b", "here")},
+		Keys:      []types.NamespacedName{{Namespace: "shop", Name: "a"}, {Namespace: "shop", Name: "b"}},
+		Secrets:   secrets, Accounts: pool,
+	})
+	must(t, err)
+	if items[0].Action != controllers.PlanError || items[0].Reason != v1alpha1.ReasonInvalidCredentials || items[1].Action != controllers.PlanCreate {
+		t.Errorf("items %+v", items)
+	}
+	if n := len(other.Calls()); n != 0 {
+		t.Errorf("the host that is not allowed got %d calls", n)
+	}
+	if got := allowedHosts("", srv.URL); got != nil {
+		t.Errorf("no list allows any host, got %v", got)
 	}
 }
