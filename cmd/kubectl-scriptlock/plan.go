@@ -687,15 +687,15 @@ func summarize(items []controllers.PlanItem) planSummary {
 	if len(parts) > 0 {
 		s.Text = strings.Join(parts, ", ")
 	}
-	if s.None > 0 {
-		s.Text += fmt.Sprintf(" (%d unchanged)", s.None)
-	}
 	switch s.RevokesLicenses {
 	case 0:
 	case 1:
 		s.Text += " — revokes licenses of 1 customer"
 	default:
 		s.Text += fmt.Sprintf(" — revokes licenses of %d customers", s.RevokesLicenses)
+	}
+	if s.None > 0 {
+		s.Text += fmt.Sprintf(" (%d unchanged)", s.None)
 	}
 	return s
 }

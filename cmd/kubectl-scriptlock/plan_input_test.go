@@ -200,7 +200,7 @@ func TestSummaryAndGates(t *testing.T) {
 		item(controllers.PlanDelete, true), item(controllers.PlanDelete, true), item(controllers.PlanDelete, false), item(controllers.PlanNone, false),
 	}
 	r := planReport{Items: items, Summary: summarize(items)}
-	if want := "2 create, 1 update, 3 delete (1 unchanged) — revokes licenses of 2 customers"; r.Summary.Text != want {
+	if want := "2 create, 1 update, 3 delete — revokes licenses of 2 customers (1 unchanged)"; r.Summary.Text != want {
 		t.Errorf("summary %q, want %q", r.Summary.Text, want)
 	}
 	for _, tc := range []struct {
