@@ -160,6 +160,16 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 			t.Fatalf("%s has no record to delete", name)
 		}
 	}
+	// lostcreate sent a create whose answer was lost (its proof is in the
+	// status), and the record with its email has other fields than it
+	// posted: not provably its own.
+	seed("lostcreate@example.com", "Other")
+	lc := cust("lostcreate")
+	must(t, k8s.Create(ctx, lc))
+	lc.Status.PendingCreate = &v1alpha1.PendingCreate{UID: string(lc.UID), Account: scriptlock.AccountID(srv.URL, planKeyA),
+		Email: "lostcreate@example.com", Digests: []string{"0123456789abcdef"}, Since: metav1.NewTime(time.Now().Add(-time.Hour))}
+	must(t, k8s.Status().Update(ctx, lc))
+
 	// Someone points the Secret of rehomed at another account.
 	acct := &corev1.Secret{}
 	must(t, k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "acct"}, acct))
@@ -171,6 +181,7 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 	after := []*v1alpha1.Customer{
 		cust("same"),
 		cust("lost"),
+		cust("lostcreate"),
 		cust("upd", func(c *v1alpha1.Customer) { c.Spec.Company = "Example Renamed" }),
 		cust("keep"),
 		cust("moved", func(c *v1alpha1.Customer) {
@@ -198,30 +209,31 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 		}),
 	}
 	wants := map[string]planWant{
-		"same":     {action: controllers.PlanNone},
-		"keep":     {action: controllers.PlanNone},
-		"paused":   {action: controllers.PlanNone, reason: "Paused"},
-		"lost":     {action: controllers.PlanCreate, fields: []string{"company", "firstName", "lastName", "email"}, reason: v1alpha1.ReasonRemoteDeleted},
-		"upd":      {action: controllers.PlanUpdate, fields: []string{"company"}},
-		"twin-a":   {action: controllers.PlanCreate, fields: []string{"company", "firstName", "lastName", "email"}},
-		"twin-b":   {action: controllers.PlanConflict, reason: v1alpha1.ReasonConflict},
-		"new":      {action: controllers.PlanCreate, fields: []string{"company", "firstName", "lastName", "email"}},
-		"adopt":    {action: controllers.PlanAdopt, fields: []string{"lastName"}},
-		"taken":    {action: controllers.PlanConflict, reason: v1alpha1.ReasonConflict, sameMessage: true},
-		"dup":      {action: controllers.PlanConflict, reason: v1alpha1.ReasonConflict, sameMessage: true},
-		"named":    {action: controllers.PlanConflict, reason: v1alpha1.ReasonConflict, sameMessage: true},
-		"pinned":   {action: controllers.PlanConflict, reason: v1alpha1.ReasonConflict, sameMessage: true},
-		"swap":     {action: controllers.PlanConflict, fields: []string{"email"}, reason: v1alpha1.ReasonConflict},
-		"moved":    {action: controllers.PlanConflict, reason: v1alpha1.ReasonAccountChanged, sameMessage: true},
-		"missing":  {action: controllers.PlanConflict, reason: v1alpha1.ReasonNotFound, sameMessage: true},
-		"locked":   {action: controllers.PlanError, reason: v1alpha1.ReasonUnauthorized, sameMessage: true},
-		"watch":    {action: controllers.PlanObserve, fields: []string{"lastName"}, reason: v1alpha1.ReasonDiffers},
-		"gone":     {action: controllers.PlanDelete, revokes: true},
-		"vanished": {action: controllers.PlanDelete},
-		"never":    {action: controllers.PlanDelete},
-		"kept":     {action: controllers.PlanOrphan},
-		"watched":  {action: controllers.PlanOrphan},
-		"rehomed":  {action: controllers.PlanOrphan, reason: "RecordKept"},
+		"same":       {action: controllers.PlanNone},
+		"keep":       {action: controllers.PlanNone},
+		"paused":     {action: controllers.PlanNone, reason: "Paused"},
+		"lost":       {action: controllers.PlanCreate, fields: []string{"company", "firstName", "lastName", "email"}, reason: v1alpha1.ReasonRemoteDeleted},
+		"upd":        {action: controllers.PlanUpdate, fields: []string{"company"}},
+		"twin-a":     {action: controllers.PlanCreate, fields: []string{"company", "firstName", "lastName", "email"}},
+		"twin-b":     {action: controllers.PlanConflict, reason: v1alpha1.ReasonConflict},
+		"new":        {action: controllers.PlanCreate, fields: []string{"company", "firstName", "lastName", "email"}},
+		"adopt":      {action: controllers.PlanAdopt, fields: []string{"lastName"}},
+		"taken":      {action: controllers.PlanConflict, reason: v1alpha1.ReasonConflict, sameMessage: true},
+		"dup":        {action: controllers.PlanConflict, reason: v1alpha1.ReasonConflict, sameMessage: true},
+		"named":      {action: controllers.PlanConflict, reason: v1alpha1.ReasonConflict, sameMessage: true},
+		"pinned":     {action: controllers.PlanConflict, reason: v1alpha1.ReasonConflict, sameMessage: true},
+		"lostcreate": {action: controllers.PlanConflict, reason: v1alpha1.ReasonConflict, sameMessage: true},
+		"swap":       {action: controllers.PlanConflict, fields: []string{"email"}, reason: v1alpha1.ReasonConflict},
+		"moved":      {action: controllers.PlanConflict, reason: v1alpha1.ReasonAccountChanged, sameMessage: true},
+		"missing":    {action: controllers.PlanConflict, reason: v1alpha1.ReasonNotFound, sameMessage: true},
+		"locked":     {action: controllers.PlanError, reason: v1alpha1.ReasonUnauthorized, sameMessage: true},
+		"watch":      {action: controllers.PlanObserve, fields: []string{"lastName"}, reason: v1alpha1.ReasonDiffers},
+		"gone":       {action: controllers.PlanDelete, revokes: true},
+		"vanished":   {action: controllers.PlanDelete},
+		"never":      {action: controllers.PlanDelete},
+		"kept":       {action: controllers.PlanOrphan},
+		"watched":    {action: controllers.PlanOrphan},
+		"rehomed":    {action: controllers.PlanOrphan, reason: "RecordKept"},
 	}
 	dir := t.TempDir()
 	for _, c := range after {
@@ -276,7 +288,7 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 	if len(lines) < 2 || !strings.Contains(lines[1], "gone") || !strings.Contains(lines[1], "DELETE (revokes licenses)") {
 		t.Errorf("the table does not start with the revocation:\n%s", table.String())
 	}
-	if want := "3 create, 1 update, 1 adopt, 8 conflict, 3 delete, 3 orphan, 1 observe, 1 error — revokes licenses of 1 customer (3 unchanged)"; lines[len(lines)-1] != want {
+	if want := "3 create, 1 update, 1 adopt, 9 conflict, 3 delete, 3 orphan, 1 observe, 1 error — revokes licenses of 1 customer (3 unchanged)"; lines[len(lines)-1] != want {
 		t.Errorf("summary line %q", lines[len(lines)-1])
 	}
 	if strings.Contains(table.String(), "@example.com") || strings.Contains(table.String(), "Renamed") {
