@@ -196,7 +196,16 @@ func (r *CustomerReconciler) planOne(ctx context.Context, c *v1alpha1.Customer) 
 		return it
 	}
 	if !c.DeletionTimestamp.IsZero() {
-		return r.planDelete(ctx, c, it)
+		it = r.planDelete(ctx, c, it)
+		if v, ok := c.Annotations[v1alpha1.DeletionProtectionAnnotation]; ok && v != "false" {
+			// Refused at admission where the shipped policy is installed;
+			// where it is not, the deletion goes ahead as planned, so the
+			// row keeps what it would do.
+			it.Reason = "DeletionProtected"
+			it.Message = "the API server refuses to delete this Customer while it is annotated " + v1alpha1.DeletionProtectionAnnotation +
+				" (policy customer-deletion-protection); without that policy: " + it.Message
+		}
+		return it
 	}
 	it.RecordID = c.Status.CustomerID
 	cl, err := r.planAccount(ctx, c)

@@ -138,6 +138,9 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 		}),
 		cust("rehomed", func(c *v1alpha1.Customer) { c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "acct"} }),
 		cust("lost"),
+		cust("guarded", func(c *v1alpha1.Customer) {
+			c.Annotations = map[string]string{v1alpha1.DeletionProtectionAnnotation: "true"}
+		}),
 	}
 	for _, c := range before {
 		must(t, k8s.Create(ctx, c.DeepCopy()))
@@ -177,7 +180,7 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 	must(t, k8s.Update(ctx, acct))
 
 	// The merge: the manifests of the pull request. gone, kept, vanished,
-	// never, watched and rehomed are not in them (pruned).
+	// never, watched, rehomed and guarded are not in them (pruned).
 	after := []*v1alpha1.Customer{
 		cust("same"),
 		cust("lost"),
@@ -229,11 +232,13 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 		"locked":     {action: controllers.PlanError, reason: v1alpha1.ReasonUnauthorized, sameMessage: true},
 		"watch":      {action: controllers.PlanObserve, fields: []string{"lastName"}, reason: v1alpha1.ReasonDiffers},
 		"gone":       {action: controllers.PlanDelete, revokes: true},
-		"vanished":   {action: controllers.PlanDelete},
-		"never":      {action: controllers.PlanDelete},
-		"kept":       {action: controllers.PlanOrphan},
-		"watched":    {action: controllers.PlanOrphan},
-		"rehomed":    {action: controllers.PlanOrphan, reason: "RecordKept"},
+		// No admission policy in this API server: the deletion goes ahead.
+		"guarded":  {action: controllers.PlanDelete, revokes: true, reason: "DeletionProtected"},
+		"vanished": {action: controllers.PlanDelete},
+		"never":    {action: controllers.PlanDelete},
+		"kept":     {action: controllers.PlanOrphan},
+		"watched":  {action: controllers.PlanOrphan},
+		"rehomed":  {action: controllers.PlanOrphan, reason: "RecordKept"},
 	}
 	dir := t.TempDir()
 	for _, c := range after {
@@ -288,13 +293,13 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 	if len(lines) < 2 || !strings.Contains(lines[1], "gone") || !strings.Contains(lines[1], "DELETE (revokes licenses)") {
 		t.Errorf("the table does not start with the revocation:\n%s", table.String())
 	}
-	if want := "3 create, 1 update, 1 adopt, 9 conflict, 3 delete, 3 orphan, 1 observe, 1 error — revokes licenses of 1 customer (3 unchanged)"; lines[len(lines)-1] != want {
+	if want := "3 create, 1 update, 1 adopt, 9 conflict, 4 delete, 3 orphan, 1 observe, 1 error — revokes licenses of 2 customers (3 unchanged)"; lines[len(lines)-1] != want {
 		t.Errorf("summary line %q", lines[len(lines)-1])
 	}
 	if strings.Contains(table.String(), "@example.com") || strings.Contains(table.String(), "Renamed") {
 		t.Errorf("--hide-values shows values:\n%s", table.String())
 	}
-	if report.Summary.Text != strings.TrimSpace(lines[len(lines)-1]) || report.Summary.RevokesLicenses != 1 {
+	if report.Summary.Text != strings.TrimSpace(lines[len(lines)-1]) || report.Summary.RevokesLicenses != 2 {
 		t.Errorf("summary %+v", report.Summary)
 	}
 
@@ -326,7 +331,7 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 			must(t, k8s.Create(ctx, c.DeepCopy()))
 		}
 	}
-	for _, name := range []string{"gone", "kept", "vanished", "never", "watched", "rehomed"} {
+	for _, name := range []string{"gone", "kept", "vanished", "never", "watched", "rehomed", "guarded"} {
 		must(t, k8s.Delete(ctx, live[name]))
 	}
 	s.ResetCalls()
