@@ -64,7 +64,7 @@ const planExitCode = 2
 func newPlanCmd(stdout, stderr io.Writer, d deps) *cobra.Command {
 	o := &planOptions{kube: genericclioptions.NewConfigFlags(false)}
 	cmd := &cobra.Command{
-		Use:   "plan (-f FILE|DIR|- | -k DIR) [--prune] [-o json] [--fail-on revoke,conflict,error,any]",
+		Use:   "plan [-f FILE|DIR|- | -k DIR] [--prune] [-o json] [--fail-on revoke,conflict,error,any]",
 		Short: "Show what applying manifests would make the operator do to ScriptLock, revocations first",
 		Long: `Show what applying Customer manifests to the cluster would make the operator do
 to ScriptLock: create, update (the fields, and their values unless
@@ -99,12 +99,23 @@ failure of the command itself.`,
 			if o.scriptlockURL == "" {
 				o.scriptlockURL = envOr(d.getenv, "SCRIPTLOCK_URL", scriptlock.DefaultBaseURL)
 			}
-			return runPlan(cmd.Context(), o, cmd.InOrStdin(), stdout, stderr, d, time.Now())
+			stdin := cmd.InOrStdin()
+			if len(o.filenames) == 0 && o.kustomize == "" {
+				// A pipe (kustomize build … | kubectl scriptlock plan);
+				// a terminal is a forgotten -f, not a manifest to type.
+				if f, ok := stdin.(*os.File); ok {
+					if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+						return errors.New("give the manifests with -f FILE|DIR|-, -k DIR, or on stdin")
+					}
+				}
+				o.filenames = []string{"-"}
+			}
+			return runPlan(cmd.Context(), o, stdin, stdout, stderr, d, time.Now())
 		},
 	}
 	fs := cmd.Flags()
 	fs.SortFlags = false
-	fs.StringSliceVarP(&o.filenames, "filename", "f", nil, "Manifests: a file, a directory of .yaml/.yml/.json files, or - for stdin (repeatable).")
+	fs.StringSliceVarP(&o.filenames, "filename", "f", nil, "Manifests: a file, a directory of .yaml/.yml/.json files, or - for stdin (repeatable). Without -f and -k the manifests are read from stdin.")
 	fs.BoolVarP(&o.recursive, "recursive", "R", false, "Read the directories of -f recursively.")
 	fs.StringVarP(&o.kustomize, "kustomize", "k", "", "Build this kustomization directory (as kubectl apply -k does) and plan its Customers.")
 	fs.BoolVar(&o.prune, "prune", false, "Take the Customers of the selected namespaces that are not in the manifests as deleted.")
@@ -125,9 +136,6 @@ failure of the command itself.`,
 
 // validate checks the flags that have a fixed set of values.
 func (o *planOptions) validate() error {
-	if len(o.filenames) == 0 && o.kustomize == "" {
-		return errors.New("give the manifests with -f FILE|DIR|- or -k DIR")
-	}
 	if o.output != "" && o.output != "json" {
 		return fmt.Errorf("--output must be json, not %q", o.output)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -375,5 +376,35 @@ func TestPlanAllowedHosts(t *testing.T) {
 	}
 	if got := allowedHosts("", srv.URL); got != nil {
 		t.Errorf("no list allows any host, got %v", got)
+	}
+}
+
+// TestPlanNeedsManifests: without -f and -k the manifests come from stdin
+// when it is a pipe; a character device (a terminal, /dev/null) is refused
+// with what to give.
+func TestPlanNeedsManifests(t *testing.T) {
+	devNull, err := os.Open(os.DevNull)
+	must(t, err)
+	defer func() { _ = devNull.Close() }()
+	kubeconfig := filepath.Join(t.TempDir(), "missing")
+	for _, tc := range []struct {
+		name  string
+		stdin io.Reader
+		want  string
+	}{
+		{"a character device", devNull, "-f FILE|DIR|-, -k DIR, or on stdin"},
+		// Read from the pipe; then the (missing) cluster is what fails.
+		{"a pipe", strings.NewReader(customerYAML("a")), "kubeconfig"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := newPlanCmd(io.Discard, io.Discard, deps{getenv: func(string) string { return "" }})
+			cmd.SetIn(tc.stdin)
+			cmd.SetArgs([]string{"--kubeconfig", kubeconfig})
+			cmd.SetOut(io.Discard)
+			cmd.SetErr(io.Discard)
+			if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error about %q", err, tc.want)
+			}
+		})
 	}
 }
