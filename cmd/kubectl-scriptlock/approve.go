@@ -139,10 +139,3 @@ func runApprove(ctx context.Context, o *approveOptions, names []string, stdout, 
 	fmt.Fprintf(stdout, "%d deletions approved; the operator deletes their records at its next look.\n", len(hold))
 	return nil
 }
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}

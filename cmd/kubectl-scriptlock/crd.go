@@ -83,6 +83,41 @@ func (v *crdValidator) validate(c *v1alpha1.Customer) (field.ErrorList, error) {
 	return append(errs, celErrs...), nil
 }
 
+// admit returns c as the API server would store it when c is applied over
+// old (nil for a create): with the CRD's defaults, and the messages of
+// what the schema and the CEL rules (transition rules too: old is
+// oldSelf) would refuse. c's status is left out, as the API server leaves
+// it out of a write to the object.
+func (v *crdValidator) admit(c, old *v1alpha1.Customer) (*v1alpha1.Customer, []string, error) {
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	delete(obj, "status")
+	structuraldefaulting.Default(obj, v.structural)
+	var oldObj any
+	if old != nil {
+		o, err := runtime.DefaultUnstructuredConverter.ToUnstructured(old)
+		if err != nil {
+			return nil, nil, err
+		}
+		delete(o, "status")
+		oldObj = o
+	}
+	errs := apiservervalidation.ValidateCustomResource(nil, obj, v.schema)
+	celErrs, _ := v.cel.Validate(context.Background(), nil, v.structural, obj, oldObj, celconfig.RuntimeCELCostBudget)
+	var problems []string
+	for _, e := range append(errs, celErrs...) {
+		problems = append(problems, e.Error())
+	}
+	out := &v1alpha1.Customer{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, out); err != nil {
+		return nil, nil, err
+	}
+	out.Status = *c.Status.DeepCopy()
+	return out, problems, nil
+}
+
 // recordFields names the spec fields a record fills, in the order problems
 // are reported, by the record's own field names.
 var recordFields = []struct{ path, name string }{

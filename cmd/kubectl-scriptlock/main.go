@@ -2,6 +2,7 @@
 // Customer operator (docs/plugin.md). Its commands:
 //
 //	kubectl scriptlock import --api-key-file key.txt --output-dir customers/
+//	kubectl scriptlock plan -k overlays/prod --prune [-o json] [--fail-on revoke]
 //	kubectl scriptlock status [-A | -n NAMESPACE] [-o json|yaml]
 //	kubectl scriptlock sync NAME... | --all | -A [--timeout 2m]
 //	kubectl scriptlock approve-deletion NAME... | --all | -A [--namespace-wide] [--yes]
@@ -10,6 +11,8 @@
 //
 // import writes a Customer manifest for every record of a ScriptLock
 // account, for onboarding existing customers into GitOps (docs/import.md);
+// plan shows what applying manifests would make the operator do to
+// ScriptLock, and writes nothing (docs/plan.md);
 // status lists the Customers that are not Ready with what to do about each,
 // and exits 1 when there is any; version prints the version stamped at
 // build time, the same as the manager's --version (both print
@@ -21,7 +24,7 @@
 // --yes, approves them.
 //
 // This file is wiring only; the commands are in root.go, import.go,
-// status.go, sync.go, approve.go and version.go, the conversion of records into Customers in
+// plan.go, status.go, sync.go, approve.go and version.go, the conversion of records into Customers in
 // convert.go.
 package main
 

@@ -24,6 +24,7 @@ func newRootCmd(ctx context.Context, stdout, stderr io.Writer, d deps) *cobra.Co
 		Long: `kubectl scriptlock: tools for the ScriptLock Customer operator.
 
   import   write a Customer manifest for every record of a ScriptLock account
+  plan     show what applying manifests would make the operator do to ScriptLock, revocations first
   status   list the Customers that are not Ready and what to do (exit code 1 if any)
   sync     ask the operator for a pass now and wait for it
   approve-deletion  list the deletions the revocation brake holds; --yes lets them go
@@ -40,7 +41,7 @@ func newRootCmd(ctx context.Context, stdout, stderr io.Writer, d deps) *cobra.Co
 	root.SetContext(ctx)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newImportCmd(stdout, stderr, d), newStatusCmd(stdout, stderr, d), newVersionCmd(stdout),
+	root.AddCommand(newImportCmd(stdout, stderr, d), newPlanCmd(stdout, stderr, d), newStatusCmd(stdout, stderr, d), newVersionCmd(stdout),
 		newSyncCmd(stdout, stderr), newApproveCmd(stdout, stderr))
 	return root
 }

@@ -91,6 +91,11 @@ type Options struct {
 	// OnWrite, when not nil, is told of every POST, PUT and DELETE sent
 	// (see WriteObserver): the hook of a change log.
 	OnWrite WriteObserver
+	// ReadOnly makes a Client that sends GET requests only: every create,
+	// update and delete fails with ErrReadOnly (wrapped in an *Error)
+	// before it reaches the rate limiter or the network. For tools that
+	// must never change ScriptLock (kubectl scriptlock plan).
+	ReadOnly bool
 	// HTTPClient replaces the built-in transport; for tests only. Its
 	// redirect policy is overridden: redirects are never followed.
 	HTTPClient *http.Client
@@ -107,6 +112,7 @@ type Client struct {
 	// listLimit is Options.MaxListBodyBytes.
 	listLimit int64
 	hc        *http.Client
+	readOnly  bool
 	gate      *gate // shared by every Client of the account in a Pool
 	host      *gate // shared by every Client of the host in a Pool
 	metrics   *metrics
@@ -168,6 +174,7 @@ func newClient(o Options, base string, m *metrics, g, host *gate) (*Client, erro
 		timeout:   o.Timeout,
 		listLimit: o.MaxListBodyBytes,
 		hc:        hc,
+		readOnly:  o.ReadOnly,
 		gate:      g,
 		host:      host,
 		metrics:   m,
@@ -187,6 +194,9 @@ func (c *Client) KeyID() string {
 	sum := sha256.Sum256([]byte("key\x00" + c.key))
 	return hex.EncodeToString(sum[:])[:12]
 }
+
+// ReadOnly says whether the Client refuses every write (Options.ReadOnly).
+func (c *Client) ReadOnly() bool { return c.readOnly }
 
 // BaseURL returns the normalized base URL the client calls (no trailing
 // slash; it carries no credentials).

@@ -504,3 +504,38 @@ func TestCreateAfterPreparesOnlyACreateAboutToBeSent(t *testing.T) {
 		t.Fatalf("prepared %v, %+v, %v", prepared, rec, err)
 	}
 }
+
+// TestReadOnlySendsNoWrite: a read-only client reads, and refuses every
+// write before anything reaches ScriptLock (the simulator counts no POST,
+// PUT or DELETE), with an error that is neither retryable nor a create
+// that may have happened.
+func TestReadOnlySendsNoWrite(t *testing.T) {
+	s, ts := startSim(t)
+	id := s.Put(testKey, example).ID
+	c := newClient(t, ts.URL, testKey, func(o *scriptlock.Options) { o.ReadOnly = true })
+	if _, err := c.Get(ctx(t), id); err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if _, err := c.List(ctx(t)); err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	_, cerr := c.Create(ctx(t), scriptlock.Customer{Company: "C", FirstName: "F", LastName: "L", Email: "new@example.com"})
+	_, uerr := c.Update(ctx(t), id, scriptlock.Customer{Company: "Other", FirstName: "F", LastName: "L", Email: example.Email})
+	_, derr := c.Delete(ctx(t), id)
+	for _, err := range []error{cerr, uerr, derr} {
+		if !errors.Is(err, scriptlock.ErrReadOnly) || scriptlock.IsRetryable(err) || scriptlock.IsMaybeCreated(err) {
+			t.Errorf("write on a read-only client: %v (retryable %v, maybe created %v)", err, scriptlock.IsRetryable(err), scriptlock.IsMaybeCreated(err))
+		}
+	}
+	for _, m := range []string{"POST", "PUT", "DELETE"} {
+		if n := s.CallCount(m, "/api/customer") + s.CallCount(m, "/api/customer/{id}"); n != 0 {
+			t.Errorf("%d %s calls reached ScriptLock", n, m)
+		}
+	}
+	if got := s.CallCount("GET", "/api/customer/{id}") + s.CallCount("GET", "/api/customers"); got != 2 {
+		t.Errorf("GET calls = %d, want 2 (%v)", got, s.Calls())
+	}
+	if len(s.Records(testKey)) != 1 || s.Records(testKey)[0] != (scriptlock.Customer{ID: id, Company: example.Company, FirstName: example.FirstName, LastName: example.LastName, Email: example.Email}) {
+		t.Errorf("records changed: %+v", s.Records(testKey))
+	}
+}

@@ -49,6 +49,10 @@ const (
 	// ErrInvalidArgument means the call was refused before anything was sent,
 	// for example because of an empty or unsafe customer id.
 	ErrInvalidArgument Kind = "invalid argument"
+	// ErrReadOnly means a write (POST, PUT, DELETE) was refused before
+	// anything was sent, because the Client is read-only
+	// (Options.ReadOnly).
+	ErrReadOnly Kind = "refused by a read-only client"
 )
 
 // maxMessageBytes bounds Error.Message so that a chatty or hostile server
@@ -136,7 +140,7 @@ func IsUnauthorized(err error) bool {
 // 429 or any 5xx. A body that broke off mid-read is also retryable.
 func IsRetryable(err error) bool {
 	e, ok := asError(err)
-	if !ok {
+	if !ok || errors.Is(e.Err, ErrReadOnly) {
 		return false
 	}
 	switch {
@@ -157,14 +161,14 @@ func IsRetryable(err error) bool {
 // written. The caller must look for the record (for example by listing and
 // matching the email) before creating again, or it risks a duplicate.
 // Failures that prove nothing was written are excluded: invalid arguments
-// and throttling (nothing was sent) and any 4xx (see IsRefused).
+// throttling and a read-only client (nothing was sent) and any 4xx (see IsRefused).
 func IsMaybeCreated(err error) bool {
 	e, ok := asError(err)
 	if !ok || e.Op != "create" {
 		return false
 	}
 	if e.StatusCode == 0 {
-		return !errors.Is(e.Err, ErrThrottled) && !errors.Is(e.Err, ErrInvalidArgument)
+		return !errors.Is(e.Err, ErrThrottled) && !errors.Is(e.Err, ErrInvalidArgument) && !errors.Is(e.Err, ErrReadOnly)
 	}
 	return !IsRefused(e)
 }

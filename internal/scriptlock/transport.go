@@ -199,6 +199,9 @@ func (c *Client) do(ctx context.Context, op, method, route, path, form string) (
 // arrives, at most Options.MaxListBodyBytes of it, instead of being read whole, and
 // stream's error lands in response.streamErr.
 func (c *Client) send(ctx context.Context, op, method, route, path, form string, prepare func(context.Context) error, stream func(io.Reader) error) (*response, error) {
+	if c.readOnly && method != http.MethodGet {
+		return nil, &Error{Op: op, Err: ErrReadOnly}
+	}
 	if err := c.gate.admit(ctx, op); err != nil {
 		return nil, err
 	}
