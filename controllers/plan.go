@@ -133,13 +133,13 @@ func Plan(ctx context.Context, in PlanInput) ([]PlanItem, error) {
 	r := &CustomerReconciler{
 		Client: w, APIReader: &readOnlyReader{r: in.Secrets}, Accounts: in.Accounts,
 		Clock: clk, DriftClock: clk, ResyncPeriod: 10 * time.Minute, DriftDetection: DriftByList,
-		PendingCreateWindow: 2 * time.Minute,
+		PendingCreateWindow: 2 * time.Minute, RelistAfter: defaultRelistAfter,
 		// A missing record is taken as gone at once: the plan is one look.
 		VanishReads: 1, VanishInterval: time.Second,
 	}
 	r.accounts = newAccountRegistry(clk)
 	r.memory = newCustomerMemory(r.accounts)
-	r.retries = newRetryBackoff()
+	r.retries = newRetryBackoff(backoffPolicy{Min: transientBackoffMin, Max: transientBackoffMax})
 	r.stalled = newStalledBackoff(backoffPolicy{Min: time.Minute, Max: 5 * time.Minute})
 	r.claims = newClaims()
 	for i := range in.Customers {
