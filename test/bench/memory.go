@@ -134,7 +134,7 @@ func inuseSpace(p *profile.Profile) (int, error) {
 	return 0, fmt.Errorf("the heap profile has no inuse_space")
 }
 
-// heapComponents name the parts of the manager that issue 12 asks about.
+// heapComponents name the parts of the manager that hold the live heap.
 // A sample (a live allocation's stack) belongs to the first component,
 // in this order, any of whose prefixes starts a function on its stack:
 // the operator's own code first, so that what it allocates when called by

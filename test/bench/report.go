@@ -593,7 +593,7 @@ func mibCell(v int64) string {
 	return fmt.Sprintf("%.1f MiB", float64(v)/(1<<20))
 }
 
-// checks compares the numbers with issue 12's goals (and the earlier
+// checks compares the numbers with the documented goals (and the earlier
 // expectations of the idle and create phases), in plain words.
 func checks(p params, results []*result, limit int64) []string {
 	verdict := func(ok bool) string {

@@ -142,7 +142,7 @@ func mergeRun(runs []runRecord, rec runRecord) []runRecord {
 	return out
 }
 
-// throughputGoal is issue 12's bound on the time until all n Customers are
+// throughputGoal is the documented bound on the time until all n Customers are
 // Ready: 1.2 × the larger of n/qps (ScriptLock's budget at --scriptlock-qps)
 // and n/ceiling (what the API server absorbs, in Customers a second; 0
 // when not measured, which leaves ScriptLock's budget alone).

@@ -137,7 +137,7 @@ func TestGrafanaConfigMap(t *testing.T) {
 
 // TestDashboardModel: the dashboard imports as it is (uid, title, unique
 // panel ids, a Prometheus data source variable that every query uses) and
-// shows what issue 11 asks for.
+// shows what an operator needs to see (alerts, panels, runbooks).
 func TestDashboardModel(t *testing.T) {
 	d := loadDashboard(t)
 	if d.UID == "" || d.Title == "" {
