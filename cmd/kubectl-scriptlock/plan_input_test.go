@@ -222,6 +222,16 @@ func TestSummaryAndGates(t *testing.T) {
 	if summarize(nil).Text != "no change" {
 		t.Errorf("empty plan: %q", summarize(nil).Text)
 	}
+	// A held delete is a revocation waiting for a person: --fail-on
+	// revoke matches it alone.
+	held := []controllers.PlanItem{{Action: controllers.PlanDelete, Held: true, Reason: "DeletionHeld"}, item(controllers.PlanNone, false)}
+	h := planReport{Items: held, Summary: summarize(held)}
+	if want := "1 delete — 1 held by the revocation brake (1 unchanged)"; h.Summary.Text != want || h.Summary.Held != 1 || h.Summary.RevokesLicenses != 0 {
+		t.Errorf("summary %+v, want %q", h.Summary, want)
+	}
+	if why := gate([]string{"revoke"}, h); !strings.Contains(why, "1 deletions that revoke licenses wait for approval") {
+		t.Errorf("a held delete passes --fail-on revoke: %q", why)
+	}
 	broken := []controllers.PlanItem{item(controllers.PlanError, false)}
 	b := planReport{Items: broken, Summary: summarize(broken)}
 	if why := gate([]string{"revoke"}, b); !strings.Contains(why, "cannot be planned") {
