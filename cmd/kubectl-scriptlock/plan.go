@@ -19,6 +19,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -240,6 +241,12 @@ func runPlan(ctx context.Context, o *planOptions, stdin io.Reader, stdout, stder
 		}
 	}
 	brake := &controllers.PlanBrake{Budget: o.deletionBudget, Window: o.budgetWindow, Namespace: o.budgetNamespace, Reader: c}
+	if o.deletionBudget > 0 {
+		// A wrong namespace would show every account's window empty.
+		if err := c.Get(ctx, client.ObjectKey{Name: o.budgetNamespace}, &corev1.Namespace{}); apierrors.IsNotFound(err) {
+			fmt.Fprintf(stderr, "plan: warning: namespace %s does not exist, so the revocation brake's windows are taken as empty; give the manager's --deletion-budget-namespace (the operator's namespace)\n", o.budgetNamespace)
+		}
+	}
 	decided, err := controllers.Plan(ctx, controllers.PlanInput{Customers: world, Keys: planned, Secrets: c, Accounts: pool, Now: now, Brake: brake})
 	if err != nil {
 		return err

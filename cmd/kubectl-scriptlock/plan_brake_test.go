@@ -188,6 +188,17 @@ func TestPlanPredictsTheRevocationBrake(t *testing.T) { //nolint:gocyclo // one 
 		strings.TrimSpace(lines[len(lines)-1]) != summary {
 		t.Errorf("the table does not show the revocations, then the held deletions:\n%s", table.String())
 	}
+	// A namespace without the brake's Leases is named on stderr; one the
+	// plan's identity may not read them in makes the deletes error rows,
+	// never a guess.
+	var elsewhere, elsewhereErr bytes.Buffer
+	must(t, run(ctx, append(slices.Clone(planArgs), "--deletion-budget-namespace", "nowhere", "-o", "json"), &elsewhere, &elsewhereErr, noEnv))
+	var other planReport
+	must(t, json.Unmarshal(elsewhere.Bytes(), &other))
+	if !strings.Contains(elsewhereErr.String(), "namespace nowhere does not exist") || other.Summary.Error != 5 ||
+		!strings.Contains(other.Items[2].Message, "needs get on leases in namespace nowhere") {
+		t.Errorf("plan with the wrong brake namespace: %s\n%+v", elsewhereErr.String(), other)
+	}
 	if t.Failed() {
 		t.FailNow()
 	}

@@ -296,6 +296,12 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 			t.Errorf("plan for %s: %+v; want %+v", name, it, w)
 		}
 	}
+	if it := items["gone"]; it.Approval != "budget" || it.Held {
+		t.Errorf("gone: %+v; want it let through on the default budget (20)", it)
+	}
+	if strings.Contains(stderr.String(), "warning") {
+		t.Errorf("plan warns: %s", stderr.String())
+	}
 	if t.Failed() {
 		t.FailNow()
 	}
