@@ -80,6 +80,11 @@ type deletionBrake struct {
 	budget int
 	window time.Duration
 	held   prometheus.Counter
+	// dryRun: a plan's brake (newPlanBrake). It decides as the brake does,
+	// on the Leases as they are, and keeps what it would write in memory
+	// only: it writes no Lease and counts no held deletion in the metric,
+	// so that the plan's later rows see the budget its earlier ones spent.
+	dryRun bool
 
 	mu       sync.Mutex
 	accounts map[string]*accountBudget
@@ -99,6 +104,17 @@ func newDeletionBrake(reader client.Reader, writer client.Client, clk clock.Cloc
 		reader: reader, writer: writer, clock: clk, ns: ns, budget: budget, window: window,
 		held:     deletionsHeld(),
 		accounts: map[string]*accountBudget{},
+	}
+}
+
+// newPlanBrake returns the brake of a plan: admit decides as the
+// manager's brake with the same budget would, reading the Leases of ns and
+// the namespaces with reader, and writes nothing (dryRun; writer is only
+// there to refuse a write should one ever be tried).
+func newPlanBrake(reader client.Reader, writer client.Client, clk clock.Clock, ns string, budget int, window time.Duration) *deletionBrake {
+	return &deletionBrake{
+		reader: reader, writer: writer, clock: clk, ns: ns, budget: budget, window: window,
+		dryRun: true, accounts: map[string]*accountBudget{},
 	}
 }
 
@@ -154,7 +170,7 @@ func (b *deletionBrake) admit(ctx context.Context, c *v1alpha1.Customer, held bo
 	if approved, err := b.namespaceApproved(ctx, c.Namespace); err != nil || approved {
 		return withApproval(ctx, approvedByNamespace), err
 	}
-	if !held {
+	if !held && !b.dryRun {
 		b.held.Inc()
 	}
 	if err := b.markHeld(ctx, a, account); err != nil {
@@ -258,8 +274,12 @@ func (b *deletionBrake) load(ctx context.Context, a *accountBudget, account stri
 }
 
 // save writes a's window to its Lease, guarded by its resourceVersion: a
-// manager that lost a race reads the Lease again and decides anew.
+// manager that lost a race reads the Lease again and decides anew. A
+// plan's brake (dryRun) keeps the window in memory only.
 func (b *deletionBrake) save(ctx context.Context, a *accountBudget, account string) error {
+	if b.dryRun {
+		return nil
+	}
 	raw, err := json.Marshal(a.deletes)
 	if err != nil {
 		return err

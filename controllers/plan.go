@@ -49,7 +49,9 @@ const (
 	// AccountChanged, NotFound, InvalidID) until a person acts.
 	PlanConflict PlanAction = "conflict"
 	// PlanDelete: the Customer goes; RevokesLicenses says whether a DELETE
-	// of an existing record revokes its licenses.
+	// of an existing record revokes its licenses. Held: the revocation
+	// brake holds the DELETE (Reason DeletionHeld), and the Customer stays
+	// until a person approves it.
 	PlanDelete PlanAction = "delete"
 	// PlanOrphan: the Customer goes and its record is kept.
 	PlanOrphan PlanAction = "orphan"
@@ -86,8 +88,18 @@ type PlanItem struct {
 	// Changes are Fields with their values.
 	Changes []PlanField `json:"changes,omitempty"`
 	// RevokesLicenses: a DELETE of an existing record, which revokes every
-	// license of that customer.
+	// license of that customer, is sent. False for a held delete.
 	RevokesLicenses bool `json:"revokesLicenses"`
+	// Held (action delete): the revocation brake holds the DELETE, because
+	// its account's deletion budget is spent (Reason DeletionHeld): no
+	// DELETE is sent and the Customer stays until a person approves it
+	// (the annotation licensing.scriptlock.com/approve-deletion on the
+	// Customer or its namespace) or the budget is raised.
+	Held bool `json:"held"`
+	// Approval (a delete whose DELETE is sent) is what lets it past the
+	// revocation brake, as the operator's change log says it: budget,
+	// annotation (the Customer's), namespace, or budgetOff (no brake).
+	Approval string `json:"approval,omitempty"`
 	// Reason is the Ready reason the operator would report (Conflict,
 	// AccountChanged, NotFound, Unauthorized, InvalidCredentials,
 	// Differs, ...), or why nothing is done (Paused, RecordKept).
@@ -116,6 +128,32 @@ type PlanInput struct {
 	Accounts *scriptlock.Pool
 	// Now is the moment of every decision (default: time.Now()).
 	Now time.Time
+	// Brake is the revocation brake as the manager runs it; nil or a
+	// Budget of 0: no brake, every delete goes ahead.
+	Brake *PlanBrake
+}
+
+// PlanBrake is the manager's revocation brake, for a plan: its flags, and
+// a reader of its Leases and of the namespaces (for their approval
+// annotation). The plan reads the Leases as they are and counts the
+// deletes it plans in memory, in the order of PlanInput.Keys: the operator
+// holds whichever of an account's deletions it reaches after the budget is
+// spent, so with more deletions than budget, which ones are held may
+// differ; how many does not (unless a namespace approval, which lets a
+// deletion through once the budget is spent, spends budget first).
+type PlanBrake struct {
+	// Budget is --deletion-budget: DELETEs per Window per account.
+	Budget int
+	// Window is --deletion-budget-window (default 1h).
+	Window time.Duration
+	// Namespace is where the brake's Leases are
+	// (--deletion-budget-namespace: the operator's namespace).
+	Namespace string
+	// Reader reads the Leases (get) and the Customers' namespaces (get); a
+	// Lease it may not read makes the delete a PlanError, a namespace it
+	// may not read approves nothing (as for the operator); nil: no Lease
+	// and no namespace approval.
+	Reader client.Reader
 }
 
 // Plan returns what the operator would do to ScriptLock for each of
@@ -142,6 +180,13 @@ func Plan(ctx context.Context, in PlanInput) ([]PlanItem, error) {
 	r.retries = newRetryBackoff(backoffPolicy{Min: transientBackoffMin, Max: transientBackoffMax})
 	r.stalled = newStalledBackoff(backoffPolicy{Min: time.Minute, Max: 5 * time.Minute})
 	r.claims = newClaims()
+	if b := in.Brake; b != nil && b.Budget > 0 {
+		window := b.Window
+		if window <= 0 {
+			window = DefaultDeletionBudgetWindow
+		}
+		r.brake = newPlanBrake(getOnly{b.Reader}, w, clk, b.Namespace, b.Budget, window)
+	}
 	for i := range in.Customers {
 		c := in.Customers[i].DeepCopy()
 		key := client.ObjectKeyFromObject(c)
@@ -363,7 +408,43 @@ func (r *CustomerReconciler) planDelete(ctx context.Context, c *v1alpha1.Custome
 	} else {
 		it.Message = "ScriptLock customer " + id + " is already gone: its DELETE revokes nothing"
 	}
+	// The revocation brake, as reconcileDelete asks it (its plan brake
+	// counts in memory what the manager's would write to its Lease).
+	actx, err := r.brake.admit(ctx, c, wasHeld(c), cl.Account(), id)
+	switch {
+	case errors.As(err, &st) && st.reason == v1alpha1.ReasonDeletionHeld:
+		it.RevokesLicenses, it.Held, it.Reason = false, true, v1alpha1.ReasonDeletionHeld
+		it.Message = st.msg + " (the plan counts its deletions in the order of its rows; the operator holds whichever of the account's deletions it reaches after the budget is spent)"
+	case err != nil:
+		if apierrors.IsForbidden(err) {
+			err = fmt.Errorf("%w (the plan's identity needs get on leases in namespace %s: config/plan-rbac grants it in scriptlock-system; or give the manager's --deletion-budget-namespace)", err, r.brake.ns)
+		}
+		return planFailure(it, err)
+	default:
+		it.Approval = approvalOf(actx)
+		switch it.Approval {
+		case approvedByAnnotation:
+			it.Message += " (the revocation brake lets it through: the Customer is annotated " + v1alpha1.ApproveDeletionAnnotation + "=true)"
+		case approvedByNamespace:
+			it.Message += " (the account's deletion budget is spent, and the revocation brake lets it through: namespace " + c.Namespace + " is annotated " + v1alpha1.ApproveDeletionAnnotation + "=true)"
+		}
+	}
 	return it
+}
+
+// getOnly hides everything of a reader but Get: a plan's brake reads one
+// Lease per account and the namespaces, by name.
+type getOnly struct{ r client.Reader }
+
+func (g getOnly) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if g.r == nil {
+		return apierrors.NewNotFound(schema.GroupResource{}, key.Name)
+	}
+	return g.r.Get(ctx, key, obj, opts...)
+}
+
+func (g getOnly) List(context.Context, client.ObjectList, ...client.ListOption) error {
+	return errors.New("plan: the revocation brake reads by name only")
 }
 
 // recordExists says whether cl's account has record id: from its listing,

@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -50,8 +52,16 @@ type planOptions struct {
 	caFile            string
 	allowInsecureHTTP bool
 	allowedHosts      string
+	deletionBudget    int
+	budgetWindow      time.Duration
+	budgetNamespace   string
 	kube              *genericclioptions.ConfigFlags
 }
+
+// defaultBrakeNamespace is the plan's --deletion-budget-namespace: the
+// namespace config/default and the Helm chart's examples install the
+// operator in (the manager's default is its own Pod's namespace).
+const defaultBrakeNamespace = "scriptlock-system"
 
 // planFailOn are the values of --fail-on.
 var planFailOn = []string{"revoke", "conflict", "error", "any"}
@@ -86,8 +96,17 @@ With --prune, the Customers of the namespaces of the manifests (and of
 as a GitOps sync with pruning would delete them; -l narrows that to the
 Customers with those labels.
 
+The revocation brake is planned as the manager runs it: give the manager's
+--deletion-budget, --deletion-budget-window and --deletion-budget-namespace
+(same defaults; the namespace defaults to scriptlock-system). The plan reads
+the brake's Leases there and the approve-deletion annotation of the
+Customers and their namespaces; a delete past the account's budget is shown
+held (reason DeletionHeld, "held" in the JSON): no DELETE is sent until a
+person approves it.
+
 Exit code: 0, or 2 when a --fail-on gate matches (revoke: a license would be
-revoked; conflict: a Customer would end in a conflict; error: a Customer
+revoked, or a revoking delete would be held by the revocation brake, waiting
+for a person; conflict: a Customer would end in a conflict; error: a Customer
 cannot be planned; any: anything but none). A Customer that cannot be
 planned (error) fails every gate: it cannot be shown not to match. 1 is a
 failure of the command itself.`,
@@ -130,6 +149,9 @@ failure of the command itself.`,
 	fs.StringVar(&o.caFile, "scriptlock-ca-file", d.getenv("SCRIPTLOCK_CA_FILE"), "PEM bundle of CAs to trust for ScriptLock instead of the system roots (env SCRIPTLOCK_CA_FILE).")
 	fs.BoolVar(&o.allowInsecureHTTP, "allow-insecure-http", false, "Allow a plain http:// ScriptLock URL on a non-loopback host.")
 	fs.StringVar(&o.allowedHosts, "allowed-scriptlock-hosts", "", "The manager's --allowed-scriptlock-hosts: comma-separated hosts (host or host:port) a credentials Secret's url may name; empty allows any host. The host of --scriptlock-url is always allowed.")
+	fs.IntVar(&o.deletionBudget, "deletion-budget", controllers.DefaultDeletionBudget, "The manager's --deletion-budget: DELETEs per account per --deletion-budget-window before the revocation brake holds a deletion (shown held, reason DeletionHeld). 0: the brake is off.")
+	fs.DurationVar(&o.budgetWindow, "deletion-budget-window", controllers.DefaultDeletionBudgetWindow, "The manager's --deletion-budget-window.")
+	fs.StringVar(&o.budgetNamespace, "deletion-budget-namespace", defaultBrakeNamespace, "The manager's --deletion-budget-namespace: the namespace of the brake's Leases (the operator's namespace).")
 	o.kube.AddFlags(fs)
 	return cmd
 }
@@ -149,6 +171,9 @@ func (o *planOptions) validate() error {
 			return fmt.Errorf("--selector: %w", err)
 		}
 	}
+	if o.deletionBudget < 0 || o.deletionBudget > 0 && (o.budgetWindow <= 0 || o.budgetNamespace == "") {
+		return errors.New("--deletion-budget must be 0 (off) or more, with a positive --deletion-budget-window and a --deletion-budget-namespace")
+	}
 	return nil
 }
 
@@ -158,8 +183,9 @@ type planReport struct {
 	Summary planSummary            `json:"summary"`
 }
 
-// planSummary counts the items by action, and the Customers whose
-// licenses a delete revokes; Text is the table's summary line.
+// planSummary counts the items by action, the Customers whose licenses a
+// delete revokes, and the deletes the revocation brake holds (counted in
+// Delete, not in RevokesLicenses); Text is the table's summary line.
 type planSummary struct {
 	Create          int    `json:"create"`
 	Update          int    `json:"update"`
@@ -171,6 +197,7 @@ type planSummary struct {
 	None            int    `json:"none"`
 	Error           int    `json:"error"`
 	RevokesLicenses int    `json:"revokesLicenses"`
+	Held            int    `json:"held"`
 	Text            string `json:"text"`
 }
 
@@ -213,7 +240,14 @@ func runPlan(ctx context.Context, o *planOptions, stdin io.Reader, stdout, stder
 			planned = append(planned, k)
 		}
 	}
-	decided, err := controllers.Plan(ctx, controllers.PlanInput{Customers: world, Keys: planned, Secrets: c, Accounts: pool, Now: now})
+	brake := &controllers.PlanBrake{Budget: o.deletionBudget, Window: o.budgetWindow, Namespace: o.budgetNamespace, Reader: c}
+	if o.deletionBudget > 0 {
+		// A wrong namespace would show every account's window empty.
+		if err := c.Get(ctx, client.ObjectKey{Name: o.budgetNamespace}, &corev1.Namespace{}); apierrors.IsNotFound(err) {
+			fmt.Fprintf(stderr, "plan: warning: namespace %s does not exist, so the revocation brake's windows are taken as empty; give the manager's --deletion-budget-namespace (the operator's namespace)\n", o.budgetNamespace)
+		}
+	}
+	decided, err := controllers.Plan(ctx, controllers.PlanInput{Customers: world, Keys: planned, Secrets: c, Accounts: pool, Now: now, Brake: brake})
 	if err != nil {
 		return err
 	}
@@ -523,8 +557,8 @@ func buildKustomization(dir string) ([]*unstructured.Unstructured, error) {
 	return out, nil
 }
 
-// planClient reads Customers and Secrets from the cluster; it is used for
-// reads only.
+// planClient reads Customers, Secrets, the revocation brake's Leases and
+// Namespaces from the cluster; it is used for reads only.
 func planClient(getter genericclioptions.RESTClientGetter) (client.Reader, error) {
 	cfg, err := getter.ToRESTConfig()
 	if err != nil {
@@ -535,7 +569,7 @@ func planClient(getter genericclioptions.RESTClientGetter) (client.Reader, error
 		cfg.QPS, cfg.Burst = 20, 40
 	}
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, v1alpha1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, coordinationv1.AddToScheme, v1alpha1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			return nil, err
 		}
@@ -681,6 +715,9 @@ func summarize(items []controllers.PlanItem) planSummary {
 		if it.RevokesLicenses {
 			s.RevokesLicenses++
 		}
+		if it.Held {
+			s.Held++
+		}
 	}
 	var parts []string
 	for _, p := range []struct {
@@ -695,12 +732,19 @@ func summarize(items []controllers.PlanItem) planSummary {
 	if len(parts) > 0 {
 		s.Text = strings.Join(parts, ", ")
 	}
+	var danger []string
 	switch s.RevokesLicenses {
 	case 0:
 	case 1:
-		s.Text += " — revokes licenses of 1 customer"
+		danger = append(danger, "revokes licenses of 1 customer")
 	default:
-		s.Text += fmt.Sprintf(" — revokes licenses of %d customers", s.RevokesLicenses)
+		danger = append(danger, fmt.Sprintf("revokes licenses of %d customers", s.RevokesLicenses))
+	}
+	if s.Held > 0 {
+		danger = append(danger, fmt.Sprintf("%d held by the revocation brake", s.Held))
+	}
+	if len(danger) > 0 {
+		s.Text += " — " + strings.Join(danger, ", ")
 	}
 	if s.None > 0 {
 		s.Text += fmt.Sprintf(" (%d unchanged)", s.None)
@@ -720,8 +764,14 @@ func gate(failOn []string, r planReport) string {
 	}
 	for _, f := range failOn {
 		switch {
-		case f == "revoke" && s.RevokesLicenses > 0:
-			why = append(why, fmt.Sprintf("revokes licenses of %d customers", s.RevokesLicenses))
+		case f == "revoke" && s.RevokesLicenses+s.Held > 0:
+			if s.RevokesLicenses > 0 {
+				why = append(why, fmt.Sprintf("revokes licenses of %d customers", s.RevokesLicenses))
+			}
+			if s.Held > 0 {
+				// A held delete is a revocation waiting for a person.
+				why = append(why, fmt.Sprintf("%d deletions that revoke licenses wait for approval (held by the revocation brake)", s.Held))
+			}
 		case f == "conflict" && s.Conflict > 0:
 			why = append(why, fmt.Sprintf("%d conflicts", s.Conflict))
 		case f == "any" && len(r.Items)-s.None-s.Error > 0:
@@ -732,26 +782,30 @@ func gate(failOn []string, r planReport) string {
 }
 
 // printPlanTable prints the plan: deletes that revoke licenses first, then
-// the other items in their order, each change of value on a line of its
-// own, and the summary line.
+// those the revocation brake holds, then the other items in their order,
+// each change of value on a line of its own, and the summary line.
 func printPlanTable(w io.Writer, r planReport) error {
 	items := slices.Clone(r.Items)
-	slices.SortStableFunc(items, func(a, b controllers.PlanItem) int {
+	rank := func(it controllers.PlanItem) int {
 		switch {
-		case a.RevokesLicenses == b.RevokesLicenses:
+		case it.RevokesLicenses:
 			return 0
-		case a.RevokesLicenses:
-			return -1
-		default:
+		case it.Held:
 			return 1
+		default:
+			return 2
 		}
-	})
+	}
+	slices.SortStableFunc(items, func(a, b controllers.PlanItem) int { return rank(a) - rank(b) })
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAMESPACE\tNAME\tACTION\tRECORD\tFIELDS\tREASON\tMESSAGE")
 	for _, it := range items {
 		action := string(it.Action)
-		if it.RevokesLicenses {
+		switch {
+		case it.RevokesLicenses:
 			action = "DELETE (revokes licenses)"
+		case it.Held:
+			action = "DELETE (held by the revocation brake)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", it.Namespace, it.Name, action, orDash(it.RecordID),
 			orDash(strings.Join(it.Fields, ",")), orDash(it.Reason), oneLine(it.Message, 120))

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -222,6 +223,16 @@ func TestSummaryAndGates(t *testing.T) {
 	if summarize(nil).Text != "no change" {
 		t.Errorf("empty plan: %q", summarize(nil).Text)
 	}
+	// A held delete is a revocation waiting for a person: --fail-on
+	// revoke matches it alone.
+	held := []controllers.PlanItem{{Action: controllers.PlanDelete, Held: true, Reason: "DeletionHeld"}, item(controllers.PlanNone, false)}
+	h := planReport{Items: held, Summary: summarize(held)}
+	if want := "1 delete — 1 held by the revocation brake (1 unchanged)"; h.Summary.Text != want || h.Summary.Held != 1 || h.Summary.RevokesLicenses != 0 {
+		t.Errorf("summary %+v, want %q", h.Summary, want)
+	}
+	if why := gate([]string{"revoke"}, h); !strings.Contains(why, "1 deletions that revoke licenses wait for approval") {
+		t.Errorf("a held delete passes --fail-on revoke: %q", why)
+	}
 	broken := []controllers.PlanItem{item(controllers.PlanError, false)}
 	b := planReport{Items: broken, Summary: summarize(broken)}
 	if why := gate([]string{"revoke"}, b); !strings.Contains(why, "cannot be planned") {
@@ -406,5 +417,71 @@ func TestPlanNeedsManifests(t *testing.T) {
 				t.Errorf("got %v, want an error about %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestPlanHeldDeletionStaysHeld: the plan asks the brake with the
+// Customer's own status and the account's Lease, as the operator does. A
+// deletion held before stays held once the window has passed, while the
+// budget is not above the one that held it; a larger budget lets it go,
+// and a deletion never held goes on the refilled window. The fake client's
+// Lease is not changed by the plan.
+func TestPlanHeldDeletionStaysHeld(t *testing.T) {
+	s := sim.New(sim.WithAccount(planKeyA))
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	account := scriptlock.AccountID(srv.URL, planKeyA)
+	pool := scriptlock.NewPool(scriptlock.Options{BaseURL: srv.URL, APIKey: planKeyA, ReadOnly: true}, nil)
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: "ops", Name: "scriptlock-deletions-" + account, ResourceVersion: "7",
+		Annotations: map[string]string{
+			// Two DELETEs, both older than the window; the budget of 2
+			// held a deletion.
+			"licensing.scriptlock.com/deletions":      `{"x":"2026-01-01T00:00:00Z","y":"2026-01-01T00:00:00Z"}`,
+			"licensing.scriptlock.com/held-at-budget": "2",
+		}}}
+	reader := fake.NewClientBuilder().WithObjects(lease).Build()
+	deleting := func(name string, held bool) v1alpha1.Customer {
+		id := s.Seed(planKeyA, scriptlock.Customer{FirstName: "F", LastName: "L", Email: name + "@example.com"}).ID
+		now := metav1.Now()
+		c := v1alpha1.Customer{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, UID: types.UID("uid-" + name), Generation: 1,
+				Finalizers: []string{v1alpha1.Finalizer}, DeletionTimestamp: &now},
+			Spec:   v1alpha1.CustomerSpec{FirstName: "F", LastName: "L", Email: name + "@example.com"},
+			Status: v1alpha1.CustomerStatus{CustomerID: id, Account: account, URL: srv.URL, ObservedGeneration: 1},
+		}
+		if held {
+			c.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
+				Reason: v1alpha1.ReasonDeletionHeld, LastTransitionTime: now, ObservedGeneration: 1}}
+		}
+		return c
+	}
+	world := []v1alpha1.Customer{deleting("held", true), deleting("fresh", false)}
+	keys := []types.NamespacedName{{Namespace: "shop", Name: "held"}, {Namespace: "shop", Name: "fresh"}}
+	for _, tc := range []struct {
+		budget int
+		want   []string
+	}{
+		{2, []string{"delete/held/", "delete/revokes/budget"}},
+		{3, []string{"delete/revokes/budget", "delete/revokes/budget"}},
+	} {
+		items, err := controllers.Plan(context.Background(), controllers.PlanInput{Customers: world, Keys: keys, Accounts: pool,
+			Brake: &controllers.PlanBrake{Budget: tc.budget, Window: time.Hour, Namespace: "ops", Reader: reader}})
+		must(t, err)
+		var got []string
+		for _, it := range items {
+			state := "revokes"
+			if it.Held {
+				state = "held"
+			}
+			got = append(got, string(it.Action)+"/"+state+"/"+it.Approval)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("budget %d: %v, want %v (%+v)", tc.budget, got, tc.want, items)
+		}
+	}
+	after := &coordinationv1.Lease{}
+	must(t, reader.Get(context.Background(), types.NamespacedName{Namespace: "ops", Name: lease.Name}, after))
+	if after.ResourceVersion != "7" || after.Annotations["licensing.scriptlock.com/held-at-budget"] != "2" {
+		t.Errorf("the plan changed the Lease: %+v", after.ObjectMeta)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -68,28 +69,7 @@ type planWant struct {
 // its ScriptLock calls (POST by email, PUT and DELETE by record, with
 // their answers) and the Customer's Ready condition or its deletion.
 func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one world, every kind of row, compared call by call
-	auditDir := t.TempDir()
-	policy := filepath.Join(auditDir, "policy.yaml")
-	auditLog := filepath.Join(auditDir, "audit.log")
-	if err := os.WriteFile(policy, []byte("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n  omitStages: [RequestReceived]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	env.ControlPlane.GetAPIServer().Configure().Set("audit-policy-file", policy).Set("audit-log-path", auditLog)
-	cfg := apiserver.StartEnv(t, env)
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, rbacv1.AddToScheme, v1alpha1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			t.Fatal(err)
-		}
-	}
-	k8s, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, cfg, scheme, k8s, auditLog := startAuditedEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	const ns = "shop"
@@ -266,7 +246,7 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 	}
 	must(t, json.Unmarshal(stdout.Bytes(), &raw))
 	for _, it := range raw.Items {
-		for _, k := range []string{"namespace", "name", "action", "fields", "revokesLicenses"} {
+		for _, k := range []string{"namespace", "name", "action", "fields", "revokesLicenses", "held"} {
 			if _, ok := it[k]; !ok {
 				t.Errorf("plan -o json: item %v has no %q", it, k)
 			}
@@ -275,12 +255,12 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 	// The gate: exit code 2 with --fail-on revoke, the table with
 	// --hide-values, revocations first.
 	var table, tableErr bytes.Buffer
-	err = run(ctx, append(planArgs, "--hide-values", "--fail-on", "revoke"), &table, &tableErr, noEnv)
+	err := run(ctx, append(planArgs, "--hide-values", "--fail-on", "revoke"), &table, &tableErr, noEnv)
 	var exit exitError
 	if !errors.As(err, &exit) || exit.code != planExitCode {
 		t.Errorf("plan --fail-on revoke: %v, want exit code %d", err, planExitCode)
 	}
-	assertPlanSendsNothing(t, s, auditLog, auditBefore)
+	assertPlanSendsNothing(t, s, auditLog, auditBefore, 3, 3)
 	for _, out := range []string{stdout.String(), stderr.String(), table.String(), tableErr.String()} {
 		for _, key := range []string{planKeyA, planKeyB, planKeyBad} {
 			if strings.Contains(out, key) {
@@ -299,7 +279,7 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 	if strings.Contains(table.String(), "@example.com") || strings.Contains(table.String(), "Renamed") {
 		t.Errorf("--hide-values shows values:\n%s", table.String())
 	}
-	if report.Summary.Text != strings.TrimSpace(lines[len(lines)-1]) || report.Summary.RevokesLicenses != 2 {
+	if report.Summary.Text != strings.TrimSpace(lines[len(lines)-1]) || report.Summary.RevokesLicenses != 2 || report.Summary.Held != 0 {
 		t.Errorf("summary %+v", report.Summary)
 	}
 
@@ -315,6 +295,12 @@ func TestPlanPredictsWhatTheOperatorDoes(t *testing.T) { //nolint:gocyclo // one
 		if it.Action != w.action || !slices.Equal(it.Fields, w.fields) || it.RevokesLicenses != w.revokes || it.Reason != w.reason && w.reason != "" {
 			t.Errorf("plan for %s: %+v; want %+v", name, it, w)
 		}
+	}
+	if it := items["gone"]; it.Approval != "budget" || it.Held {
+		t.Errorf("gone: %+v; want it let through on the default budget (20)", it)
+	}
+	if strings.Contains(stderr.String(), "warning") {
+		t.Errorf("plan warns: %s", stderr.String())
 	}
 	if t.Failed() {
 		t.FailNow()
@@ -502,20 +488,20 @@ func agrees(it controllers.PlanItem, w planWant, calls []sim.Call, c *v1alpha1.C
 }
 
 // assertPlanSendsNothing: since auditBefore, the plan's identity sent the
-// API server reads only (and some; each Secret read once a run), and
-// ScriptLock saw no write and one listing per account a run (A, B and the
-// refused key; two runs).
-func assertPlanSendsNothing(t *testing.T, s *sim.Server, auditLog string, auditBefore int) {
+// API server reads only (and some; each of the secrets Secrets read once a
+// run), none of them refused, and ScriptLock saw no write and one listing
+// per account a run (accounts of them; two runs).
+func assertPlanSendsNothing(t *testing.T, s *sim.Server, auditLog string, auditBefore, accounts, secrets int) {
 	t.Helper()
 	for _, m := range []string{"POST", "PUT", "DELETE"} {
 		if n := s.CallCount(m, sim.RouteCustomer) + s.CallCount(m, sim.RouteCustomerID); n != 0 {
 			t.Errorf("the plan sent %d %s calls to ScriptLock: %v", n, m, s.Calls())
 		}
 	}
-	if n := s.CallCount("GET", sim.RouteCustomers); n != 2*3 {
-		t.Errorf("the plan listed accounts %d times in two runs, want 6 (one listing per account a run): %v", n, s.Calls())
+	if n := s.CallCount("GET", sim.RouteCustomers); n != 2*accounts {
+		t.Errorf("the plan listed accounts %d times in two runs, want %d (one listing per account a run): %v", n, 2*accounts, s.Calls())
 	}
-	var reads, writes, secrets int
+	var reads, read int
 	for _, ev := range readAudit(t, auditLog)[auditBefore:] {
 		if ev.User.Username != "plan-ci" {
 			continue
@@ -524,19 +510,50 @@ func assertPlanSendsNothing(t *testing.T, s *sim.Server, auditLog string, auditB
 		case "get", "list", "watch":
 			reads++
 			if ev.ObjectRef.Resource == "secrets" {
-				secrets++
+				read++
+			}
+			if ev.ResponseStatus.Code == 403 {
+				t.Errorf("the plan's identity may not %s %s %s/%s: config/plan-rbac lacks it", ev.Verb, ev.ObjectRef.Resource, ev.ObjectRef.Namespace, ev.ObjectRef.Name)
 			}
 		default:
-			writes++
 			t.Errorf("the plan sent the API server a %s of %s/%s", ev.Verb, ev.ObjectRef.Resource, ev.ObjectRef.Name)
 		}
 	}
 	if reads == 0 {
 		t.Errorf("the audit log holds no request of the plan: it proves nothing")
 	}
-	if secrets != 2*3 {
-		t.Errorf("the plan read Secrets %d times in two runs, want 6 (each of the 3 Secrets the Customers name, once a run)", secrets)
+	if read != 2*secrets {
+		t.Errorf("the plan read Secrets %d times in two runs, want %d (each of the %d Secrets the Customers name, once a run)", read, 2*secrets, secrets)
 	}
+}
+
+// startAuditedEnv starts a kube-apiserver with the CRD whose audit log
+// (auditLog, one JSON event a line) records every request's metadata.
+func startAuditedEnv(t *testing.T) (env *envtest.Environment, cfg *rest.Config, scheme *runtime.Scheme, k8s client.Client, auditLog string) {
+	t.Helper()
+	auditDir := t.TempDir()
+	policy := filepath.Join(auditDir, "policy.yaml")
+	auditLog = filepath.Join(auditDir, "audit.log")
+	if err := os.WriteFile(policy, []byte("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n  omitStages: [RequestReceived]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env = &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	env.ControlPlane.GetAPIServer().Configure().Set("audit-policy-file", policy).Set("audit-log-path", auditLog)
+	cfg = apiserver.StartEnv(t, env)
+	scheme = runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, rbacv1.AddToScheme, coordinationv1.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k8s, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env, cfg, scheme, k8s, auditLog
 }
 
 // auditEvent is the part of an audit.k8s.io/v1 Event the test reads.
@@ -546,9 +563,13 @@ type auditEvent struct {
 		Username string `json:"username"`
 	} `json:"user"`
 	ObjectRef struct {
-		Resource string `json:"resource"`
-		Name     string `json:"name"`
+		Resource  string `json:"resource"`
+		Namespace string `json:"namespace"`
+		Name      string `json:"name"`
 	} `json:"objectRef"`
+	ResponseStatus struct {
+		Code int `json:"code"`
+	} `json:"responseStatus"`
 }
 
 func readAudit(t *testing.T, path string) []auditEvent {
@@ -579,30 +600,48 @@ func planUser(t *testing.T, ctx context.Context, env *envtest.Environment, cfg *
 	t.Helper()
 	objs, err := kustomized.Build(filepath.Join(kustomized.RepoRoot(), "config", "plan-rbac"))
 	must(t, err)
-	roles := 0
-	for _, o := range objs {
-		if o.GetKind() != "ClusterRole" {
-			continue
-		}
-		role := &rbacv1.ClusterRole{}
-		must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, role))
-		for _, rule := range role.Rules {
+	readOnly := func(kind, name string, rules []rbacv1.PolicyRule) {
+		for _, rule := range rules {
 			for _, verb := range rule.Verbs {
 				if verb != "get" && verb != "list" {
-					t.Errorf("config/plan-rbac: ClusterRole %s grants %s on %v: the plan's identity must only read", role.Name, verb, rule.Resources)
+					t.Errorf("config/plan-rbac: %s %s grants %s on %v: the plan's identity must only read", kind, name, verb, rule.Resources)
 				}
 			}
 		}
-		must(t, k8s.Create(ctx, role))
-		must(t, k8s.Create(ctx, &rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: name + "-" + role.Name},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name}},
-		}))
-		roles++
 	}
-	if roles != 2 {
-		t.Fatalf("config/plan-rbac renders %d ClusterRoles, want 2", roles)
+	clusterRoles, roles := 0, 0
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "ClusterRole":
+			role := &rbacv1.ClusterRole{}
+			must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, role))
+			readOnly("ClusterRole", role.Name, role.Rules)
+			must(t, k8s.Create(ctx, role))
+			must(t, k8s.Create(ctx, &rbacv1.ClusterRoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: name + "-" + role.Name},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+				Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name}},
+			}))
+			clusterRoles++
+		case "Role":
+			// The revocation brake's Leases, in the operator's namespace.
+			role := &rbacv1.Role{}
+			must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, role))
+			readOnly("Role", role.Name, role.Rules)
+			if err := k8s.Create(ctx, namespace(role.Namespace)); client.IgnoreAlreadyExists(err) != nil {
+				t.Fatal(err)
+			}
+			must(t, k8s.Create(ctx, role))
+			must(t, k8s.Create(ctx, &rbacv1.RoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Namespace: role.Namespace, Name: name + "-" + role.Name},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+				Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name}},
+			}))
+			roles++
+		}
+	}
+	if clusterRoles != 2 || roles != 1 {
+		t.Fatalf("config/plan-rbac renders %d ClusterRoles and %d Roles, want 2 and 1", clusterRoles, roles)
 	}
 	user, err := env.AddUser(envtest.User{Name: name}, cfg)
 	must(t, err)
@@ -614,9 +653,9 @@ func planUser(t *testing.T, ctx context.Context, env *envtest.Environment, cfg *
 }
 
 // startPlanOperator runs the operator's reconciler as main wires it, with
-// the simulator's account A as the default account; stop stops it and
-// waits for it.
-func startPlanOperator(t *testing.T, ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, url string) (stop func()) {
+// the simulator's account A as the default account (and what tune sets);
+// stop stops it and waits for it.
+func startPlanOperator(t *testing.T, ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, url string, tune ...func(*controllers.CustomerReconciler)) (stop func()) {
 	t.Helper()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
@@ -638,6 +677,9 @@ func startPlanOperator(t *testing.T, ctx context.Context, cfg *rest.Config, sche
 		PermanentBackoffMax: time.Hour,
 		VanishReads:         3,
 		VanishInterval:      300 * time.Millisecond,
+	}
+	for _, f := range tune {
+		f(r)
 	}
 	must(t, r.SetupWithManager(mgr, 2))
 	mctx, cancel := context.WithCancel(ctx)

@@ -508,11 +508,16 @@ func TestCreateAfterPreparesOnlyACreateAboutToBeSent(t *testing.T) {
 // TestReadOnlySendsNoWrite: a read-only client reads, and refuses every
 // write before anything reaches ScriptLock (the simulator counts no POST,
 // PUT or DELETE), with an error that is neither retryable nor a create
-// that may have happened.
+// that may have happened; its OnWrite (the change log) is never told of
+// one, so a plan's client can log no change.
 func TestReadOnlySendsNoWrite(t *testing.T) {
 	s, ts := startSim(t)
 	id := s.Put(testKey, example).ID
-	c := newClient(t, ts.URL, testKey, func(o *scriptlock.Options) { o.ReadOnly = true })
+	var told []scriptlock.Write
+	c := newClient(t, ts.URL, testKey, func(o *scriptlock.Options) {
+		o.ReadOnly = true
+		o.OnWrite = func(_ context.Context, w scriptlock.Write) { told = append(told, w) }
+	})
 	if _, err := c.Get(ctx(t), id); err != nil {
 		t.Fatalf("Get: %v", err)
 	}
@@ -537,5 +542,8 @@ func TestReadOnlySendsNoWrite(t *testing.T) {
 	}
 	if len(s.Records(testKey)) != 1 || s.Records(testKey)[0] != (scriptlock.Customer{ID: id, Company: example.Company, FirstName: example.FirstName, LastName: example.LastName, Email: example.Email}) {
 		t.Errorf("records changed: %+v", s.Records(testKey))
+	}
+	if len(told) != 0 {
+		t.Errorf("OnWrite was told of %d writes by a read-only client: %+v", len(told), told)
 	}
 }
