@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -35,8 +38,18 @@ import (
 // The DELETEs of the window are kept in a Lease per account (named after
 // its fingerprint) in the operator's namespace, written before the DELETE
 // is sent: a crash after the write over-counts, which is the safe side,
-// and a restart or a crash loop finds the window as it was. The Lease is
+// and a restart or a crash loop finds the window as it was. The Lease also
+// holds the UIDs of the deletions it holds, written before DeletionHeld is
+// reported: whether a deletion is held is read from there, never from
+// the Customer's status (which a pass that ends in a transient error
+// overwrites), and every error on the way fails closed. The Lease is
 // covered by the leader-election Role, which already grants leases there.
+//
+// An approval names the deletion it approves: on the Customer, the value
+// of the annotation is the Customer's own deletionTimestamp (RFC 3339),
+// which nothing written before the deletion (a manifest in Git, a copied
+// example) can know; on a namespace, it is an RFC 3339 time, and approves
+// the deletions that began at or before it.
 
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
 
@@ -49,6 +62,10 @@ const (
 	// held: a held deletion stays held, window after window, until it is
 	// approved or the budget is raised above this.
 	brakeHeldAtAnnotation = "licensing.scriptlock.com/held-at-budget"
+	// brakeHeldAnnotation holds the deletions held: a JSON array of
+	// Customer UIDs, sorted. A UID leaves it when its deletion is let
+	// through (approved, or a larger budget).
+	brakeHeldAnnotation = "licensing.scriptlock.com/held"
 	// brakeLeasePrefix starts the name of every brake Lease.
 	brakeLeasePrefix = "scriptlock-deletions-"
 )
@@ -80,6 +97,9 @@ type deletionBrake struct {
 	budget int
 	window time.Duration
 	held   prometheus.Counter
+	// recorder, if set, emits the Warning that namespace approvals cannot
+	// be read (namespace-scoped mode). A plan's brake has none.
+	recorder events.EventRecorder
 	// dryRun: a plan's brake (newPlanBrake). It decides as the brake does,
 	// on the Leases as they are, and keeps what it would write in memory
 	// only: it writes no Lease and counts no held deletion in the metric,
@@ -97,11 +117,13 @@ type accountBudget struct {
 	lease   *coordinationv1.Lease // nil: none yet
 	deletes map[types.UID]time.Time
 	heldAt  int
+	// held: the Customers whose deletion is held.
+	held map[types.UID]bool
 }
 
-func newDeletionBrake(reader client.Reader, writer client.Client, clk clock.Clock, ns string, budget int, window time.Duration) *deletionBrake {
+func newDeletionBrake(reader client.Reader, writer client.Client, recorder events.EventRecorder, clk clock.Clock, ns string, budget int, window time.Duration) *deletionBrake {
 	return &deletionBrake{
-		reader: reader, writer: writer, clock: clk, ns: ns, budget: budget, window: window,
+		reader: reader, writer: writer, recorder: recorder, clock: clk, ns: ns, budget: budget, window: window,
 		held:     deletionsHeld(),
 		accounts: map[string]*accountBudget{},
 	}
@@ -150,54 +172,82 @@ func (b *deletionBrake) of(account string) *accountBudget {
 // admit decides whether c's DELETE of record id in account may be sent
 // now. It returns ctx carrying the approval (for the change log), or a
 // DeletionHeld error (stalled: it waits for a person), or another error
-// (the Lease could not be read or written; retried).
+// (the Lease or the namespace could not be read, or the Lease written;
+// retried, and nothing is sent).
 //
-// held says whether c's deletion was held before this pass (its Ready
-// reason as stored, DeletionHeld): a held deletion stays held until
-// approved or the budget is raised, whatever the window.
-func (b *deletionBrake) admit(ctx context.Context, c *v1alpha1.Customer, held bool, account, id string) (context.Context, error) {
+// A deletion is held if the account's Lease lists c's UID (written
+// before DeletionHeld was first reported), or if heldBefore (c's Ready
+// reason as stored was DeletionHeld: a hold recorded by a version that
+// kept it in the status only). A held deletion stays held until
+// approved or the budget is raised above the budget that held it,
+// whatever the window and whatever error a pass ends in.
+func (b *deletionBrake) admit(ctx context.Context, c *v1alpha1.Customer, heldBefore bool, account, id string) (context.Context, error) {
 	if b == nil || b.budget <= 0 {
 		return withApproval(ctx, approvedBudgetOff), nil
 	}
-	if c.Annotations[v1alpha1.ApproveDeletionAnnotation] == "true" {
-		return withApproval(ctx, approvedByAnnotation), nil
-	}
 	a := b.of(account)
-	spent, heldAt, ok, err := b.take(ctx, a, c, held, account)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := b.load(ctx, a, account); err != nil {
+		return ctx, err
+	}
+	held := heldBefore || a.held[c.UID]
+	if customerApproved(c) {
+		return withApproval(ctx, approvedByAnnotation), b.letGo(ctx, a, c, account)
+	}
+	spent, ok, err := b.take(ctx, a, c, held, account)
 	if err != nil || ok {
 		return withApproval(ctx, approvedByBudget), err
 	}
-	if approved, err := b.namespaceApproved(ctx, c.Namespace); err != nil || approved {
-		return withApproval(ctx, approvedByNamespace), err
+	approved, unreadable, err := b.namespaceApproved(ctx, c)
+	if err != nil {
+		return ctx, err
+	}
+	if approved {
+		return withApproval(ctx, approvedByNamespace), b.letGo(ctx, a, c, account)
+	}
+	heldAt := a.heldAt
+	if err := b.markHeld(ctx, a, c, account); err != nil {
+		return ctx, err
 	}
 	if !held && !b.dryRun {
 		b.held.Inc()
-	}
-	if err := b.markHeld(ctx, a, account); err != nil {
-		return ctx, err
 	}
 	why := fmt.Sprintf("%d DELETEs in this account in the last %s, its deletion budget (--deletion-budget=%d per --deletion-budget-window=%s)",
 		spent, b.window, b.budget, b.window)
 	if spent < b.budget {
 		why = fmt.Sprintf("it was held when the budget was spent (%d per %s), and a held deletion stays held until approved or the budget is raised above %d",
-			b.budget, b.window, heldAt)
+			b.budget, b.window, max(heldAt, b.budget))
+	}
+	if v, ok := c.Annotations[v1alpha1.ApproveDeletionAnnotation]; ok {
+		why += fmt.Sprintf("; its annotation %s=%q does not approve this deletion (an approval is the Customer's own deletionTimestamp)",
+			v1alpha1.ApproveDeletionAnnotation, v)
+	}
+	if unreadable != "" {
+		why += "; " + unreadable
+		if b.recorder != nil {
+			b.recorder.Eventf(c, nil, corev1.EventTypeWarning, reasonNamespaceApprovalUnreadable, "Delete", "%s", unreadable)
+		}
 	}
 	return ctx, stuckf(v1alpha1.ReasonDeletionHeld,
 		"deleting this Customer would revoke every license of ScriptLock customer %s (account %s), and the revocation brake holds it: %s. "+
-			"If the licenses are to be revoked, annotate the Customer %s=true (or its namespace, for all of its Customers), or run kubectl scriptlock approve-deletion; "+
+			"If the licenses are to be revoked, run kubectl scriptlock approve-deletion, or annotate the Customer %s=%s (its deletionTimestamp) "+
+			"or its namespace %s=<an RFC 3339 time at or after it>; "+
 			"if not, set spec.deletionPolicy: Orphan to let it go and keep the record",
-		id, account, why, v1alpha1.ApproveDeletionAnnotation)
+		id, account, why, v1alpha1.ApproveDeletionAnnotation, deletionStamp(c),
+		v1alpha1.ApproveDeletionAnnotation)
 }
 
+// reasonNamespaceApprovalUnreadable is the Warning Event of a held
+// deletion whose namespace the operator may not read (namespace-scoped
+// mode): an approval on the namespace is not seen.
+const reasonNamespaceApprovalUnreadable = "NamespaceApprovalUnreadable"
+
 // take counts c's DELETE in a's window, if the budget allows it, and
-// persists the window before returning ok. spent is the number of DELETEs
-// in the window, heldAt the budget at the last hold.
-func (b *deletionBrake) take(ctx context.Context, a *accountBudget, c *v1alpha1.Customer, held bool, account string) (spent, heldAt int, ok bool, err error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if err := b.load(ctx, a, account); err != nil {
-		return 0, 0, false, err
-	}
+// persists the window (and c's release from the held deletions) before
+// returning ok. spent is the number of DELETEs in the window. a.mu is
+// held.
+func (b *deletionBrake) take(ctx context.Context, a *accountBudget, c *v1alpha1.Customer, held bool, account string) (spent int, ok bool, err error) {
 	now := b.clock.Now()
 	for uid, t := range a.deletes {
 		if !t.After(now.Add(-b.window)) {
@@ -207,30 +257,52 @@ func (b *deletionBrake) take(ctx context.Context, a *accountBudget, c *v1alpha1.
 	if _, ok := a.deletes[c.UID]; ok {
 		// Counted already: a retry of a DELETE that failed, or was sent
 		// before a crash.
-		return len(a.deletes), a.heldAt, true, nil
+		return len(a.deletes), true, nil
 	}
 	if len(a.deletes) >= b.budget || held && b.budget <= a.heldAt {
-		return len(a.deletes), a.heldAt, false, nil
+		return len(a.deletes), false, nil
 	}
+	wasHeld := a.held[c.UID]
 	a.deletes[c.UID] = now
+	delete(a.held, c.UID)
 	if err := b.save(ctx, a, account); err != nil {
 		delete(a.deletes, c.UID)
-		return 0, 0, false, err
+		if wasHeld {
+			a.held[c.UID] = true
+		}
+		return 0, false, err
 	}
-	return len(a.deletes), a.heldAt, true, nil
+	return len(a.deletes), true, nil
 }
 
-// markHeld records that the budget in force held a deletion.
-func (b *deletionBrake) markHeld(ctx context.Context, a *accountBudget, account string) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.heldAt == b.budget {
+// letGo removes c from a's held deletions (it was approved), writing the
+// Lease if it was there. a.mu is held.
+func (b *deletionBrake) letGo(ctx context.Context, a *accountBudget, c *v1alpha1.Customer, account string) error {
+	if !a.held[c.UID] {
 		return nil
 	}
-	before := a.heldAt
-	a.heldAt = b.budget
+	delete(a.held, c.UID)
+	if err := b.save(ctx, a, account); err != nil {
+		a.held[c.UID] = true
+		return err
+	}
+	return nil
+}
+
+// markHeld records, in the Lease, that c's deletion is held and the
+// budget in force that held it, before the hold is reported. a.mu is
+// held.
+func (b *deletionBrake) markHeld(ctx context.Context, a *accountBudget, c *v1alpha1.Customer, account string) error {
+	if a.heldAt == b.budget && a.held[c.UID] {
+		return nil
+	}
+	before, was := a.heldAt, a.held[c.UID]
+	a.heldAt, a.held[c.UID] = b.budget, true
 	if err := b.save(ctx, a, account); err != nil {
 		a.heldAt = before
+		if !was {
+			delete(a.held, c.UID)
+		}
 		return err
 	}
 	return nil
@@ -246,11 +318,11 @@ func (b *deletionBrake) load(ctx context.Context, a *accountBudget, account stri
 	err := b.reader.Get(ctx, client.ObjectKey{Namespace: b.ns, Name: brakeLeasePrefix + account}, lease)
 	switch {
 	case apierrors.IsNotFound(err):
-		a.lease, a.deletes, a.heldAt = nil, map[types.UID]time.Time{}, 0
+		a.lease, a.deletes, a.heldAt, a.held = nil, map[types.UID]time.Time{}, 0, map[types.UID]bool{}
 	case err != nil:
 		return fmt.Errorf("reading the deletion budget of account %s (Lease %s/%s%s): %w", account, b.ns, brakeLeasePrefix, account, err)
 	default:
-		a.lease, a.deletes, a.heldAt = lease, map[types.UID]time.Time{}, 0
+		a.lease, a.deletes, a.heldAt, a.held = lease, map[types.UID]time.Time{}, 0, map[types.UID]bool{}
 		var stamps map[types.UID]time.Time
 		if raw := lease.Annotations[brakeDeletesAnnotation]; raw != "" {
 			if err := json.Unmarshal([]byte(raw), &stamps); err != nil {
@@ -268,6 +340,18 @@ func (b *deletionBrake) load(ctx context.Context, a *accountBudget, account stri
 		if n, err := strconv.Atoi(lease.Annotations[brakeHeldAtAnnotation]); err == nil {
 			a.heldAt = n
 		}
+		if raw := lease.Annotations[brakeHeldAnnotation]; raw != "" {
+			var uids []types.UID
+			if err := json.Unmarshal([]byte(raw), &uids); err != nil {
+				// Unreadable: which deletions are held is not known, so
+				// none is let through until the Lease is fixed.
+				return fmt.Errorf("reading the held deletions of account %s (Lease %s/%s, annotation %s): %w",
+					account, b.ns, lease.Name, brakeHeldAnnotation, err)
+			}
+			for _, uid := range uids {
+				a.held[uid] = true
+			}
+		}
 	}
 	a.loaded = true
 	return nil
@@ -281,6 +365,14 @@ func (b *deletionBrake) save(ctx context.Context, a *accountBudget, account stri
 		return nil
 	}
 	raw, err := json.Marshal(a.deletes)
+	if err != nil {
+		return err
+	}
+	held := slices.Sorted(maps.Keys(a.held))
+	if held == nil {
+		held = []types.UID{}
+	}
+	rawHeld, err := json.Marshal(held)
 	if err != nil {
 		return err
 	}
@@ -298,6 +390,7 @@ func (b *deletionBrake) save(ctx context.Context, a *accountBudget, account stri
 	}
 	lease.Annotations[brakeDeletesAnnotation] = string(raw)
 	lease.Annotations[brakeHeldAtAnnotation] = strconv.Itoa(a.heldAt)
+	lease.Annotations[brakeHeldAnnotation] = string(rawHeld)
 	if a.lease == nil {
 		err = b.writer.Create(ctx, lease)
 	} else {
@@ -315,19 +408,51 @@ func (b *deletionBrake) save(ctx context.Context, a *accountBudget, account stri
 	return nil
 }
 
-// namespaceApproved says whether namespace ns carries the approval
-// annotation. A namespace the operator may not read (namespace-scoped
-// mode) approves nothing.
-func (b *deletionBrake) namespaceApproved(ctx context.Context, ns string) (bool, error) {
+// namespaceApproved says whether c's namespace approves its deletion:
+// its annotation is an RFC 3339 time at or after the deletion began (a
+// deletion not begun yet, in a plan, begins now). A namespace the
+// operator may not read (namespace-scoped mode) approves nothing, and
+// unreadable says so; any other failure to read it is an error (the
+// deletion stays held).
+func (b *deletionBrake) namespaceApproved(ctx context.Context, c *v1alpha1.Customer) (approved bool, unreadable string, err error) {
 	n := &corev1.Namespace{}
-	err := b.reader.Get(ctx, client.ObjectKey{Name: ns}, n)
+	err = b.reader.Get(ctx, client.ObjectKey{Name: c.Namespace}, n)
 	switch {
-	case apierrors.IsForbidden(err), apierrors.IsNotFound(err):
-		return false, nil
+	case apierrors.IsForbidden(err):
+		return false, "namespace approvals cannot be read: forbidden (the operator may not get namespace " + c.Namespace + "); approve each Customer", nil
+	case apierrors.IsNotFound(err):
+		return false, "", nil
 	case err != nil:
-		return false, fmt.Errorf("reading namespace %s for %s: %w", ns, v1alpha1.ApproveDeletionAnnotation, err)
+		return false, "", fmt.Errorf("reading namespace %s for %s: %w", c.Namespace, v1alpha1.ApproveDeletionAnnotation, err)
 	}
-	return n.Annotations[v1alpha1.ApproveDeletionAnnotation] == "true", nil
+	until, perr := time.Parse(time.RFC3339, n.Annotations[v1alpha1.ApproveDeletionAnnotation])
+	if perr != nil {
+		return false, "", nil
+	}
+	began := b.clock.Now()
+	if !c.DeletionTimestamp.IsZero() {
+		began = c.DeletionTimestamp.Time
+	}
+	return !began.After(until), "", nil
+}
+
+// customerApproved says whether c carries an approval of this deletion:
+// its annotation's value is its own deletionTimestamp, in RFC 3339.
+func customerApproved(c *v1alpha1.Customer) bool {
+	if c.DeletionTimestamp.IsZero() {
+		return false
+	}
+	t, err := time.Parse(time.RFC3339, c.Annotations[v1alpha1.ApproveDeletionAnnotation])
+	return err == nil && t.Equal(c.DeletionTimestamp.Time)
+}
+
+// deletionStamp is the value of the approval annotation that approves
+// c's deletion, or a placeholder before it began.
+func deletionStamp(c *v1alpha1.Customer) string {
+	if c.DeletionTimestamp.IsZero() {
+		return "<its deletionTimestamp>"
+	}
+	return c.DeletionTimestamp.UTC().Format(time.RFC3339)
 }
 
 // wasHeld says whether c's deletion is held already.

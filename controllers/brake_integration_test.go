@@ -5,18 +5,24 @@ package controllers_test
 // approves exactly what is to be revoked.
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
@@ -63,15 +69,37 @@ func (e *env) waitFates(names []string, gone int) []string {
 	return held
 }
 
-// approve sets the approval annotation on a Customer.
+// approve approves the deletion of a Customer: its annotation names the
+// deletion, by its deletionTimestamp.
 func (e *env) approve(name string) {
 	e.t.Helper()
 	c := e.get(name)
+	if c.DeletionTimestamp.IsZero() {
+		e.t.Fatalf("%s is not being deleted", name)
+	}
+	e.annotate(c, c.DeletionTimestamp.UTC().Format(time.RFC3339))
+}
+
+// annotate sets the approval annotation of obj (a Customer or a
+// Namespace) to v.
+func (e *env) annotate(obj client.Object, v string) {
+	e.t.Helper()
 	patch := client.RawPatch("application/merge-patch+json",
-		fmt.Appendf(nil, `{"metadata":{"annotations":{%q:"true"}}}`, v1alpha1.ApproveDeletionAnnotation))
-	if err := e.k8s.Patch(e.ctx, c, patch); err != nil {
+		fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, v1alpha1.ApproveDeletionAnnotation, v))
+	if err := e.k8s.Patch(e.ctx, obj, patch); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+// approveNamespace approves, on the test's namespace, the deletions
+// begun until now.
+func (e *env) approveNamespace() {
+	e.t.Helper()
+	ns := &corev1.Namespace{}
+	if err := e.k8s.Get(e.ctx, client.ObjectKey{Name: e.ns}, ns); err != nil {
+		e.t.Fatal(err)
+	}
+	e.annotate(ns, time.Now().UTC().Format(time.RFC3339))
 }
 
 // brakeLease returns the DELETEs the account's brake Lease holds.
@@ -161,15 +189,7 @@ func TestTheBrakeHoldsAMassDeletionAcrossACrash(t *testing.T) { //nolint:gocyclo
 		t.Fatalf("%d DELETEs after approving one", n)
 	}
 
-	ns := &corev1.Namespace{}
-	if err := e.k8s.Get(e.ctx, client.ObjectKey{Name: e.ns}, ns); err != nil {
-		t.Fatal(err)
-	}
-	patch := client.RawPatch("application/merge-patch+json",
-		fmt.Appendf(nil, `{"metadata":{"annotations":{%q:"true"}}}`, v1alpha1.ApproveDeletionAnnotation))
-	if err := e.k8s.Patch(e.ctx, ns, patch); err != nil {
-		t.Fatal(err)
-	}
+	e.approveNamespace()
 	e.waitFates(rest, len(rest))
 	if n := e.calls(http.MethodDelete, routeOne); n != 6 {
 		t.Fatalf("%d DELETEs after approving the namespace", n)
@@ -237,6 +257,173 @@ func TestAHeldDeletionStaysHeldUntilTheBudgetIsRaised(t *testing.T) {
 	}
 	if !slices.Equal(approvals, []string{"budget", "budget", "budget"}) {
 		t.Fatalf("approvals %v", approvals)
+	}
+}
+
+// failNamespaceGet fails the next n Gets of a Namespace with err (an API
+// server hiccup, or Forbidden as in namespace-scoped mode), passing
+// everything else through.
+type failNamespaceGet struct {
+	client.Reader
+	err    error
+	n      atomic.Int32
+	failed atomic.Int32
+}
+
+func (f *failNamespaceGet) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*corev1.Namespace); ok && f.n.Add(-1) >= 0 {
+		f.failed.Add(1)
+		return f.err
+	}
+	return f.Reader.Get(ctx, key, obj, opts...)
+}
+
+// A held deletion stays held, window after window, until a person
+// approves it, whatever error a pass ends in: one transient error in a
+// held pass (here the namespace read of the approval check) writes the
+// Ready reason Deleting, and the next pass, the window having passed,
+// must still hold it. The hold is kept in the account's Lease.
+func TestAHeldDeletionSurvivesATransientError(t *testing.T) {
+	reads := &failNamespaceGet{err: errors.New("etcdserver: request timed out")}
+	e := newEnv(t, managerOpts{deletionBudget: 1, deletionWindow: 2 * time.Second,
+		wrapAPIReader: func(r client.Reader) client.Reader { reads.Reader = r; return reads }})
+	for _, name := range []string{"a", "b"} {
+		e.waitReadyAfterCreate(name, name+"@example.com")
+	}
+	account := e.get("a").Status.Account
+	for _, name := range []string{"a", "b"} {
+		if err := e.k8s.Delete(e.ctx, e.get(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := e.waitFates([]string{"a", "b"}, 1)
+	time.Sleep(3 * time.Second) // the window passes
+	reads.n.Store(1)
+	e.eventually(patience, "the hiccup met", func() error {
+		if reads.failed.Load() == 0 {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	n := e.reconcilesOf(held[0])
+	e.eventually(patience, "the held deletion looked at twice more", func() error {
+		if r := e.readyReasonOrGone(held[0]); r == "gone" {
+			return nil
+		}
+		if e.reconcilesOf(held[0]) < n+2 {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	if d := e.calls(http.MethodDelete, routeOne); d != 1 {
+		t.Fatalf("%d DELETEs: the held deletion of %s was sent without approval after one transient error (now %s)",
+			d, held[0], e.readyReasonOrGone(held[0]))
+	}
+	e.waitFates(held, 0)
+	// The hold is the Lease's.
+	l := &coordinationv1.Lease{}
+	if err := e.k8s.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: "scriptlock-deletions-" + account}, l); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("[%q]", e.get(held[0]).UID); l.Annotations["licensing.scriptlock.com/held"] != want {
+		t.Fatalf("the Lease's held deletions %q, want %s", l.Annotations["licensing.scriptlock.com/held"], want)
+	}
+}
+
+// An approval names the deletion it approves. A Customer annotated
+// approve-deletion "true" before its deletion (a manifest in Git) is
+// held like any other once the budget is spent, and so after "true" is
+// set during the deletion; its deletionTimestamp as the value approves
+// it. A namespace's approval is a time: it approves the deletions begun
+// at or before it, and not one begun later. The change log says what let
+// each DELETE through.
+func TestAnApprovalNamesTheDeletion(t *testing.T) { //nolint:gocyclo // one history, checked step by step
+	e := newEnv(t, managerOpts{deletionBudget: 1, deletionWindow: time.Hour})
+	pre := e.customer("pre", "pre@example.com")
+	pre.Annotations = map[string]string{v1alpha1.ApproveDeletionAnnotation: "true"}
+	e.create(pre)
+	e.waitReady("pre")
+	for _, name := range []string{"a", "late"} {
+		e.waitReadyAfterCreate(name, name+"@example.com")
+	}
+	for _, name := range []string{"a", "pre"} {
+		if err := e.k8s.Delete(e.ctx, e.get(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := e.waitFates([]string{"a", "pre"}, 1)
+	if d := e.calls(http.MethodDelete, routeOne); d != 1 {
+		t.Fatalf("%d DELETEs with a budget of 1: an approval given before the deletion let one through", d)
+	}
+
+	// The namespace approves what began until now: the held one goes.
+	time.Sleep(time.Second) // the approval's second is after both deletions began
+	e.approveNamespace()
+	e.waitGone(held[0], patience)
+	if d := e.calls(http.MethodDelete, routeOne); d != 2 {
+		t.Fatalf("%d DELETEs after approving the namespace", d)
+	}
+
+	// A deletion begun after the namespace's approval is held; "true"
+	// set on it during its deletion approves nothing; its
+	// deletionTimestamp does.
+	time.Sleep(time.Second)
+	if err := e.k8s.Delete(e.ctx, e.get("late")); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFates([]string{"late"}, 0)
+	n := e.reconcilesOf("late")
+	e.annotate(e.get("late"), "true")
+	e.eventually(patience, "the annotated deletion looked at again", func() error {
+		if e.reconcilesOf("late") <= n {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	e.waitFates([]string{"late"}, 0)
+	if d := e.calls(http.MethodDelete, routeOne); d != 2 {
+		t.Fatalf("%d DELETEs: a deletion begun after the namespace's approval, or approved with \"true\", was let through", d)
+	}
+	e.approve("late")
+	e.waitGone("late", patience)
+	if d := e.calls(http.MethodDelete, routeOne); d != 3 {
+		t.Fatalf("%d DELETEs after approving late", d)
+	}
+	approvals := map[string]int{}
+	for _, l := range e.waitChangeLogMatches() {
+		if l.Operation == "delete" {
+			approvals[l.Approval]++
+		}
+	}
+	if want := map[string]int{"budget": 1, "namespace": 1, "annotation": 1}; fmt.Sprint(approvals) != fmt.Sprint(want) {
+		t.Fatalf("the change log's approvals %v, want %v", approvals, want)
+	}
+}
+
+// In namespace-scoped mode the operator may not read namespaces, so an
+// approval on a namespace is never seen: a held Customer says so with a
+// Warning Event, and in its message, rather than waiting silently.
+func TestAHeldDeletionSaysNamespaceApprovalsCannotBeRead(t *testing.T) {
+	reads := &failNamespaceGet{err: apierrors.NewForbidden(schema.GroupResource{Resource: "namespaces"}, "x", errors.New("namespace-scoped"))}
+	reads.n.Store(1 << 30)
+	e := newEnv(t, managerOpts{deletionBudget: 1, deletionWindow: time.Hour,
+		wrapAPIReader: func(r client.Reader) client.Reader { reads.Reader = r; return reads }})
+	for _, name := range []string{"a", "b"} {
+		e.waitReadyAfterCreate(name, name+"@example.com")
+	}
+	for _, name := range []string{"a", "b"} {
+		if err := e.k8s.Delete(e.ctx, e.get(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := e.waitFates([]string{"a", "b"}, 1)
+	ev := e.waitEvent(held[0], "NamespaceApprovalUnreadable")
+	if ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Note, "namespace approvals cannot be read: forbidden") ||
+		!strings.Contains(ev.Note, "approve each Customer") {
+		t.Fatalf("the Event: %s %q", ev.Type, ev.Note)
+	}
+	if m := e.ready(held[0]).Message; !strings.Contains(m, "namespace approvals cannot be read") {
+		t.Fatalf("the held message does not say it: %q", m)
 	}
 }
 

@@ -424,9 +424,9 @@ func (r *CustomerReconciler) planDelete(ctx context.Context, c *v1alpha1.Custome
 		it.Approval = approvalOf(actx)
 		switch it.Approval {
 		case approvedByAnnotation:
-			it.Message += " (the revocation brake lets it through: the Customer is annotated " + v1alpha1.ApproveDeletionAnnotation + "=true)"
+			it.Message += " (the revocation brake lets it through: the Customer's annotation " + v1alpha1.ApproveDeletionAnnotation + " is its deletionTimestamp, an approval of this deletion)"
 		case approvedByNamespace:
-			it.Message += " (the account's deletion budget is spent, and the revocation brake lets it through: namespace " + c.Namespace + " is annotated " + v1alpha1.ApproveDeletionAnnotation + "=true)"
+			it.Message += " (the account's deletion budget is spent, and the revocation brake lets it through: namespace " + c.Namespace + "'s annotation " + v1alpha1.ApproveDeletionAnnotation + " approves the deletions begun at or before its time)"
 		}
 	}
 	return it

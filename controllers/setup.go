@@ -114,7 +114,7 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 		if r.BrakeNamespace == "" {
 			return errors.New("the revocation brake (DeletionBudget) needs the namespace of its Leases (BrakeNamespace)")
 		}
-		r.brake = newDeletionBrake(r.APIReader, r.Client, r.Clock, r.BrakeNamespace, r.DeletionBudget, r.DeletionBudgetWindow)
+		r.brake = newDeletionBrake(r.APIReader, r.Client, r.Recorder, r.Clock, r.BrakeNamespace, r.DeletionBudget, r.DeletionBudgetWindow)
 	}
 	r.accounts = newAccountRegistry(r.Clock)
 	r.memory = newCustomerMemory(r.accounts)

@@ -31,10 +31,11 @@ import (
 // TestPlanPredictsTheRevocationBrake: a prune of six Customers with
 // records, planned with --deletion-budget 2, then done by the real
 // operator with the same budget. Account A: four deletions, one of them
-// approved by its annotation: two go ahead on the budget, the approved
-// one goes ahead, one is held. Account B, whose budget an earlier
-// DELETE storm spent (its Lease): the Customer of a namespace annotated
-// approve-deletion goes ahead, the other is held. The plan must say so
+// annotated approve-deletion "true" before its deletion (a manifest in
+// Git), which approves nothing: two go ahead on the budget, two are
+// held. Account B, whose budget an earlier DELETE storm spent (its
+// Lease): the Customer of a namespace whose approval time is after the
+// prune goes ahead, the other is held. The plan must say so
 // (rows, JSON, summary, the revoke gate), read the brake's Lease and the
 // namespaces with config/plan-rbac's identity and write nothing; the
 // operator must then send exactly the DELETEs the plan announced and hold
@@ -46,7 +47,7 @@ func TestPlanPredictsTheRevocationBrake(t *testing.T) { //nolint:gocyclo // one 
 	const brakeNS = defaultBrakeNamespace
 	must(t, k8s.Create(ctx, namespace("shop")))
 	must(t, k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bulk",
-		Annotations: map[string]string{v1alpha1.ApproveDeletionAnnotation: "true"}}}))
+		Annotations: map[string]string{v1alpha1.ApproveDeletionAnnotation: time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}}}))
 	planKubeconfig := planUser(t, ctx, env, cfg, k8s, "plan-ci") // creates brakeNS
 
 	s := sim.New(sim.WithAccount(planKeyA), sim.WithAccount(planKeyB))
@@ -69,11 +70,11 @@ func TestPlanPredictsTheRevocationBrake(t *testing.T) { //nolint:gocyclo // one 
 		return c
 	}
 	inB := func(c *v1alpha1.Customer) { c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "other"} }
-	approved := func(c *v1alpha1.Customer) {
+	preApproved := func(c *v1alpha1.Customer) {
 		c.Annotations = map[string]string{v1alpha1.ApproveDeletionAnnotation: "true"}
 	}
 	stays := []*v1alpha1.Customer{cust("shop/stay"), cust("bulk/stay")}
-	pruned := []*v1alpha1.Customer{cust("shop/a"), cust("shop/b", approved), cust("shop/c"), cust("shop/d"), cust("shop/f", inB), cust("bulk/e", inB)}
+	pruned := []*v1alpha1.Customer{cust("shop/a"), cust("shop/b", preApproved), cust("shop/c"), cust("shop/d"), cust("shop/f", inB), cust("bulk/e", inB)}
 	withBrake := func(r *controllers.CustomerReconciler) {
 		r.DeletionBudget, r.DeletionBudgetWindow, r.BrakeNamespace = 2, time.Hour, brakeNS
 	}
@@ -124,7 +125,7 @@ func TestPlanPredictsTheRevocationBrake(t *testing.T) { //nolint:gocyclo // one 
 	var table, tableErr bytes.Buffer
 	err := run(ctx, append(planArgs, "--fail-on", "revoke"), &table, &tableErr, noEnv)
 	var exit exitError
-	if !errors.As(err, &exit) || exit.code != planExitCode || !strings.Contains(tableErr.String(), "2 deletions that revoke licenses wait for approval") {
+	if !errors.As(err, &exit) || exit.code != planExitCode || !strings.Contains(tableErr.String(), "3 deletions that revoke licenses wait for approval") {
 		t.Errorf("plan --fail-on revoke: %v (%s), want exit code %d and the held deletions named", err, tableErr.String(), planExitCode)
 	}
 	// Two accounts listed, the Secret "other" read in each namespace.
@@ -157,11 +158,11 @@ func TestPlanPredictsTheRevocationBrake(t *testing.T) { //nolint:gocyclo // one 
 		// Account B: its budget is spent; bulk is approved.
 		"bulk/e": {controllers.PlanDelete, true, false, "namespace"},
 		"shop/f": {controllers.PlanDelete, false, true, ""},
-		// Account A, in the plan's order: two on the budget, one
-		// approved by its annotation, one held.
+		// Account A, in the plan's order: two on the budget, two held
+		// (an approval given before the deletion is none).
 		"shop/a": {controllers.PlanDelete, true, false, "budget"},
-		"shop/b": {controllers.PlanDelete, true, false, "annotation"},
-		"shop/c": {controllers.PlanDelete, true, false, "budget"},
+		"shop/b": {controllers.PlanDelete, true, false, "budget"},
+		"shop/c": {controllers.PlanDelete, false, true, ""},
 		"shop/d": {controllers.PlanDelete, false, true, ""},
 	}
 	items := map[string]controllers.PlanItem{}
@@ -178,13 +179,14 @@ func TestPlanPredictsTheRevocationBrake(t *testing.T) { //nolint:gocyclo // one 
 			t.Errorf("plan for %s: %+v; want %+v", key, it, w)
 		}
 	}
-	const summary = "6 delete — revokes licenses of 4 customers, 2 held by the revocation brake (2 unchanged)"
-	if report.Summary.Text != summary || report.Summary.Held != 2 || report.Summary.RevokesLicenses != 4 {
+	const summary = "6 delete — revokes licenses of 3 customers, 3 held by the revocation brake (2 unchanged)"
+	if report.Summary.Text != summary || report.Summary.Held != 3 || report.Summary.RevokesLicenses != 3 {
 		t.Errorf("summary %+v, want %q", report.Summary, summary)
 	}
 	lines := strings.Split(strings.TrimSpace(table.String()), "\n")
-	if len(lines) != 1+len(wants)+1 || !strings.Contains(lines[5], "DELETE (held by the revocation brake)") ||
-		!strings.Contains(lines[6], "DELETE (held by the revocation brake)") || !strings.Contains(lines[5], v1alpha1.ReasonDeletionHeld) ||
+	if len(lines) != 1+len(wants)+1 || !strings.Contains(lines[4], "DELETE (held by the revocation brake)") ||
+		!strings.Contains(lines[5], "DELETE (held by the revocation brake)") || !strings.Contains(lines[6], "DELETE (held by the revocation brake)") ||
+		!strings.Contains(lines[4], v1alpha1.ReasonDeletionHeld) ||
 		strings.TrimSpace(lines[len(lines)-1]) != summary {
 		t.Errorf("the table does not show the revocations, then the held deletions:\n%s", table.String())
 	}
@@ -195,7 +197,7 @@ func TestPlanPredictsTheRevocationBrake(t *testing.T) { //nolint:gocyclo // one 
 	must(t, run(ctx, append(slices.Clone(planArgs), "--deletion-budget-namespace", "nowhere", "-o", "json"), &elsewhere, &elsewhereErr, noEnv))
 	var other planReport
 	must(t, json.Unmarshal(elsewhere.Bytes(), &other))
-	if !strings.Contains(elsewhereErr.String(), "namespace nowhere does not exist") || other.Summary.Error != 5 ||
+	if !strings.Contains(elsewhereErr.String(), "namespace nowhere does not exist") || other.Summary.Error != 6 ||
 		!strings.Contains(other.Items[2].Message, "needs get on leases in namespace nowhere") {
 		t.Errorf("plan with the wrong brake namespace: %s\n%+v", elsewhereErr.String(), other)
 	}
@@ -227,7 +229,7 @@ func TestPlanPredictsTheRevocationBrake(t *testing.T) { //nolint:gocyclo // one 
 	deadline := time.Now().Add(2 * time.Minute) // liveness only: fail rather than hang
 	for {
 		goneA, heldA = nil, nil
-		for _, key := range []string{"shop/a", "shop/c", "shop/d"} {
+		for _, key := range []string{"shop/a", "shop/b", "shop/c", "shop/d"} {
 			if gone(key) {
 				goneA = append(goneA, key)
 			} else if _, ok := heldNow(key); ok {
@@ -235,12 +237,12 @@ func TestPlanPredictsTheRevocationBrake(t *testing.T) { //nolint:gocyclo // one 
 			}
 		}
 		_, fHeld := heldNow("shop/f")
-		if gone("shop/b") && gone("bulk/e") && fHeld && len(goneA)+len(heldA) == 3 {
+		if gone("bulk/e") && fHeld && len(goneA)+len(heldA) == 4 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the operator did not settle: gone %v, held %v, shop/b gone %v, bulk/e gone %v, shop/f held %v",
-				goneA, heldA, gone("shop/b"), gone("bulk/e"), fHeld)
+			t.Fatalf("the operator did not settle: gone %v, held %v, bulk/e gone %v, shop/f held %v",
+				goneA, heldA, gone("bulk/e"), fHeld)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -248,8 +250,8 @@ func TestPlanPredictsTheRevocationBrake(t *testing.T) { //nolint:gocyclo // one 
 
 	// As many held as the plan said, in each account; the ones the plan
 	// could name (approved, or in a spent account) exactly.
-	if len(heldA) != 1 || len(goneA) != 2 {
-		t.Errorf("account A: the operator held %v and deleted %v; the plan said 1 held, 2 deleted on the budget", heldA, goneA)
+	if len(heldA) != 2 || len(goneA) != 2 {
+		t.Errorf("account A: the operator held %v and deleted %v; the plan said 2 held, 2 deleted on the budget", heldA, goneA)
 	}
 	byID := map[string]string{}
 	for key, c := range live {
@@ -268,7 +270,7 @@ func TestPlanPredictsTheRevocationBrake(t *testing.T) { //nolint:gocyclo // one 
 		}
 	}
 	slices.Sort(deleted)
-	want := append([]string{"bulk/e", "shop/b"}, goneA...)
+	want := append([]string{"bulk/e"}, goneA...)
 	slices.Sort(want)
 	if !slices.Equal(deleted, want) {
 		t.Errorf("the operator sent DELETEs of %v, want exactly %v (the plan's deletes that go ahead)", deleted, want)

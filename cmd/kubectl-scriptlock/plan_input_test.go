@@ -421,7 +421,10 @@ func TestPlanNeedsManifests(t *testing.T) {
 }
 
 // TestPlanHeldDeletionStaysHeld: the plan asks the brake with the
-// Customer's own status and the account's Lease, as the operator does. A
+// account's Lease (its held deletions) and the Customer's own status, as
+// the operator does. A deletion the Lease lists as held is held whatever
+// its Ready reason (a pass that ended in a transient error wrote
+// Deleting). A
 // deletion held before stays held once the window has passed, while the
 // budget is not above the one that held it; a larger budget lets it go,
 // and a deletion never held goes on the refilled window. The fake client's
@@ -438,6 +441,7 @@ func TestPlanHeldDeletionStaysHeld(t *testing.T) {
 			// held a deletion.
 			"licensing.scriptlock.com/deletions":      `{"x":"2026-01-01T00:00:00Z","y":"2026-01-01T00:00:00Z"}`,
 			"licensing.scriptlock.com/held-at-budget": "2",
+			"licensing.scriptlock.com/held":           `["uid-leased"]`,
 		}}}
 	reader := fake.NewClientBuilder().WithObjects(lease).Build()
 	deleting := func(name string, held bool) v1alpha1.Customer {
@@ -455,14 +459,17 @@ func TestPlanHeldDeletionStaysHeld(t *testing.T) {
 		}
 		return c
 	}
-	world := []v1alpha1.Customer{deleting("held", true), deleting("fresh", false)}
-	keys := []types.NamespacedName{{Namespace: "shop", Name: "held"}, {Namespace: "shop", Name: "fresh"}}
+	leased := deleting("leased", false)
+	leased.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
+		Reason: v1alpha1.ReasonDeleting, LastTransitionTime: metav1.Now(), ObservedGeneration: 1}}
+	world := []v1alpha1.Customer{deleting("held", true), leased, deleting("fresh", false)}
+	keys := []types.NamespacedName{{Namespace: "shop", Name: "held"}, {Namespace: "shop", Name: "leased"}, {Namespace: "shop", Name: "fresh"}}
 	for _, tc := range []struct {
 		budget int
 		want   []string
 	}{
-		{2, []string{"delete/held/", "delete/revokes/budget"}},
-		{3, []string{"delete/revokes/budget", "delete/revokes/budget"}},
+		{2, []string{"delete/held/", "delete/held/", "delete/revokes/budget"}},
+		{3, []string{"delete/revokes/budget", "delete/revokes/budget", "delete/revokes/budget"}},
 	} {
 		items, err := controllers.Plan(context.Background(), controllers.PlanInput{Customers: world, Keys: keys, Accounts: pool,
 			Brake: &controllers.PlanBrake{Budget: tc.budget, Window: time.Hour, Namespace: "ops", Reader: reader}})
