@@ -30,10 +30,13 @@ const (
 	// ValidatingAdmissionPolicy refuse deletion of the object.
 	DeletionProtectionAnnotation = "licensing.scriptlock.com/deletion-protection"
 
-	// ApproveDeletionAnnotation, set to "true" on a Customer or on its
-	// namespace (for all of its Customers), lets a deletion that the
-	// revocation brake holds (reason DeletionHeld) go ahead: a person
-	// confirms that the licenses are to be revoked.
+	// ApproveDeletionAnnotation lets a deletion that the revocation brake
+	// holds (reason DeletionHeld) go ahead: a person confirms that the
+	// licenses are to be revoked. Its value names the deletion approved:
+	// on a Customer, the Customer's own metadata.deletionTimestamp (RFC
+	// 3339), which nothing written before the deletion can know; on a
+	// namespace, an RFC 3339 time, which approves the deletions of its
+	// Customers begun at or before it. Any other value approves nothing.
 	ApproveDeletionAnnotation = "licensing.scriptlock.com/approve-deletion"
 
 	// ReconcileRequestAnnotation asks for an immediate pass that reads the

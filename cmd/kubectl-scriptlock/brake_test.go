@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,8 +24,8 @@ import (
 // finalizers keep each one until the operator has dealt with it), with a
 // deletion budget of two: two records are deleted, the other three
 // deletions are held in both namespaces and the CRD stays Terminating,
-// until approve-deletion -A --namespace-wide --yes lets them go; then the
-// CRD is gone.
+// until approve-deletion -A --namespace-wide --yes --uids=(the listing's)
+// lets them go; then the CRD is gone.
 func TestTheBrakeHoldsACRDRemoval(t *testing.T) { //nolint:gocyclo // one history, checked step by step
 	cfg, c, kubeconfig := startCluster(t)
 	s := startOperator(t, cfg, func(r *controllers.CustomerReconciler) {
@@ -100,7 +101,15 @@ func TestTheBrakeHoldsACRDRemoval(t *testing.T) { //nolint:gocyclo // one histor
 		t.Fatalf("the CRD should stay Terminating while deletions are held: %v", err)
 	}
 
-	stdout, _, err := runCmd(t, defaultDeps(), "approve-deletion", "-A", "--namespace-wide", "--yes", "--kubeconfig", kubeconfig)
+	listing, _, err := runCmd(t, defaultDeps(), "approve-deletion", "-A", "--namespace-wide", "--kubeconfig", kubeconfig)
+	if err != nil {
+		t.Fatalf("approve-deletion: %v\n%s", err, listing)
+	}
+	_, uids, ok := strings.Cut(listing, "kubectl scriptlock approve-deletion -A --namespace-wide --yes --uids=")
+	if !ok || strings.Count(uids, ",") != 2 {
+		t.Fatalf("the listing does not end with the command that approves the three held:\n%s", listing)
+	}
+	stdout, _, err := runCmd(t, defaultDeps(), "approve-deletion", "-A", "--namespace-wide", "--yes", "--uids="+strings.TrimSpace(uids), "--kubeconfig", kubeconfig)
 	if err != nil {
 		t.Fatalf("approve-deletion: %v\n%s", err, stdout)
 	}

@@ -159,10 +159,13 @@ func TestSyncAsksTheOperatorAndWaits(t *testing.T) {
 }
 
 // TestApproveDeletionListsThenReleasesExactlyThat runs the real operator
-// with a deletion budget of one: of three Customers deleted at once, two
-// are held. approve-deletion lists them with their records and changes
-// nothing without --yes; with a NAME and --yes it releases that one only;
-// with --namespace-wide it annotates the namespace, which releases the rest.
+// with a deletion budget of one: of four Customers deleted at once, three
+// are held. approve-deletion lists them with their UIDs and records and
+// changes nothing without --yes; --all --yes without the reviewed --uids
+// approves nothing; with a NAME and --yes it releases that one only; with
+// --uids only those; with --namespace-wide it annotates the namespace
+// with a time, which releases the rest. The approvals name the deletion:
+// the Customer's deletionTimestamp, a time on the namespace.
 func TestApproveDeletionListsThenReleasesExactlyThat(t *testing.T) { //nolint:gocyclo // one history, checked step by step
 	cfg, c, kubeconfig := startCluster(t)
 	s := startOperator(t, cfg, func(r *controllers.CustomerReconciler) {
@@ -172,7 +175,7 @@ func TestApproveDeletionListsThenReleasesExactlyThat(t *testing.T) { //nolint:go
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "sales"}}); err != nil {
 		t.Fatal(err)
 	}
-	names := []string{"a", "b", "c"}
+	names := []string{"a", "b", "c", "d"}
 	for _, n := range names {
 		cu := &v1alpha1.Customer{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "sales", Name: n},
@@ -242,23 +245,61 @@ func TestApproveDeletionListsThenReleasesExactlyThat(t *testing.T) { //nolint:go
 		t.Fatalf("a listing without --yes deleted %d records", records-n)
 	}
 
+	uidOf := map[string]string{}
+	for _, name := range heldNow {
+		cu := &v1alpha1.Customer{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "sales", Name: name}, cu); err != nil {
+			t.Fatal(err)
+		}
+		uidOf[name] = string(cu.UID)
+		if !strings.Contains(stdout, string(cu.UID)) {
+			t.Errorf("the listing lacks the UID of %s:\n%s", name, stdout)
+		}
+	}
+	if !strings.Contains(stdout, "kubectl scriptlock approve-deletion --all -n sales --yes --uids=") {
+		t.Errorf("the listing does not end with the command that approves what it showed:\n%s", stdout)
+	}
+
+	// --all --yes re-lists: without the reviewed UIDs it approves nothing.
+	if _, _, err := runCmd(t, d, "approve-deletion", "--all", "--yes", "--kubeconfig", kubeconfig, "-n", "sales"); err == nil ||
+		!strings.Contains(err.Error(), "--uids") {
+		t.Fatalf("--all --yes without --uids: %v", err)
+	}
+	time.Sleep(2 * time.Second) // two backoffs of the held ones: nothing may go
+	fates(1)
+
 	if _, _, err := runCmd(t, d, "approve-deletion", heldNow[0], "--yes", "--kubeconfig", kubeconfig, "-n", "sales"); err != nil {
 		t.Fatal(err)
 	}
 	rest := fates(2)
-	if len(rest) != 1 || rest[0] != heldNow[1] {
+	if len(rest) != 2 || rest[0] != heldNow[1] || rest[1] != heldNow[2] {
 		t.Fatalf("approving %s released %v", heldNow[0], rest)
 	}
 
-	stdout, _, err = runCmd(t, d, "approve-deletion", "--all", "--namespace-wide", "--yes", "--kubeconfig", kubeconfig, "-n", "sales")
+	if _, _, err := runCmd(t, d, "approve-deletion", "--all", "--yes", "--uids="+uidOf[heldNow[1]], "--kubeconfig", kubeconfig, "-n", "sales"); err != nil {
+		t.Fatal(err)
+	}
+	rest = fates(3)
+	if len(rest) != 1 || rest[0] != heldNow[2] {
+		t.Fatalf("approving the UID of %s released %v", heldNow[1], rest)
+	}
+
+	stdout, _, err = runCmd(t, d, "approve-deletion", "--all", "--namespace-wide", "--yes", "--uids="+uidOf[heldNow[2]], "--kubeconfig", kubeconfig, "-n", "sales")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(stdout, "namespace/sales annotated") {
+	if !strings.Contains(stdout, "namespace/sales annotated") || !strings.Contains(stdout, "approve each Customer") {
 		t.Errorf("stdout:\n%s", stdout)
 	}
-	fates(3)
+	fates(4)
 	if n := len(s.Records(operatorKey)); n != 0 {
 		t.Fatalf("%d records left", n)
+	}
+	ns := &corev1.Namespace{}
+	if err := c.Get(ctx, client.ObjectKey{Name: "sales"}, ns); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := time.Parse(time.RFC3339, ns.Annotations[v1alpha1.ApproveDeletionAnnotation]); err != nil {
+		t.Errorf("the namespace's approval is not a time: %v", err)
 	}
 }

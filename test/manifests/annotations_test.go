@@ -131,6 +131,10 @@ func TestSafetyAnnotationsAcceptOnlyTrueOrFalse(t *testing.T) { //nolint:gocyclo
 			t.Fatal(err)
 		}
 	}
+	approvedBefore := customer(map[string]string{v1alpha1.ApproveDeletionAnnotation: "true"})
+	if err := c.Create(ctx, approvedBefore); err != nil {
+		t.Fatal(err)
+	}
 	protectedByMistake := customer(map[string]string{v1alpha1.DeletionProtectionAnnotation: "yes"})
 	if err := c.Create(ctx, protectedByMistake); err != nil {
 		t.Fatal(err)
@@ -227,6 +231,46 @@ func TestSafetyAnnotationsAcceptOnlyTrueOrFalse(t *testing.T) { //nolint:gocyclo
 		}
 		if err := c.Delete(ctx, protectedByMistake.DeepCopy()); err != nil {
 			t.Errorf("deleting once deletion-protection is \"false\": %v", err)
+		}
+	})
+
+	// An approval names the deletion it approves: an RFC 3339 time (the
+	// Customer's deletionTimestamp). "true", which the operator read as an
+	// approval of any later deletion, is refused, and so is anything else
+	// that is not a time; a value stored before the policy may stay.
+	t.Run(v1alpha1.ApproveDeletionAnnotation, func(t *testing.T) {
+		a := v1alpha1.ApproveDeletionAnnotation
+		for _, v := range []string{"2026-12-07T06:30:00Z", "2026-12-07T07:30:00+01:00", "2026-12-07T06:30:00.5Z"} {
+			if err := c.Create(ctx, customer(map[string]string{a: v}), client.DryRunAll); err != nil {
+				t.Errorf("creating with %s=%q: %v", a, v, err)
+			}
+		}
+		plain := customer(nil)
+		if err := c.Create(ctx, plain); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range append([]string{"true", "false", "2026-12-07", "2026-12-07T06:30:00", "2026-12-07 06:30:00Z",
+			"2026-12-07T06:30:00Z\n", "6e1a3b5c-5e0f-4c7a-9f3e-1d2c3b4a5f60"}, nearMisses...) {
+			for what, err := range map[string]error{
+				"creating": c.Create(ctx, customer(map[string]string{a: v}), client.DryRunAll),
+				"setting":  c.Patch(ctx, plain.DeepCopy(), annotationPatch(a, &v)),
+			} {
+				if err == nil {
+					t.Errorf("%s %s=%q was allowed", what, a, v)
+					continue
+				}
+				if !strings.Contains(err.Error(), a) || !strings.Contains(err.Error(), "RFC 3339") {
+					t.Errorf("%s %s=%q: the refusal should name the annotation and its form: %v", what, a, v, err)
+				}
+			}
+		}
+		if err := c.Patch(ctx, approvedBefore.DeepCopy(), client.RawPatch("application/merge-patch+json",
+			[]byte(`{"spec":{"company":"Fixed Inc."}}`))); err != nil {
+			t.Errorf("updating a Customer that held %s=\"true\" before the policy: %v", a, err)
+		}
+		v := time.Now().UTC().Format(time.RFC3339)
+		if err := c.Patch(ctx, approvedBefore.DeepCopy(), annotationPatch(a, &v)); err != nil {
+			t.Errorf("changing %s from \"true\" to a time: %v", a, err)
 		}
 	})
 
