@@ -231,11 +231,10 @@ func (b *deletionBrake) admit(ctx context.Context, c *v1alpha1.Customer, heldBef
 	}
 	return ctx, stuckf(v1alpha1.ReasonDeletionHeld,
 		"deleting this Customer would revoke every license of ScriptLock customer %s (account %s), and the revocation brake holds it: %s. "+
-			"If the licenses are to be revoked, run kubectl scriptlock approve-deletion, or annotate the Customer %s=%s (its deletionTimestamp) "+
+			"If the licenses are to be revoked, run kubectl scriptlock approve-deletion, or annotate the Customer %s=<its metadata.deletionTimestamp> "+
 			"or its namespace %s=<an RFC 3339 time at or after it>; "+
 			"if not, set spec.deletionPolicy: Orphan to let it go and keep the record",
-		id, account, why, v1alpha1.ApproveDeletionAnnotation, deletionStamp(c),
-		v1alpha1.ApproveDeletionAnnotation)
+		id, account, why, v1alpha1.ApproveDeletionAnnotation, v1alpha1.ApproveDeletionAnnotation)
 }
 
 // reasonNamespaceApprovalUnreadable is the Warning Event of a held
@@ -444,15 +443,6 @@ func customerApproved(c *v1alpha1.Customer) bool {
 	}
 	t, err := time.Parse(time.RFC3339, c.Annotations[v1alpha1.ApproveDeletionAnnotation])
 	return err == nil && t.Equal(c.DeletionTimestamp.Time)
-}
-
-// deletionStamp is the value of the approval annotation that approves
-// c's deletion, or a placeholder before it began.
-func deletionStamp(c *v1alpha1.Customer) string {
-	if c.DeletionTimestamp.IsZero() {
-		return "<its deletionTimestamp>"
-	}
-	return c.DeletionTimestamp.UTC().Format(time.RFC3339)
 }
 
 // wasHeld says whether c's deletion is held already.
