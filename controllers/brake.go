@@ -307,6 +307,26 @@ func (b *deletionBrake) markHeld(ctx context.Context, a *accountBudget, c *v1alp
 	return nil
 }
 
+// forget removes c from the held deletions of account, if it is there:
+// c is let go without a DELETE (deletionPolicy Orphan, an observer, a
+// record it cannot prove its own), so its hold is over. A stale entry
+// holds nothing (a UID is never reused), so a failure is only logged.
+func (b *deletionBrake) forget(ctx context.Context, c *v1alpha1.Customer, account string) {
+	if b == nil || b.budget <= 0 || account == "" {
+		return
+	}
+	a := b.of(account)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	err := b.load(ctx, a, account)
+	if err == nil {
+		err = b.letGo(ctx, a, c, account)
+	}
+	if err != nil {
+		ctrl.LoggerFrom(ctx).V(1).Info("could not remove a released deletion from the brake's held deletions; it holds nothing", "error", err.Error())
+	}
+}
+
 // load reads a's Lease once (after a start, or after a write lost a race
 // with another manager).
 func (b *deletionBrake) load(ctx context.Context, a *accountBudget, account string) error {

@@ -330,6 +330,40 @@ func TestAHeldDeletionSurvivesATransientError(t *testing.T) {
 	}
 }
 
+// A held deletion let go without a DELETE (deletionPolicy: Orphan, the
+// way out of an accident) leaves the Lease's held deletions.
+func TestAnOrphanedHeldDeletionLeavesTheLease(t *testing.T) {
+	e := newEnv(t, managerOpts{deletionBudget: 1, deletionWindow: time.Hour})
+	for _, name := range []string{"a", "b"} {
+		e.waitReadyAfterCreate(name, name+"@example.com")
+	}
+	account := e.get("a").Status.Account
+	for _, name := range []string{"a", "b"} {
+		if err := e.k8s.Delete(e.ctx, e.get(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := e.waitFates([]string{"a", "b"}, 1)
+	heldList := func() string {
+		l := &coordinationv1.Lease{}
+		if err := e.k8s.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: "scriptlock-deletions-" + account}, l); err != nil {
+			t.Fatal(err)
+		}
+		return l.Annotations["licensing.scriptlock.com/held"]
+	}
+	if got, want := heldList(), fmt.Sprintf("[%q]", e.get(held[0]).UID); got != want {
+		t.Fatalf("the Lease's held deletions %s, want %s", got, want)
+	}
+	e.update(held[0], func(c *v1alpha1.Customer) { c.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan })
+	e.waitGone(held[0], patience)
+	if got := heldList(); got != "[]" {
+		t.Fatalf("the Lease still holds %s after the held Customer was orphaned", got)
+	}
+	if d := e.calls(http.MethodDelete, routeOne); d != 1 {
+		t.Fatalf("%d DELETEs", d)
+	}
+}
+
 // An approval names the deletion it approves. A Customer annotated
 // approve-deletion "true" before its deletion (a manifest in Git) is
 // held like any other once the budget is spent, and so after "true" is

@@ -293,8 +293,12 @@ func (r *CustomerReconciler) reconcileDelete(ctx context.Context, c *v1alpha1.Cu
 	return ctrl.Result{}, r.release(ctx, c)
 }
 
-// release removes the finalizer and forgets c.
+// release removes the finalizer and forgets c (also in the revocation
+// brake's held deletions, for a deletion let go without a DELETE).
 func (r *CustomerReconciler) release(ctx context.Context, c *v1alpha1.Customer) error {
+	if !c.DeletionTimestamp.IsZero() {
+		r.brake.forget(ctx, c, c.Status.Account)
+	}
 	if err := r.patchMeta(ctx, c, func(c *v1alpha1.Customer) {
 		controllerutil.RemoveFinalizer(c, v1alpha1.Finalizer)
 	}); err != nil {
