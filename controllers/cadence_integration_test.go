@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
+	"github.com/scriptlock/customer-operator/controllers"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
 )
 
@@ -129,5 +130,52 @@ func TestTheDriftCheckIntervalAnnotationReadsOneRecordOnItsOwn(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	if n := e.calls(http.MethodGet, routeOne) - before; n > 6 {
 		t.Fatalf("%d reads in 3s: the interval was not raised to its lower bound", n)
+	}
+}
+
+// A request whose pass is held back by the account's own rate limit
+// (nothing sent) is not echoed: status.lastHandledReconcileAt would tell
+// `kubectl scriptlock sync` that the record was checked, with the Ready of
+// an earlier pass. The request stays pending until a pass reads the record,
+// which puts the edit back.
+func TestAThrottledReconcileRequestIsEchoedOnlyOnceTheRecordIsRead(t *testing.T) {
+	e := newEnv(t, managerOpts{resync: time.Hour, qps: 0.2})
+	c := e.waitReadyAfterCreate("acme", "throttled@example.com")
+	id := c.Status.CustomerID
+	e.sim.EditOutOfBand(canaryKey, id, func(r *scriptlock.Customer) { r.LastName = "Edited by hand" })
+	gets := e.calls(http.MethodGet, routeOne)
+	e.requestReconcile("acme", "now")
+	got := e.waitHandled("acme", "now")
+	if n := e.calls(http.MethodGet, routeOne) - gets; n != 1 {
+		t.Fatalf("the request was echoed after %d reads of the record (want 1); Ready=%v reason %s",
+			n, condTrue(got, v1alpha1.ConditionReady), e.readyReasonOrGone("acme"))
+	}
+	e.eventually(patience, "the edit put back", func() error {
+		if rec, _ := e.sim.Record(canaryKey, id); rec.LastName != c.Spec.LastName {
+			return fmt.Errorf("record %+v", rec)
+		}
+		return nil
+	})
+}
+
+// With --drift-detection=per-object, an observer's requested pass reads its
+// record, where a periodic pass within a period of the last read answers
+// from memory: the edit made in ScriptLock is seen before the echo.
+func TestAnObserversReconcileRequestReadsTheRecord(t *testing.T) {
+	e := newEnv(t, managerOpts{resync: time.Hour, drift: controllers.DriftPerObject})
+	c := e.customer("ada", "ada@example.com")
+	rec := e.sim.Seed(canaryKey, scriptlock.Customer{Company: c.Spec.Company, FirstName: c.Spec.FirstName, LastName: c.Spec.LastName, Email: "ada@example.com"})
+	c.Spec.ManagementPolicy = v1alpha1.ManagementPolicyObserve
+	e.create(c)
+	e.waitReason("ada", metav1.ConditionTrue, v1alpha1.ReasonObserved, patience)
+	e.sim.EditOutOfBand(canaryKey, rec.ID, func(r *scriptlock.Customer) { r.LastName = "Edited by hand" })
+	gets := e.calls(http.MethodGet, routeOne)
+	e.requestReconcile("ada", "now")
+	got := e.waitHandled("ada", "now")
+	if n := e.calls(http.MethodGet, routeOne) - gets; n != 1 {
+		t.Fatalf("echoed after %d reads (want 1); Ready=%v, observed %+v", n, condTrue(got, v1alpha1.ConditionReady), got.Status.Observed)
+	}
+	if condTrue(got, v1alpha1.ConditionReady) || got.Status.Observed == nil || got.Status.Observed.LastName != "Edited by hand" {
+		t.Fatalf("the echoed status does not show the edit: Ready=%v, observed %+v", condTrue(got, v1alpha1.ConditionReady), got.Status.Observed)
 	}
 }

@@ -62,6 +62,15 @@ type syncState struct {
 	waitedGen int64
 	waitedRV  string
 
+	// requested is the reconcile request whose pass read the record
+	// (requestedRec, in requestedAccount) but was held back before it was
+	// done (its PUT past the account's rate limit, say): that pass's retry
+	// uses the read instead of reading again, which would take the very
+	// turn its write waits for.
+	requested        string
+	requestedAccount string
+	requestedRec     scriptlock.Customer
+
 	// corrections are the times someone's edit of the record was put back
 	// again within the same generation, in the last hour (correct).
 	corrections []time.Time
@@ -385,4 +394,24 @@ func (m *customerMemory) compare(account string, recs *listing, asked time.Time,
 		}
 	}
 	return out
+}
+
+// readForRequest records that the pass of reconcile request v read rec, in
+// account, for key.
+func (m *customerMemory) readForRequest(key types.NamespacedName, v, account string, rec scriptlock.Customer) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.object(key)
+	o.requested, o.requestedAccount, o.requestedRec = v, account, rec
+}
+
+// readFor returns the record id of account that the pass of reconcile
+// request v read for key, if one did.
+func (m *customerMemory) readFor(key types.NamespacedName, v, account, id string) (scriptlock.Customer, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.objects[key]; ok && v != "" && o.requested == v && o.requestedAccount == account && o.requestedRec.ID == id {
+		return o.requestedRec, true
+	}
+	return scriptlock.Customer{}, false
 }

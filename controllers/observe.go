@@ -111,7 +111,22 @@ func (r *CustomerReconciler) observeBound(ctx context.Context, c *v1alpha1.Custo
 		return scriptlock.Customer{}, false, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
 	}
 	if c.Status.Account == cl.Account() {
-		return r.read(ctx, c, cl, id, !readsDirectly(c), obs)
+		v := reconcileRequested(c)
+		if v == "" {
+			return r.read(ctx, c, cl, id, !readsDirectly(c), obs)
+		}
+		// A requested pass reads the record itself, once: a retry of the
+		// same request (its write held back) uses that read.
+		key := client.ObjectKeyFromObject(c)
+		if rec, ok := r.memory.readFor(key, v, cl.Account(), id); ok {
+			obs.seen = true
+			return rec, true, nil
+		}
+		rec, found, err := r.read(ctx, c, cl, id, false, obs)
+		if err == nil && found {
+			r.memory.readForRequest(key, v, cl.Account(), rec)
+		}
+		return rec, found, err
 	}
 	rec, found, err := r.readAfterMove(ctx, c, cl, id)
 	if err != nil {
@@ -123,13 +138,23 @@ func (r *CustomerReconciler) observeBound(ctx context.Context, c *v1alpha1.Custo
 	return rec, true, nil
 }
 
+// listedSince is how old a listing may answer for c: one of the last two
+// periods, shared with every other need, or one asked for now when c's
+// pass must read its record itself (readsDirectly).
+func (r *CustomerReconciler) listedSince(c *v1alpha1.Customer) time.Time {
+	if readsDirectly(c) {
+		return r.Clock.Now()
+	}
+	return r.Clock.Now().Add(-2 * r.ResyncPeriod)
+}
+
 // readAfterMove reads record id in the account the credentials name now,
 // which is not the one it was bound in: from a listing of that account
 // (shared by every Customer that moved with it, so that a key rotation
 // costs one listing, not one read per Customer), confirmed by a read when
 // the listing lacks it.
 func (r *CustomerReconciler) readAfterMove(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) (scriptlock.Customer, bool, error) {
-	recs, _, err := r.accounts.list(ctx, cl, r.Clock.Now().Add(-2*r.ResyncPeriod), client.ObjectKeyFromObject(c))
+	recs, _, err := r.accounts.list(ctx, cl, r.listedSince(c), client.ObjectKeyFromObject(c))
 	if err != nil {
 		return scriptlock.Customer{}, false, err
 	}
