@@ -179,3 +179,22 @@ func TestAnObserversReconcileRequestReadsTheRecord(t *testing.T) {
 		t.Fatalf("the echoed status does not show the edit: Ready=%v, observed %+v", condTrue(got, v1alpha1.ConditionReady), got.Status.Observed)
 	}
 }
+
+// With --drift-detection=per-object, an observer with a drift-check
+// interval reads its record on that cadence, where its memory of the last
+// read would answer for a whole resync period (an hour here): the edit
+// made in ScriptLock shows in status.observed.
+func TestAnObserversDriftCheckIntervalReadsTheRecord(t *testing.T) {
+	e := newEnv(t, managerOpts{resync: time.Hour, drift: controllers.DriftPerObject})
+	c := e.customer("ada", "ada-interval@example.com")
+	rec := e.sim.Seed(canaryKey, scriptlock.Customer{Company: c.Spec.Company, FirstName: c.Spec.FirstName, LastName: c.Spec.LastName, Email: c.Spec.Email})
+	c.Spec.ManagementPolicy = v1alpha1.ManagementPolicyObserve
+	c.Annotations = map[string]string{v1alpha1.DriftCheckIntervalAnnotation: "1s"}
+	e.create(c)
+	e.waitReason("ada", metav1.ConditionTrue, v1alpha1.ReasonObserved, patience)
+	e.sim.EditOutOfBand(canaryKey, rec.ID, func(r *scriptlock.Customer) { r.LastName = "Edited by hand" })
+	got := e.waitReason("ada", metav1.ConditionFalse, v1alpha1.ReasonDiffers, patience)
+	if got.Status.Observed == nil || got.Status.Observed.LastName != "Edited by hand" {
+		t.Fatalf("status.observed does not show the edit: %+v", got.Status.Observed)
+	}
+}

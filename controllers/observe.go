@@ -544,7 +544,12 @@ func (r *CustomerReconciler) claim(ctx context.Context, c *v1alpha1.Customer, cl
 // share a listing under way.
 func (r *CustomerReconciler) lookForPending(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, p *v1alpha1.PendingCreate) (*listing, error) {
 	key := client.ObjectKeyFromObject(c)
-	recs, asked, err := r.accounts.list(ctx, cl, r.memory.lookedSince(key, p.Since.Time), key)
+	since := r.memory.lookedSince(key, p.Since.Time)
+	if reconcileRequested(c) != "" {
+		// A person asked for a look now: at a listing asked for now.
+		since = r.Clock.Now()
+	}
+	recs, asked, err := r.accounts.list(ctx, cl, since, key)
 	if err != nil {
 		return nil, err
 	}
