@@ -198,3 +198,27 @@ func TestAnObserversDriftCheckIntervalReadsTheRecord(t *testing.T) {
 		t.Fatalf("status.observed does not show the edit: %+v", got.Status.Observed)
 	}
 }
+
+// Past the account's rate limit (one call in 5 s), a request for a
+// Customer without a record lists the account once and then creates: the
+// retry of the pass held back before its POST uses the listing asked for
+// since the request, instead of listing again and giving its turn away.
+func TestAThrottledRequestListsOnceThenCreates(t *testing.T) {
+	e := newEnv(t, managerOpts{permanentBackoff: time.Hour, qps: 0.2})
+	other := e.sim.Put(canaryKey, scriptlock.Customer{Company: "Other", FirstName: "A", LastName: "B", Email: "taken-slow@example.com"})
+	e.create(e.customer("acme", "taken-slow@example.com"))
+	e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonConflict, patience)
+	e.sim.DeleteOutOfBand(canaryKey, other.ID)
+	posts, lists := e.calls(http.MethodPost, routeCreate), e.calls(http.MethodGet, routeList)
+	e.requestReconcile("acme", "1")
+	got := e.waitHandled("acme", "1")
+	if !condTrue(got, v1alpha1.ConditionReady) {
+		t.Fatalf("echoed before the record was created: %+v", got.Status.Conditions)
+	}
+	if n := e.calls(http.MethodPost, routeCreate) - posts; n != 1 {
+		t.Fatalf("%d creates after the request, want 1", n)
+	}
+	if n := e.calls(http.MethodGet, routeList) - lists; n != 1 {
+		t.Fatalf("%d listings for one request, want 1", n)
+	}
+}

@@ -62,12 +62,14 @@ type syncState struct {
 	waitedGen int64
 	waitedRV  string
 
-	// requested is the reconcile request whose pass read the record
-	// (requestedRec, in requestedAccount) but was held back before it was
-	// done (its PUT past the account's rate limit, say): that pass's retry
-	// uses the read instead of reading again, which would take the very
-	// turn its write waits for.
+	// requested is the last reconcile request a pass saw, and when it was
+	// first seen: a listing asked since answers for it. requestedRec (in
+	// requestedAccount) is the record its pass read, if one did but was
+	// held back before it was done (its PUT past the account's rate limit,
+	// say): its retry uses that read instead of reading again, which would
+	// take the very turn its write waits for.
 	requested        string
+	requestedAt      time.Time
 	requestedAccount string
 	requestedRec     scriptlock.Customer
 
@@ -396,13 +398,28 @@ func (m *customerMemory) compare(account string, recs *listing, asked time.Time,
 	return out
 }
 
-// readForRequest records that the pass of reconcile request v read rec, in
-// account, for key.
-func (m *customerMemory) readForRequest(key types.NamespacedName, v, account string, rec scriptlock.Customer) {
+// requestedSince returns when reconcile request v of key was first seen,
+// now if it is new: a listing asked for since then is fresh enough for it,
+// so that the retry of a pass held back after its listing (its POST past
+// the account's rate limit, say) does not list again.
+func (m *customerMemory) requestedSince(key types.NamespacedName, v string, now time.Time) time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o := m.object(key)
-	o.requested, o.requestedAccount, o.requestedRec = v, account, rec
+	if o.requested != v {
+		o.requested, o.requestedAt, o.requestedAccount, o.requestedRec = v, now, "", scriptlock.Customer{}
+	}
+	return o.requestedAt
+}
+
+// readForRequest records that the pass of reconcile request v read rec, in
+// account, for key.
+func (m *customerMemory) readForRequest(key types.NamespacedName, v, account string, rec scriptlock.Customer, now time.Time) {
+	m.requestedSince(key, v, now)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.object(key)
+	o.requestedAccount, o.requestedRec = account, rec
 }
 
 // readFor returns the record id of account that the pass of reconcile

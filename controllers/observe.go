@@ -124,7 +124,7 @@ func (r *CustomerReconciler) observeBound(ctx context.Context, c *v1alpha1.Custo
 		}
 		rec, found, err := r.read(ctx, c, cl, id, false, obs)
 		if err == nil && found {
-			r.memory.readForRequest(key, v, cl.Account(), rec)
+			r.memory.readForRequest(key, v, cl.Account(), rec, r.Clock.Now())
 		}
 		return rec, found, err
 	}
@@ -139,13 +139,23 @@ func (r *CustomerReconciler) observeBound(ctx context.Context, c *v1alpha1.Custo
 }
 
 // listedSince is how old a listing may answer for c: one of the last two
-// periods, shared with every other need, or one asked for now when c's
-// pass must read its record itself (readsDirectly).
+// periods, shared with every other need, or, when a person asked for a
+// pass, one asked for since the operator first saw the request.
 func (r *CustomerReconciler) listedSince(c *v1alpha1.Customer) time.Time {
-	if readsDirectly(c) {
-		return r.Clock.Now()
+	if since, ok := r.requestedSince(c); ok {
+		return since
 	}
 	return r.Clock.Now().Add(-2 * r.ResyncPeriod)
+}
+
+// requestedSince returns when the operator first saw c's pending reconcile
+// request (now for a new one); ok is false without one.
+func (r *CustomerReconciler) requestedSince(c *v1alpha1.Customer) (time.Time, bool) {
+	v := reconcileRequested(c)
+	if v == "" {
+		return time.Time{}, false
+	}
+	return r.memory.requestedSince(client.ObjectKeyFromObject(c), v, r.Clock.Now()), true
 }
 
 // readAfterMove reads record id in the account the credentials name now,
@@ -316,9 +326,11 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 		return obs, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
 	}
 	since := r.Clock.Now().Add(-min(preCheckMaxAge, r.ResyncPeriod))
-	if reconcileRequested(c) != "" {
-		// A person asked for a look now: at a listing asked for now.
-		since = r.Clock.Now()
+	if asked, ok := r.requestedSince(c); ok {
+		// A person asked for a look: at a listing asked for since the
+		// request was first seen (a retry held back after the listing
+		// does not list again).
+		since = asked
 	}
 	finders := []func(context.Context, *v1alpha1.Customer, *scriptlock.Client) (*candidate, error){
 		r.findBySpecID,
@@ -545,9 +557,9 @@ func (r *CustomerReconciler) claim(ctx context.Context, c *v1alpha1.Customer, cl
 func (r *CustomerReconciler) lookForPending(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, p *v1alpha1.PendingCreate) (*listing, error) {
 	key := client.ObjectKeyFromObject(c)
 	since := r.memory.lookedSince(key, p.Since.Time)
-	if reconcileRequested(c) != "" {
-		// A person asked for a look now: at a listing asked for now.
-		since = r.Clock.Now()
+	if asked, ok := r.requestedSince(c); ok && asked.After(since) {
+		// A person asked for a look: at a listing asked for since.
+		since = asked
 	}
 	recs, asked, err := r.accounts.list(ctx, cl, since, key)
 	if err != nil {
