@@ -435,7 +435,7 @@ func (r *CustomerReconciler) planCredentialsGone(ctx context.Context, c *v1alpha
 		id = c.Status.FormerCustomerID
 	}
 	it.Action, it.Reason, it.Account, it.RecordID, it.RevokesLicenses = PlanDelete, PlanReasonCredentialsGone, c.Status.Account, id, true
-	it.Message = fmt.Sprintf("may revoke: the credentials are gone (%v); a running operator that still has the client of account %s from an earlier pass "+
+	it.Message = fmt.Sprintf("may revoke: the credentials are gone or cannot be read (%v); a running operator that still has the client of account %s from an earlier pass "+
 		"DELETEs ScriptLock customer %s with it, revoking every license of that customer (one restarted since reports InvalidCredentials and deletes nothing; "+
 		"the plan cannot read the record nor know which). To keep the record, set spec.deletionPolicy: Orphan before the teardown, "+
 		"or delete the Secret after the Customers", err, c.Status.Account, orNone(c.Status.CustomerID))
