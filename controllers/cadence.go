@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -67,4 +68,28 @@ func (r *CustomerReconciler) withCadence(c *v1alpha1.Customer, res ctrl.Result) 
 		res.RequeueAfter = jitterDown(d)
 	}
 	return res
+}
+
+// pass is what one pass of a Customer found out about itself, for
+// Reconcile to decide whether it handled a reconcile request.
+type pass struct {
+	// checked: the pass read the record from ScriptLock (or wrote it), or
+	// a failure set Ready's reason.
+	checked bool
+}
+
+type passKey struct{}
+
+// withPass returns ctx carrying a new pass record, and the record.
+func withPass(ctx context.Context) (context.Context, *pass) {
+	p := &pass{}
+	return context.WithValue(ctx, passKey{}, p), p
+}
+
+// checked marks the pass of ctx as one that checked ScriptLock; a no-op
+// without a pass record (the deletion path).
+func checked(ctx context.Context) {
+	if p, ok := ctx.Value(passKey{}).(*pass); ok {
+		p.checked = true
+	}
 }

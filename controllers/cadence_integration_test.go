@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
+	"github.com/scriptlock/customer-operator/controllers"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
 )
 
@@ -129,5 +130,95 @@ func TestTheDriftCheckIntervalAnnotationReadsOneRecordOnItsOwn(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	if n := e.calls(http.MethodGet, routeOne) - before; n > 6 {
 		t.Fatalf("%d reads in 3s: the interval was not raised to its lower bound", n)
+	}
+}
+
+// A request whose pass is held back by the account's own rate limit
+// (nothing sent) is not echoed: status.lastHandledReconcileAt would tell
+// `kubectl scriptlock sync` that the record was checked, with the Ready of
+// an earlier pass. The request stays pending until a pass reads the record,
+// which puts the edit back.
+func TestAThrottledReconcileRequestIsEchoedOnlyOnceTheRecordIsRead(t *testing.T) {
+	e := newEnv(t, managerOpts{resync: time.Hour, qps: 0.2})
+	c := e.waitReadyAfterCreate("acme", "throttled@example.com")
+	id := c.Status.CustomerID
+	e.sim.EditOutOfBand(canaryKey, id, func(r *scriptlock.Customer) { r.LastName = "Edited by hand" })
+	gets := e.calls(http.MethodGet, routeOne)
+	e.requestReconcile("acme", "now")
+	got := e.waitHandled("acme", "now")
+	if n := e.calls(http.MethodGet, routeOne) - gets; n != 1 {
+		t.Fatalf("the request was echoed after %d reads of the record (want 1); Ready=%v reason %s",
+			n, condTrue(got, v1alpha1.ConditionReady), e.readyReasonOrGone("acme"))
+	}
+	e.eventually(patience, "the edit put back", func() error {
+		if rec, _ := e.sim.Record(canaryKey, id); rec.LastName != c.Spec.LastName {
+			return fmt.Errorf("record %+v", rec)
+		}
+		return nil
+	})
+}
+
+// With --drift-detection=per-object, an observer's requested pass reads its
+// record, where a periodic pass within a period of the last read answers
+// from memory: the edit made in ScriptLock is seen before the echo.
+func TestAnObserversReconcileRequestReadsTheRecord(t *testing.T) {
+	e := newEnv(t, managerOpts{resync: time.Hour, drift: controllers.DriftPerObject})
+	c := e.customer("ada", "ada@example.com")
+	rec := e.sim.Seed(canaryKey, scriptlock.Customer{Company: c.Spec.Company, FirstName: c.Spec.FirstName, LastName: c.Spec.LastName, Email: "ada@example.com"})
+	c.Spec.ManagementPolicy = v1alpha1.ManagementPolicyObserve
+	e.create(c)
+	e.waitReason("ada", metav1.ConditionTrue, v1alpha1.ReasonObserved, patience)
+	e.sim.EditOutOfBand(canaryKey, rec.ID, func(r *scriptlock.Customer) { r.LastName = "Edited by hand" })
+	gets := e.calls(http.MethodGet, routeOne)
+	e.requestReconcile("ada", "now")
+	got := e.waitHandled("ada", "now")
+	if n := e.calls(http.MethodGet, routeOne) - gets; n != 1 {
+		t.Fatalf("echoed after %d reads (want 1); Ready=%v, observed %+v", n, condTrue(got, v1alpha1.ConditionReady), got.Status.Observed)
+	}
+	if condTrue(got, v1alpha1.ConditionReady) || got.Status.Observed == nil || got.Status.Observed.LastName != "Edited by hand" {
+		t.Fatalf("the echoed status does not show the edit: Ready=%v, observed %+v", condTrue(got, v1alpha1.ConditionReady), got.Status.Observed)
+	}
+}
+
+// With --drift-detection=per-object, an observer with a drift-check
+// interval reads its record on that cadence, where its memory of the last
+// read would answer for a whole resync period (an hour here): the edit
+// made in ScriptLock shows in status.observed.
+func TestAnObserversDriftCheckIntervalReadsTheRecord(t *testing.T) {
+	e := newEnv(t, managerOpts{resync: time.Hour, drift: controllers.DriftPerObject})
+	c := e.customer("ada", "ada-interval@example.com")
+	rec := e.sim.Seed(canaryKey, scriptlock.Customer{Company: c.Spec.Company, FirstName: c.Spec.FirstName, LastName: c.Spec.LastName, Email: c.Spec.Email})
+	c.Spec.ManagementPolicy = v1alpha1.ManagementPolicyObserve
+	c.Annotations = map[string]string{v1alpha1.DriftCheckIntervalAnnotation: "1s"}
+	e.create(c)
+	e.waitReason("ada", metav1.ConditionTrue, v1alpha1.ReasonObserved, patience)
+	e.sim.EditOutOfBand(canaryKey, rec.ID, func(r *scriptlock.Customer) { r.LastName = "Edited by hand" })
+	got := e.waitReason("ada", metav1.ConditionFalse, v1alpha1.ReasonDiffers, patience)
+	if got.Status.Observed == nil || got.Status.Observed.LastName != "Edited by hand" {
+		t.Fatalf("status.observed does not show the edit: %+v", got.Status.Observed)
+	}
+}
+
+// Past the account's rate limit (one call in 5 s), a request for a
+// Customer without a record lists the account once and then creates: the
+// retry of the pass held back before its POST uses the listing asked for
+// since the request, instead of listing again and giving its turn away.
+func TestAThrottledRequestListsOnceThenCreates(t *testing.T) {
+	e := newEnv(t, managerOpts{permanentBackoff: time.Hour, qps: 0.2})
+	other := e.sim.Put(canaryKey, scriptlock.Customer{Company: "Other", FirstName: "A", LastName: "B", Email: "taken-slow@example.com"})
+	e.create(e.customer("acme", "taken-slow@example.com"))
+	e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonConflict, patience)
+	e.sim.DeleteOutOfBand(canaryKey, other.ID)
+	posts, lists := e.calls(http.MethodPost, routeCreate), e.calls(http.MethodGet, routeList)
+	e.requestReconcile("acme", "1")
+	got := e.waitHandled("acme", "1")
+	if !condTrue(got, v1alpha1.ConditionReady) {
+		t.Fatalf("echoed before the record was created: %+v", got.Status.Conditions)
+	}
+	if n := e.calls(http.MethodPost, routeCreate) - posts; n != 1 {
+		t.Fatalf("%d creates after the request, want 1", n)
+	}
+	if n := e.calls(http.MethodGet, routeList) - lists; n != 1 {
+		t.Fatalf("%d listings for one request, want 1", n)
 	}
 }

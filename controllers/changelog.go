@@ -2,6 +2,10 @@ package controllers
 
 import (
 	"context"
+	"errors"
+	"regexp"
+	"slices"
+	"strings"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/types"
@@ -54,6 +58,10 @@ type change struct {
 	// update: those that differed); values holds what was written.
 	fields []string
 	values scriptlock.Customer
+	// personal are the values of the Customer's spec (its email, names,
+	// company): scrubbed from ScriptLock's error message unless the log
+	// holds values anyway.
+	personal scriptlock.Customer
 	// deletionPolicy and approval, for a deletion: what the spec said,
 	// and what let it past the revocation brake.
 	deletionPolicy string
@@ -67,7 +75,7 @@ type changeKey struct{}
 func withChange(ctx context.Context, c *v1alpha1.Customer, reason string, written scriptlock.Customer, fields []string) context.Context {
 	ch := change{
 		customer: types.NamespacedName{Namespace: c.Namespace, Name: c.Name}, uid: c.UID, generation: c.Generation,
-		reason: reason, fields: fields, values: written,
+		reason: reason, fields: fields, values: written, personal: desired(c),
 	}
 	if reason == changeDeletion {
 		ch.deletionPolicy = string(c.Spec.DeletionPolicy)
@@ -91,18 +99,30 @@ func createReason(c *v1alpha1.Customer, retry bool) string {
 	return changeCreate
 }
 
-// updateReason is why c's record is put to the spec, as the Events name it
-// (Updated, DriftCorrected).
+// updateReason is why c's record, read as obs.record, is put to the spec,
+// as the Events name it (Updated, DriftCorrected). It is decided from what
+// differs, not from Ready (a retry after a failed PUT is what the first
+// try was): the spec differs from what was last synced
+// (status.syncedDigest), or the record is still as last synced, is a spec
+// change; the record changed since it was last synced, with the spec as
+// it was then, is a drift correction. A Customer synced by a version
+// without status.syncedDigest falls back on its generation.
 func updateReason(c *v1alpha1.Customer, obs observation) string {
+	synced := c.Status.SyncedDigest
 	switch {
 	case obs.bind != "":
 		return changeAdoption
 	case obs.remoteDeleted != "":
 		return changeRecreate
-	case c.Status.ObservedGeneration == c.Generation && isReady(c):
-		return changeDriftCorrection
+	case synced == "":
+		if c.Status.ObservedGeneration == c.Generation && isReady(c) {
+			return changeDriftCorrection
+		}
+		return changeSpecChange
+	case digest(desired(c)) != synced || digest(obs.record) == synced:
+		return changeSpecChange
 	}
-	return changeSpecChange
+	return changeDriftCorrection
 }
 
 // fieldsSet names the fields a create of rec sets.
@@ -154,7 +174,10 @@ func NewChangeLog(log logr.Logger, values bool) *ChangeLog {
 //	                conflict, notFound, rateLimited, refused, serverError,
 //	                noAnswer, invalidAnswer (scriptlock_writes_total)
 //	status          ScriptLock's HTTP status, 0 for no answer
-//	error           the error, if any (ScriptLock's message scrubbed of the key)
+//	error           the error, if any: the call, ScriptLock's status and
+//	                the error's kind, then ScriptLock's message scrubbed
+//	                of the key and, without values, of the Customer's
+//	                values (its email, names, company, what was written)
 //	durationSeconds time to the answer
 func (l *ChangeLog) Observe(ctx context.Context, w scriptlock.Write) {
 	ch, ok := ctx.Value(changeKey{}).(change)
@@ -187,9 +210,47 @@ func (l *ChangeLog) Observe(ctx context.Context, w scriptlock.Write) {
 	}
 	kv = append(kv, "result", string(w.Result), "status", w.StatusCode, "durationSeconds", w.Duration.Seconds())
 	if w.Err != nil {
-		kv = append(kv, "error", w.Err.Error())
+		msg := w.Err.Error()
+		if !l.values {
+			msg = scrubValues(w.Err, ch.values, ch.personal)
+		}
+		kv = append(kv, "error", msg)
 	}
 	l.log.Info("ScriptLock write", kv...)
+}
+
+// scrubValues returns err's text with every value of recs (of two
+// characters or more) replaced by "[value]", case-insensitively: ScriptLock
+// may echo what it was sent ("email a@example.com already used"), personal
+// data the change log holds only with values on. A *scriptlock.Error keeps
+// its call, status and kind, which hold no value.
+func scrubValues(err error, recs ...scriptlock.Customer) string {
+	var vals []string
+	for _, rec := range recs {
+		for _, f := range recordFields(rec) {
+			if len(strings.TrimSpace(f.value)) >= 2 {
+				vals = append(vals, strings.TrimSpace(f.value))
+			}
+		}
+	}
+	// Longest first: an email is scrubbed whole, not around a name in it.
+	slices.SortFunc(vals, func(a, b string) int { return len(b) - len(a) })
+	scrub := func(s string) string {
+		for _, v := range vals {
+			s = regexp.MustCompile(`(?i)`+regexp.QuoteMeta(v)).ReplaceAllLiteralString(s, "[value]")
+		}
+		return s
+	}
+	var se *scriptlock.Error
+	if !errors.As(err, &se) {
+		return scrub(err.Error())
+	}
+	e := *se
+	e.Message = scrub(e.Message)
+	if e.Err != nil {
+		e.Err = errors.New(scrub(e.Err.Error()))
+	}
+	return e.Error()
 }
 
 func nonNil(s []string) []string {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/controllers"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
@@ -220,4 +222,91 @@ func TestTheChangeLogHoldsValuesOnlyWhenAskedTo(t *testing.T) {
 	if v := lines[1].Values; len(v) != 1 || v["firstName"] != "Changed" {
 		t.Errorf("the update's values: %v", v)
 	}
+}
+
+// updateLines returns the change log's update lines of name, as
+// "reason result".
+func (e *env) updateLines(name string) []string {
+	var out []string
+	for _, l := range e.changeLog() {
+		if l.Customer == e.ns+"/"+name && l.Operation == "update" {
+			out = append(out, l.Reason+" "+l.Result)
+		}
+	}
+	return out
+}
+
+// A write that failed and is tried again keeps its reason: the retry of a
+// drift correction is one too, though Ready went False in between, and the
+// retry of a spec change is a spec change.
+func TestTheChangeLogKeepsTheReasonOfARetriedWrite(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	a := e.waitReadyAfterCreate("a", "retry@example.com")
+	id := a.Status.CustomerID
+	putBack := func(what string, ok func(scriptlock.Customer) bool) {
+		t.Helper()
+		e.eventually(patience, what, func() error {
+			if rec, _ := e.sim.Record(canaryKey, id); !ok(rec) {
+				return fmt.Errorf("record %+v", rec)
+			}
+			return nil
+		})
+		e.waitReady("a")
+	}
+
+	e.sim.EditOutOfBand(canaryKey, id, func(r *scriptlock.Customer) { r.Company = "Edited by hand" })
+	e.sim.FailNext(http.MethodPut, routeOne, 1, http.StatusInternalServerError, 0)
+	e.sweep()
+	putBack("the edit put back", func(r scriptlock.Customer) bool { return r.Company == a.Spec.Company })
+
+	e.sim.FailNext(http.MethodPut, routeOne, 1, http.StatusInternalServerError, 0)
+	e.update("a", func(c *v1alpha1.Customer) { c.Spec.LastName = "Spec" })
+	putBack("the spec change written", func(r scriptlock.Customer) bool { return r.LastName == "Spec" })
+
+	want := []string{"driftCorrection serverError", "driftCorrection updated", "specChange serverError", "specChange updated"}
+	if got := e.updateLines("a"); !slices.Equal(got, want) {
+		t.Fatalf("update lines %q, want %q", got, want)
+	}
+	if n := len(e.events("a", "DriftCorrected")); n != 1 {
+		t.Errorf("%d DriftCorrected Events, want 1", n)
+	}
+}
+
+// ScriptLock's refusal may echo what it holds (the email, a name); without
+// --changelog-values the line keeps the status and the kind of the error
+// and ScriptLock's words, with the Customer's values taken out.
+func TestTheChangeLogScrubsTheCustomersValuesFromScriptLocksMessage(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	c := e.customer("a", "Ada.Scrub@example.com")
+	c.Spec.LastName = "Lovelace"
+	e.create(c)
+	c = e.waitReady("a")
+	id := c.Status.CustomerID
+	e.sim.RefuseDelete(canaryKey, id, "customer ada.scrub@example.com (Example LOVELACE) has 3 active licenses")
+	if err := e.k8s.Delete(e.ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	e.waitReason("a", metav1.ConditionFalse, v1alpha1.ReasonDeletionBlocked, patience)
+	var line changeLine
+	for _, l := range e.changeLog() {
+		if l.Operation == "delete" {
+			line = l
+			break
+		}
+	}
+	if line.Result != "conflict" || line.Status != http.StatusConflict {
+		t.Fatalf("the refused DELETE's line: %+v", line)
+	}
+	for _, v := range []string{"ada.scrub@example.com", "Lovelace", "LOVELACE", "Example"} {
+		if strings.Contains(strings.ToLower(line.Error), strings.ToLower(v)) {
+			t.Errorf("the error holds the value %q: %s", v, line.Error)
+		}
+	}
+	for _, v := range []string{"409 Conflict", "has 3 active licenses"} {
+		if !strings.Contains(line.Error, v) {
+			t.Errorf("the error lacks %q: %s", v, line.Error)
+		}
+	}
+	e.sim.AllowDelete(canaryKey, id)
+	e.waitGone("a", patience)
 }

@@ -167,11 +167,22 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}()
 	if deleting {
 		res, retErr = r.reconcileDelete(ctx, c)
-	} else {
-		res, retErr = r.reconcileNormal(ctx, c, orig)
+		if requested != "" {
+			// Every deletion pass says Ready=False (Deleting) or lets the
+			// Customer go: sync reports it as not Ready either way.
+			c.Status.LastHandledReconcileAt = requested
+		}
+		return res, retErr
 	}
-	if requested != "" {
-		// Handled, whatever the outcome: the status of this pass says it.
+	ctx, p := withPass(ctx)
+	res, retErr = r.reconcileNormal(ctx, c, orig)
+	if requested != "" && p.checked {
+		// Handled means checked: the record was read from ScriptLock (or
+		// written) in this pass, or a failure set Ready's reason. A pass
+		// held back before it got to ScriptLock (the operator's own rate
+		// limit or in-flight cap, a listing under way, the cache still
+		// indexing, a Kubernetes error) leaves the request pending, and
+		// the pass that checks echoes it.
 		c.Status.LastHandledReconcileAt = requested
 	}
 	return res, retErr
@@ -199,6 +210,9 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 			return r.result(ctx, c, err)
 		}
 		r.reportObserved(c, cl, rec, obs)
+		if !obs.fromMemory {
+			checked(ctx)
+		}
 		return r.withCadence(c, r.next(obs)), nil
 	}
 	obs, err := r.observe(ctx, c, cl)
@@ -236,6 +250,9 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 	}
 	if err := r.update(ctx, c, cl, obs); err != nil {
 		return r.result(ctx, c, err)
+	}
+	if !obs.fromMemory {
+		checked(ctx)
 	}
 	return r.ready(c, cl, obs), nil
 }
@@ -357,6 +374,7 @@ func (r *CustomerReconciler) result(ctx context.Context, c *v1alpha1.Customer, e
 		return ctrl.Result{RequeueAfter: wait.Jitter(d, 0.5)}, nil
 	}
 	r.memory.endWait(key)
+	checked(ctx)
 	setReady(c, metav1.ConditionFalse, o.reason, err.Error(), o.stalled)
 	c.Status.ObservedGeneration = c.Generation
 	switch {

@@ -62,6 +62,17 @@ type syncState struct {
 	waitedGen int64
 	waitedRV  string
 
+	// requested is the last reconcile request a pass saw, and when it was
+	// first seen: a listing asked since answers for it. requestedRec (in
+	// requestedAccount) is the record its pass read, if one did but was
+	// held back before it was done (its PUT past the account's rate limit,
+	// say): its retry uses that read instead of reading again, which would
+	// take the very turn its write waits for.
+	requested        string
+	requestedAt      time.Time
+	requestedAccount string
+	requestedRec     scriptlock.Customer
+
 	// corrections are the times someone's edit of the record was put back
 	// again within the same generation, in the last hour (correct).
 	corrections []time.Time
@@ -385,4 +396,39 @@ func (m *customerMemory) compare(account string, recs *listing, asked time.Time,
 		}
 	}
 	return out
+}
+
+// requestedSince returns when reconcile request v of key was first seen,
+// now if it is new: a listing asked for since then is fresh enough for it,
+// so that the retry of a pass held back after its listing (its POST past
+// the account's rate limit, say) does not list again.
+func (m *customerMemory) requestedSince(key types.NamespacedName, v string, now time.Time) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.object(key)
+	if o.requested != v {
+		o.requested, o.requestedAt, o.requestedAccount, o.requestedRec = v, now, "", scriptlock.Customer{}
+	}
+	return o.requestedAt
+}
+
+// readForRequest records that the pass of reconcile request v read rec, in
+// account, for key.
+func (m *customerMemory) readForRequest(key types.NamespacedName, v, account string, rec scriptlock.Customer, now time.Time) {
+	m.requestedSince(key, v, now)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.object(key)
+	o.requestedAccount, o.requestedRec = account, rec
+}
+
+// readFor returns the record id of account that the pass of reconcile
+// request v read for key, if one did.
+func (m *customerMemory) readFor(key types.NamespacedName, v, account, id string) (scriptlock.Customer, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.objects[key]; ok && v != "" && o.requested == v && o.requestedAccount == account && o.requestedRec.ID == id {
+		return o.requestedRec, true
+	}
+	return scriptlock.Customer{}, false
 }

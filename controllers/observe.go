@@ -111,7 +111,22 @@ func (r *CustomerReconciler) observeBound(ctx context.Context, c *v1alpha1.Custo
 		return scriptlock.Customer{}, false, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
 	}
 	if c.Status.Account == cl.Account() {
-		return r.read(ctx, c, cl, id, !readsDirectly(c), obs)
+		v := reconcileRequested(c)
+		if v == "" {
+			return r.read(ctx, c, cl, id, !readsDirectly(c), obs)
+		}
+		// A requested pass reads the record itself, once: a retry of the
+		// same request (its write held back) uses that read.
+		key := client.ObjectKeyFromObject(c)
+		if rec, ok := r.memory.readFor(key, v, cl.Account(), id); ok {
+			obs.seen = true
+			return rec, true, nil
+		}
+		rec, found, err := r.read(ctx, c, cl, id, false, obs)
+		if err == nil && found {
+			r.memory.readForRequest(key, v, cl.Account(), rec, r.Clock.Now())
+		}
+		return rec, found, err
 	}
 	rec, found, err := r.readAfterMove(ctx, c, cl, id)
 	if err != nil {
@@ -123,13 +138,33 @@ func (r *CustomerReconciler) observeBound(ctx context.Context, c *v1alpha1.Custo
 	return rec, true, nil
 }
 
+// listedSince is how old a listing may answer for c: one of the last two
+// periods, shared with every other need, or, when a person asked for a
+// pass, one asked for since the operator first saw the request.
+func (r *CustomerReconciler) listedSince(c *v1alpha1.Customer) time.Time {
+	if since, ok := r.requestedSince(c); ok {
+		return since
+	}
+	return r.Clock.Now().Add(-2 * r.ResyncPeriod)
+}
+
+// requestedSince returns when the operator first saw c's pending reconcile
+// request (now for a new one); ok is false without one.
+func (r *CustomerReconciler) requestedSince(c *v1alpha1.Customer) (time.Time, bool) {
+	v := reconcileRequested(c)
+	if v == "" {
+		return time.Time{}, false
+	}
+	return r.memory.requestedSince(client.ObjectKeyFromObject(c), v, r.Clock.Now()), true
+}
+
 // readAfterMove reads record id in the account the credentials name now,
 // which is not the one it was bound in: from a listing of that account
 // (shared by every Customer that moved with it, so that a key rotation
 // costs one listing, not one read per Customer), confirmed by a read when
 // the listing lacks it.
 func (r *CustomerReconciler) readAfterMove(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) (scriptlock.Customer, bool, error) {
-	recs, _, err := r.accounts.list(ctx, cl, r.Clock.Now().Add(-2*r.ResyncPeriod), client.ObjectKeyFromObject(c))
+	recs, _, err := r.accounts.list(ctx, cl, r.listedSince(c), client.ObjectKeyFromObject(c))
 	if err != nil {
 		return scriptlock.Customer{}, false, err
 	}
@@ -291,9 +326,11 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 		return obs, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
 	}
 	since := r.Clock.Now().Add(-min(preCheckMaxAge, r.ResyncPeriod))
-	if reconcileRequested(c) != "" {
-		// A person asked for a look now: at a listing asked for now.
-		since = r.Clock.Now()
+	if asked, ok := r.requestedSince(c); ok {
+		// A person asked for a look: at a listing asked for since the
+		// request was first seen (a retry held back after the listing
+		// does not list again).
+		since = asked
 	}
 	finders := []func(context.Context, *v1alpha1.Customer, *scriptlock.Client) (*candidate, error){
 		r.findBySpecID,
@@ -519,7 +556,12 @@ func (r *CustomerReconciler) claim(ctx context.Context, c *v1alpha1.Customer, cl
 // share a listing under way.
 func (r *CustomerReconciler) lookForPending(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, p *v1alpha1.PendingCreate) (*listing, error) {
 	key := client.ObjectKeyFromObject(c)
-	recs, asked, err := r.accounts.list(ctx, cl, r.memory.lookedSince(key, p.Since.Time), key)
+	since := r.memory.lookedSince(key, p.Since.Time)
+	if asked, ok := r.requestedSince(c); ok && asked.After(since) {
+		// A person asked for a look: at a listing asked for since.
+		since = asked
+	}
+	recs, asked, err := r.accounts.list(ctx, cl, since, key)
 	if err != nil {
 		return nil, err
 	}

@@ -68,7 +68,9 @@ func (r *CustomerReconciler) observeOnly(ctx context.Context, c *v1alpha1.Custom
 	var obs observation
 	if id := c.Status.CustomerID; id != "" && c.Status.Account == cl.Account() && (c.Spec.CustomerID == "" || c.Spec.CustomerID == id) {
 		key := client.ObjectKeyFromObject(c)
-		if o := c.Status.Observed; o != nil && r.DriftDetection == DriftPerObject {
+		// A requested pass, or a record on its own cadence, is read: never
+		// answered from memory.
+		if o := c.Status.Observed; o != nil && r.DriftDetection == DriftPerObject && !readsDirectly(c) {
 			seen := scriptlock.Customer{ID: id, Company: o.Company, FirstName: o.FirstName, LastName: o.LastName, Email: o.Email}
 			if left, ok := r.memory.syncedWithin(key, seen, r.ResyncPeriod, r.Clock.Now()); ok {
 				obs.fromMemory, obs.recheckIn = true, left
@@ -87,7 +89,7 @@ func (r *CustomerReconciler) observeOnly(ctx context.Context, c *v1alpha1.Custom
 		}
 		return rec, obs, err
 	}
-	recs, _, err := r.accounts.list(ctx, cl, r.Clock.Now().Add(-2*r.ResyncPeriod), client.ObjectKeyFromObject(c))
+	recs, _, err := r.accounts.list(ctx, cl, r.listedSince(c), client.ObjectKeyFromObject(c))
 	if err != nil {
 		return scriptlock.Customer{}, obs, err
 	}

@@ -377,6 +377,9 @@ func (r *CustomerReconciler) planDelete(ctx context.Context, c *v1alpha1.Custome
 	}
 	cl, err := r.planAccount(ctx, c)
 	if err != nil {
+		if isCredentials(err) && c.Status.Account != "" {
+			return r.planCredentialsGone(ctx, c, it, err)
+		}
 		return planFailure(it, err)
 	}
 	it.Account = cl.Account()
@@ -408,9 +411,46 @@ func (r *CustomerReconciler) planDelete(ctx context.Context, c *v1alpha1.Custome
 	} else {
 		it.Message = "ScriptLock customer " + id + " is already gone: its DELETE revokes nothing"
 	}
-	// The revocation brake, as reconcileDelete asks it (its plan brake
-	// counts in memory what the manager's would write to its Lease).
-	actx, err := r.brake.admit(ctx, c, wasHeld(c), cl.Account(), id)
+	return r.planBrake(ctx, c, it, cl.Account(), id)
+}
+
+// PlanReasonCredentialsGone is the reason of a delete row whose Customer's
+// credentials cannot be read (its Secret deleted in the same teardown,
+// say): the plan cannot read the record, and a running operator that
+// still holds the account's client from an earlier pass DELETEs with it,
+// so the row may revoke (RevokesLicenses).
+const PlanReasonCredentialsGone = "CredentialsGone"
+
+// planCredentialsGone is the row of a Customer being deleted, bound to a
+// record in status.account, whose credentials cannot be read (err). The
+// operator then falls back to the client it last used for the account,
+// if it still has one (it has not restarted since), and DELETEs the
+// record it can prove is its own; without one it reports
+// InvalidCredentials and deletes nothing. A plan has no memory of the
+// operator's: it says the DELETE may happen, and asks the revocation brake
+// about it as the operator would.
+func (r *CustomerReconciler) planCredentialsGone(ctx context.Context, c *v1alpha1.Customer, it PlanItem, err error) PlanItem {
+	id := c.Status.CustomerID
+	if id == "" {
+		id = c.Status.FormerCustomerID
+	}
+	it.Action, it.Reason, it.Account, it.RecordID, it.RevokesLicenses = PlanDelete, PlanReasonCredentialsGone, c.Status.Account, id, true
+	it.Message = fmt.Sprintf("may revoke: the credentials are gone or cannot be read (%v); a running operator that still has the client of account %s from an earlier pass "+
+		"DELETEs ScriptLock customer %s with it, revoking every license of that customer (one restarted since reports InvalidCredentials and deletes nothing; "+
+		"the plan cannot read the record nor know which). To keep the record, set spec.deletionPolicy: Orphan before the teardown, "+
+		"or delete the Secret after the Customers", err, c.Status.Account, orNone(c.Status.CustomerID))
+	if id == "" {
+		return it
+	}
+	return r.planBrake(ctx, c, it, c.Status.Account, id)
+}
+
+// planBrake asks the revocation brake about the DELETE of record id of
+// account that row it plans, as reconcileDelete asks it (its plan brake
+// counts in memory what the manager's would write to its Lease).
+func (r *CustomerReconciler) planBrake(ctx context.Context, c *v1alpha1.Customer, it PlanItem, account, id string) PlanItem {
+	var st *stuck
+	actx, err := r.brake.admit(ctx, c, wasHeld(c), account, id)
 	switch {
 	case errors.As(err, &st) && st.reason == v1alpha1.ReasonDeletionHeld:
 		it.RevokesLicenses, it.Held, it.Reason = false, true, v1alpha1.ReasonDeletionHeld

@@ -186,7 +186,7 @@ func (r *CustomerReconciler) update(ctx context.Context, c *v1alpha1.Customer, c
 		return nil
 	}
 	reason, format := "Updated", "updated ScriptLock customer %s to the spec"
-	if obs.bind == "" && obs.remoteDeleted == "" && c.Status.ObservedGeneration == c.Generation && isReady(c) {
+	if updateReason(c, obs) == changeDriftCorrection {
 		reason, format = "DriftCorrected", "ScriptLock customer %s was changed outside the cluster; put it back to the spec"
 	}
 	r.event(c, corev1.EventTypeNormal, reason, "Update", format, want.ID)

@@ -105,8 +105,9 @@ held (reason DeletionHeld, "held" in the JSON): no DELETE is sent until a
 person approves it.
 
 Exit code: 0, or 2 when a --fail-on gate matches (revoke: a license would be
-revoked, or a revoking delete would be held by the revocation brake, waiting
-for a person; conflict: a Customer would end in a conflict; error: a Customer
+revoked, or may be (a Customer being deleted whose credentials Secret is
+gone: a running operator still holding the account's client DELETEs), or a
+revoking delete would be held by the revocation brake, waiting for a person; conflict: a Customer would end in a conflict; error: a Customer
 cannot be planned; any: anything but none). A Customer that cannot be
 planned (error) fails every gate: it cannot be shown not to match. 1 is a
 failure of the command itself.`,
@@ -802,6 +803,10 @@ func printPlanTable(w io.Writer, r planReport) error {
 	for _, it := range items {
 		action := string(it.Action)
 		switch {
+		case it.RevokesLicenses && it.Reason == controllers.PlanReasonCredentialsGone:
+			// The plan cannot read the record; a running operator that
+			// still has the account's client DELETEs it.
+			action = "DELETE (may revoke licenses)"
 		case it.RevokesLicenses:
 			action = "DELETE (revokes licenses)"
 		case it.Held:

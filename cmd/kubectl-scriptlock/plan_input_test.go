@@ -240,6 +240,29 @@ func TestSummaryAndGates(t *testing.T) {
 	}
 }
 
+// TestACredentialsGoneRowIsARevocation: a delete whose credentials are
+// gone may revoke (a running operator that still has the account's client
+// DELETEs): it is shown first, as such, and --fail-on revoke matches it as
+// a revocation, not as a row that cannot be planned.
+func TestACredentialsGoneRowIsARevocation(t *testing.T) {
+	items := []controllers.PlanItem{
+		{Namespace: "shop", Name: "quiet", Action: controllers.PlanNone},
+		{Namespace: "shop", Name: "gone", Action: controllers.PlanDelete, RevokesLicenses: true, RecordID: "7",
+			Reason: controllers.PlanReasonCredentialsGone, Message: "may revoke: the credentials are gone"},
+	}
+	r := planReport{Items: items, Summary: summarize(items)}
+	why := gate([]string{"revoke"}, r)
+	if !strings.Contains(why, "revokes licenses of 1 customers") || strings.Contains(why, "cannot be planned") {
+		t.Errorf("--fail-on revoke: %q", why)
+	}
+	var out strings.Builder
+	must(t, printPlanTable(&out, r))
+	lines := strings.Split(out.String(), "\n")
+	if !strings.Contains(lines[1], "gone") || !strings.Contains(lines[1], "DELETE (may revoke licenses)") {
+		t.Errorf("the row that may revoke is not first, as such:\n%s", out.String())
+	}
+}
+
 // TestHideValues: the values go from the item and, as whole words, from
 // its message; the words they are part of stay.
 func TestHideValues(t *testing.T) {

@@ -38,8 +38,9 @@ func newSyncCmd(stdout, stderr io.Writer) *cobra.Command {
 and wait until it has: sets the annotation
 licensing.scriptlock.com/reconcile-requested-at to the current time on each
 Customer, then waits until status.lastHandledReconcileAt shows that value
-(the operator echoes it once a pass handled the request, even when nothing
-changed). The requested pass reads each record from ScriptLock itself, so
+(the operator echoes it once a pass has checked ScriptLock for the request:
+read the record, or failed with a reason shown in Ready; even when nothing
+changed; a pass held back by the operator's own rate limit does not count). The requested pass reads each record from ScriptLock itself, so
 an edit made in ScriptLock is found and put back now. Prints the Ready
 status of each; the exit code is 1 when any is not Ready after its pass or
 the operator did not handle the request within --timeout (paused Customers
