@@ -82,12 +82,47 @@ func (r *CustomerReconciler) rival(ctx context.Context, c *v1alpha1.Customer, cl
 	if err != nil {
 		return nil, err
 	}
+	// The record in question: id, else the one last seen holding the email.
+	held := id
+	if held == "" {
+		held, _ = r.memory.recordWithEmail(cl.Account(), c.Spec.Email)
+	}
+	var first *v1alpha1.Customer
 	for _, other := range others {
-		if claimsBefore(other, c) {
+		if !claimsBefore(other, c) || outranks(c, other, cl, id) {
+			continue
+		}
+		if held != "" && other.Status.CustomerID == held && managing(other) {
+			// The Customer that holds the record is the one to name.
 			return other, nil
 		}
+		if first == nil {
+			first = other
+		}
 	}
-	return nil, nil
+	return first, nil
+}
+
+// outranks says whether c's proof in cl's account beats other's claim on
+// the record id (or c's email) whatever their ages: c holds the record in
+// cl's account, or its own create of its email is under way there, and
+// other manages another record, or a record of that id in another account.
+// A Customer that manages a record keeps it for life (another
+// spec.customerID is a Conflict, another email a PUT on its own record) and
+// takes a record of another account over only as it last synced it (a
+// rotated key) or with the email its spec has (the accept annotation), so
+// it can never take c's record: it only wants its email, which ScriptLock
+// refuses it while c's record has it (README: "the one that already
+// manages a record keeps it").
+func outranks(c, other *v1alpha1.Customer, cl *scriptlock.Client, id string) bool {
+	p, creating := ownPending(c, cl)
+	creating = creating && c.Status.CustomerID == "" && strings.EqualFold(p.Email, c.Spec.Email)
+	bound := c.Status.CustomerID != "" && c.Status.CustomerID == id && c.Status.Account == cl.Account()
+	if !creating && !bound || !managing(other) {
+		return false
+	}
+	elsewhere := other.Status.Account != "" && other.Status.Account != cl.Account()
+	return other.Status.CustomerID != id || elsewhere
 }
 
 // rivalForRecord returns another Customer of cl's account with a better
@@ -101,7 +136,7 @@ func (r *CustomerReconciler) rivalForRecord(ctx context.Context, c *v1alpha1.Cus
 		return nil, err
 	}
 	for _, other := range others {
-		if (other.Status.CustomerID == id || other.Spec.CustomerID == id) && claimsBefore(other, c) {
+		if (other.Status.CustomerID == id || other.Spec.CustomerID == id) && claimsBefore(other, c) && !outranks(c, other, cl, id) {
 			return other, nil
 		}
 	}
