@@ -273,7 +273,11 @@ func (l *Ledger) checkConflict(c CustomerView, s Snapshot, live map[string]Custo
 		// Told to manage another record while it manages this one is a
 		// Conflict by the README's rule.
 		told := c.CustomerID != "" && c.CustomerID != ref.ID
-		if owner == c.UID && !told && strings.EqualFold(rec.Email, c.Email) && !l.heldByOther(ref, c, s) {
+		// README, the credentials-change row: a rotated key carries a
+		// bound record over, not the record of a create whose answer was
+		// lost before the rotation; that one shows as taken (Conflict).
+		carried := !l.unboundAtRotation[ref]
+		if owner == c.UID && !told && carried && strings.EqualFold(rec.Email, c.Email) && !l.heldByOther(ref, c, s) {
 			return &Violation{ConflictOnOwnRecord, c.Name, fmt.Sprintf("Conflict although record %s (%s) is its own: %s", ref, rec.Email, c.Message)}
 		}
 		holder, ok := live[owner]

@@ -86,11 +86,16 @@ type Ledger struct {
 	rotated map[Account]bool
 	// emails holds the email each owned record had in the last snapshot.
 	emails map[RecordRef]string
+	// unboundAtRotation holds the records whose key was rotated while the
+	// Customer that created them had not bound them yet (a create whose
+	// answer was lost): the README carries only a bound record over to a
+	// rotated key, so such a Customer may report Conflict over it.
+	unboundAtRotation map[RecordRef]bool
 }
 
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
-	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, seen: map[string]CustomerView{}, rotated: map[Account]bool{}, emails: map[RecordRef]string{}}
+	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, seen: map[string]CustomerView{}, rotated: map[Account]bool{}, emails: map[RecordRef]string{}, unboundAtRotation: map[RecordRef]bool{}}
 }
 
 // Created records that uid's create stored ref.
@@ -115,11 +120,17 @@ func (l *Ledger) Consented(uid string) {
 }
 
 // Rotated records that a's key was rotated: its old key is refused from
-// now on.
+// now on. The records of a that their creators (as last seen) had not
+// bound yet are remembered: a rotated key carries only a bound record over.
 func (l *Ledger) Rotated(a Account) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.rotated[a] = true
+	for ref, uid := range l.owner {
+		if c, live := l.seen[uid]; ref.Account == a && live && (c.Bound != ref.ID || c.BoundAccount != a) {
+			l.unboundAtRotation[ref] = true
+		}
+	}
 }
 
 // Forced records that the explorer removed uid's finalizer itself.

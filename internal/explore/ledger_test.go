@@ -228,3 +228,38 @@ func TestAccountChangedAfterARotationKeepsTheRecord(t *testing.T) {
 		}
 	}
 }
+
+// A create whose answer was lost, then a rotation of the account's key
+// before the Customer bound the record: the README carries only a bound
+// record over to a rotated key, so Conflict over it is allowed; the same
+// Conflict without the rotation, or over a record bound before it, is not.
+func TestConflictOverALostCreateAfterARotation(t *testing.T) {
+	records := map[RecordRef]Record{{acctA, "3"}: rec(acctA, "3", "e0@example.com")}
+	unbound := CustomerView{Name: "c0", UID: "u0", Email: "e0@example.com", Account: acctA, Policy: "Delete", Generation: 1, Observed: 1}
+	conflict := unbound
+	conflict.Ready, conflict.Reason, conflict.Stalled, conflict.Message = "False", "Conflict", true, "ScriptLock customer 3 already has email"
+	bound := unbound
+	bound.Bound, bound.BoundAccount = "3", acctA
+	for _, tt := range []struct {
+		name     string
+		before   *CustomerView // as last seen before the rotation; nil: no rotation
+		violates bool
+	}{
+		{"no rotation", nil, true},
+		{"rotated before it was bound", &unbound, false},
+		{"rotated after it was bound", &bound, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Created(RecordRef{acctA, "3"}, "u0")
+			if tt.before != nil {
+				l.Observe(Snapshot{Customers: []CustomerView{*tt.before}, Records: records})
+				l.Rotated(acctA)
+			}
+			vs := l.CheckEnd(Snapshot{Customers: []CustomerView{conflict}, Records: records}, func(v string) string { return v })
+			if got := len(vs) == 1 && vs[0].Kind == ConflictOnOwnRecord; got != tt.violates || len(vs) > 1 {
+				t.Fatalf("got %v, want a %s: %v", vs, ConflictOnOwnRecord, tt.violates)
+			}
+		})
+	}
+}
