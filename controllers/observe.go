@@ -323,7 +323,7 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 		if err != nil {
 			return obs, err
 		}
-		return obs, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
+		return obs, stuckf(v1alpha1.ReasonConflict, "%s%s", rivalMessage(c, other), r.emailHolderNote(ctx, c, cl, other))
 	}
 	since := r.Clock.Now().Add(-min(preCheckMaxAge, r.ResyncPeriod))
 	if asked, ok := r.requestedSince(c); ok {
@@ -665,4 +665,26 @@ func (r *CustomerReconciler) deletable(ctx context.Context, c *v1alpha1.Customer
 		return "", stuckf(v1alpha1.ReasonConflict, "Customer %s/%s also holds ScriptLock customer %s", other.Namespace, other.Name, id)
 	}
 	return id, nil
+}
+
+// emailHolderNote names the Customer that holds the record with c's email
+// (as last listed, else as last seen in sync), when it is not other, the
+// rival a Conflict names: a Customer whose spec moved to another email
+// still holds the record that has this one. "" when none is known.
+func (r *CustomerReconciler) emailHolderNote(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, other *v1alpha1.Customer) string {
+	var ids []string
+	if recs := r.accounts.lastListing(cl); recs != nil {
+		if id, ok := recs.idOf(c.Spec.Email); ok {
+			ids = append(ids, id)
+		}
+	}
+	if id, ok := r.memory.recordWithEmail(cl.Account(), c.Spec.Email); ok {
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		if h := r.boundTo(ctx, c, id); h != nil && h.UID != other.UID && h.Status.Account == cl.Account() {
+			return fmt.Sprintf("; ScriptLock customer %s has email %q, and Customer %s/%s holds it", id, c.Spec.Email, h.Namespace, h.Name)
+		}
+	}
+	return ""
 }

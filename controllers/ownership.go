@@ -82,47 +82,70 @@ func (r *CustomerReconciler) rival(ctx context.Context, c *v1alpha1.Customer, cl
 	if err != nil {
 		return nil, err
 	}
-	// The record in question: id, else the one last seen holding the email.
-	held := id
-	if held == "" {
-		held, _ = r.memory.recordWithEmail(cl.Account(), c.Spec.Email)
-	}
-	var first *v1alpha1.Customer
+	var rivals []*v1alpha1.Customer
 	for _, other := range others {
-		if !claimsBefore(other, c) || outranks(c, other, cl, id) {
-			continue
-		}
-		if held != "" && other.Status.CustomerID == held && managing(other) {
-			// The Customer that holds the record is the one to name.
-			return other, nil
-		}
-		if first == nil {
-			first = other
+		if claimsBefore(other, c) && !outranks(c, other, cl, id) {
+			rivals = append(rivals, other)
 		}
 	}
-	return first, nil
+	switch len(rivals) {
+	case 0:
+		return nil, nil
+	case 1:
+		return rivals[0], nil
+	}
+	// Several beat c: the one that holds the record in question (id, else
+	// the record with c's email, as last listed or last seen in sync) is
+	// the one to name.
+	held := []string{id}
+	if id == "" {
+		if recs := r.accounts.lastListing(cl); recs != nil {
+			if lid, ok := recs.idOf(c.Spec.Email); ok {
+				held = append(held, lid)
+			}
+		}
+		if mid, ok := r.memory.recordWithEmail(cl.Account(), c.Spec.Email); ok {
+			held = append(held, mid)
+		}
+	}
+	for _, h := range held {
+		for _, other := range rivals {
+			if h != "" && other.Status.CustomerID == h && managing(other) {
+				return other, nil
+			}
+		}
+	}
+	return rivals[0], nil
 }
 
-// outranks says whether c's proof in cl's account beats other's claim on
-// the record id (or c's email) whatever their ages: c holds the record in
-// cl's account, or its own create of its email is under way there, and
-// other manages another record, or a record of that id in another account.
-// A Customer that manages a record keeps it for life (another
-// spec.customerID is a Conflict, another email a PUT on its own record) and
-// takes a record of another account over only as it last synced it (a
-// rotated key) or with the email its spec has (the accept annotation), so
-// it can never take c's record: it only wants its email, which ScriptLock
-// refuses it while c's record has it (README: "the one that already
-// manages a record keeps it").
+// outranks says whether c's claim beats other's whatever their ages, when
+// other manages a record: a Customer that manages a record keeps it for
+// life (another spec.customerID is a Conflict, another email a PUT on its
+// own record, refused while another record has that email), so
+//   - it never takes the record id when it manages another one;
+//   - its claim on c's email gives way to c's own create of that email,
+//     under way in cl's account (the record it made has the email);
+//   - a record of that id in another account (status.account) proves
+//     nothing here against c's proof in cl's account (bound there, or its
+//     own create under way): it would carry it over only as it last synced
+//     it (a rotated key), which the record c made or holds here is not.
+//
+// (README: "the one that already manages a record keeps it".)
 func outranks(c, other *v1alpha1.Customer, cl *scriptlock.Client, id string) bool {
+	if !managing(other) {
+		return false
+	}
 	p, creating := ownPending(c, cl)
 	creating = creating && c.Status.CustomerID == "" && strings.EqualFold(p.Email, c.Spec.Email)
 	bound := c.Status.CustomerID != "" && c.Status.CustomerID == id && c.Status.Account == cl.Account()
-	if !creating && !bound || !managing(other) {
-		return false
-	}
 	elsewhere := other.Status.Account != "" && other.Status.Account != cl.Account()
-	return other.Status.CustomerID != id || elsewhere
+	switch {
+	case id == "":
+		return creating
+	case other.Status.CustomerID != id:
+		return true
+	}
+	return elsewhere && (creating || bound)
 }
 
 // rivalForRecord returns another Customer of cl's account with a better

@@ -201,27 +201,45 @@ func (r *CustomerReconciler) update(ctx context.Context, c *v1alpha1.Customer, c
 func (r *CustomerReconciler) emailHeld(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, want scriptlock.Customer, err error) error {
 	// The record with the email: as last seen in sync by this operator,
 	// else in a listing asked for now.
-	id, ok := r.memory.recordWithEmail(cl.Account(), want.Email)
-	if !ok {
-		if recs, _, lerr := r.accounts.list(ctx, cl, r.Clock.Now(), client.ObjectKeyFromObject(c)); lerr == nil {
-			id, ok = recs.idOf(want.Email)
+	holderOf := func(id string) *v1alpha1.Customer {
+		if id == "" || id == want.ID {
+			return nil
 		}
+		if o, herr := r.holder(ctx, c, cl, id); herr == nil && o != nil {
+			return o
+		}
+		// An observer claims nothing, but it has the record bound: it is
+		// the one to name.
+		if o := r.boundTo(ctx, c, id); o != nil && o.Status.Account == cl.Account() {
+			return o
+		}
+		return nil
 	}
-	var other *v1alpha1.Customer
-	if ok && id != want.ID {
-		if o, herr := r.holder(ctx, c, cl, id); herr == nil {
-			other = o
+	id, _ := r.memory.recordWithEmail(cl.Account(), want.Email)
+	other := holderOf(id)
+	if other == nil {
+		// What this operator last saw in sync may be out of date (the
+		// record changed or went since, or it was synced by a manager
+		// before a restart): ScriptLock says which record has the email.
+		if recs, _, lerr := r.accounts.list(ctx, cl, r.Clock.Now(), client.ObjectKeyFromObject(c)); lerr == nil {
+			if lid, found := recs.idOf(want.Email); found && lid != id {
+				other = holderOf(lid)
+			}
 		}
 	}
 	if other == nil {
 		return stuckf(v1alpha1.ReasonConflict,
 			"ScriptLock refused to give customer %s the email %q: another customer has it, and emails are unique in ScriptLock (%s)", want.ID, want.Email, err)
 	}
+	verb := "manages"
+	if observing(other) {
+		verb = "observes"
+	}
 	return stuckf(v1alpha1.ReasonConflict,
-		"ScriptLock refused to give customer %s the email %q: customer %s has it, which Customer %s/%s manages (and wants %q). "+
+		"ScriptLock refused to give customer %s the email %q: customer %s has it, which Customer %s/%s %s (and wants %q). "+
 			"Emails are unique in ScriptLock, so Customers cannot trade emails in place, and no temporary email is written for them: "+
 			"revert one of the changes, or move the records between the Customers instead (README, \"Moving a record to another Customer\")",
-		want.ID, want.Email, other.Status.CustomerID, other.Namespace, other.Name, other.Spec.Email)
+		want.ID, want.Email, other.Status.CustomerID, other.Namespace, other.Name, verb, other.Spec.Email)
 }
 
 // remove deletes the record id, which revokes every license of that
