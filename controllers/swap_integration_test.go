@@ -130,3 +130,25 @@ func TestALostCreateKeepsItsRecordWhenAManagerWantsItsEmail(t *testing.T) {
 		t.Fatalf("c1 lost its own record: %q -> %q", c1.Status.CustomerID, now.Status.CustomerID)
 	}
 }
+
+// A newcomer that wants an email two Customers are trading names the
+// Customer that holds the record with it, not only the one that wants it
+// too: after a swap, c0's record still has the email c0's spec gave up.
+// Found by the explorer (seeds 101388, 100117).
+func TestANewcomerNamesTheHolderOfItsEmailsRecord(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	e.waitReadyAfterCreate("c0", "first@example.com")
+	e.waitReadyAfterCreate("c1", "second@example.com")
+	e.update("c0", func(c *v1alpha1.Customer) { c.Spec.Email = "second@example.com" })
+	e.update("c1", func(c *v1alpha1.Customer) { c.Spec.Email = "first@example.com" })
+	e.waitReason("c0", metav1.ConditionFalse, v1alpha1.ReasonConflict, patience)
+	e.waitReason("c1", metav1.ConditionFalse, v1alpha1.ReasonConflict, patience)
+	e.create(e.customer("c2", "first@example.com"))
+	e.waitReason("c2", metav1.ConditionFalse, v1alpha1.ReasonConflict, patience)
+	if msg := e.ready("c2").Message; !strings.Contains(msg, e.ns+"/c0") {
+		t.Fatalf("the newcomer's Conflict must name c0, which holds the record with its email: %q", msg)
+	}
+	if n := len(e.records()); n != 2 {
+		t.Fatalf("want the two records only, got %d", n)
+	}
+}
