@@ -152,3 +152,35 @@ func TestANewcomerNamesTheHolderOfItsEmailsRecord(t *testing.T) {
 		t.Fatalf("want the two records only, got %d", n)
 	}
 }
+
+// A Customer that manages a record, told by spec.customerID to take
+// another Customer's record, is the one in Conflict: it keeps its own record
+// for life, so it never takes that one, and the Customer that manages it
+// stays Ready however old the other is. Found by the explorer (seed 100090).
+func TestAManagerToldToTakeAnotherRecordLeavesItsHolderAlone(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	older := e.waitReadyAfterCreate("older", "older@example.com")
+	e.eventually(patience, "a second later", func() error {
+		if time.Now().Unix() <= older.CreationTimestamp.Unix() {
+			return fmt.Errorf("same second")
+		}
+		return nil
+	})
+	holder := e.waitReadyAfterCreate("holder", "holder@example.com")
+	e.update("older", func(c *v1alpha1.Customer) { c.Spec.CustomerID = holder.Status.CustomerID })
+	e.waitReason("older", metav1.ConditionFalse, v1alpha1.ReasonConflict, patience)
+	n := e.reconcilesOf("holder")
+	e.update("holder", func(c *v1alpha1.Customer) { c.Labels = map[string]string{"poke": "1"} })
+	e.eventually(patience, "a pass of the holder", func() error {
+		if e.reconcilesOf("holder") <= n {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	if got := e.waitReady("holder"); got.Status.CustomerID != holder.Status.CustomerID {
+		t.Fatalf("the holder lost its record: %q -> %q", holder.Status.CustomerID, got.Status.CustomerID)
+	}
+	if evs := e.events("holder", v1alpha1.ReasonConflict); len(evs) != 0 {
+		t.Fatalf("the holder was put in Conflict: %s", evs[0].Note)
+	}
+}
