@@ -35,7 +35,15 @@ type accountRegistry struct {
 	// refusedAt is when ScriptLock last refused an account's key (a key
 	// rotated away), by account.
 	refusedAt map[string]time.Time
+	// seen holds, per account, when this manager first and last found each
+	// record some Customer names (kept whole by a listing, or read by id):
+	// a record found before a create was sent is not that create's record
+	// (seenBefore), whatever fields it shares with what was posted.
+	seen map[string]map[string]seenRecord
 }
+
+// seenRecord is when a record was first and last found in its account.
+type seenRecord struct{ first, last time.Time }
 
 // accountState is one ScriptLock account: its client, how many Customers
 // use it, and its last listing.
@@ -80,7 +88,7 @@ type listCall struct {
 const listRetry = 5 * time.Second
 
 func newAccountRegistry(c clock.Clock) *accountRegistry {
-	return &accountRegistry{clock: c, accounts: map[string]*accountState{}, vanished: map[string]map[types.NamespacedName]bool{}, refusedAt: map[string]time.Time{}}
+	return &accountRegistry{clock: c, accounts: map[string]*accountState{}, vanished: map[string]map[types.NamespacedName]bool{}, refusedAt: map[string]time.Time{}, seen: map[string]map[string]seenRecord{}}
 }
 
 // account returns the state of cl's account, made on first use. The caller
@@ -155,6 +163,14 @@ func (r *accountRegistry) list(ctx context.Context, cl *scriptlock.Client, since
 		a.err, a.failedAt = err, c.asked
 	default:
 		a.records, a.asked, a.err = recs, c.asked, nil
+	}
+	if recs != nil {
+		// Every record of the listing existed by the time it was read.
+		ids := make([]string, 0, len(recs.records))
+		for id := range recs.records {
+			ids = append(ids, id)
+		}
+		r.foundLocked(cl.Account(), r.clock.Now(), ids...)
 	}
 	waiters := c.waiters
 	r.mu.Unlock()
@@ -239,6 +255,16 @@ func (r *accountRegistry) prune(cutoff time.Time) {
 	for id, at := range r.refusedAt {
 		if at.Before(cutoff) {
 			delete(r.refusedAt, id)
+		}
+	}
+	for account, recs := range r.seen {
+		for id, s := range recs {
+			if s.last.Before(cutoff) {
+				delete(recs, id)
+			}
+		}
+		if len(recs) == 0 {
+			delete(r.seen, account)
 		}
 	}
 }
@@ -344,4 +370,47 @@ func (r *accountRegistry) madeBy(account, id string) types.UID {
 		return m.uid
 	}
 	return ""
+}
+
+// found records that records ids existed in account at time at (a listing
+// that kept them whole, a read by id).
+func (r *accountRegistry) found(account string, at time.Time, ids ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.foundLocked(account, at, ids...)
+}
+
+// foundLocked is found; the caller holds r.mu.
+func (r *accountRegistry) foundLocked(account string, at time.Time, ids ...string) {
+	if len(ids) == 0 {
+		return
+	}
+	recs := r.seen[account]
+	if recs == nil {
+		recs = map[string]seenRecord{}
+		r.seen[account] = recs
+	}
+	for _, id := range ids {
+		s, ok := recs[id]
+		if !ok || at.Before(s.first) {
+			s.first = at
+		}
+		if at.After(s.last) {
+			s.last = at
+		}
+		recs[id] = s
+	}
+}
+
+// seenBefore says whether this manager found record id in account before
+// t: such a record existed before a create sent at t, so it cannot be that
+// create's record (a copy of a Customer posts the very fields of the
+// original's record, and one empty listing, a lagging replica, can make an
+// email look free). The memory is kept while the record is found again
+// within two resync periods (prune), and is empty after a restart.
+func (r *accountRegistry) seenBefore(account, id string, t time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.seen[account][id]
+	return ok && s.first.Before(t)
 }

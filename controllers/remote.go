@@ -63,6 +63,7 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	switch {
 	case err == nil:
 		r.accounts.made(cl, rec.ID, c.UID)
+		r.accounts.found(cl.Account(), r.Clock.Now(), rec.ID)
 		r.event(c, corev1.EventTypeNormal, "Created", "Create", "created ScriptLock customer %s", rec.ID)
 		return rec, "", nil
 	case scriptlock.IsMaybeCreated(err):
