@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,8 +43,12 @@ type accountRegistry struct {
 	seen map[string]map[string]seenRecord
 }
 
-// seenRecord is when a record was first and last found in its account.
-type seenRecord struct{ first, last time.Time }
+// seenRecord is when a record was first and last found in its account,
+// and the email it had then (lowercased).
+type seenRecord struct {
+	first, last time.Time
+	email       string
+}
 
 // accountState is one ScriptLock account: its client, how many Customers
 // use it, and its last listing.
@@ -166,11 +171,11 @@ func (r *accountRegistry) list(ctx context.Context, cl *scriptlock.Client, since
 	}
 	if recs != nil {
 		// Every record of the listing existed by the time it was read.
-		ids := make([]string, 0, len(recs.records))
-		for id := range recs.records {
-			ids = append(ids, id)
+		found := make([]scriptlock.Customer, 0, len(recs.records))
+		for _, rec := range recs.records {
+			found = append(found, rec)
 		}
-		r.foundLocked(cl.Account(), r.clock.Now(), ids...)
+		r.foundLocked(cl.Account(), r.clock.Now(), found...)
 	}
 	waiters := c.waiters
 	r.mu.Unlock()
@@ -372,33 +377,33 @@ func (r *accountRegistry) madeBy(account, id string) types.UID {
 	return ""
 }
 
-// found records that records ids existed in account at time at (a listing
-// that kept them whole, a read by id).
-func (r *accountRegistry) found(account string, at time.Time, ids ...string) {
+// found records that recs existed in account at time at (a listing that
+// kept them whole, a read by id, a create's answer).
+func (r *accountRegistry) found(account string, at time.Time, recs ...scriptlock.Customer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.foundLocked(account, at, ids...)
+	r.foundLocked(account, at, recs...)
 }
 
 // foundLocked is found; the caller holds r.mu.
-func (r *accountRegistry) foundLocked(account string, at time.Time, ids ...string) {
-	if len(ids) == 0 {
+func (r *accountRegistry) foundLocked(account string, at time.Time, recs ...scriptlock.Customer) {
+	if len(recs) == 0 {
 		return
 	}
-	recs := r.seen[account]
-	if recs == nil {
-		recs = map[string]seenRecord{}
-		r.seen[account] = recs
+	seen := r.seen[account]
+	if seen == nil {
+		seen = map[string]seenRecord{}
+		r.seen[account] = seen
 	}
-	for _, id := range ids {
-		s, ok := recs[id]
+	for _, rec := range recs {
+		s, ok := seen[rec.ID]
 		if !ok || at.Before(s.first) {
 			s.first = at
 		}
-		if at.After(s.last) {
-			s.last = at
+		if !at.Before(s.last) {
+			s.last, s.email = at, strings.ToLower(rec.Email)
 		}
-		recs[id] = s
+		seen[rec.ID] = s
 	}
 }
 
@@ -413,4 +418,21 @@ func (r *accountRegistry) seenBefore(account, id string, t time.Time) bool {
 	defer r.mu.Unlock()
 	s, ok := r.seen[account][id]
 	return ok && s.first.Before(t)
+}
+
+// heldBefore returns the id of a record other than except that this
+// manager found in account before t, holding email when it was last found,
+// or "": a create of email sent at t and answered 409 was then most likely
+// refused for that record, even if a listing (from a lagging replica)
+// shows no record with the email.
+func (r *accountRegistry) heldBefore(account, email, except string, t time.Time) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	email = strings.ToLower(email)
+	for id, s := range r.seen[account] {
+		if id != except && s.email == email && s.first.Before(t) {
+			return id
+		}
+	}
+	return ""
 }

@@ -290,7 +290,7 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 		return rec, false, nil
 	}
 	if err == nil {
-		r.accounts.found(cl.Account(), r.Clock.Now(), id)
+		r.accounts.found(cl.Account(), r.Clock.Now(), rec)
 	}
 	obs.seen = err == nil
 	return rec, err == nil, err

@@ -152,6 +152,44 @@ func TestACopyNeverTakesTheOriginalsRecordAfterAnEmptyListing(t *testing.T) {
 	}
 }
 
+// The same, with the 409's own look at the account lagging too: the record
+// the manager found with the email before the create was sent explains the
+// 409, so the create's proof goes at once and the copy reports Conflict
+// naming that record; a restarted manager, which never saw the record
+// before, has no proof left to take it with (fault explorer, seed 101711).
+func TestACopyDropsItsProofWhenA409MeetsARecordFoundBefore(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	orig := e.waitReadyAfterCreate("orig", "orig@example.com")
+	e.update("orig", func(c *v1alpha1.Customer) { c.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan })
+	e.copyOf("orig", "copy", nil)
+	e.waitReason("copy", metav1.ConditionFalse, v1alpha1.ReasonConflict, 15*time.Second)
+	e.sim.VanishNext(2)
+	e.deleteAndWait("orig")
+	e.eventually(15*time.Second, "the copy's create answered 409", func() error {
+		cp := e.get("copy")
+		r := meta.FindStatusCondition(cp.Status.Conditions, v1alpha1.ConditionReady)
+		if r == nil || !strings.Contains(r.Message, "before this create was sent") {
+			return fmt.Errorf("Ready %+v", r)
+		}
+		if cp.Status.PendingCreate != nil {
+			return fmt.Errorf("pendingCreate %+v kept", cp.Status.PendingCreate)
+		}
+		if !strings.Contains(r.Message, orig.Status.CustomerID) || r.Reason != v1alpha1.ReasonConflict {
+			return fmt.Errorf("Ready %+v, want Conflict naming %s", r, orig.Status.CustomerID)
+		}
+		return nil
+	})
+	e.stopManager()
+	e.startManager()
+	time.Sleep(4 * time.Second)
+	if got := e.get("copy").Status.CustomerID; got != "" {
+		t.Fatalf("after a restart the copy bound record %s", got)
+	}
+	if puts, deletes := e.writes(); puts+deletes != 0 {
+		t.Fatalf("the copy wrote to ScriptLock: %d PUTs, %d DELETEs", puts, deletes)
+	}
+}
+
 func TestAnUnrelatedRecordWithTheEmailIsNeverAdoptedWithoutConsent(t *testing.T) {
 	cases := []struct {
 		name string
