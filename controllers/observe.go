@@ -289,6 +289,9 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 	if scriptlock.IsNotFound(err) {
 		return rec, false, nil
 	}
+	if err == nil {
+		r.accounts.found(cl.Account(), r.Clock.Now(), rec)
+	}
 	obs.seen = err == nil
 	return rec, err == nil, err
 }
@@ -351,6 +354,13 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 		}
 		bind, err := r.claim(ctx, c, cl, *cand)
 		if errors.Is(err, errManagedByAnother) {
+			if cand.tie == ownCreate {
+				// Emails are unique: the record with the email of its
+				// create is another's, so no record of that create
+				// survives, and the proof could only vouch for that other
+				// record later (once its holder is gone).
+				c.Status.PendingCreate = nil
+			}
 			continue
 		}
 		obs.record, obs.bind, obs.seen = cand.rec, bind, true
@@ -515,13 +525,19 @@ func (r *CustomerReconciler) claim(ctx context.Context, c *v1alpha1.Customer, cl
 		}
 		return "managing existing ScriptLock customer " + rec.ID + " (spec.customerID)", nil
 	case ownCreate:
+		p := c.Status.PendingCreate
 		if by := r.accounts.madeBy(cl.Account(), rec.ID); by != "" && by != c.UID {
 			// This manager read the answer of another object's create of
 			// it (the object this name had before a restore, say): the
 			// same fields, posted by someone else.
 			return "", errManagedByAnother
 		}
-		p := c.Status.PendingCreate
+		if r.accounts.seenBefore(cl.Account(), rec.ID, p.Since.Time) {
+			// The record was there before this create was sent (a copy's
+			// original's record, posted with the same fields, after a
+			// listing that lagged showed its email free): someone else's.
+			return "", errManagedByAnother
+		}
 		if !madeBy(rec, p) {
 			return "", stuckf(v1alpha1.ReasonConflict,
 				"ScriptLock customer %s has email %q but not the fields this Customer posted, so it cannot be proven to be the record of its earlier create; "+

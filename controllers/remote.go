@@ -63,6 +63,7 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	switch {
 	case err == nil:
 		r.accounts.made(cl, rec.ID, c.UID)
+		r.accounts.found(cl.Account(), r.Clock.Now(), rec)
 		r.event(c, corev1.EventTypeNormal, "Created", "Create", "created ScriptLock customer %s", rec.ID)
 		return rec, "", nil
 	case scriptlock.IsMaybeCreated(err):
@@ -107,6 +108,21 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	case lerr != nil:
 		return rec, "", lerr
 	case cand == nil:
+		former := ""
+		if c.Status.Account == cl.Account() {
+			former = c.Status.FormerCustomerID
+		}
+		if id := r.accounts.heldBefore(cl.Account(), want.Email, former, p.Since.Time); id != "" {
+			// A record this manager found with the email before the create
+			// was sent explains the 409 (not the one this Customer held
+			// before it vanished: that one is its own again); the listing
+			// that shows none lags. The create's proof could only vouch
+			// for that record later: it goes.
+			c.Status.PendingCreate = nil
+			return rec, "", stuckf(v1alpha1.ReasonConflict,
+				"ScriptLock refused the create with 409 Conflict: customer %s had email %q before this create was sent; "+
+					"to manage it, set spec.adoption: IfExists or spec.customerID: %q", id, want.Email, id)
+		}
 		return rec, "", pendingf(v1alpha1.ReasonCreating,
 			"ScriptLock refused the create with 409 Conflict but lists no customer with email %q yet; looking for it (it may be this create's own, if a gateway retried the POST)", want.Email)
 	case madeBy(cand.rec, p):

@@ -249,7 +249,8 @@ func (l *Ledger) checkConverged(c CustomerView, s Snapshot, live map[string]Cust
 		if !l.proves(c, rec, live) {
 			return v(ReadyUnowned, "Ready on record %s (%s), which it cannot prove its own (owner UID %q)", ref, rec.Email, l.owner[ref])
 		}
-		if tidy(c.Company) != rec.Company || tidy(c.First) != rec.First || tidy(c.Last) != rec.Last || !strings.EqualFold(tidy(c.Email), rec.Email) {
+		if !matches(c.Company, rec.Company, tidy) || !matches(c.First, rec.First, tidy) || !matches(c.Last, rec.Last, tidy) ||
+			!strings.EqualFold(c.Email, rec.Email) && !strings.EqualFold(tidy(c.Email), rec.Email) {
 			return v(ReadyDiffers, "Ready, yet record %s holds %q %q %q %q for %q %q %q %q", ref, rec.Company, rec.First, rec.Last, rec.Email, c.Company, c.First, c.Last, c.Email)
 		}
 		return nil
@@ -260,6 +261,14 @@ func (l *Ledger) checkConverged(c CustomerView, s Snapshot, live map[string]Cust
 		return nil
 	}
 	return v(NoConvergence, "Ready %q %s at generation %d/%d, not Stalled: %s", c.Ready, c.Reason, c.Observed, c.Generation, c.Message)
+}
+
+// matches says whether stored, a value of a record, holds want, the spec's
+// value: as given, or as a tidying back end stores it. A back end that
+// tidies from some step on keeps what was written before as it was, so a
+// record written earlier holds the spec's own spelling, which matches it.
+func matches(want, stored string, tidy func(string) string) bool {
+	return stored == want || stored == tidy(want)
 }
 
 // checkConflict: a Conflict is about a record this Customer cannot prove

@@ -107,7 +107,12 @@ func TestCheckStepFindsAForgottenRecordAndTwoRecords(t *testing.T) {
 func TestCheckEndConvergence(t *testing.T) {
 	l := NewLedger()
 	l.Created(RecordRef{acctA, "1"}, "u0")
-	records := map[RecordRef]Record{{acctA, "1"}: {Ref: RecordRef{acctA, "1"}, Company: "Two Spaces Co.", Email: "e0@example.com"}}
+	records := map[RecordRef]Record{
+		{acctA, "1"}: {Ref: RecordRef{acctA, "1"}, Company: "Two Spaces Co.", Email: "e0@example.com"},
+		// Written before the back end began to tidy: the spec's own spelling.
+		{acctA, "3"}: {Ref: RecordRef{acctA, "3"}, Company: "Three  Spaces Co.", Email: "e0@example.com"},
+	}
+	l.Created(RecordRef{acctA, "3"}, "u0")
 	base := CustomerView{Name: "c0", UID: "u0", Company: "Two  Spaces Co.", Email: "e0@example.com", Account: acctA, Bound: "1", BoundAccount: acctA, Generation: 2, Observed: 2}
 	tidy := func(v string) string { return strings.ReplaceAll(v, "  ", " ") }
 	tests := []struct {
@@ -116,6 +121,12 @@ func TestCheckEndConvergence(t *testing.T) {
 		want string
 	}{
 		{"Ready on its own matching record", func(c *CustomerView) { c.Ready, c.Reason = "True", "Available" }, ""},
+		{"Ready on its record written before the back end tidied", func(c *CustomerView) {
+			c.Ready, c.Reason, c.Bound, c.Company = "True", "Available", "3", "Three  Spaces Co."
+		}, ""},
+		{"Ready on a record that holds another spelling", func(c *CustomerView) {
+			c.Ready, c.Reason, c.Bound, c.Company = "True", "Available", "3", "Three Spaces Co"
+		}, ReadyDiffers},
 		{"Conflict with its own record", func(c *CustomerView) { c.Ready, c.Reason, c.Stalled, c.Bound = "False", "Conflict", true, "" }, ConflictOnOwnRecord},
 		{"still trying after the faults stopped", func(c *CustomerView) { c.Ready, c.Reason = "False", "APIError" }, NoConvergence},
 		{"needs a person for its credentials", func(c *CustomerView) { c.Ready, c.Reason, c.Stalled = "False", "InvalidCredentials", true }, ""},
