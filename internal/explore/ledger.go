@@ -86,11 +86,15 @@ type Ledger struct {
 	rotated map[Account]bool
 	// emails holds the email each owned record had in the last snapshot.
 	emails map[RecordRef]string
+	// carried maps a record a Customer took as a rotation lookalike to the
+	// record it owned under the same id in the rotated-away account: through
+	// the API the two are one record (README, the credentials-change row).
+	carried map[RecordRef]RecordRef
 }
 
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
-	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, seen: map[string]CustomerView{}, rotated: map[Account]bool{}, emails: map[RecordRef]string{}}
+	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, seen: map[string]CustomerView{}, rotated: map[Account]bool{}, emails: map[RecordRef]string{}, carried: map[RecordRef]RecordRef{}}
 }
 
 // Created records that uid's create stored ref.
@@ -173,14 +177,21 @@ func (l *Ledger) proves(c CustomerView, rec Record, live map[string]CustomerView
 // (README, the credentials-change row: a limit of the evidence), so the
 // ledger allows c to take it; it does not require it.
 func (l *Ledger) lookalike(c CustomerView, rec Record) bool {
+	_, ok := l.lookalikeOf(c, rec)
+	return ok
+}
+
+// lookalikeOf returns the record c owns in a rotated-away account that rec
+// is a lookalike of (see lookalike).
+func (l *Ledger) lookalikeOf(c CustomerView, rec Record) (RecordRef, bool) {
 	for ref, uid := range l.owner {
 		if uid == c.UID && ref.ID == rec.Ref.ID && ref.Account != rec.Ref.Account &&
 			ref.Account.Instance == rec.Ref.Account.Instance && l.rotated[ref.Account] &&
 			strings.EqualFold(l.emails[ref], rec.Email) {
-			return true
+			return ref, true
 		}
 	}
-	return false
+	return RecordRef{}, false
 }
 
 // Observe updates the ledger from one snapshot: Customers that bound a
@@ -198,6 +209,13 @@ func (l *Ledger) Observe(s Snapshot) {
 		rec, ok := s.Records[ref]
 		if !ok || l.owner[ref] == c.UID {
 			continue
+		}
+		if old, ok := l.lookalikeOf(c, rec); ok {
+			// Bound to a rotation lookalike: the operator took it as the
+			// record it had (README: a limit of the evidence).
+			if _, seen := l.carried[ref]; !seen {
+				l.carried[ref] = old
+			}
 		}
 		if _, alive := live[l.owner[ref]]; (l.owner[ref] == "" || !alive) && l.told(c, rec) {
 			l.owner[ref] = c.UID
