@@ -43,6 +43,10 @@ type CustomerView struct {
 	Adoption                    string // Never | IfExists
 	CustomerID                  string // spec.customerID
 	Observe, Paused, Deleting   bool
+	// NoFinalizer: the operator's finalizer is missing (a replace-style
+	// update dropped it and the operator has not put it back yet): a
+	// deletion now goes at once, without the operator.
+	NoFinalizer bool
 	// Account is where the Customer's credentials point now; the zero
 	// Account when they name none that exists. PrevAccount is where they
 	// pointed before a change in the step under way: a call already in

@@ -280,3 +280,23 @@ func TestARotationLookalikeTakenIsOneRecord(t *testing.T) {
 		})
 	}
 }
+
+// A Customer last seen without its finalizer (a replace-style update
+// dropped it, the operator had not put it back) and then deleted went at
+// once, without the operator: its record left behind is a limit of
+// finalizers (README: the finalizer is put back), not a violation. With
+// its finalizer, the same is own-record-left-behind.
+func TestDeletedWithoutItsFinalizerIsNotTheOperators(t *testing.T) {
+	left := map[RecordRef]Record{{acctA, "1"}: rec(acctA, "1", "e0@example.com")}
+	for _, noFinalizer := range []bool{false, true} {
+		l := NewLedger()
+		l.Created(RecordRef{acctA, "1"}, "u0")
+		c := CustomerView{Name: "c0", UID: "u0", Email: "e0@example.com", Account: acctA, Policy: "Delete", Bound: "1", BoundAccount: acctA, NoFinalizer: noFinalizer}
+		l.Observe(Snapshot{Customers: []CustomerView{c}, Records: left})
+		l.Observe(Snapshot{Records: left})
+		vs := l.CheckEnd(Snapshot{Records: left}, nil)
+		if noFinalizer && len(vs) != 0 || !noFinalizer && (len(vs) != 1 || vs[0].Kind != OwnRecordLeft) {
+			t.Errorf("without its finalizer %v: got %v", noFinalizer, vs)
+		}
+	}
+}
