@@ -328,6 +328,9 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 		}
 		return obs, stuckf(v1alpha1.ReasonConflict, "%s%s", rivalMessage(c, other), r.emailHolderNote(ctx, c, cl, other))
 	}
+	if err := pendingElsewhere(c, cl); err != nil {
+		return obs, err
+	}
 	since := r.Clock.Now().Add(-min(preCheckMaxAge, r.ResyncPeriod))
 	if asked, ok := r.requestedSince(c); ok {
 		// A person asked for a look: at a listing asked for since the

@@ -298,3 +298,25 @@ func rivalMessage(c, other *v1alpha1.Customer) string {
 		"To move the record to this Customer without revoking licenses: set spec.deletionPolicy: Orphan on %s/%s, delete it, then set spec.customerID: %q here",
 		other.Namespace, other.Name, id, other.Namespace, other.Name, id)
 }
+
+// pendingElsewhere returns an AccountChanged *stuck error when c's own
+// create, whose outcome is unknown (status.pendingCreate, this very
+// object), went to another account than the one cl names: that create may
+// have stored a record there, so creating or adopting one in the new
+// account could leave this Customer with two records. As for a bound
+// record, a move is not a proof: the Customer waits until its credentials
+// name that account again, or until a person accepts the new one
+// (AcceptAccountAnnotation naming cl's account), which lets the earlier
+// create go. It returns nil otherwise.
+func pendingElsewhere(c *v1alpha1.Customer, cl *scriptlock.Client) error {
+	p := c.Status.PendingCreate
+	if p == nil || p.UID == "" || p.UID != string(c.UID) || p.Account == cl.Account() ||
+		c.Annotations[v1alpha1.AcceptAccountAnnotation] == cl.Account() {
+		return nil
+	}
+	return stuckf(v1alpha1.ReasonAccountChanged,
+		"the outcome of this Customer's create in account %s (sent %s, email %q) is unknown, and the current credentials name account %s at %s; "+
+			"nothing is created or adopted there, so that the record that create may have stored is not left behind. "+
+			"If account %s is the right home of this Customer's record, annotate the Customer %s=%s",
+		p.Account, p.Since.UTC().Format(time.RFC3339), p.Email, cl.Account(), cl.BaseURL(), cl.Account(), v1alpha1.AcceptAccountAnnotation, cl.Account())
+}

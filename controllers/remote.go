@@ -259,19 +259,32 @@ func (r *CustomerReconciler) emailHeld(ctx context.Context, c *v1alpha1.Customer
 }
 
 // remove deletes the record id, which revokes every license of that
-// customer (ScriptLock answers 410 Gone); a record already gone (404,
-// confirmed by a read) is what was wanted, and is said to be so.
+// customer (ScriptLock answers 410 Gone); a record already gone is what was
+// wanted, and is said to be so. A 404 may come from something in front of
+// ScriptLock, and a read's 404 from a lagging replica: the record is taken
+// as gone only when a read answers 404 after the DELETE's 404 and a second
+// DELETE answers 404 too.
 func (r *CustomerReconciler) remove(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) error {
-	alreadyGone, err := cl.Delete(withChange(ctx, c, changeDeletion, scriptlock.Customer{}, nil), id)
-	switch {
-	case scriptlock.IsConflict(err):
-		return stuckf(v1alpha1.ReasonDeletionBlocked, "ScriptLock refused to delete customer %s: %s", id, messageOf(err))
-	case err != nil:
-		return err
-	case alreadyGone:
+	for attempt := 1; ; attempt++ {
+		alreadyGone, err := cl.Delete(withChange(ctx, c, changeDeletion, scriptlock.Customer{}, nil), id)
+		switch {
+		case scriptlock.IsConflict(err):
+			return stuckf(v1alpha1.ReasonDeletionBlocked, "ScriptLock refused to delete customer %s: %s", id, messageOf(err))
+		case err != nil:
+			return err
+		case !alreadyGone:
+			r.event(c, corev1.EventTypeNormal, "LicensesRevoked", "Delete",
+				"deleted ScriptLock customer %s; every license of that customer is revoked", id)
+			return nil
+		case attempt > 1:
+			r.event(c, corev1.EventTypeNormal, v1alpha1.ReasonRecordGone, "Delete",
+				"ScriptLock customer %s was already gone (its DELETE, a read and a second DELETE all answered 404): this deletion revoked nothing", id)
+			return nil
+		}
 		// 404 may come from something in front of ScriptLock: a read
-		// confirms the record is gone before the Customer lets go of it.
-		_, err := cl.Get(ctx, id)
+		// confirms the record is gone, and a second DELETE confirms the
+		// read (a lagging replica answers 404 for a record that exists).
+		_, err = cl.Get(ctx, id)
 		switch {
 		case err == nil:
 			return pendingf(v1alpha1.ReasonAPIError,
@@ -279,13 +292,7 @@ func (r *CustomerReconciler) remove(ctx context.Context, c *v1alpha1.Customer, c
 		case !scriptlock.IsNotFound(err):
 			return err
 		}
-		r.event(c, corev1.EventTypeNormal, v1alpha1.ReasonRecordGone, "Delete",
-			"ScriptLock customer %s was already gone (its DELETE and a read both answered 404): this deletion revoked nothing", id)
-	default:
-		r.event(c, corev1.EventTypeNormal, "LicensesRevoked", "Delete",
-			"deleted ScriptLock customer %s; every license of that customer is revoked", id)
 	}
-	return nil
 }
 
 // sameSpelling says whether got holds want's values up to case and runs

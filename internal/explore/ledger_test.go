@@ -274,3 +274,75 @@ func TestConflictOverALostCreateAfterARotation(t *testing.T) {
 		})
 	}
 }
+
+// A Customer that carried its record over to a rotation lookalike and was
+// then told to take it (adoption IfExists) owns the original in the
+// rotated-away account and the lookalike: through the API they are one
+// record moved by a key rotation (README, the credentials-change row), not
+// two. Without the rotation, or bound to a record with another id, the two
+// are two records.
+func TestARotationLookalikeTakenIsOneRecord(t *testing.T) {
+	orig, copyRef, fresh := RecordRef{acctA, "1"}, RecordRef{acctB, "1"}, RecordRef{acctB, "2"}
+	c := CustomerView{Name: "c0", UID: "u0", Email: "e0@example.com", Adoption: "IfExists", Account: acctA, Policy: "Delete", Bound: "1", BoundAccount: acctA}
+	moved := c
+	moved.Account, moved.BoundAccount = acctB, acctB
+	both := map[RecordRef]Record{orig: rec(acctA, "1", "e0@example.com"), copyRef: rec(acctB, "1", "e0@example.com")}
+	for _, tt := range []struct {
+		name    string
+		rotated bool
+		bound   RecordRef
+		want    int
+	}{
+		{"carried over after a rotation", true, copyRef, 0},
+		{"no rotation", false, copyRef, 1},
+		{"a record with another id", true, fresh, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Created(orig, "u0")
+			first := Snapshot{Customers: []CustomerView{c}, Records: map[RecordRef]Record{orig: both[orig]}}
+			l.Observe(first)
+			if tt.rotated {
+				l.Rotated(acctA)
+			}
+			m := moved
+			m.Bound = tt.bound.ID
+			recs := map[RecordRef]Record{orig: both[orig], tt.bound: rec(acctB, tt.bound.ID, "e0@example.com")}
+			cur := Snapshot{Customers: []CustomerView{m}, Records: recs}
+			l.Observe(cur)
+			if l.Owner(tt.bound) != "u0" {
+				t.Fatalf("told to take %s, it owns it", tt.bound)
+			}
+			vs := l.CheckStep(first, cur)
+			n := 0
+			for _, v := range vs {
+				if v.Kind == TwoRecords {
+					n++
+				}
+			}
+			if n != tt.want {
+				t.Fatalf("got %v, want %d %s", vs, tt.want, TwoRecords)
+			}
+		})
+	}
+}
+
+// A Customer last seen without its finalizer (a replace-style update
+// dropped it, the operator had not put it back) and then deleted went at
+// once, without the operator: its record left behind is a limit of
+// finalizers (README: the finalizer is put back), not a violation. With
+// its finalizer, the same is own-record-left-behind.
+func TestDeletedWithoutItsFinalizerIsNotTheOperators(t *testing.T) {
+	left := map[RecordRef]Record{{acctA, "1"}: rec(acctA, "1", "e0@example.com")}
+	for _, noFinalizer := range []bool{false, true} {
+		l := NewLedger()
+		l.Created(RecordRef{acctA, "1"}, "u0")
+		c := CustomerView{Name: "c0", UID: "u0", Email: "e0@example.com", Account: acctA, Policy: "Delete", Bound: "1", BoundAccount: acctA, NoFinalizer: noFinalizer}
+		l.Observe(Snapshot{Customers: []CustomerView{c}, Records: left})
+		l.Observe(Snapshot{Records: left})
+		vs := l.CheckEnd(Snapshot{Records: left}, nil)
+		if noFinalizer && len(vs) != 0 || !noFinalizer && (len(vs) != 1 || vs[0].Kind != OwnRecordLeft) {
+			t.Errorf("without its finalizer %v: got %v", noFinalizer, vs)
+		}
+	}
+}
