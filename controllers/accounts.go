@@ -182,6 +182,18 @@ func (r *accountRegistry) last(account string, maxAge time.Duration, now time.Ti
 	return a.records, a.asked, true, nil
 }
 
+// lastListing returns the account's last complete listing, however old,
+// or nil if it was never listed. A record in it existed when it was listed:
+// a create sent after it returned cannot have made that record.
+func (r *accountRegistry) lastListing(account string) *listing {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if a, ok := r.accounts[account]; ok {
+		return a.records
+	}
+	return nil
+}
+
 // use counts one more Customer whose record is in cl's account.
 func (r *accountRegistry) use(cl *scriptlock.Client) {
 	r.mu.Lock()

@@ -44,8 +44,12 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	// costs no status write.
 	before := c.Status.PendingCreate
 	var persistErr error
+	// pre is the account's last listing complete before the create is
+	// sent: no record in it can be this create's.
+	var pre *listing
 	ctx = withChange(ctx, c, createReason(c, unknown), want, fieldsSet(want))
 	rec, err = cl.CreateAfter(ctx, want, func(ctx context.Context) error {
+		pre = r.accounts.lastListing(cl.Account())
 		c.Status.PendingCreate = p
 		if persistErr = r.patchStatus(ctx, c, orig); persistErr == nil {
 			// No listing asked for before this send can show its record
@@ -109,8 +113,12 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	case cand == nil:
 		return rec, "", pendingf(v1alpha1.ReasonCreating,
 			"ScriptLock refused the create with 409 Conflict but lists no customer with email %q yet; looking for it (it may be this create's own, if a gateway retried the POST)", want.Email)
-	case madeBy(cand.rec, p):
-		// Its own, if the one ownership check says so.
+	case madeBy(cand.rec, p) && (pre == nil || !pre.lists(cand.rec.ID)):
+		// Its own, if the one ownership check says so. A record listed
+		// before the create was sent is someone else's with the same
+		// fields (the object this name had before a restore, whose
+		// create this manager did not see: a listing a few seconds old
+		// did not show the email, given to the record since).
 		own := *cand
 		own.tie = ownCreate
 		if adopted, err = r.claim(ctx, c, cl, own); !errors.Is(err, errManagedByAnother) {
