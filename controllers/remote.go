@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -25,6 +26,9 @@ import (
 // written. adopted is the Adopted message when the create found an
 // existing record to adopt instead.
 func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Customer, cl *scriptlock.Client) (rec scriptlock.Customer, adopted string, err error) {
+	if err := r.listedEmptyWhileHeld(ctx, c, cl); err != nil {
+		return rec, "", err
+	}
 	want := desired(c)
 	want.ID = ""
 	p, own := ownPending(c, cl)
@@ -128,6 +132,39 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	c.Status.PendingCreate = nil
 	adopted, err = r.claim(ctx, c, cl, *cand)
 	return cand.rec, adopted, err
+}
+
+// listedEmptyWhileHeld refuses to take an empty listing of cl's account as
+// showing c's email free while another Customer of the cache holds a
+// record in that account: a lagging replica answers an empty listing for
+// records that exist, and a create decided on it could be answered 409 for
+// a record made by someone else with the same fields (the object this name
+// had before a restore), which the create's proof would then take for its
+// own. It returns a *pending error (list again once the listing is older
+// than preCheckMaxAge) or an error reading the cache; nil lets the create
+// go on. Customers are listed from the cache only after an empty listing.
+func (r *CustomerReconciler) listedEmptyWhileHeld(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) error {
+	if c.Annotations[v1alpha1.RecreateAnnotation] == "true" {
+		// A person confirmed that the account's records are really gone.
+		return nil
+	}
+	if recs := r.accounts.lastListing(cl.Account()); recs == nil || recs.len() > 0 {
+		return nil
+	}
+	all := &v1alpha1.CustomerList{}
+	if err := r.List(ctx, all); err != nil {
+		return fmt.Errorf("listing Customers: %w", err)
+	}
+	for i := range all.Items {
+		o := &all.Items[i]
+		if o.UID == c.UID || o.Status.CustomerID == "" || o.Status.Account != cl.Account() {
+			continue
+		}
+		return &pending{retryAfter: preCheckMaxAge, msg: fmt.Sprintf(
+			"ScriptLock listed no record in this account, yet Customer %s/%s holds customer %s there (a lagging replica?); listing again before creating",
+			o.Namespace, o.Name, o.Status.CustomerID)}
+	}
+	return nil
 }
 
 // boundTo returns another Customer of the cache, observers included, that
