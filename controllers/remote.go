@@ -134,6 +134,29 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	return cand.rec, adopted, err
 }
 
+// newestCopy confirms, before a PUT, that c is the API server's newest copy
+// of the object when this manager has written nothing to it since it
+// started: a cache that lags after a start (an old spec, old credentials,
+// the status of another account) cannot be told by the operator's own last
+// write, and a PUT decided on it could write an old spec, or write to the
+// account the Customer has left. A *pending error (no condition changes)
+// means a newer copy exists, whose own pass acts; other errors come from
+// the read.
+func (r *CustomerReconciler) newestCopy(ctx context.Context, c *v1alpha1.Customer) error {
+	key := client.ObjectKeyFromObject(c)
+	if r.memory.wroteAny(key) {
+		return nil
+	}
+	fresh := &v1alpha1.Customer{}
+	if err := r.APIReader.Get(ctx, key, fresh); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("reading Customer %s before writing its record: %w", key, err)
+	}
+	if fresh.UID != c.UID || fresh.ResourceVersion != c.ResourceVersion {
+		return &pending{msg: "the cached copy of this Customer is older than the API server's; acting on the newest"}
+	}
+	return nil
+}
+
 // listedEmptyWhileHeld refuses to take an empty listing of cl's account as
 // showing c's email free while another Customer of the cache holds a
 // record in that account: a lagging replica answers an empty listing for
@@ -214,6 +237,9 @@ func (r *CustomerReconciler) update(ctx context.Context, c *v1alpha1.Customer, c
 				"someone keeps changing %s of ScriptLock customer %s to other values (put back %d times in the last hour); not writing again before the spec changes or the hour passes. Find the other writer",
 				strings.Join(fields, ", "), want.ID, n)
 		}
+	}
+	if err := r.newestCopy(ctx, c); err != nil {
+		return err
 	}
 	changed, err := cl.Update(withChange(ctx, c, updateReason(c, obs), want, fields), want.ID, want)
 	if err == nil {
