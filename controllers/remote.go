@@ -52,8 +52,17 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	// sent: no record in it can be this create's.
 	var pre *listing
 	ctx = withChange(ctx, c, createReason(c, unknown), want, fieldsSet(want))
+	sent := false
+	defer func() {
+		if sent && persistErr == nil {
+			if !errors.Is(err, scriptlock.ErrThrottled) {
+				r.accounts.wroteEmail(cl.Account(), want.Email)
+			}
+		}
+	}()
 	rec, err = cl.CreateAfter(ctx, want, func(ctx context.Context) error {
-		pre = r.accounts.lastListing(cl.Account())
+		pre, _ = r.accounts.lastListing(cl.Account())
+		sent = true
 		c.Status.PendingCreate = p
 		if persistErr = r.patchStatus(ctx, c, orig); persistErr == nil {
 			// No listing asked for before this send can show its record
@@ -171,7 +180,8 @@ func (r *CustomerReconciler) listedEmptyWhileHeld(ctx context.Context, c *v1alph
 		// A person confirmed that the account's records are really gone.
 		return nil
 	}
-	if recs := r.accounts.lastListing(cl.Account()); recs == nil || recs.len() > 0 {
+	recs, asked := r.accounts.lastListing(cl.Account())
+	if recs == nil || recs.len() > 0 {
 		return nil
 	}
 	all := &v1alpha1.CustomerList{}
@@ -180,7 +190,10 @@ func (r *CustomerReconciler) listedEmptyWhileHeld(ctx context.Context, c *v1alph
 	}
 	for i := range all.Items {
 		o := &all.Items[i]
-		if o.UID == c.UID || o.Status.CustomerID == "" || o.Status.Account != cl.Account() {
+		if o.UID == c.UID || o.Status.CustomerID == "" || o.Status.Account != cl.Account() ||
+			r.accounts.madeSince(cl.Account(), o.Status.CustomerID, asked) {
+			// A record this manager created after the listing was
+			// asked for is rightly missing from it.
 			continue
 		}
 		return &pending{retryAfter: preCheckMaxAge, msg: fmt.Sprintf(
@@ -242,6 +255,7 @@ func (r *CustomerReconciler) update(ctx context.Context, c *v1alpha1.Customer, c
 		return err
 	}
 	changed, err := cl.Update(withChange(ctx, c, updateReason(c, obs), want, fields), want.ID, want)
+	r.accounts.wroteEmail(cl.Account(), want.Email)
 	if err == nil {
 		r.memory.wrote(key, c.Generation, fields)
 	}
