@@ -55,9 +55,8 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	sent := false
 	defer func() {
 		if sent && persistErr == nil {
-			if !errors.Is(err, scriptlock.ErrThrottled) {
-				r.accounts.wroteEmail(cl.Account(), want.Email)
-			}
+			// Sent: a listing asked before now cannot show the email free.
+			r.accounts.wroteEmail(cl.Account(), want.Email)
 		}
 	}()
 	rec, err = cl.CreateAfter(ctx, want, func(ctx context.Context) error {
@@ -255,7 +254,10 @@ func (r *CustomerReconciler) update(ctx context.Context, c *v1alpha1.Customer, c
 		return err
 	}
 	changed, err := cl.Update(withChange(ctx, c, updateReason(c, obs), want, fields), want.ID, want)
-	r.accounts.wroteEmail(cl.Account(), want.Email)
+	if !errors.Is(err, scriptlock.ErrThrottled) {
+		// Sent: a listing asked before now cannot show the email free.
+		r.accounts.wroteEmail(cl.Account(), want.Email)
+	}
 	if err == nil {
 		r.memory.wrote(key, c.Generation, fields)
 	}
