@@ -63,6 +63,10 @@ type accountState struct {
 	// made holds the records this manager's creates stored in the account
 	// lately, by id: which Customer (UID) made each, and when.
 	made map[string]madeRecord
+	// emailsWritten holds, by lowercased email, when this manager last
+	// sent a create or an update giving a record that email (within
+	// madeFor): a listing asked before then cannot show it free.
+	emailsWritten map[string]time.Time
 }
 
 // madeRecord is a record a create of this manager stored.
@@ -107,9 +111,10 @@ func (r *accountRegistry) account(cl *scriptlock.Client) *accountState {
 	return a
 }
 
-// lastListing returns the last listing of cl's account, if any, without
-// asking ScriptLock: for naming, never for deciding who owns what.
-func (r *accountRegistry) lastListing(cl *scriptlock.Client) *listing {
+// lastGoodListing returns the last listing of cl's account, if any and if
+// the last listing did not fail, without asking ScriptLock: for naming,
+// never for deciding who owns what.
+func (r *accountRegistry) lastGoodListing(cl *scriptlock.Client) *listing {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if a, ok := r.accounts[cl.Account()]; ok && a.err == nil {
@@ -212,6 +217,66 @@ func (r *accountRegistry) last(account string, maxAge time.Duration, now time.Ti
 		return nil, time.Time{}, false, nil
 	}
 	return a.records, a.asked, true, nil
+}
+
+// lastListing returns the account's last complete listing, however old,
+// and when it was asked for; nil if it was never listed. A record in it
+// existed when it was listed: a create sent after it returned cannot have
+// made that record.
+func (r *accountRegistry) lastListing(account string) (*listing, time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if a, ok := r.accounts[account]; ok {
+		return a.records, a.asked
+	}
+	return nil, time.Time{}
+}
+
+// wroteEmail records that a create or an update giving a record email in
+// account was just sent (its answer, whatever it was, is in).
+func (r *accountRegistry) wroteEmail(account, email string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a, ok := r.accounts[account]
+	if !ok {
+		return
+	}
+	now := r.clock.Now()
+	if a.emailsWritten == nil {
+		a.emailsWritten = map[string]time.Time{}
+	}
+	for k, at := range a.emailsWritten {
+		if now.Sub(at) > madeFor {
+			delete(a.emailsWritten, k)
+		}
+	}
+	a.emailsWritten[strings.ToLower(email)] = now
+}
+
+// emailWritten returns when this manager last sent a write giving a record
+// email in account (within madeFor); ok is false if it sent none.
+func (r *accountRegistry) emailWritten(account, email string) (at time.Time, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a, found := r.accounts[account]
+	if !found {
+		return time.Time{}, false
+	}
+	at, ok = a.emailsWritten[strings.ToLower(email)]
+	return at, ok && r.clock.Now().Sub(at) <= madeFor
+}
+
+// madeSince says whether a create of this manager stored record id in
+// account at or after t (within madeFor).
+func (r *accountRegistry) madeSince(account, id string, t time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a, ok := r.accounts[account]
+	if !ok {
+		return false
+	}
+	m, ok := a.made[id]
+	return ok && !m.at.Before(t) && r.clock.Now().Sub(m.at) <= madeFor
 }
 
 // use counts one more Customer whose record is in cl's account.

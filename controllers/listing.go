@@ -171,6 +171,21 @@ func (l *listing) record(id string) (scriptlock.Customer, bool) {
 	return rec, ok
 }
 
+// lists says whether record id was in the listing, kept whole or not. It
+// looks through every record's id when id is not kept whole: for a rare
+// question (a create answered 409), not for every pass.
+func (l *listing) lists(id string) bool {
+	if _, ok := l.records[id]; ok {
+		return true
+	}
+	for _, listed := range l.emails {
+		if listed == id {
+			return true
+		}
+	}
+	return false
+}
+
 // idOf returns the id of the record listed with email (compared
 // case-insensitively, as ScriptLock does), if any. Two emails can share a
 // key (one chance in 2^64 per pair): withEmail checks the record's email.

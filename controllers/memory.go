@@ -177,6 +177,16 @@ func (m *customerMemory) wroteObject(key types.NamespacedName, resourceVersion s
 	}
 }
 
+// wroteAny says whether this manager wrote key's object (metadata or
+// status) since it started: without such a write, staleCopy cannot tell a
+// lagging copy.
+func (m *customerMemory) wroteAny(key types.NamespacedName) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objects[key]
+	return ok && o.written > 0
+}
+
 // staleCopy says whether a copy of key at resourceVersion is older than the
 // operator's own last write of it: acting on it could roll the status back
 // or write an old spec to ScriptLock. A resourceVersion that is not a

@@ -487,9 +487,20 @@ func (r *CustomerReconciler) findTaken(ctx context.Context, c *v1alpha1.Customer
 // findByEmail looks for a record with this Customer's email in a listing
 // of the account asked for at or after since.
 func (r *CustomerReconciler) findByEmail(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, since time.Time) (*candidate, error) {
-	recs, _, err := r.accounts.list(ctx, cl, since, client.ObjectKeyFromObject(c))
+	key := client.ObjectKeyFromObject(c)
+	recs, asked, err := r.accounts.list(ctx, cl, since, key)
 	if err != nil {
 		return nil, err
+	}
+	if at, ok := r.accounts.emailWritten(cl.Account(), c.Spec.Email); ok && !asked.After(at) && !ownCreateOf(c, cl, c.Spec.Email) {
+		// This manager gave a record this email after the listing was
+		// asked for (another Customer's write, or the write of the
+		// object this name had before a restore): only a newer listing
+		// can show whether the email is free. This Customer's own
+		// create of it is looked for by findOwnCreate.
+		if recs, _, err = r.accounts.list(ctx, cl, at.Add(time.Nanosecond), key); err != nil {
+			return nil, err
+		}
 	}
 	rec, found, err := withEmail(ctx, cl, recs, c.Spec.Email)
 	if err != nil || !found {
@@ -692,7 +703,7 @@ func (r *CustomerReconciler) deletable(ctx context.Context, c *v1alpha1.Customer
 // still holds the record that has this one. "" when none is known.
 func (r *CustomerReconciler) emailHolderNote(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, other *v1alpha1.Customer) string {
 	var ids []string
-	if recs := r.accounts.lastListing(cl); recs != nil {
+	if recs := r.accounts.lastGoodListing(cl); recs != nil {
 		if id, ok := recs.idOf(c.Spec.Email); ok {
 			ids = append(ids, id)
 		}

@@ -56,6 +56,13 @@ func ownPending(c *v1alpha1.Customer, cl *scriptlock.Client) (*v1alpha1.PendingC
 	return p, p != nil && p.UID != "" && p.UID == string(c.UID) && p.Account == cl.Account() && len(p.Digests) > 0
 }
 
+// ownCreateOf says whether c has a pending create of email in cl's
+// account that proves anything (ownPending).
+func ownCreateOf(c *v1alpha1.Customer, cl *scriptlock.Client, email string) bool {
+	p, own := ownPending(c, cl)
+	return own && strings.EqualFold(p.Email, email)
+}
+
 // madeBy says whether rec has the email and the fields of one of p's posts.
 func madeBy(rec scriptlock.Customer, p *v1alpha1.PendingCreate) bool {
 	return strings.EqualFold(rec.Email, p.Email) && slices.Contains(p.Digests, digest(rec))
@@ -99,7 +106,7 @@ func (r *CustomerReconciler) rival(ctx context.Context, c *v1alpha1.Customer, cl
 	// the one to name.
 	held := []string{id}
 	if id == "" {
-		if recs := r.accounts.lastListing(cl); recs != nil {
+		if recs := r.accounts.lastGoodListing(cl); recs != nil {
 			if lid, ok := recs.idOf(c.Spec.Email); ok {
 				held = append(held, lid)
 			}

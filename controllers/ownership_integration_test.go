@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -297,6 +298,104 @@ func TestAStaleMarkerNeverBindsAnotherCustomersRecord(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A restore seconds after the original's last write (explorer seed
+// 100299): the listing that showed the email free is a few seconds old,
+// the original's record was given that email since, with exactly the
+// restored object's fields, and ScriptLock answers the create 409. A record
+// listed before the create was sent cannot be that create's: the restore
+// reports Conflict naming it, binds nothing and writes nothing.
+func TestACreateAnswered409NeverTakesARecordListedBeforeIt(t *testing.T) {
+	e := newEnv(t, managerOpts{noStart: true, permanentBackoff: time.Minute})
+	restored := e.customer("acme", "restored@example.com")
+	orig := e.sim.Seed(canaryKey, scriptlock.Customer{
+		Company: restored.Spec.Company, FirstName: restored.Spec.FirstName, LastName: restored.Spec.LastName, Email: "before@example.com",
+	})
+	var once sync.Once
+	e.opts.url = serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			// The original's PUT of the email lands between the
+			// listing and the create.
+			once.Do(func() {
+				e.sim.EditOutOfBand(canaryKey, orig.ID, func(c *scriptlock.Customer) { c.Email = restored.Spec.Email })
+			})
+		}
+		e.sim.ServeHTTP(w, r)
+	})).URL
+	e.startManager()
+	e.create(restored)
+	got := e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonConflict, 20*time.Second)
+	if got.Status.CustomerID != "" {
+		t.Fatalf("bound %q, a record listed before its create was sent", got.Status.CustomerID)
+	}
+	if msg := e.ready("acme").Message; !strings.Contains(msg, orig.ID) {
+		t.Fatalf("the Conflict must name record %s: %q", orig.ID, msg)
+	}
+	if n := e.calls(http.MethodPost, routeCreate); n != 1 {
+		t.Fatalf("want exactly one create (answered 409), got %d", n)
+	}
+	e.deleteAndWait("acme")
+	if puts, deletes := e.writes(); puts != 0 || deletes != 0 {
+		t.Fatalf("wrote the original's record: %d PUTs, %d DELETEs", puts, deletes)
+	}
+	if recs := e.records(); len(recs) != 1 || recs[0].ID != orig.ID || recs[0].Email != restored.Spec.Email {
+		t.Fatalf("want the original's record alone, as it was: %+v", recs)
+	}
+}
+
+// A restore seen by a restarted manager through a lagging replica
+// (explorer seed 101520): the account's listing answers empty, although
+// another Customer holds a record there, and a record with the restored
+// object's email and exactly its fields exists (the original's). A create
+// decided on that listing would be answered 409, and its proof would take
+// the original's record for its own. The empty listing is not taken as
+// showing the email free: no create is sent, and the restore reports
+// Conflict naming the record once a listing shows it.
+func TestAnEmptyListingWhileAnotherHoldsARecordIsNoReasonToCreate(t *testing.T) {
+	e := newEnv(t, managerOpts{noStart: true, permanentBackoff: time.Minute})
+	var empty atomic.Int32
+	e.opts.url = serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/customers") && empty.Add(-1) >= 0 {
+			w.WriteHeader(http.StatusNoContent) // how ScriptLock answers an empty account
+			return
+		}
+		e.sim.ServeHTTP(w, r)
+	})).URL
+	e.startManager()
+	holder := e.waitReadyAfterCreate("holder", "holder@example.com")
+	restored := e.customer("acme", "restored@example.com")
+	orig := e.sim.Seed(canaryKey, scriptlock.Customer{
+		Company: restored.Spec.Company, FirstName: restored.Spec.FirstName, LastName: restored.Spec.LastName, Email: restored.Spec.Email,
+	})
+	e.stopManager()
+	posts := e.calls(http.MethodPost, routeCreate)
+	empty.Store(2)
+	e.create(restored)
+	e.startManager()
+	got := e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonConflict, 30*time.Second)
+	if got.Status.CustomerID != "" {
+		t.Fatalf("bound %q, another object's record", got.Status.CustomerID)
+	}
+	if msg := e.ready("acme").Message; !strings.Contains(msg, orig.ID) {
+		t.Fatalf("the Conflict must name record %s: %q", orig.ID, msg)
+	}
+	if n := e.calls(http.MethodPost, routeCreate); n != posts {
+		t.Fatalf("%d creates decided on an empty listing", n-posts)
+	}
+	if empty.Load() >= 0 {
+		t.Fatal("the empty listings were never answered")
+	}
+	e.deleteAndWait("acme")
+	if puts, deletes := e.writes(); puts != 0 || deletes != 0 {
+		t.Fatalf("%d PUTs, %d DELETEs", puts, deletes)
+	}
+	if rec, ok := e.sim.Record(canaryKey, orig.ID); !ok || rec != orig {
+		t.Fatalf("the original's record changed: %+v", rec)
+	}
+	if got := e.waitReady("holder"); got.Status.CustomerID != holder.Status.CustomerID {
+		t.Fatalf("holder bound to %q, want %q", got.Status.CustomerID, holder.Status.CustomerID)
+	}
 }
 
 func TestAChangedAccountWritesNothingUntilTheRecordIsProvenThere(t *testing.T) {

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -25,6 +26,9 @@ import (
 // written. adopted is the Adopted message when the create found an
 // existing record to adopt instead.
 func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Customer, cl *scriptlock.Client) (rec scriptlock.Customer, adopted string, err error) {
+	if err := r.listedEmptyWhileHeld(ctx, c, cl); err != nil {
+		return rec, "", err
+	}
 	want := desired(c)
 	want.ID = ""
 	p, own := ownPending(c, cl)
@@ -44,8 +48,20 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	// costs no status write.
 	before := c.Status.PendingCreate
 	var persistErr error
+	// pre is the account's last listing complete before the create is
+	// sent: no record in it can be this create's.
+	var pre *listing
 	ctx = withChange(ctx, c, createReason(c, unknown), want, fieldsSet(want))
+	sent := false
+	defer func() {
+		if sent && persistErr == nil {
+			// Sent: a listing asked before now cannot show the email free.
+			r.accounts.wroteEmail(cl.Account(), want.Email)
+		}
+	}()
 	rec, err = cl.CreateAfter(ctx, want, func(ctx context.Context) error {
+		pre, _ = r.accounts.lastListing(cl.Account())
+		sent = true
 		c.Status.PendingCreate = p
 		if persistErr = r.patchStatus(ctx, c, orig); persistErr == nil {
 			// No listing asked for before this send can show its record
@@ -125,8 +141,12 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 		}
 		return rec, "", pendingf(v1alpha1.ReasonCreating,
 			"ScriptLock refused the create with 409 Conflict but lists no customer with email %q yet; looking for it (it may be this create's own, if a gateway retried the POST)", want.Email)
-	case madeBy(cand.rec, p):
-		// Its own, if the one ownership check says so.
+	case madeBy(cand.rec, p) && (pre == nil || !pre.lists(cand.rec.ID)):
+		// Its own, if the one ownership check says so. A record listed
+		// before the create was sent is someone else's with the same
+		// fields (the object this name had before a restore, whose
+		// create this manager did not see: a listing a few seconds old
+		// did not show the email, given to the record since).
 		own := *cand
 		own.tie = ownCreate
 		if adopted, err = r.claim(ctx, c, cl, own); !errors.Is(err, errManagedByAnother) {
@@ -136,6 +156,66 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	c.Status.PendingCreate = nil
 	adopted, err = r.claim(ctx, c, cl, *cand)
 	return cand.rec, adopted, err
+}
+
+// newestCopy confirms, before a PUT, that c is the API server's newest copy
+// of the object when this manager has written nothing to it since it
+// started: a cache that lags after a start (an old spec, old credentials,
+// the status of another account) cannot be told by the operator's own last
+// write, and a PUT decided on it could write an old spec, or write to the
+// account the Customer has left. A *pending error (no condition changes)
+// means a newer copy exists, whose own pass acts; other errors come from
+// the read.
+func (r *CustomerReconciler) newestCopy(ctx context.Context, c *v1alpha1.Customer) error {
+	key := client.ObjectKeyFromObject(c)
+	if r.memory.wroteAny(key) {
+		return nil
+	}
+	fresh := &v1alpha1.Customer{}
+	if err := r.APIReader.Get(ctx, key, fresh); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("reading Customer %s before writing its record: %w", key, err)
+	}
+	if fresh.UID != c.UID || fresh.ResourceVersion != c.ResourceVersion {
+		return &pending{msg: "the cached copy of this Customer is older than the API server's; acting on the newest"}
+	}
+	return nil
+}
+
+// listedEmptyWhileHeld refuses to take an empty listing of cl's account as
+// showing c's email free while another Customer of the cache holds a
+// record in that account: a lagging replica answers an empty listing for
+// records that exist, and a create decided on it could be answered 409 for
+// a record made by someone else with the same fields (the object this name
+// had before a restore), which the create's proof would then take for its
+// own. It returns a *pending error (list again once the listing is older
+// than preCheckMaxAge) or an error reading the cache; nil lets the create
+// go on. Customers are listed from the cache only after an empty listing.
+func (r *CustomerReconciler) listedEmptyWhileHeld(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) error {
+	if c.Annotations[v1alpha1.RecreateAnnotation] == "true" {
+		// A person confirmed that the account's records are really gone.
+		return nil
+	}
+	recs, asked := r.accounts.lastListing(cl.Account())
+	if recs == nil || recs.len() > 0 {
+		return nil
+	}
+	all := &v1alpha1.CustomerList{}
+	if err := r.List(ctx, all); err != nil {
+		return fmt.Errorf("listing Customers: %w", err)
+	}
+	for i := range all.Items {
+		o := &all.Items[i]
+		if o.UID == c.UID || o.Status.CustomerID == "" || o.Status.Account != cl.Account() ||
+			r.accounts.madeSince(cl.Account(), o.Status.CustomerID, asked) {
+			// A record this manager created after the listing was
+			// asked for is rightly missing from it.
+			continue
+		}
+		return &pending{retryAfter: preCheckMaxAge, msg: fmt.Sprintf(
+			"ScriptLock listed no record in this account, yet Customer %s/%s holds customer %s there (a lagging replica?); listing again before creating",
+			o.Namespace, o.Name, o.Status.CustomerID)}
+	}
+	return nil
 }
 
 // boundTo returns another Customer of the cache, observers included, that
@@ -186,7 +266,14 @@ func (r *CustomerReconciler) update(ctx context.Context, c *v1alpha1.Customer, c
 				strings.Join(fields, ", "), want.ID, n)
 		}
 	}
+	if err := r.newestCopy(ctx, c); err != nil {
+		return err
+	}
 	changed, err := cl.Update(withChange(ctx, c, updateReason(c, obs), want, fields), want.ID, want)
+	if !errors.Is(err, scriptlock.ErrThrottled) {
+		// Sent: a listing asked before now cannot show the email free.
+		r.accounts.wroteEmail(cl.Account(), want.Email)
+	}
 	if err == nil {
 		r.memory.wrote(key, c.Generation, fields)
 	}

@@ -69,7 +69,9 @@ type CustomerView struct {
 // a record is owned by the Customer that created it (the POST that stored
 // it, sent while that very object held the create-time proof), or by the
 // Customer a person told to take it (spec.customerID, adoption IfExists,
-// an observer switched to Manage) while no live Customer owned it.
+// an observer switched to Manage) while no live Customer managed it: an
+// owner switched to Observe claims nothing (README, managementPolicy:
+// Observe), so a person may tell another Customer to take its record.
 type Ledger struct {
 	// mu guards every field: the tap checks writes while a step runs.
 	mu    sync.Mutex
@@ -163,7 +165,9 @@ func (l *Ledger) told(c CustomerView, rec Record) bool {
 
 // Proves says whether c may act on rec as its own now, given the live
 // Customers: rec is in the account c's credentials name, and c owns it or
-// was told to take it while no other live Customer owns it.
+// was told to take it while no other live Customer owns it and manages it
+// (an owner switched to Observe claims nothing: README, the
+// managementPolicy: Observe row).
 func (l *Ledger) Proves(c CustomerView, rec Record, live map[string]CustomerView) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -178,7 +182,7 @@ func (l *Ledger) proves(c CustomerView, rec Record, live map[string]CustomerView
 	if owner == c.UID {
 		return true
 	}
-	if _, alive := live[owner]; alive && owner != "" {
+	if o, alive := live[owner]; alive && owner != "" && !o.Observe {
 		return false
 	}
 	return l.told(c, rec) || l.lookalike(c, rec)
@@ -232,7 +236,7 @@ func (l *Ledger) Observe(s Snapshot) {
 				l.carried[ref] = old
 			}
 		}
-		if _, alive := live[l.owner[ref]]; (l.owner[ref] == "" || !alive) && l.told(c, rec) {
+		if o, alive := live[l.owner[ref]]; (l.owner[ref] == "" || !alive || o.Observe) && l.told(c, rec) {
 			l.owner[ref] = c.UID
 		}
 	}

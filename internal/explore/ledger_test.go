@@ -82,6 +82,43 @@ func TestTheOwnerKeepsItsRecordAgainstOneToldToTakeIt(t *testing.T) {
 	}
 }
 
+// README, managementPolicy: Observe: an observer "claims nothing (never a
+// Conflict with, nor a block on, the Customer that manages the record)";
+// so the maker of a record, switched to Observe, does not keep a Customer
+// a person told to take it (spec.customerID) from writing it (seed 101047).
+func TestAnOwnerSwitchedToObserveKeepsNobodyFromARecordItWasToldToTake(t *testing.T) {
+	l := NewLedger()
+	l.Created(RecordRef{acctA, "7"}, "u0")
+	observer := CustomerView{Name: "c0", UID: "u0", Email: "e0@example.com", Account: acctA, Observe: true, Bound: "7", BoundAccount: acctA}
+	pinned := CustomerView{Name: "c2", UID: "u2", Email: "x@example.com", Account: acctA, CustomerID: "7"}
+	copyOf := CustomerView{Name: "c3", UID: "u3", Email: "e0@example.com", Account: acctA}
+	live := map[string]CustomerView{"u0": observer, "u2": pinned, "u3": copyOf}
+	put := Write{"PUT", RecordRef{acctA, "7"}, rec(acctA, "7", "e0@example.com"), true, Record{}}
+	if l.Proves(observer, put.Before, live) {
+		t.Fatal("an observer may write its record")
+	}
+	if l.Proves(copyOf, put.Before, live) {
+		t.Fatal("an email match alone proves a record whose owner observes it")
+	}
+	if !l.Proves(pinned, put.Before, live) {
+		t.Fatal("spec.customerID does not prove a record whose owner only observes it")
+	}
+	if v := l.CheckWrite(put, live); v != nil {
+		t.Fatalf("a write by the Customer told to take it: %s", v)
+	}
+	pinned.Bound, pinned.BoundAccount = "7", acctA
+	l.Observe(Snapshot{Customers: []CustomerView{observer, pinned, copyOf}, Records: map[RecordRef]Record{put.Ref: put.Before}})
+	if got := l.Owner(put.Ref); got != "u2" {
+		t.Fatalf("owner after the told Customer bound it: %q, want u2", got)
+	}
+	managing := observer
+	managing.Observe = false
+	live["u0"] = managing
+	if l.Proves(managing, put.Before, live) {
+		t.Fatal("switched back to Manage, the former owner took the record the other one now manages")
+	}
+}
+
 func TestCheckStepFindsAForgottenRecordAndTwoRecords(t *testing.T) {
 	l := NewLedger()
 	l.Created(RecordRef{acctA, "1"}, "u0")
