@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +36,18 @@ type accountRegistry struct {
 	// refusedAt is when ScriptLock last refused an account's key (a key
 	// rotated away), by account.
 	refusedAt map[string]time.Time
+	// seen holds, per account, when this manager first and last found each
+	// record some Customer names (kept whole by a listing, or read by id):
+	// a record found before a create was sent is not that create's record
+	// (seenBefore), whatever fields it shares with what was posted.
+	seen map[string]map[string]seenRecord
+}
+
+// seenRecord is when a record was first and last found in its account,
+// and the email it had then (lowercased).
+type seenRecord struct {
+	first, last time.Time
+	email       string
 }
 
 // accountState is one ScriptLock account: its client, how many Customers
@@ -80,7 +93,7 @@ type listCall struct {
 const listRetry = 5 * time.Second
 
 func newAccountRegistry(c clock.Clock) *accountRegistry {
-	return &accountRegistry{clock: c, accounts: map[string]*accountState{}, vanished: map[string]map[types.NamespacedName]bool{}, refusedAt: map[string]time.Time{}}
+	return &accountRegistry{clock: c, accounts: map[string]*accountState{}, vanished: map[string]map[types.NamespacedName]bool{}, refusedAt: map[string]time.Time{}, seen: map[string]map[string]seenRecord{}}
 }
 
 // account returns the state of cl's account, made on first use. The caller
@@ -92,6 +105,17 @@ func (r *accountRegistry) account(cl *scriptlock.Client) *accountState {
 		r.accounts[cl.Account()] = a
 	}
 	return a
+}
+
+// lastListing returns the last listing of cl's account, if any, without
+// asking ScriptLock: for naming, never for deciding who owns what.
+func (r *accountRegistry) lastListing(cl *scriptlock.Client) *listing {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if a, ok := r.accounts[cl.Account()]; ok && a.err == nil {
+		return a.records
+	}
+	return nil
 }
 
 // list returns a listing of cl's account requested at or after since: the
@@ -155,6 +179,14 @@ func (r *accountRegistry) list(ctx context.Context, cl *scriptlock.Client, since
 		a.err, a.failedAt = err, c.asked
 	default:
 		a.records, a.asked, a.err = recs, c.asked, nil
+	}
+	if recs != nil {
+		// Every record of the listing existed by the time it was read.
+		found := make([]scriptlock.Customer, 0, len(recs.records))
+		for _, rec := range recs.records {
+			found = append(found, rec)
+		}
+		r.foundLocked(cl.Account(), r.clock.Now(), found...)
 	}
 	waiters := c.waiters
 	r.mu.Unlock()
@@ -239,6 +271,16 @@ func (r *accountRegistry) prune(cutoff time.Time) {
 	for id, at := range r.refusedAt {
 		if at.Before(cutoff) {
 			delete(r.refusedAt, id)
+		}
+	}
+	for account, recs := range r.seen {
+		for id, s := range recs {
+			if s.last.Before(cutoff) {
+				delete(recs, id)
+			}
+		}
+		if len(recs) == 0 {
+			delete(r.seen, account)
 		}
 	}
 }
@@ -342,6 +384,66 @@ func (r *accountRegistry) madeBy(account, id string) types.UID {
 	}
 	if m, ok := a.made[id]; ok && r.clock.Now().Sub(m.at) <= madeFor {
 		return m.uid
+	}
+	return ""
+}
+
+// found records that recs existed in account at time at (a listing that
+// kept them whole, a read by id, a create's answer).
+func (r *accountRegistry) found(account string, at time.Time, recs ...scriptlock.Customer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.foundLocked(account, at, recs...)
+}
+
+// foundLocked is found; the caller holds r.mu.
+func (r *accountRegistry) foundLocked(account string, at time.Time, recs ...scriptlock.Customer) {
+	if len(recs) == 0 {
+		return
+	}
+	seen := r.seen[account]
+	if seen == nil {
+		seen = map[string]seenRecord{}
+		r.seen[account] = seen
+	}
+	for _, rec := range recs {
+		s, ok := seen[rec.ID]
+		if !ok || at.Before(s.first) {
+			s.first = at
+		}
+		if !at.Before(s.last) {
+			s.last, s.email = at, strings.ToLower(rec.Email)
+		}
+		seen[rec.ID] = s
+	}
+}
+
+// seenBefore says whether this manager found record id in account before
+// t: such a record existed before a create sent at t, so it cannot be that
+// create's record (a copy of a Customer posts the very fields of the
+// original's record, and one empty listing, a lagging replica, can make an
+// email look free). The memory is kept while the record is found again
+// within two resync periods (prune), and is empty after a restart.
+func (r *accountRegistry) seenBefore(account, id string, t time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.seen[account][id]
+	return ok && s.first.Before(t)
+}
+
+// heldBefore returns the id of a record other than except that this
+// manager found in account before t, holding email when it was last found,
+// or "": a create of email sent at t and answered 409 was then most likely
+// refused for that record, even if a listing (from a lagging replica)
+// shows no record with the email.
+func (r *accountRegistry) heldBefore(account, email, except string, t time.Time) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	email = strings.ToLower(email)
+	for id, s := range r.seen[account] {
+		if id != except && s.email == email && s.first.Before(t) {
+			return id
+		}
 	}
 	return ""
 }

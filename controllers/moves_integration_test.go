@@ -19,6 +19,7 @@ import (
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
+	"github.com/scriptlock/customer-operator/internal/scriptlock/sim"
 )
 
 func TestAMoveToAnAccountThatLooksTheSameIsNotAProof(t *testing.T) {
@@ -185,5 +186,50 @@ func TestARotationProvenBeforeACrashIsNotLost(t *testing.T) {
 	})
 	if recs := e.sim.Records(rotated); len(recs) != 1 || recs[0].Company != "Rotated Co" {
 		t.Fatalf("records %+v", recs)
+	}
+}
+
+// A create whose answer was lost, then the credentials name another account
+// at the same URL (another account's key pasted into the Secret) before the
+// record showed: the first create may have stored a record in the first
+// account, so creating (or adopting) one in the new account would leave
+// the Customer with two records. It waits in AccountChanged, writes nothing
+// to the new account, and ends Ready on the one record of its create once
+// the credentials name the first account again (explorer seed 100118).
+func TestACreateOfUnknownOutcomeDoesNotMoveWithTheCredentials(t *testing.T) {
+	const keyA, keyB = "first-account-key", "second-account-key"
+	e := newEnv(t, managerOpts{})
+	e.sim.AddAccount(keyA)
+	e.sim.AddAccount(keyB)
+	e.secret(e.ns, "creds", map[string]string{"apiKey": keyA, "url": e.srv.URL})
+	e.sim.CommitNextCreateLate(6*time.Second, sim.LoseWith504)
+	c := e.customer("acme", "unknown-outcome@example.com")
+	c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+	c.Spec.Adoption = v1alpha1.AdoptionIfExists
+	e.create(c)
+	e.eventually(patience, "the create's proof persisted", func() error {
+		if e.get("acme").Status.PendingCreate == nil {
+			return fmt.Errorf("no status.pendingCreate yet")
+		}
+		return nil
+	})
+	e.setSecret("creds", map[string]string{"apiKey": keyB, "url": e.srv.URL})
+	e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonAccountChanged, patience)
+	if msg := e.ready("acme").Message; !strings.Contains(msg, v1alpha1.AcceptAccountAnnotation) {
+		t.Fatalf("the condition must say how to accept the new account: %q", msg)
+	}
+	if recs := e.sim.Records(keyB); len(recs) != 0 {
+		t.Fatalf("a record was made in the new account while the first create's outcome is unknown: %+v", recs)
+	}
+	if n := e.calls(http.MethodPost, routeCreate); n != 1 {
+		t.Fatalf("%d creates while the credentials named the second account, want the first one only", n)
+	}
+	e.setSecret("creds", map[string]string{"apiKey": keyA, "url": e.srv.URL})
+	got := e.waitReason("acme", metav1.ConditionTrue, v1alpha1.ReasonAvailable, 30*time.Second)
+	if recs := e.sim.Records(keyA); len(recs) != 1 || recs[0].ID != got.Status.CustomerID {
+		t.Fatalf("want its own single record %q, got %+v", got.Status.CustomerID, recs)
+	}
+	if recs := e.sim.Records(keyB); len(recs) != 0 {
+		t.Fatalf("want nothing in the second account: %+v", recs)
 	}
 }

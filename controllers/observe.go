@@ -289,6 +289,9 @@ func (r *CustomerReconciler) read(ctx context.Context, c *v1alpha1.Customer, cl 
 	if scriptlock.IsNotFound(err) {
 		return rec, false, nil
 	}
+	if err == nil {
+		r.accounts.found(cl.Account(), r.Clock.Now(), rec)
+	}
 	obs.seen = err == nil
 	return rec, err == nil, err
 }
@@ -323,7 +326,10 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 		if err != nil {
 			return obs, err
 		}
-		return obs, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
+		return obs, stuckf(v1alpha1.ReasonConflict, "%s%s", rivalMessage(c, other), r.emailHolderNote(ctx, c, cl, other))
+	}
+	if err := pendingElsewhere(c, cl); err != nil {
+		return obs, err
 	}
 	since := r.Clock.Now().Add(-min(preCheckMaxAge, r.ResyncPeriod))
 	if asked, ok := r.requestedSince(c); ok {
@@ -351,6 +357,13 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 		}
 		bind, err := r.claim(ctx, c, cl, *cand)
 		if errors.Is(err, errManagedByAnother) {
+			if cand.tie == ownCreate {
+				// Emails are unique: the record with the email of its
+				// create is another's, so no record of that create
+				// survives, and the proof could only vouch for that other
+				// record later (once its holder is gone).
+				c.Status.PendingCreate = nil
+			}
 			continue
 		}
 		obs.record, obs.bind, obs.seen = cand.rec, bind, true
@@ -515,13 +528,19 @@ func (r *CustomerReconciler) claim(ctx context.Context, c *v1alpha1.Customer, cl
 		}
 		return "managing existing ScriptLock customer " + rec.ID + " (spec.customerID)", nil
 	case ownCreate:
+		p := c.Status.PendingCreate
 		if by := r.accounts.madeBy(cl.Account(), rec.ID); by != "" && by != c.UID {
 			// This manager read the answer of another object's create of
 			// it (the object this name had before a restore, say): the
 			// same fields, posted by someone else.
 			return "", errManagedByAnother
 		}
-		p := c.Status.PendingCreate
+		if r.accounts.seenBefore(cl.Account(), rec.ID, p.Since.Time) {
+			// The record was there before this create was sent (a copy's
+			// original's record, posted with the same fields, after a
+			// listing that lagged showed its email free): someone else's.
+			return "", errManagedByAnother
+		}
 		if !madeBy(rec, p) {
 			return "", stuckf(v1alpha1.ReasonConflict,
 				"ScriptLock customer %s has email %q but not the fields this Customer posted, so it cannot be proven to be the record of its earlier create; "+
@@ -665,4 +684,26 @@ func (r *CustomerReconciler) deletable(ctx context.Context, c *v1alpha1.Customer
 		return "", stuckf(v1alpha1.ReasonConflict, "Customer %s/%s also holds ScriptLock customer %s", other.Namespace, other.Name, id)
 	}
 	return id, nil
+}
+
+// emailHolderNote names the Customer that holds the record with c's email
+// (as last listed, else as last seen in sync), when it is not other, the
+// rival a Conflict names: a Customer whose spec moved to another email
+// still holds the record that has this one. "" when none is known.
+func (r *CustomerReconciler) emailHolderNote(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, other *v1alpha1.Customer) string {
+	var ids []string
+	if recs := r.accounts.lastListing(cl); recs != nil {
+		if id, ok := recs.idOf(c.Spec.Email); ok {
+			ids = append(ids, id)
+		}
+	}
+	if id, ok := r.memory.recordWithEmail(cl.Account(), c.Spec.Email); ok {
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		if h := r.boundTo(ctx, c, id); h != nil && h.UID != other.UID && h.Status.Account == cl.Account() {
+			return fmt.Sprintf("; ScriptLock customer %s has email %q, and Customer %s/%s holds it", id, c.Spec.Email, h.Namespace, h.Name)
+		}
+	}
+	return ""
 }

@@ -82,12 +82,70 @@ func (r *CustomerReconciler) rival(ctx context.Context, c *v1alpha1.Customer, cl
 	if err != nil {
 		return nil, err
 	}
+	var rivals []*v1alpha1.Customer
 	for _, other := range others {
-		if claimsBefore(other, c) {
-			return other, nil
+		if claimsBefore(other, c) && !outranks(c, other, cl, id) {
+			rivals = append(rivals, other)
 		}
 	}
-	return nil, nil
+	switch len(rivals) {
+	case 0:
+		return nil, nil
+	case 1:
+		return rivals[0], nil
+	}
+	// Several beat c: the one that holds the record in question (id, else
+	// the record with c's email, as last listed or last seen in sync) is
+	// the one to name.
+	held := []string{id}
+	if id == "" {
+		if recs := r.accounts.lastListing(cl); recs != nil {
+			if lid, ok := recs.idOf(c.Spec.Email); ok {
+				held = append(held, lid)
+			}
+		}
+		if mid, ok := r.memory.recordWithEmail(cl.Account(), c.Spec.Email); ok {
+			held = append(held, mid)
+		}
+	}
+	for _, h := range held {
+		for _, other := range rivals {
+			if h != "" && other.Status.CustomerID == h && managing(other) {
+				return other, nil
+			}
+		}
+	}
+	return rivals[0], nil
+}
+
+// outranks says whether c's claim beats other's whatever their ages, when
+// other manages a record: a Customer that manages a record keeps it for
+// life (another spec.customerID is a Conflict, another email a PUT on its
+// own record, refused while another record has that email), so
+//   - it never takes the record id when it manages another one;
+//   - its claim on c's email gives way to c's own create of that email,
+//     under way in cl's account (the record it made has the email);
+//   - a record of that id in another account (status.account) proves
+//     nothing here against c's proof in cl's account (bound there, or its
+//     own create under way): it would carry it over only as it last synced
+//     it (a rotated key), which the record c made or holds here is not.
+//
+// (README: "the one that already manages a record keeps it".)
+func outranks(c, other *v1alpha1.Customer, cl *scriptlock.Client, id string) bool {
+	if !managing(other) {
+		return false
+	}
+	p, creating := ownPending(c, cl)
+	creating = creating && c.Status.CustomerID == "" && strings.EqualFold(p.Email, c.Spec.Email)
+	bound := c.Status.CustomerID != "" && c.Status.CustomerID == id && c.Status.Account == cl.Account()
+	elsewhere := other.Status.Account != "" && other.Status.Account != cl.Account()
+	switch {
+	case id == "":
+		return creating
+	case other.Status.CustomerID != id:
+		return true
+	}
+	return elsewhere && (creating || bound)
 }
 
 // rivalForRecord returns another Customer of cl's account with a better
@@ -101,7 +159,7 @@ func (r *CustomerReconciler) rivalForRecord(ctx context.Context, c *v1alpha1.Cus
 		return nil, err
 	}
 	for _, other := range others {
-		if (other.Status.CustomerID == id || other.Spec.CustomerID == id) && claimsBefore(other, c) {
+		if (other.Status.CustomerID == id || other.Spec.CustomerID == id) && claimsBefore(other, c) && !outranks(c, other, cl, id) {
 			return other, nil
 		}
 	}
@@ -239,4 +297,26 @@ func rivalMessage(c, other *v1alpha1.Customer) string {
 	return fmt.Sprintf("Customer %s/%s already manages ScriptLock customer %s; only one Customer may manage a record. "+
 		"To move the record to this Customer without revoking licenses: set spec.deletionPolicy: Orphan on %s/%s, delete it, then set spec.customerID: %q here",
 		other.Namespace, other.Name, id, other.Namespace, other.Name, id)
+}
+
+// pendingElsewhere returns an AccountChanged *stuck error when c's own
+// create, whose outcome is unknown (status.pendingCreate, this very
+// object), went to another account than the one cl names: that create may
+// have stored a record there, so creating or adopting one in the new
+// account could leave this Customer with two records. As for a bound
+// record, a move is not a proof: the Customer waits until its credentials
+// name that account again, or until a person accepts the new one
+// (AcceptAccountAnnotation naming cl's account), which lets the earlier
+// create go. It returns nil otherwise.
+func pendingElsewhere(c *v1alpha1.Customer, cl *scriptlock.Client) error {
+	p := c.Status.PendingCreate
+	if p == nil || p.UID == "" || p.UID != string(c.UID) || p.Account == cl.Account() ||
+		c.Annotations[v1alpha1.AcceptAccountAnnotation] == cl.Account() {
+		return nil
+	}
+	return stuckf(v1alpha1.ReasonAccountChanged,
+		"the outcome of this Customer's create in account %s (sent %s, email %q) is unknown, and the current credentials name account %s at %s; "+
+			"nothing is created or adopted there, so that the record that create may have stored is not left behind. "+
+			"If account %s is the right home of this Customer's record, annotate the Customer %s=%s",
+		p.Account, p.Since.UTC().Format(time.RFC3339), p.Email, cl.Account(), cl.BaseURL(), cl.Account(), v1alpha1.AcceptAccountAnnotation, cl.Account())
 }

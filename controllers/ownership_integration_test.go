@@ -16,6 +16,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -108,6 +109,85 @@ func TestACopiedCustomerNeverTouchesTheOriginalsRecord(t *testing.T) {
 			t.Fatalf("the copy never had a record, yet claims to have revoked licenses (%d Events)", n)
 		}
 	})
+}
+
+// A copy whose original goes (deletionPolicy: Orphan) while a lagging
+// replica answers the copy's next reads empty: the email looks free, the
+// copy's create is refused with 409, and the record with its email has
+// exactly the fields the copy posted (the original's, copied). That record
+// was there before the copy's create was sent, so it is not that create's:
+// the copy reports Conflict and never binds or writes the original's record
+// (fault explorer, seed 100293).
+func TestACopyNeverTakesTheOriginalsRecordAfterAnEmptyListing(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	orig := e.waitReadyAfterCreate("orig", "orig@example.com")
+	e.update("orig", func(c *v1alpha1.Customer) { c.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan })
+	e.copyOf("orig", "copy", nil)
+	e.waitReason("copy", metav1.ConditionFalse, v1alpha1.ReasonConflict, 15*time.Second)
+	before, _ := e.sim.Record(canaryKey, orig.Status.CustomerID)
+	e.sim.VanishNext(2)
+	e.deleteAndWait("orig")
+	e.eventually(15*time.Second, "the copy tried to create", func() error {
+		if n := e.calls(http.MethodPost, routeCreate); n < 2 {
+			return fmt.Errorf("%d POSTs", n)
+		}
+		return nil
+	})
+	time.Sleep(4 * time.Second)
+	cp := e.get("copy")
+	if cp.Status.CustomerID == orig.Status.CustomerID {
+		t.Fatalf("the copy bound the original's record %s", orig.Status.CustomerID)
+	}
+	if r := meta.FindStatusCondition(cp.Status.Conditions, v1alpha1.ConditionReady); r == nil || r.Reason != v1alpha1.ReasonConflict {
+		t.Fatalf("the copy is %+v, want Conflict", r)
+	}
+	if after, ok := e.sim.Record(canaryKey, orig.Status.CustomerID); !ok || after != before {
+		t.Fatalf("the original's record changed: %+v -> %+v (exists %v)", before, after, ok)
+	}
+	if puts, deletes := e.writes(); puts+deletes != 0 {
+		t.Fatalf("the copy wrote to ScriptLock: %d PUTs, %d DELETEs", puts, deletes)
+	}
+	if n := len(e.sim.Records(canaryKey)); n != 1 {
+		t.Fatalf("%d records, want the original's only", n)
+	}
+}
+
+// The same, with the 409's own look at the account lagging too: the record
+// the manager found with the email before the create was sent explains the
+// 409, so the create's proof goes at once and the copy reports Conflict
+// naming that record; a restarted manager, which never saw the record
+// before, has no proof left to take it with (fault explorer, seed 101711).
+func TestACopyDropsItsProofWhenA409MeetsARecordFoundBefore(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	orig := e.waitReadyAfterCreate("orig", "orig@example.com")
+	e.update("orig", func(c *v1alpha1.Customer) { c.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan })
+	e.copyOf("orig", "copy", nil)
+	e.waitReason("copy", metav1.ConditionFalse, v1alpha1.ReasonConflict, 15*time.Second)
+	e.sim.VanishNext(2)
+	e.deleteAndWait("orig")
+	e.eventually(15*time.Second, "the copy's create answered 409", func() error {
+		cp := e.get("copy")
+		r := meta.FindStatusCondition(cp.Status.Conditions, v1alpha1.ConditionReady)
+		if r == nil || !strings.Contains(r.Message, "before this create was sent") {
+			return fmt.Errorf("Ready %+v", r)
+		}
+		if cp.Status.PendingCreate != nil {
+			return fmt.Errorf("pendingCreate %+v kept", cp.Status.PendingCreate)
+		}
+		if !strings.Contains(r.Message, orig.Status.CustomerID) || r.Reason != v1alpha1.ReasonConflict {
+			return fmt.Errorf("Ready %+v, want Conflict naming %s", r, orig.Status.CustomerID)
+		}
+		return nil
+	})
+	e.stopManager()
+	e.startManager()
+	time.Sleep(4 * time.Second)
+	if got := e.get("copy").Status.CustomerID; got != "" {
+		t.Fatalf("after a restart the copy bound record %s", got)
+	}
+	if puts, deletes := e.writes(); puts+deletes != 0 {
+		t.Fatalf("the copy wrote to ScriptLock: %d PUTs, %d DELETEs", puts, deletes)
+	}
 }
 
 func TestAnUnrelatedRecordWithTheEmailIsNeverAdoptedWithoutConsent(t *testing.T) {

@@ -63,6 +63,7 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	switch {
 	case err == nil:
 		r.accounts.made(cl, rec.ID, c.UID)
+		r.accounts.found(cl.Account(), r.Clock.Now(), rec)
 		r.event(c, corev1.EventTypeNormal, "Created", "Create", "created ScriptLock customer %s", rec.ID)
 		return rec, "", nil
 	case scriptlock.IsMaybeCreated(err):
@@ -107,6 +108,21 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	case lerr != nil:
 		return rec, "", lerr
 	case cand == nil:
+		former := ""
+		if c.Status.Account == cl.Account() {
+			former = c.Status.FormerCustomerID
+		}
+		if id := r.accounts.heldBefore(cl.Account(), want.Email, former, p.Since.Time); id != "" {
+			// A record this manager found with the email before the create
+			// was sent explains the 409 (not the one this Customer held
+			// before it vanished: that one is its own again); the listing
+			// that shows none lags. The create's proof could only vouch
+			// for that record later: it goes.
+			c.Status.PendingCreate = nil
+			return rec, "", stuckf(v1alpha1.ReasonConflict,
+				"ScriptLock refused the create with 409 Conflict: customer %s had email %q before this create was sent; "+
+					"to manage it, set spec.adoption: IfExists or spec.customerID: %q", id, want.Email, id)
+		}
 		return rec, "", pendingf(v1alpha1.ReasonCreating,
 			"ScriptLock refused the create with 409 Conflict but lists no customer with email %q yet; looking for it (it may be this create's own, if a gateway retried the POST)", want.Email)
 	case madeBy(cand.rec, p):
@@ -201,43 +217,74 @@ func (r *CustomerReconciler) update(ctx context.Context, c *v1alpha1.Customer, c
 func (r *CustomerReconciler) emailHeld(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, want scriptlock.Customer, err error) error {
 	// The record with the email: as last seen in sync by this operator,
 	// else in a listing asked for now.
-	id, ok := r.memory.recordWithEmail(cl.Account(), want.Email)
-	if !ok {
-		if recs, _, lerr := r.accounts.list(ctx, cl, r.Clock.Now(), client.ObjectKeyFromObject(c)); lerr == nil {
-			id, ok = recs.idOf(want.Email)
+	holderOf := func(id string) *v1alpha1.Customer {
+		if id == "" || id == want.ID {
+			return nil
 		}
+		if o, herr := r.holder(ctx, c, cl, id); herr == nil && o != nil {
+			return o
+		}
+		// An observer claims nothing, but it has the record bound: it is
+		// the one to name.
+		if o := r.boundTo(ctx, c, id); o != nil && o.Status.Account == cl.Account() {
+			return o
+		}
+		return nil
 	}
-	var other *v1alpha1.Customer
-	if ok && id != want.ID {
-		if o, herr := r.holder(ctx, c, cl, id); herr == nil {
-			other = o
+	id, _ := r.memory.recordWithEmail(cl.Account(), want.Email)
+	other := holderOf(id)
+	if other == nil {
+		// What this operator last saw in sync may be out of date (the
+		// record changed or went since, or it was synced by a manager
+		// before a restart): ScriptLock says which record has the email.
+		if recs, _, lerr := r.accounts.list(ctx, cl, r.Clock.Now(), client.ObjectKeyFromObject(c)); lerr == nil {
+			if lid, found := recs.idOf(want.Email); found && lid != id {
+				other = holderOf(lid)
+			}
 		}
 	}
 	if other == nil {
 		return stuckf(v1alpha1.ReasonConflict,
 			"ScriptLock refused to give customer %s the email %q: another customer has it, and emails are unique in ScriptLock (%s)", want.ID, want.Email, err)
 	}
+	verb := "manages"
+	if observing(other) {
+		verb = "observes"
+	}
 	return stuckf(v1alpha1.ReasonConflict,
-		"ScriptLock refused to give customer %s the email %q: customer %s has it, which Customer %s/%s manages (and wants %q). "+
+		"ScriptLock refused to give customer %s the email %q: customer %s has it, which Customer %s/%s %s (and wants %q). "+
 			"Emails are unique in ScriptLock, so Customers cannot trade emails in place, and no temporary email is written for them: "+
 			"revert one of the changes, or move the records between the Customers instead (README, \"Moving a record to another Customer\")",
-		want.ID, want.Email, other.Status.CustomerID, other.Namespace, other.Name, other.Spec.Email)
+		want.ID, want.Email, other.Status.CustomerID, other.Namespace, other.Name, verb, other.Spec.Email)
 }
 
 // remove deletes the record id, which revokes every license of that
-// customer (ScriptLock answers 410 Gone); a record already gone (404,
-// confirmed by a read) is what was wanted, and is said to be so.
+// customer (ScriptLock answers 410 Gone); a record already gone is what was
+// wanted, and is said to be so. A 404 may come from something in front of
+// ScriptLock, and a read's 404 from a lagging replica: the record is taken
+// as gone only when a read answers 404 after the DELETE's 404 and a second
+// DELETE answers 404 too.
 func (r *CustomerReconciler) remove(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) error {
-	alreadyGone, err := cl.Delete(withChange(ctx, c, changeDeletion, scriptlock.Customer{}, nil), id)
-	switch {
-	case scriptlock.IsConflict(err):
-		return stuckf(v1alpha1.ReasonDeletionBlocked, "ScriptLock refused to delete customer %s: %s", id, messageOf(err))
-	case err != nil:
-		return err
-	case alreadyGone:
+	for attempt := 1; ; attempt++ {
+		alreadyGone, err := cl.Delete(withChange(ctx, c, changeDeletion, scriptlock.Customer{}, nil), id)
+		switch {
+		case scriptlock.IsConflict(err):
+			return stuckf(v1alpha1.ReasonDeletionBlocked, "ScriptLock refused to delete customer %s: %s", id, messageOf(err))
+		case err != nil:
+			return err
+		case !alreadyGone:
+			r.event(c, corev1.EventTypeNormal, "LicensesRevoked", "Delete",
+				"deleted ScriptLock customer %s; every license of that customer is revoked", id)
+			return nil
+		case attempt > 1:
+			r.event(c, corev1.EventTypeNormal, v1alpha1.ReasonRecordGone, "Delete",
+				"ScriptLock customer %s was already gone (its DELETE, a read and a second DELETE all answered 404): this deletion revoked nothing", id)
+			return nil
+		}
 		// 404 may come from something in front of ScriptLock: a read
-		// confirms the record is gone before the Customer lets go of it.
-		_, err := cl.Get(ctx, id)
+		// confirms the record is gone, and a second DELETE confirms the
+		// read (a lagging replica answers 404 for a record that exists).
+		_, err = cl.Get(ctx, id)
 		switch {
 		case err == nil:
 			return pendingf(v1alpha1.ReasonAPIError,
@@ -245,13 +292,7 @@ func (r *CustomerReconciler) remove(ctx context.Context, c *v1alpha1.Customer, c
 		case !scriptlock.IsNotFound(err):
 			return err
 		}
-		r.event(c, corev1.EventTypeNormal, v1alpha1.ReasonRecordGone, "Delete",
-			"ScriptLock customer %s was already gone (its DELETE and a read both answered 404): this deletion revoked nothing", id)
-	default:
-		r.event(c, corev1.EventTypeNormal, "LicensesRevoked", "Delete",
-			"deleted ScriptLock customer %s; every license of that customer is revoked", id)
 	}
-	return nil
 }
 
 // sameSpelling says whether got holds want's values up to case and runs

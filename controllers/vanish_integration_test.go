@@ -148,6 +148,32 @@ func TestADeleteAnswered404IsConfirmedByARead(t *testing.T) {
 	}
 }
 
+// Of the same kind, two faults at once: the front answers the DELETE 404
+// and a lagging replica answers the read that checks it 404 as well, while
+// the record is still there. The Customer must not go and leave its record
+// behind: a second DELETE reaches ScriptLock (explorer seeds 100791,
+// 101193, 101757: del404 with a blip).
+func TestADeleteAnswered404AndAReadFromALaggingReplica(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	c := e.waitReadyAfterCreate("acme", "front404-replica@example.com")
+	id := c.Status.CustomerID
+	e.sim.FailNext(http.MethodDelete, routeOne, 1, http.StatusNotFound, 0)
+	e.sim.VanishNext(2)
+	e.deleteAndWait("acme")
+	if _, ok := e.sim.Record(canaryKey, id); ok {
+		t.Fatal("the Customer went, and its record with it still in ScriptLock")
+	}
+	if n := e.calls(http.MethodDelete, routeOne); n != 2 {
+		t.Fatalf("%d DELETEs, want the one answered 404 by the front and the second", n)
+	}
+	if evs := e.events("acme", "LicensesRevoked"); len(evs) != 1 {
+		t.Fatalf("want one LicensesRevoked Event, for the DELETE ScriptLock answered: %+v", evs)
+	}
+	if evs := e.events("acme", v1alpha1.ReasonRecordGone); len(evs) != 0 {
+		t.Fatalf("the record was called gone: %+v", evs)
+	}
+}
+
 // Of the same kind: a record someone already deleted answers 404 to the
 // DELETE and to the read that follows; the Customer goes, and the Event
 // says what was seen, not that this DELETE revoked licenses.

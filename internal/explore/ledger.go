@@ -43,6 +43,10 @@ type CustomerView struct {
 	Adoption                    string // Never | IfExists
 	CustomerID                  string // spec.customerID
 	Observe, Paused, Deleting   bool
+	// NoFinalizer: the operator's finalizer is missing (a replace-style
+	// update dropped it and the operator has not put it back yet): a
+	// deletion now goes at once, without the operator.
+	NoFinalizer bool
 	// Account is where the Customer's credentials point now; the zero
 	// Account when they name none that exists. PrevAccount is where they
 	// pointed before a change in the step under way: a call already in
@@ -86,11 +90,20 @@ type Ledger struct {
 	rotated map[Account]bool
 	// emails holds the email each owned record had in the last snapshot.
 	emails map[RecordRef]string
+	// unboundAtRotation holds the records whose key was rotated while the
+	// Customer that created them had not bound them yet (a create whose
+	// answer was lost): the README carries only a bound record over to a
+	// rotated key, so such a Customer may report Conflict over it.
+	unboundAtRotation map[RecordRef]bool
+	// carried maps a record a Customer took as a rotation lookalike to the
+	// record it owned under the same id in the rotated-away account: through
+	// the API the two are one record (README, the credentials-change row).
+	carried map[RecordRef]RecordRef
 }
 
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
-	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, seen: map[string]CustomerView{}, rotated: map[Account]bool{}, emails: map[RecordRef]string{}}
+	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, seen: map[string]CustomerView{}, rotated: map[Account]bool{}, emails: map[RecordRef]string{}, unboundAtRotation: map[RecordRef]bool{}, carried: map[RecordRef]RecordRef{}}
 }
 
 // Created records that uid's create stored ref.
@@ -115,11 +128,17 @@ func (l *Ledger) Consented(uid string) {
 }
 
 // Rotated records that a's key was rotated: its old key is refused from
-// now on.
+// now on. The records of a that their creators (as last seen) had not
+// bound yet are remembered: a rotated key carries only a bound record over.
 func (l *Ledger) Rotated(a Account) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.rotated[a] = true
+	for ref, uid := range l.owner {
+		if c, live := l.seen[uid]; ref.Account == a && live && (c.Bound != ref.ID || c.BoundAccount != a) {
+			l.unboundAtRotation[ref] = true
+		}
+	}
 }
 
 // Forced records that the explorer removed uid's finalizer itself.
@@ -173,14 +192,21 @@ func (l *Ledger) proves(c CustomerView, rec Record, live map[string]CustomerView
 // (README, the credentials-change row: a limit of the evidence), so the
 // ledger allows c to take it; it does not require it.
 func (l *Ledger) lookalike(c CustomerView, rec Record) bool {
+	_, ok := l.lookalikeOf(c, rec)
+	return ok
+}
+
+// lookalikeOf returns the record c owns in a rotated-away account that rec
+// is a lookalike of (see lookalike).
+func (l *Ledger) lookalikeOf(c CustomerView, rec Record) (RecordRef, bool) {
 	for ref, uid := range l.owner {
 		if uid == c.UID && ref.ID == rec.Ref.ID && ref.Account != rec.Ref.Account &&
 			ref.Account.Instance == rec.Ref.Account.Instance && l.rotated[ref.Account] &&
 			strings.EqualFold(l.emails[ref], rec.Email) {
-			return true
+			return ref, true
 		}
 	}
-	return false
+	return RecordRef{}, false
 }
 
 // Observe updates the ledger from one snapshot: Customers that bound a
@@ -198,6 +224,13 @@ func (l *Ledger) Observe(s Snapshot) {
 		rec, ok := s.Records[ref]
 		if !ok || l.owner[ref] == c.UID {
 			continue
+		}
+		if old, ok := l.lookalikeOf(c, rec); ok {
+			// Bound to a rotation lookalike: the operator took it as the
+			// record it had (README: a limit of the evidence).
+			if _, seen := l.carried[ref]; !seen {
+				l.carried[ref] = old
+			}
 		}
 		if _, alive := live[l.owner[ref]]; (l.owner[ref] == "" || !alive) && l.told(c, rec) {
 			l.owner[ref] = c.UID

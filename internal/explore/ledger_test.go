@@ -107,7 +107,12 @@ func TestCheckStepFindsAForgottenRecordAndTwoRecords(t *testing.T) {
 func TestCheckEndConvergence(t *testing.T) {
 	l := NewLedger()
 	l.Created(RecordRef{acctA, "1"}, "u0")
-	records := map[RecordRef]Record{{acctA, "1"}: {Ref: RecordRef{acctA, "1"}, Company: "Two Spaces Co.", Email: "e0@example.com"}}
+	records := map[RecordRef]Record{
+		{acctA, "1"}: {Ref: RecordRef{acctA, "1"}, Company: "Two Spaces Co.", Email: "e0@example.com"},
+		// Written before the back end began to tidy: the spec's own spelling.
+		{acctA, "3"}: {Ref: RecordRef{acctA, "3"}, Company: "Three  Spaces Co.", Email: "e0@example.com"},
+	}
+	l.Created(RecordRef{acctA, "3"}, "u0")
 	base := CustomerView{Name: "c0", UID: "u0", Company: "Two  Spaces Co.", Email: "e0@example.com", Account: acctA, Bound: "1", BoundAccount: acctA, Generation: 2, Observed: 2}
 	tidy := func(v string) string { return strings.ReplaceAll(v, "  ", " ") }
 	tests := []struct {
@@ -116,6 +121,12 @@ func TestCheckEndConvergence(t *testing.T) {
 		want string
 	}{
 		{"Ready on its own matching record", func(c *CustomerView) { c.Ready, c.Reason = "True", "Available" }, ""},
+		{"Ready on its record written before the back end tidied", func(c *CustomerView) {
+			c.Ready, c.Reason, c.Bound, c.Company = "True", "Available", "3", "Three  Spaces Co."
+		}, ""},
+		{"Ready on a record that holds another spelling", func(c *CustomerView) {
+			c.Ready, c.Reason, c.Bound, c.Company = "True", "Available", "3", "Three Spaces Co"
+		}, ReadyDiffers},
 		{"Conflict with its own record", func(c *CustomerView) { c.Ready, c.Reason, c.Stalled, c.Bound = "False", "Conflict", true, "" }, ConflictOnOwnRecord},
 		{"still trying after the faults stopped", func(c *CustomerView) { c.Ready, c.Reason = "False", "APIError" }, NoConvergence},
 		{"needs a person for its credentials", func(c *CustomerView) { c.Ready, c.Reason, c.Stalled = "False", "InvalidCredentials", true }, ""},
@@ -225,6 +236,113 @@ func TestAccountChangedAfterARotationKeepsTheRecord(t *testing.T) {
 		vs := l.CheckEnd(Snapshot{Records: left}, nil)
 		if rotated && len(vs) != 0 || !rotated && (len(vs) != 1 || vs[0].Kind != OwnRecordLeft) {
 			t.Errorf("rotated %v: got %v", rotated, vs)
+		}
+	}
+}
+
+// A create whose answer was lost, then a rotation of the account's key
+// before the Customer bound the record: the README carries only a bound
+// record over to a rotated key, so Conflict over it is allowed; the same
+// Conflict without the rotation, or over a record bound before it, is not.
+func TestConflictOverALostCreateAfterARotation(t *testing.T) {
+	records := map[RecordRef]Record{{acctA, "3"}: rec(acctA, "3", "e0@example.com")}
+	unbound := CustomerView{Name: "c0", UID: "u0", Email: "e0@example.com", Account: acctA, Policy: "Delete", Generation: 1, Observed: 1}
+	conflict := unbound
+	conflict.Ready, conflict.Reason, conflict.Stalled, conflict.Message = "False", "Conflict", true, "ScriptLock customer 3 already has email"
+	bound := unbound
+	bound.Bound, bound.BoundAccount = "3", acctA
+	for _, tt := range []struct {
+		name     string
+		before   *CustomerView // as last seen before the rotation; nil: no rotation
+		violates bool
+	}{
+		{"no rotation", nil, true},
+		{"rotated before it was bound", &unbound, false},
+		{"rotated after it was bound", &bound, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Created(RecordRef{acctA, "3"}, "u0")
+			if tt.before != nil {
+				l.Observe(Snapshot{Customers: []CustomerView{*tt.before}, Records: records})
+				l.Rotated(acctA)
+			}
+			vs := l.CheckEnd(Snapshot{Customers: []CustomerView{conflict}, Records: records}, func(v string) string { return v })
+			if got := len(vs) == 1 && vs[0].Kind == ConflictOnOwnRecord; got != tt.violates || len(vs) > 1 {
+				t.Fatalf("got %v, want a %s: %v", vs, ConflictOnOwnRecord, tt.violates)
+			}
+		})
+	}
+}
+
+// A Customer that carried its record over to a rotation lookalike and was
+// then told to take it (adoption IfExists) owns the original in the
+// rotated-away account and the lookalike: through the API they are one
+// record moved by a key rotation (README, the credentials-change row), not
+// two. Without the rotation, or bound to a record with another id, the two
+// are two records.
+func TestARotationLookalikeTakenIsOneRecord(t *testing.T) {
+	orig, copyRef, fresh := RecordRef{acctA, "1"}, RecordRef{acctB, "1"}, RecordRef{acctB, "2"}
+	c := CustomerView{Name: "c0", UID: "u0", Email: "e0@example.com", Adoption: "IfExists", Account: acctA, Policy: "Delete", Bound: "1", BoundAccount: acctA}
+	moved := c
+	moved.Account, moved.BoundAccount = acctB, acctB
+	both := map[RecordRef]Record{orig: rec(acctA, "1", "e0@example.com"), copyRef: rec(acctB, "1", "e0@example.com")}
+	for _, tt := range []struct {
+		name    string
+		rotated bool
+		bound   RecordRef
+		want    int
+	}{
+		{"carried over after a rotation", true, copyRef, 0},
+		{"no rotation", false, copyRef, 1},
+		{"a record with another id", true, fresh, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Created(orig, "u0")
+			first := Snapshot{Customers: []CustomerView{c}, Records: map[RecordRef]Record{orig: both[orig]}}
+			l.Observe(first)
+			if tt.rotated {
+				l.Rotated(acctA)
+			}
+			m := moved
+			m.Bound = tt.bound.ID
+			recs := map[RecordRef]Record{orig: both[orig], tt.bound: rec(acctB, tt.bound.ID, "e0@example.com")}
+			cur := Snapshot{Customers: []CustomerView{m}, Records: recs}
+			l.Observe(cur)
+			if l.Owner(tt.bound) != "u0" {
+				t.Fatalf("told to take %s, it owns it", tt.bound)
+			}
+			vs := l.CheckStep(first, cur)
+			n := 0
+			for _, v := range vs {
+				if v.Kind == TwoRecords {
+					n++
+				}
+			}
+			if n != tt.want {
+				t.Fatalf("got %v, want %d %s", vs, tt.want, TwoRecords)
+			}
+		})
+	}
+}
+
+// A Customer last seen without its finalizer (a replace-style update
+// dropped it, the operator had not put it back) and then deleted went at
+// once, without the operator: its record left behind is a limit of
+// finalizers (README: the finalizer is put back), not a violation. With
+// its finalizer, the same is own-record-left-behind.
+func TestDeletedWithoutItsFinalizerIsNotTheOperators(t *testing.T) {
+	left := map[RecordRef]Record{{acctA, "1"}: rec(acctA, "1", "e0@example.com")}
+	for _, noFinalizer := range []bool{false, true} {
+		l := NewLedger()
+		l.Created(RecordRef{acctA, "1"}, "u0")
+		c := CustomerView{Name: "c0", UID: "u0", Email: "e0@example.com", Account: acctA, Policy: "Delete", Bound: "1", BoundAccount: acctA, NoFinalizer: noFinalizer}
+		l.Observe(Snapshot{Customers: []CustomerView{c}, Records: left})
+		l.Observe(Snapshot{Records: left})
+		vs := l.CheckEnd(Snapshot{Records: left}, nil)
+		if noFinalizer && len(vs) != 0 || !noFinalizer && (len(vs) != 1 || vs[0].Kind != OwnRecordLeft) {
+			t.Errorf("without its finalizer %v: got %v", noFinalizer, vs)
 		}
 	}
 }

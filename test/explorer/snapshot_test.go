@@ -3,6 +3,7 @@ package explorer
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,11 +63,12 @@ func (w *world) view(c *v1alpha1.Customer) explore.CustomerView {
 		Name: c.Name, UID: string(c.UID),
 		Company: c.Spec.Company, First: c.Spec.FirstName, Last: c.Spec.LastName, Email: c.Spec.Email,
 		Policy: string(c.Spec.DeletionPolicy), Adoption: string(c.Spec.Adoption), CustomerID: c.Spec.CustomerID,
-		Observe:  c.Spec.ManagementPolicy == v1alpha1.ManagementPolicyObserve,
-		Paused:   c.Annotations[v1alpha1.PausedAnnotation] == "true",
-		Deleting: !c.DeletionTimestamp.IsZero(),
-		Account:  w.account(inst, key),
-		Bound:    c.Status.CustomerID, BoundAccount: w.byFingerprint(c.Status.Account),
+		Observe:     c.Spec.ManagementPolicy == v1alpha1.ManagementPolicyObserve,
+		Paused:      c.Annotations[v1alpha1.PausedAnnotation] == "true",
+		Deleting:    !c.DeletionTimestamp.IsZero(),
+		NoFinalizer: !slices.Contains(c.Finalizers, v1alpha1.Finalizer),
+		Account:     w.account(inst, key),
+		Bound:       c.Status.CustomerID, BoundAccount: w.byFingerprint(c.Status.Account),
 		Generation: c.Generation, Observed: c.Status.ObservedGeneration,
 	}
 	w.mu.Lock()
