@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -22,7 +21,6 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 )
@@ -143,19 +141,10 @@ func newPlanBrake(reader client.Reader, writer client.Client, clk clock.Clock, n
 // deletionsHeld returns the counter of held deletions, registered once on
 // controller-runtime's registry.
 func deletionsHeld() prometheus.Counter {
-	c := prometheus.NewCounter(prometheus.CounterOpts{
+	return registeredCounter(prometheus.CounterOpts{
 		Name: "scriptlock_deletions_held_total",
 		Help: "Deletions of Customers that the revocation brake held (reason DeletionHeld) because their account's deletion budget was spent; each waits for a person.",
 	})
-	if err := metrics.Registry.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(prometheus.Counter); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 func (b *deletionBrake) of(account string) *accountBudget {

@@ -31,10 +31,16 @@ import (
 // registered once on controller-runtime's registry (a second manager in the
 // same process, as in tests, shares it).
 func driftListingFailures() prometheus.Counter {
-	c := prometheus.NewCounter(prometheus.CounterOpts{
+	return registeredCounter(prometheus.CounterOpts{
 		Name: "scriptlock_drift_listing_failures_total",
 		Help: "Drift-detection listings of a ScriptLock account that failed; while they fail, drift in that account goes unseen.",
 	})
+}
+
+// registeredCounter registers a counter on controller-runtime's registry
+// once: a second manager in the same process (tests) gets the first one's.
+func registeredCounter(opts prometheus.CounterOpts) prometheus.Counter {
+	c := prometheus.NewCounter(opts)
 	if err := metrics.Registry.Register(c); err != nil {
 		var are prometheus.AlreadyRegisteredError
 		if errors.As(err, &are) {
