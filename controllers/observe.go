@@ -203,8 +203,14 @@ func (r *CustomerReconciler) provenAfterMove(ctx context.Context, c *v1alpha1.Cu
 		return nil
 	}
 	sameURL := c.Status.URL == "" || c.Status.URL == cl.BaseURL()
-	if sameURL && sameEmail && c.Status.SyncedDigest != "" && digest(rec) == c.Status.SyncedDigest && r.oldKeyRefused(ctx, c, cl, id) {
-		return nil
+	if sameURL && sameEmail && c.Status.SyncedDigest != "" && digest(rec) == c.Status.SyncedDigest {
+		refused, err := r.oldKeyRefused(ctx, c, cl, id)
+		if err != nil {
+			return err
+		}
+		if refused {
+			return nil
+		}
 	}
 	return stuckf(v1alpha1.ReasonAccountChanged,
 		"ScriptLock customer %s was bound in account %s at %s; the current credentials name account %s at %s, where that id is not proven to be the same record "+
@@ -217,22 +223,27 @@ func (r *CustomerReconciler) provenAfterMove(ctx context.Context, c *v1alpha1.Cu
 // refused by ScriptLock (401/403 to a read of id): the evidence that a new
 // key of the same account replaced it. The old key is known only while this
 // manager remembers the client it used (not after a restart): no evidence
-// then.
-func (r *CustomerReconciler) oldKeyRefused(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) bool {
+// then. An answer that is neither (a 5xx, a timeout, a 429) is an error:
+// no answer is no evidence either way, and a deletion must not let go of
+// the record on it.
+func (r *CustomerReconciler) oldKeyRefused(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) (bool, error) {
 	old := r.memory.lastClient(client.ObjectKeyFromObject(c))
 	if old == nil || old.Account() != c.Status.Account || old.Account() == cl.Account() {
-		return false
+		return false, nil
 	}
 	// One check answers for every Customer of the old account.
 	if r.accounts.refusedSince(old.Account(), r.Clock.Now().Add(-keyRefusedFor)) {
-		return true
+		return true, nil
 	}
 	_, err := old.Get(ctx, id)
-	if scriptlock.IsUnauthorized(err) {
+	switch {
+	case scriptlock.IsUnauthorized(err):
 		r.accounts.refused(old.Account(), r.Clock.Now())
-		return true
+		return true, nil
+	case err == nil || scriptlock.IsNotFound(err):
+		return false, nil
 	}
-	return false
+	return false, fmt.Errorf("checking whether ScriptLock still takes the key customer %s was bound with: %w", id, err)
 }
 
 // keyRefusedFor is how long a key ScriptLock refused is taken as refused
@@ -641,6 +652,14 @@ func (r *CustomerReconciler) deletable(ctx context.Context, c *v1alpha1.Customer
 		var obs observation
 		rec, found, err := r.read(ctx, c, cl, id, false, &obs)
 		if err != nil {
+			return "", err
+		}
+		// Letting go without a DELETE is final: one 404 (a lagging
+		// replica) is no more a proof that the record is not there than
+		// it is of a deletion, so it is confirmed as a disappearance is.
+		if found {
+			r.memory.present(client.ObjectKeyFromObject(c))
+		} else if err := r.confirmMissing(c, id, "let go without a DELETE (RecordKept)"); err != nil {
 			return "", err
 		}
 		if err := r.provenAfterMove(ctx, c, cl, rec, found); err != nil {

@@ -34,19 +34,31 @@ const breakerMin = 3
 // the account are missing at once (RecordsVanished) and no person has
 // confirmed with the recreate annotation.
 func (r *CustomerReconciler) confirmVanished(c *v1alpha1.Customer, cl *scriptlock.Client, id string) error {
-	key := client.ObjectKeyFromObject(c)
-	r.accounts.markVanished(cl.Account(), key)
-	reads := r.memory.missingRead(key, id, r.Clock.Now(), r.VanishInterval)
-	if reads < r.VanishReads {
-		return &pending{reason: v1alpha1.ReasonRecordMissing, retryAfter: r.VanishInterval,
-			msg: fmt.Sprintf("ScriptLock does not show customer %s (read %d of %d, %s apart); it is taken as deleted, and created again, only if every read finds it missing",
-				id, reads, r.VanishReads, r.VanishInterval)}
+	r.accounts.markVanished(cl.Account(), client.ObjectKeyFromObject(c))
+	if err := r.confirmMissing(c, id, "taken as deleted, and created again"); err != nil {
+		return err
 	}
 	if n, known, open := r.accounts.breaker(cl.Account()); open && c.Annotations[v1alpha1.RecreateAnnotation] != "true" {
 		return &pending{reason: v1alpha1.ReasonRecordsVanished, retryAfter: r.VanishInterval,
 			msg: fmt.Sprintf("%d of the %d records of this ScriptLock account that Customers hold are missing at once (a failover to an empty replica, or another instance?); "+
 				"creating none of them again until they reappear. If customer %s is really gone, annotate this Customer %s=true",
 				n, known, id, v1alpha1.RecreateAnnotation)}
+	}
+	return nil
+}
+
+// confirmMissing counts one read that found c's record id missing and
+// returns a *pending error (RecordMissing) until VanishReads reads in a
+// row, each at least VanishInterval after the one before, found it
+// missing: what is decided on a missing record (a recreate, or a deletion
+// letting go without a DELETE) is decided on that, never on one answer.
+// then says what follows a confirmation, for the message.
+func (r *CustomerReconciler) confirmMissing(c *v1alpha1.Customer, id, then string) error {
+	reads := r.memory.missingRead(client.ObjectKeyFromObject(c), id, r.Clock.Now(), r.VanishInterval)
+	if reads < r.VanishReads {
+		return &pending{reason: v1alpha1.ReasonRecordMissing, retryAfter: r.VanishInterval,
+			msg: fmt.Sprintf("ScriptLock does not show customer %s (read %d of %d, %s apart); it is %s only if every read finds it missing",
+				id, reads, r.VanishReads, r.VanishInterval, then)}
 	}
 	return nil
 }

@@ -1,0 +1,74 @@
+package controllers_test
+
+// A deletion that lets go without a DELETE (RecordKept) is final: the
+// record stays, with its licenses, and no Customer is left to manage it. So
+// after a key rotation, what a deletion decides on is what a pass decides
+// a disappearance on: never one answer. One 404 from a lagging replica for
+// the record under the new key, or no answer to the check that the old key
+// is refused, is no evidence that the record is not this Customer's own
+// (explorer seed 200192).
+
+import (
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// failOldKeyOnce answers the first read made with key 503 and passes every
+// other call on: ScriptLock busy when the operator checks the old key.
+type failOldKeyOnce struct {
+	next   http.Handler
+	key    string
+	failed atomic.Bool
+}
+
+func (p *failOldKeyOnce) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/customer/") &&
+		r.Header.Get("Authorization") == "Basic "+p.key && p.failed.CompareAndSwap(false, true) {
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return
+	}
+	p.next.ServeHTTP(w, r)
+}
+
+func TestADeletionAfterARotationIsNotLetGoOnOneAnswer(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		fault func(e *env)
+	}{
+		{"a read under the new key from a lagging replica answers 404", func(e *env) { e.sim.VanishNext(2) }},
+		{"the check that the old key is refused gets no answer (503)", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			const rotated = "deletion-after-rotation-key"
+			e := newEnv(t, managerOpts{noStart: true})
+			proxy := &failOldKeyOnce{next: e.sim, key: canaryKey}
+			if tt.fault == nil {
+				e.opts.url = serve(t, proxy).URL
+			} else {
+				proxy.failed.Store(true)
+			}
+			e.startManager()
+			id := e.waitReadyAfterCreate("acme", "rotated-delete@example.com").Status.CustomerID
+			// The default key rotated: the old one is refused from now on,
+			// and the operator's default is the new one (as the key file
+			// watcher sets it). No pass has run since.
+			e.sim.RotateKey(canaryKey, rotated)
+			e.pool.SetDefaultAPIKey(rotated)
+			if tt.fault != nil {
+				tt.fault(e)
+			} else {
+				proxy.failed.Store(false)
+			}
+			e.deleteAndWait("acme")
+			if evs := e.events("acme", "RecordKept"); len(evs) != 0 {
+				t.Fatalf("let go without a DELETE on one answer: %s", evs[0].Note)
+			}
+			if _, ok := e.sim.Record(rotated, id); ok {
+				t.Fatal("the Customer went, and its record stayed in ScriptLock with its licenses")
+			}
+			e.waitEvent("acme", "LicensesRevoked")
+		})
+	}
+}
