@@ -203,7 +203,9 @@ func (r *CustomerReconciler) provenAfterMove(ctx context.Context, c *v1alpha1.Cu
 		return nil
 	}
 	sameURL := c.Status.URL == "" || c.Status.URL == cl.BaseURL()
-	if sameURL && sameEmail && c.Status.SyncedDigest != "" && digest(rec) == c.Status.SyncedDigest {
+	// The record as last synced (its email included) is the proof; the
+	// spec may have changed meanwhile (a new email is then written to it).
+	if sameURL && c.Status.SyncedDigest != "" && digest(rec) == c.Status.SyncedDigest {
 		refused, err := r.oldKeyRefused(ctx, c, cl, id)
 		if err != nil {
 			return err

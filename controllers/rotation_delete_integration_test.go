@@ -9,10 +9,13 @@ package controllers_test
 // (explorer seed 200192).
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/scriptlock/customer-operator/api/v1alpha1"
 )
 
 // failOldKeyOnce answers the first read made with key 503 and passes every
@@ -70,5 +73,37 @@ func TestADeletionAfterARotationIsNotLetGoOnOneAnswer(t *testing.T) {
 			}
 			e.waitEvent("acme", "LicensesRevoked")
 		})
+	}
+}
+
+// A key rotation and a new email in the spec at once: the record under the
+// new key is exactly as last synced, which is the proof; the new email is
+// then written to it. Before, the proof also asked for the spec's email,
+// so the Customer stayed AccountChanged and its deletion kept the record
+// (explorer history rotation-then-crash.txt, once its crash no longer
+// hid it).
+func TestARotationAndAnEmailChangeAtOnce(t *testing.T) {
+	const rotated = "rotation-and-email-key"
+	e := newEnv(t, managerOpts{})
+	id := e.waitReadyAfterCreate("acme", "before@example.com").Status.CustomerID
+	e.sim.RotateKey(canaryKey, rotated)
+	e.pool.SetDefaultAPIKey(rotated)
+	e.update("acme", func(c *v1alpha1.Customer) { c.Spec.Email = "after@example.com" })
+	e.eventually(patience, "Ready with the new email", func() error {
+		got := e.get("acme")
+		if got.Status.ObservedGeneration != got.Generation || !condTrue(got, v1alpha1.ConditionReady) {
+			return fmt.Errorf("status %+v", got.Status)
+		}
+		if got.Status.CustomerID != id {
+			t.Fatalf("the rotation changed the record: %s -> %s", id, got.Status.CustomerID)
+		}
+		return nil
+	})
+	if rec, ok := e.sim.Record(rotated, id); !ok || rec.Email != "after@example.com" {
+		t.Fatalf("record %+v", rec)
+	}
+	e.deleteAndWait("acme")
+	if _, ok := e.sim.Record(rotated, id); ok {
+		t.Fatal("the Customer went, and its record stayed in ScriptLock with its licenses")
 	}
 }
