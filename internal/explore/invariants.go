@@ -200,11 +200,20 @@ func (l *Ledger) CheckEnd(s Snapshot, tidy func(string) string) []Violation {
 			if l.owner[ref] != uid || c.Account != ref.Account || l.heldByLive(ref, s) {
 				continue
 			}
+			// Another Customer named it in spec.customerID when this one
+			// went: a person told that one to take it, and the README
+			// deletes only a record no other Customer holds.
+			if l.namedByOthers[uid][ref] {
+				continue
+			}
 			// After a rotation the operator proves the new key only while
 			// it remembers the old one (README: after a restart a rotation
-			// needs the annotation too); until then the Customer is
-			// AccountChanged, and deleting it keeps the record.
-			if c.Reason == "AccountChanged" && l.rotated[ref.Account] {
+			// needs the annotation too): a Customer still bound under the
+			// old key when a manager restarted, and not carried over
+			// since, keeps its record when deleted, whatever reason it
+			// showed last (AccountChanged, or a transient one of the
+			// deletion under way).
+			if l.rotated[ref.Account] && l.boundUnderOldKey[uid] && c.BoundAccount != ref.Account {
 				continue
 			}
 			out = append(out, Violation{OwnRecordLeft, c.Name, fmt.Sprintf("deleted with deletionPolicy Delete, yet its record %s is still there", ref)})

@@ -97,6 +97,18 @@ type Ledger struct {
 	// answer was lost): the README carries only a bound record over to a
 	// rotated key, so such a Customer may report Conflict over it.
 	unboundAtRotation map[RecordRef]bool
+	// boundUnderOldKey holds the Customers that were bound under a key
+	// rotated away (status.account naming no key that works) when a
+	// manager restarted: the new manager never knew that key, so it cannot
+	// prove the rotation (README, the credentials-change row: after a
+	// restart a rotation needs the annotation), and deleting such a
+	// Customer keeps its record (RecordKept).
+	boundUnderOldKey map[string]bool
+	// namedByOthers holds, for each Customer that went away, the records
+	// another Customer named in spec.customerID when it went: the README's
+	// deletion row deletes only a record "that no other Customer holds",
+	// and a person told that one to take it, so it is kept.
+	namedByOthers map[string]map[RecordRef]bool
 	// carried maps a record a Customer took as a rotation lookalike to the
 	// record it owned under the same id in the rotated-away account: through
 	// the API the two are one record (README, the credentials-change row).
@@ -105,7 +117,7 @@ type Ledger struct {
 
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
-	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, seen: map[string]CustomerView{}, rotated: map[Account]bool{}, emails: map[RecordRef]string{}, unboundAtRotation: map[RecordRef]bool{}, carried: map[RecordRef]RecordRef{}}
+	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, seen: map[string]CustomerView{}, rotated: map[Account]bool{}, emails: map[RecordRef]string{}, unboundAtRotation: map[RecordRef]bool{}, carried: map[RecordRef]RecordRef{}, namedByOthers: map[string]map[RecordRef]bool{}, boundUnderOldKey: map[string]bool{}}
 }
 
 // Created records that uid's create stored ref.
@@ -139,6 +151,19 @@ func (l *Ledger) Rotated(a Account) {
 	for ref, uid := range l.owner {
 		if c, live := l.seen[uid]; ref.Account == a && live && (c.Bound != ref.ID || c.BoundAccount != a) {
 			l.unboundAtRotation[ref] = true
+		}
+	}
+}
+
+// Restarted records that a new manager started: the Customers last seen
+// bound under a key that no longer works (rotated away) cannot have their
+// rotation proven by it.
+func (l *Ledger) Restarted() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for uid, c := range l.seen {
+		if c.Bound != "" && c.BoundAccount.Instance == "" && len(l.rotated) > 0 {
+			l.boundUnderOldKey[uid] = true
 		}
 	}
 }
@@ -248,12 +273,33 @@ func (l *Ledger) Observe(s Snapshot) {
 	for uid, c := range l.seen {
 		if _, alive := live[uid]; !alive {
 			l.gone[uid] = c
+			l.namedByOthers[uid] = l.namedBy(uid, live)
 			delete(l.seen, uid)
 		}
 	}
 	for uid, c := range live {
 		l.seen[uid] = c
 	}
+}
+
+// namedBy returns the records uid owns that another managing Customer,
+// as last seen or live now, names in spec.customerID in the account its
+// credentials name.
+func (l *Ledger) namedBy(uid string, live map[string]CustomerView) map[RecordRef]bool {
+	out := map[RecordRef]bool{}
+	for ref, owner := range l.owner {
+		if owner != uid {
+			continue
+		}
+		for _, views := range []map[string]CustomerView{l.seen, live} {
+			for _, o := range views {
+				if o.UID != uid && !o.Observe && o.CustomerID == ref.ID && o.uses(ref.Account) {
+					out[ref] = true
+				}
+			}
+		}
+	}
+	return out
 }
 
 // Attribute records who made ref, a record a POST just stored with email:

@@ -255,25 +255,46 @@ func TestARotationLookalikeIsAllowedOnlyAfterARotation(t *testing.T) {
 	}
 }
 
-// A Customer deleted while AccountChanged after its account's key was
-// rotated keeps its record (README: after a restart a rotation needs the
-// annotation); the same without a rotation is a record left behind.
-func TestAccountChangedAfterARotationKeepsTheRecord(t *testing.T) {
+// A Customer still bound under its account's old key when a manager
+// restarted after the key was rotated keeps its record when deleted
+// (README: after a restart a rotation needs the annotation), whatever
+// reason it showed last (seed 101193: RateLimited, in the deletion under
+// way). Without the restart the manager knows the old key and must prove
+// the rotation; without the rotation, or once the record was carried over
+// (status.account names the new key), it is a record left behind.
+func TestARotationBeforeARestartKeepsTheRecord(t *testing.T) {
 	left := map[RecordRef]Record{{acctA, "1"}: rec(acctA, "1", "e0@example.com")}
-	c := CustomerView{Name: "c0", UID: "u0", Email: "e0@example.com", Account: acctA, Policy: "Delete", Bound: "1", BoundAccount: acctA,
-		Ready: "False", Reason: "AccountChanged", Stalled: true}
-	for _, rotated := range []bool{false, true} {
-		l := NewLedger()
-		l.Created(RecordRef{acctA, "1"}, "u0")
-		if rotated {
-			l.Rotated(acctA)
-		}
-		l.Observe(Snapshot{Customers: []CustomerView{c}})
-		l.Observe(Snapshot{Records: left})
-		vs := l.CheckEnd(Snapshot{Records: left}, nil)
-		if rotated && len(vs) != 0 || !rotated && (len(vs) != 1 || vs[0].Kind != OwnRecordLeft) {
-			t.Errorf("rotated %v: got %v", rotated, vs)
-		}
+	oldKey := CustomerView{Name: "c0", UID: "u0", Email: "e0@example.com", Account: acctA, Policy: "Delete", Bound: "1",
+		Ready: "False", Reason: "RateLimited", Deleting: true}
+	carried := oldKey
+	carried.BoundAccount = acctA
+	for _, tt := range []struct {
+		name             string
+		rotated, restart bool
+		c                CustomerView
+		want             int
+	}{
+		{"rotated, then a restart", true, true, oldKey, 0},
+		{"rotated, no restart", true, false, oldKey, 1},
+		{"a restart, no rotation", false, true, carried, 1},
+		{"rotated, a restart, carried over before it", true, true, carried, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Created(RecordRef{acctA, "1"}, "u0")
+			if tt.rotated {
+				l.Rotated(acctA)
+			}
+			l.Observe(Snapshot{Customers: []CustomerView{tt.c}, Records: left})
+			if tt.restart {
+				l.Restarted()
+			}
+			l.Observe(Snapshot{Records: left})
+			vs := l.CheckEnd(Snapshot{Records: left}, nil)
+			if len(vs) != tt.want || tt.want == 1 && vs[0].Kind != OwnRecordLeft {
+				t.Errorf("got %v, want %d %s", vs, tt.want, OwnRecordLeft)
+			}
+		})
 	}
 }
 
@@ -381,5 +402,52 @@ func TestDeletedWithoutItsFinalizerIsNotTheOperators(t *testing.T) {
 		if noFinalizer && len(vs) != 0 || !noFinalizer && (len(vs) != 1 || vs[0].Kind != OwnRecordLeft) {
 			t.Errorf("without its finalizer %v: got %v", noFinalizer, vs)
 		}
+	}
+}
+
+// A Customer deleted with Delete while another Customer names its record
+// in spec.customerID keeps the record (README, the deletion row: DELETE
+// only a record "that no other Customer holds"; a person told the other to
+// take it): not own-record-left-behind, even when that Customer can never
+// take it (it manages another record: Conflict) or goes later. An
+// observer naming it claims nothing (README, managementPolicy: Observe).
+func TestARecordAnotherCustomerNamesIsKeptOnDeletion(t *testing.T) {
+	mine, theirs := RecordRef{acctA, "2"}, RecordRef{acctA, "1"}
+	left := map[RecordRef]Record{mine: rec(acctA, "2", "e0@example.com"), theirs: rec(acctA, "1", "e2@example.com")}
+	owner := CustomerView{Name: "c1", UID: "u1", Email: "e0@example.com", Account: acctA, Policy: "Delete", Bound: "2", BoundAccount: acctA}
+	for _, tt := range []struct {
+		name       string
+		customerID string
+		observe    bool
+		namerGoes  bool
+		want       int
+	}{
+		{"named by a Customer managing another record", "2", false, false, 0},
+		{"named by one that is deleted later", "2", false, true, 0},
+		{"named by an observer", "2", true, false, 1},
+		{"named by nobody", "", false, false, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Created(mine, "u1")
+			l.Created(theirs, "u2")
+			namer := CustomerView{Name: "c2", UID: "u2", Email: "e2@example.com", Account: acctA, Policy: "Orphan", Bound: "1", BoundAccount: acctA, CustomerID: tt.customerID, Observe: tt.observe}
+			l.Observe(Snapshot{Customers: []CustomerView{owner, namer}, Records: left})
+			l.Observe(Snapshot{Customers: []CustomerView{namer}, Records: left})
+			end := Snapshot{Customers: []CustomerView{namer}, Records: left}
+			if tt.namerGoes {
+				l.Observe(Snapshot{Records: left})
+				end = Snapshot{Records: left}
+			}
+			n := 0
+			for _, v := range l.CheckEnd(end, nil) {
+				if v.Kind == OwnRecordLeft && v.Customer == "c1" {
+					n++
+				}
+			}
+			if n != tt.want {
+				t.Fatalf("got %d %s for c1, want %d", n, OwnRecordLeft, tt.want)
+			}
+		})
 	}
 }

@@ -279,6 +279,7 @@ func (w *world) running() bool {
 func (w *world) restart() {
 	w.stopManager()
 	w.count("restarts")
+	w.led.Restarted()
 	if err := w.startManager(); err != nil {
 		w.violate(explore.Violation{Kind: "explorer-error", Detail: "restarting the manager: " + err.Error()})
 	}
