@@ -81,8 +81,12 @@ func CacheTransform() toolscache.TransformFunc {
 }
 
 // SetupWithManager registers the reconciler, its claims index and, in list
-// mode, the drift detector with mgr.
+// mode, the drift detector with mgr. maxConcurrent workers reconcile at
+// once, unless r.Concurrency is set: then it decides.
 func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent int) error {
+	if r.Concurrency != nil {
+		maxConcurrent = r.Concurrency.Workers()
+	}
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
@@ -175,7 +179,7 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 		}
 		b = b.WatchesRawSource(source.Channel(d.events, &handler.TypedEnqueueRequestForObject[*v1alpha1.Customer]{}))
 	}
-	return b.Complete(r)
+	return b.Complete(admitted(r, r.Concurrency))
 }
 
 // relevantChange lets through what the operator must act on: creation, a
