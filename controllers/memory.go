@@ -38,7 +38,12 @@ type syncState struct {
 	// the object (metadata or status).
 	written uint64
 
-	rare *rareState // nil until one of its fields is set
+	// looked is when the listing was asked for that last showed no record
+	// of this Customer's pending create: the next look needs a newer one.
+	// Every create sets it.
+	looked time.Time
+
+	rare *rareState // nil until one of its fields is set; dropped when all are zero again
 }
 
 // rareState is the part of a Customer's memory few Customers need at once.
@@ -51,9 +56,6 @@ type rareState struct {
 	wroteGen    int64
 	wroteFields string
 
-	// looked is when the listing was asked for that last showed no record
-	// of this Customer's pending create: the next look needs a newer one.
-	looked time.Time
 	// taken is the id of the record last found holding this Customer's
 	// email without being its own (a Conflict): a retry reads that record
 	// instead of listing the account.
@@ -95,6 +97,17 @@ func (o *syncState) more() *rareState {
 	return o.rare
 }
 
+// tidy drops o's rare part once nothing is left in it: a Customer that
+// waited on its account's rate during a create storm, say, costs nothing
+// more once it is done. The caller holds m.mu.
+func (o *syncState) tidy() {
+	if r := o.rare; r != nil && r.last == nil && r.wroteGen == 0 && r.wroteFields == "" && r.taken == "" &&
+		r.missing == "" && r.missingReads == 0 && r.missingAt.IsZero() && r.waitedAt.IsZero() &&
+		r.requested == "" && r.requestedAccount == "" && r.requestedRec == (scriptlock.Customer{}) && len(r.corrections) == 0 {
+		o.rare = nil
+	}
+}
+
 // less returns a copy of o's rare part for reading: its zero value when
 // there is none. The caller holds m.mu.
 func (o *syncState) less() rareState {
@@ -130,8 +143,8 @@ func (m *customerMemory) object(key types.NamespacedName) *syncState {
 func (m *customerMemory) lookedSince(key types.NamespacedName, since time.Time) time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if o, ok := m.objects[key]; ok && o.rare != nil && !o.rare.looked.Before(since) {
-		return o.rare.looked.Add(time.Nanosecond)
+	if o, ok := m.objects[key]; ok && !o.looked.Before(since) {
+		return o.looked.Add(time.Nanosecond)
 	}
 	return since
 }
@@ -141,7 +154,7 @@ func (m *customerMemory) lookedSince(key types.NamespacedName, since time.Time) 
 func (m *customerMemory) lookedAt(key types.NamespacedName, asked time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.object(key).more().looked = asked
+	m.object(key).looked = asked
 }
 
 // takenBy returns the id of the record last found holding key's email.
@@ -160,6 +173,7 @@ func (m *customerMemory) setTakenBy(key types.NamespacedName, id string) {
 	defer m.mu.Unlock()
 	if o := m.object(key); id != "" || o.rare != nil {
 		o.more().taken = id
+		o.tidy()
 	}
 }
 
@@ -186,7 +200,8 @@ func (m *customerMemory) present(key types.NamespacedName) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if o, ok := m.objects[key]; ok && o.rare != nil {
-		o.rare.missing, o.rare.missingReads = "", 0
+		o.rare.missing, o.rare.missingReads, o.rare.missingAt = "", 0, time.Time{}
+		o.tidy()
 	}
 	m.accounts.unmarkVanished(key)
 }
@@ -331,7 +346,8 @@ func (m *customerMemory) endWait(key types.NamespacedName) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if o, ok := m.objects[key]; ok && o.rare != nil {
-		o.rare.waitedAt = time.Time{}
+		o.rare.waitedAt, o.rare.waitedGen, o.rare.waitedRV = time.Time{}, 0, ""
+		o.tidy()
 	}
 }
 
@@ -342,6 +358,7 @@ func (m *customerMemory) converged(key types.NamespacedName) {
 	defer m.mu.Unlock()
 	if o, ok := m.objects[key]; ok && o.rare != nil {
 		o.rare.wroteGen, o.rare.wroteFields = 0, ""
+		o.tidy()
 	}
 }
 
