@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/scriptlock/customer-operator/internal/scriptlock"
 )
 
 // How many reconciles run at once when --max-concurrent-reconciles is left
@@ -133,10 +135,11 @@ func (c *Concurrency) PerAccount() int { return max(1, c.Limit()/2) }
 func (c *Concurrency) PerHost() int { return max(1, c.Limit()-1) }
 
 // acquire waits for a slot (never when the limit is fixed: the workers are
-// the limit) and returns its release, which records the reconcile's time.
-func (c *Concurrency) acquire(ctx context.Context) (func(), error) {
+// the limit) and returns its release, which records the reconcile's time
+// when sample is true.
+func (c *Concurrency) acquire(ctx context.Context) (func(sample bool), error) {
 	if c.fixed {
-		return func() {}, nil
+		return func(bool) {}, nil
 	}
 	c.mu.Lock()
 	if c.inFlight < c.limit && len(c.waiting) == 0 {
@@ -167,14 +170,16 @@ func (c *Concurrency) acquire(ctx context.Context) (func(), error) {
 }
 
 // releaser returns the release of a slot taken now.
-func (c *Concurrency) releaser() func() {
+func (c *Concurrency) releaser() func(sample bool) {
 	start := c.now()
-	return func() {
+	return func(sample bool) {
 		took := c.now().Sub(start)
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.inFlight--
-		c.observeLocked(took)
+		if sample {
+			c.observeLocked(took)
+		}
 		c.admitLocked()
 	}
 }
@@ -201,7 +206,12 @@ func (c *Concurrency) admitLocked() {
 	}
 }
 
-// admitted wraps r so that each reconcile first takes a slot of c.
+// admitted wraps r so that each reconcile first takes a slot of c. A pass
+// that a ScriptLock gate turned away (past the account's rate or in-flight
+// cap) ends at once and is no sample of a reconcile's time: counted, such
+// passes, many while an account is at its rate, would pull the average
+// and so the limit down until the account's in-flight cap (half of it)
+// kept the rate out of reach.
 func admitted(r reconcile.Reconciler, c *Concurrency) reconcile.Reconciler {
 	if c == nil || c.fixed {
 		return r
@@ -211,7 +221,8 @@ func admitted(r reconcile.Reconciler, c *Concurrency) reconcile.Reconciler {
 		if err != nil {
 			return reconcile.Result{}, err
 		}
-		defer release()
+		ctx, turnedAway := scriptlock.WithTurnedAwayMark(ctx)
+		defer func() { release(!turnedAway()) }()
 		return r.Reconcile(ctx, req)
 	})
 }

@@ -62,7 +62,7 @@ func TestADerivedLimitFollowsTheReconcilesTime(t *testing.T) {
 		t.Fatalf("at start: workers %d, limit %d, per account %d, per host %d", c.Workers(), c.Limit(), c.PerAccount(), c.PerHost())
 	}
 	ctx := context.Background()
-	var releases []func()
+	var releases []func(bool)
 	for range 10 {
 		release, err := c.acquire(ctx)
 		if err != nil {
@@ -71,7 +71,7 @@ func TestADerivedLimitFollowsTheReconcilesTime(t *testing.T) {
 		releases = append(releases, release)
 	}
 	// The eleventh waits.
-	got := make(chan func(), 1)
+	got := make(chan func(bool), 1)
 	go func() {
 		release, err := c.acquire(ctx)
 		if err != nil {
@@ -87,7 +87,7 @@ func TestADerivedLimitFollowsTheReconcilesTime(t *testing.T) {
 	}
 	// One reconcile of 500 ms: 2 × 100 qps × 0.5 s = 100 at once.
 	now = now.Add(500 * time.Millisecond)
-	releases[0]()
+	releases[0](true)
 	releases = append(releases[1:], <-got)
 	if c.Limit() != 100 || c.PerAccount() != 50 || c.PerHost() != 99 {
 		t.Fatalf("after a 500 ms reconcile: limit %d, per account %d, per host %d", c.Limit(), c.PerAccount(), c.PerHost())
@@ -101,14 +101,14 @@ func TestADerivedLimitFollowsTheReconcilesTime(t *testing.T) {
 	}
 	// Fast reconciles bring it down again, never below 10.
 	for _, release := range releases {
-		release()
+		release(true)
 	}
 	for range 200 {
 		release, err := c.acquire(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		release()
+		release(true)
 	}
 	if c.Limit() != 10 {
 		t.Fatalf("after many instant reconciles the limit is %d, want 10", c.Limit())
@@ -140,4 +140,28 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 	t.Fatal("condition never held")
+}
+
+// Passes a ScriptLock gate turned away end at once; counted, they would
+// pull the limit down while an account is at its rate.
+func TestPassesTurnedAwayAreNoSampleOfAReconcilesTime(t *testing.T) {
+	now := time.Unix(0, 0)
+	c := NewConcurrency(0, 100)
+	c.now = func() time.Time { return now }
+	release, err := c.acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(500 * time.Millisecond)
+	release(true)
+	for range 200 {
+		release, err := c.acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		release(false)
+	}
+	if c.Limit() != 100 {
+		t.Fatalf("limit %d after 200 instant passes turned away, want the 100 of the one 500 ms reconcile", c.Limit())
+	}
 }

@@ -681,14 +681,18 @@ func TestAnInFlightCapThatChangesIsReadAtEveryCall(t *testing.T) {
 	}
 	wg.Go(func() { _, _ = c.List(hang) })
 	hangingCalls(1)
-	if _, err := c.Create(ctx(t), example); !errors.Is(err, scriptlock.ErrThrottled) {
-		t.Fatalf("a second call at a cap of 1 (not the fixed 100): %v", err)
+	marked, turnedAway := scriptlock.WithTurnedAwayMark(ctx(t))
+	if _, err := c.Create(marked, example); !errors.Is(err, scriptlock.ErrThrottled) || !turnedAway() {
+		t.Fatalf("a second call at a cap of 1 (not the fixed 100): %v, marked turned away: %v", err, turnedAway())
 	}
 	limit.Store(3)
-	for range 2 {
-		wg.Go(func() { _, _ = c.List(hang) })
-	}
+	sent, notTurnedAway := scriptlock.WithTurnedAwayMark(hang)
+	wg.Go(func() { _, _ = c.List(sent) })
+	wg.Go(func() { _, _ = c.List(hang) })
 	hangingCalls(3)
+	if notTurnedAway() {
+		t.Fatal("a call that was sent is marked turned away")
+	}
 	if _, err := c.Create(ctx(t), example); !errors.Is(err, scriptlock.ErrThrottled) || !strings.Contains(err.Error(), "in flight (3)") {
 		t.Fatalf("a fourth call at a cap raised to 3: %v", err)
 	}
