@@ -99,7 +99,7 @@ func bindFlags(fs *flag.FlagSet, cfg *config) (showVersion *bool) {
 	fs.Float64Var(&cfg.qps, "scriptlock-qps", 10, "Requests per second allowed to each ScriptLock account.")
 	fs.IntVar(&cfg.burst, "scriptlock-burst", 20, "Burst of requests allowed to each ScriptLock account.")
 	fs.DurationVar(&cfg.resync, "resync-period", 10*time.Minute, "How often every ScriptLock record is compared with its Customer (drift detection).")
-	fs.IntVar(&cfg.maxConcurrent, "max-concurrent-reconciles", 10, "How many Customers are reconciled at once. Half of them may wait on one ScriptLock account at a time, and a new Customer also waits on about four API-server calls: to use --scriptlock-qps in full, set it to about qps x (2 x ScriptLock's answer time + 0.1 s) (the default: 10 qps x 1.1 s; see README \"Sizing\").")
+	fs.IntVar(&cfg.maxConcurrent, "max-concurrent-reconciles", 0, "How many Customers are reconciled at once. 0 (the default) derives it from --scriptlock-qps and the time reconciles take (Little's law): 2 x qps x the average reconcile time, at least 10, at most the 2 x qps x 1 s workers started (at most 1000; see README \"Sizing\"). A value above 0 fixes it. Half of it may wait on one ScriptLock account at a time.")
 	fs.StringVar(&cfg.driftDetection, "drift-detection", string(controllers.DriftByList), "How drift is found: list (one listing per account per resync period) or per-object (one read per Customer per resync period).")
 	fs.StringVar(&cfg.selector, "selector", "", "Label selector: only Customers that match it are managed (to shard Customers across several managers).")
 	fs.StringVar(&cfg.watchNamespace, "watch-namespace", "", "Manage only the Customers of these namespaces (comma-separated); empty means all.")
@@ -136,7 +136,11 @@ func run(cfg config) error {
 	if drift != controllers.DriftByList && drift != controllers.DriftPerObject {
 		return fmt.Errorf("--drift-detection must be list or per-object, not %q", cfg.driftDetection)
 	}
-	defaults, err := defaultOptions(cfg, apiKey, ca)
+	if cfg.maxConcurrent < 0 {
+		return fmt.Errorf("--max-concurrent-reconciles must be 0 (derived from --scriptlock-qps) or more")
+	}
+	conc := controllers.NewConcurrency(cfg.maxConcurrent, cfg.qps)
+	defaults, err := defaultOptions(cfg, conc, apiKey, ca)
 	if err != nil {
 		return err
 	}
@@ -191,8 +195,9 @@ func run(cfg config) error {
 		DeletionBudget:       cfg.deletionBudget,
 		DeletionBudgetWindow: cfg.deletionBudgetWindow,
 		BrakeNamespace:       brakeNamespace(cfg),
+		Concurrency:          conc,
 	}
-	if err := r.SetupWithManager(mgr, cfg.maxConcurrent); err != nil {
+	if err := r.SetupWithManager(mgr, conc.Workers()); err != nil {
 		return err
 	}
 	if err := metrics.Registry.Register(controllers.NewCustomerCollector(mgr.GetClient())); err != nil {
@@ -207,6 +212,7 @@ func run(cfg config) error {
 	ctrl.Log.WithName("setup").Info("starting manager", "version", version.Version, "scriptlockURL", shownURL(cfg),
 		"defaultAccount", apiKey != "", "driftDetection", drift, "resyncPeriod", cfg.resync,
 		"deletionBudget", cfg.deletionBudget, "deletionBudgetWindow", cfg.deletionBudgetWindow,
+		"workers", conc.Workers(), "concurrencyDerived", conc.Derived(), "concurrencyLimit", conc.Limit(),
 		"metricsBindAddress", cfg.metrics.BindAddress, "metricsSecure", cfg.metrics.Secure)
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
@@ -214,16 +220,17 @@ func run(cfg config) error {
 // defaultOptions are the options of the default ScriptLock account, which
 // every other account inherits. A bad URL or CA is refused now rather than
 // on the first Customer.
-func defaultOptions(cfg config, apiKey string, ca []byte) (scriptlock.Options, error) {
+func defaultOptions(cfg config, conc *controllers.Concurrency, apiKey string, ca []byte) (scriptlock.Options, error) {
 	defaults := scriptlock.Options{
 		BaseURL: cfg.scriptlockURL, APIKey: apiKey, CAPEM: ca, Timeout: cfg.requestTimeout,
 		QPS: cfg.qps, Burst: cfg.burst, AllowInsecureHTTP: cfg.allowInsecureHTTP,
-		// Fewer than the workers, so that one account that never answers
-		// can never hold every worker (the rest fail fast and back off).
-		MaxInFlight: max(1, cfg.maxConcurrent/2),
-		// Every account at one host together may hold all workers but one.
-		MaxInFlightPerHost: max(1, cfg.maxConcurrent-1),
-		AllowedHosts:       allowedHosts(cfg),
+		// Half the reconciles allowed at once, so that one account that
+		// never answers can never hold every worker (the rest fail fast
+		// and back off); every account at one host together may hold all
+		// but one. Both follow a derived limit as it changes.
+		MaxInFlightFunc:        conc.PerAccount,
+		MaxInFlightPerHostFunc: conc.PerHost,
+		AllowedHosts:           allowedHosts(cfg),
 		// One line per POST, PUT and DELETE sent, with why
 		// (docs/operations.md, "The change log").
 		OnWrite: controllers.NewChangeLog(ctrl.Log.WithName("changelog"), cfg.changelogValues).Observe,

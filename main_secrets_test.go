@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/scriptlock/customer-operator/controllers"
 	"github.com/scriptlock/customer-operator/test/canary"
 )
 
@@ -51,7 +52,7 @@ func TestTheScriptLockURLIsCheckedAtStartWithoutShowingTheKey(t *testing.T) {
 				continue
 			}
 			t.Run(tt.name+map[bool]string{true: "/default account", false: "/no default account"}[key != ""], func(t *testing.T) {
-				_, err := defaultOptions(config{scriptlockURL: tt.url}, key, nil)
+				_, err := defaultOptions(config{scriptlockURL: tt.url}, controllers.NewConcurrency(0, 10), key, nil)
 				if err == nil {
 					t.Fatalf("the manager would start with --scriptlock-url %q", tt.url)
 				}
@@ -65,7 +66,7 @@ func TestTheScriptLockURLIsCheckedAtStartWithoutShowingTheKey(t *testing.T) {
 		}
 	}
 	t.Run("an acceptable URL starts", func(t *testing.T) {
-		o, err := defaultOptions(config{scriptlockURL: host + "/tenant"}, mainCanary, nil)
+		o, err := defaultOptions(config{scriptlockURL: host + "/tenant"}, controllers.NewConcurrency(0, 10), mainCanary, nil)
 		if err != nil || o.BaseURL != host+"/tenant" {
 			t.Fatalf("got %+v, %v", o.BaseURL, err)
 		}

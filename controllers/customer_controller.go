@@ -86,6 +86,11 @@ type CustomerReconciler struct {
 	// licensing.scriptlock.com/drift-check-interval may ask for (a shorter
 	// one is raised to it); default 1 minute. Tests may lower it.
 	MinDriftCheckInterval time.Duration
+	// Concurrency, when set, decides how many Customers are reconciled at
+	// once (NewConcurrency) instead of SetupWithManager's maxConcurrent;
+	// the Accounts pool's in-flight caps should follow it (PerAccount,
+	// PerHost).
+	Concurrency *Concurrency
 
 	accounts *accountRegistry
 	memory   *customerMemory

@@ -254,7 +254,18 @@ func blackHole(t *testing.T) (url string, accepted, ended func() int) {
 // is Ready while every call to the slow account is still waiting for its
 // answer (their timeout is longer than the test).
 func TestASlowAccountNeverDelaysAnother(t *testing.T) {
-	e := newEnv(t, managerOpts{timeout: 10 * time.Minute})
+	slowAccountNeverDelaysAnother(t, managerOpts{timeout: 10 * time.Minute})
+}
+
+// The same with the reconciles at once derived from the rate
+// (--max-concurrent-reconciles 0): the in-flight caps follow the limit, so
+// the slow account's hanging calls hold half of it at most.
+func TestASlowAccountNeverDelaysAnotherWithTheDerivedConcurrency(t *testing.T) {
+	slowAccountNeverDelaysAnother(t, managerOpts{timeout: 10 * time.Minute, derivedConcurrency: true})
+}
+
+func slowAccountNeverDelaysAnother(t *testing.T, o managerOpts) {
+	e := newEnv(t, o)
 	slow, accepted, ended := blackHole(t)
 	e.secret(e.ns, "slow", map[string]string{"apiKey": "slow-account-key", "url": slow})
 	for i := range 12 {

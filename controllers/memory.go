@@ -24,13 +24,31 @@ type customerMemory struct {
 	objects map[types.NamespacedName]*syncState
 }
 
-// syncState is what the operator last saw of one Customer's record.
+// syncState is what the operator last saw of one Customer's record. It is
+// kept for every Customer, so it holds inline only what every synced
+// Customer has; the rest, which only a Customer being created, waited on,
+// corrected, moved or found missing needs, is in rare, made on first use.
 type syncState struct {
 	account  string
 	id       string
 	desired  scriptlock.Customer // the fields last seen equal in ScriptLock
 	lastSync time.Time
-	last     *scriptlock.Client // the client used before detach
+
+	// written is the resourceVersion of the operator's own last write of
+	// the object (metadata or status).
+	written uint64
+
+	// looked is when the listing was asked for that last showed no record
+	// of this Customer's pending create: the next look needs a newer one.
+	// Every create sets it.
+	looked time.Time
+
+	rare *rareState // nil until one of its fields is set; dropped when all are zero again
+}
+
+// rareState is the part of a Customer's memory few Customers need at once.
+type rareState struct {
+	last *scriptlock.Client // the client used before detach
 
 	// The last write for a generation, and the fields it had to change:
 	// the same fields differing again means ScriptLock stores other values
@@ -38,9 +56,6 @@ type syncState struct {
 	wroteGen    int64
 	wroteFields string
 
-	// looked is when the listing was asked for that last showed no record
-	// of this Customer's pending create: the next look needs a newer one.
-	looked time.Time
 	// taken is the id of the record last found holding this Customer's
 	// email without being its own (a Conflict): a retry reads that record
 	// instead of listing the account.
@@ -51,10 +66,6 @@ type syncState struct {
 	missing      string
 	missingReads int
 	missingAt    time.Time
-
-	// written is the resourceVersion of the operator's own last write of
-	// the object (metadata or status).
-	written uint64
 
 	// waitedAt is when a pass on the copy at waitedGen and waitedRV last
 	// ended in a wait the operator imposed on itself.
@@ -76,6 +87,34 @@ type syncState struct {
 	// corrections are the times someone's edit of the record was put back
 	// again within the same generation, in the last hour (correct).
 	corrections []time.Time
+}
+
+// more returns o's rare part, made on first use. The caller holds m.mu.
+func (o *syncState) more() *rareState {
+	if o.rare == nil {
+		o.rare = &rareState{}
+	}
+	return o.rare
+}
+
+// tidy drops o's rare part once nothing is left in it: a Customer that
+// waited on its account's rate during a create storm, say, costs nothing
+// more once it is done. The caller holds m.mu.
+func (o *syncState) tidy() {
+	if r := o.rare; r != nil && r.last == nil && r.wroteGen == 0 && r.wroteFields == "" && r.taken == "" &&
+		r.missing == "" && r.missingReads == 0 && r.missingAt.IsZero() && r.waitedAt.IsZero() &&
+		r.requested == "" && r.requestedAccount == "" && r.requestedRec == (scriptlock.Customer{}) && len(r.corrections) == 0 {
+		o.rare = nil
+	}
+}
+
+// less returns a copy of o's rare part for reading: its zero value when
+// there is none. The caller holds m.mu.
+func (o *syncState) less() rareState {
+	if o.rare == nil {
+		return rareState{}
+	}
+	return *o.rare
 }
 
 // maxCorrections bounds how often in an hour a Customer puts its record
@@ -123,7 +162,7 @@ func (m *customerMemory) takenBy(key types.NamespacedName) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if o, ok := m.objects[key]; ok {
-		return o.taken
+		return o.less().taken
 	}
 	return ""
 }
@@ -132,7 +171,10 @@ func (m *customerMemory) takenBy(key types.NamespacedName) string {
 func (m *customerMemory) setTakenBy(key types.NamespacedName, id string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.object(key).taken = id
+	if o := m.object(key); id != "" || o.rare != nil {
+		o.more().taken = id
+		o.tidy()
+	}
 }
 
 // missingRead counts a read at now that found key's bound record id
@@ -141,7 +183,7 @@ func (m *customerMemory) setTakenBy(key types.NamespacedName, id string) {
 func (m *customerMemory) missingRead(key types.NamespacedName, id string, now time.Time, interval time.Duration) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	o := m.object(key)
+	o := m.object(key).more()
 	if o.missing != id {
 		o.missing, o.missingReads = id, 0
 	}
@@ -157,8 +199,9 @@ func (m *customerMemory) missingRead(key types.NamespacedName, id string, now ti
 func (m *customerMemory) present(key types.NamespacedName) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if o, ok := m.objects[key]; ok {
-		o.missing, o.missingReads = "", 0
+	if o, ok := m.objects[key]; ok && o.rare != nil {
+		o.rare.missing, o.rare.missingReads, o.rare.missingAt = "", 0, time.Time{}
+		o.tidy()
 	}
 	m.accounts.unmarkVanished(key)
 }
@@ -249,7 +292,7 @@ func (m *customerMemory) syncedWithin(key types.NamespacedName, desired scriptlo
 func (m *customerMemory) wrote(key types.NamespacedName, generation int64, fields []string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	o := m.object(key)
+	o := m.object(key).more()
 	o.wroteGen, o.wroteFields = generation, strings.Join(fields, ",")
 }
 
@@ -258,7 +301,7 @@ func (m *customerMemory) wrote(key types.NamespacedName, generation int64, field
 func (m *customerMemory) correct(key types.NamespacedName, now time.Time) (n int, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	o := m.object(key)
+	o := m.object(key).more()
 	recent := o.corrections[:0]
 	for _, t := range o.corrections {
 		if now.Sub(t) < time.Hour {
@@ -279,7 +322,7 @@ func (m *customerMemory) correct(key types.NamespacedName, now time.Time) (n int
 func (m *customerMemory) waited(key types.NamespacedName, generation int64, resourceVersion string, now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	o := m.object(key)
+	o := m.object(key).more()
 	o.waitedAt, o.waitedGen, o.waitedRV = now, generation, resourceVersion
 }
 
@@ -291,15 +334,20 @@ func (m *customerMemory) freshWait(key types.NamespacedName, generation int64, r
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o, ok := m.objects[key]
-	return ok && !o.waitedAt.IsZero() && !o.waitedAt.Before(t) && o.waitedGen == generation && o.waitedRV == resourceVersion
+	if !ok {
+		return false
+	}
+	r := o.less()
+	return !r.waitedAt.IsZero() && !r.waitedAt.Before(t) && r.waitedGen == generation && r.waitedRV == resourceVersion
 }
 
 // endWait forgets key's last wait: its pass ended otherwise.
 func (m *customerMemory) endWait(key types.NamespacedName) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if o, ok := m.objects[key]; ok {
-		o.waitedAt = time.Time{}
+	if o, ok := m.objects[key]; ok && o.rare != nil {
+		o.rare.waitedAt, o.rare.waitedGen, o.rare.waitedRV = time.Time{}, 0, ""
+		o.tidy()
 	}
 }
 
@@ -308,8 +356,9 @@ func (m *customerMemory) endWait(key types.NamespacedName) {
 func (m *customerMemory) converged(key types.NamespacedName) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if o, ok := m.objects[key]; ok {
-		o.wroteGen, o.wroteFields = 0, ""
+	if o, ok := m.objects[key]; ok && o.rare != nil {
+		o.rare.wroteGen, o.rare.wroteFields = 0, ""
+		o.tidy()
 	}
 }
 
@@ -322,7 +371,7 @@ func (m *customerMemory) rewritten(key types.NamespacedName, generation int64, f
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o, ok := m.objects[key]
-	return ok && o.wroteGen == generation && o.wroteFields == strings.Join(fields, ",")
+	return ok && o.rare != nil && o.rare.wroteGen == generation && o.rare.wroteFields == strings.Join(fields, ",")
 }
 
 // forget drops key, and its account when no Customer uses it.
@@ -346,7 +395,7 @@ func (m *customerMemory) detach(key types.NamespacedName) {
 	defer m.mu.Unlock()
 	if o, ok := m.objects[key]; ok && o.account != "" {
 		if cl := m.accounts.client(o.account); cl != nil {
-			o.last = cl
+			o.more().last = cl
 		}
 		m.accounts.release(o.account)
 		o.account, o.lastSync = "", time.Time{}
@@ -366,7 +415,7 @@ func (m *customerMemory) lastClient(key types.NamespacedName) *scriptlock.Client
 	if cl := m.accounts.client(o.account); cl != nil {
 		return cl
 	}
-	return o.last
+	return o.less().last
 }
 
 // recordWithEmail returns the id of a record of account that the operator
@@ -416,10 +465,14 @@ func (m *customerMemory) requestedSince(key types.NamespacedName, v string, now 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o := m.object(key)
-	if o.requested != v {
-		o.requested, o.requestedAt, o.requestedAccount, o.requestedRec = v, now, "", scriptlock.Customer{}
+	if v == "" && o.rare == nil {
+		return time.Time{} // no request seen, as a zero rare part says
 	}
-	return o.requestedAt
+	r := o.more()
+	if r.requested != v {
+		r.requested, r.requestedAt, r.requestedAccount, r.requestedRec = v, now, "", scriptlock.Customer{}
+	}
+	return r.requestedAt
 }
 
 // readForRequest records that the pass of reconcile request v read rec, in
@@ -428,7 +481,7 @@ func (m *customerMemory) readForRequest(key types.NamespacedName, v, account str
 	m.requestedSince(key, v, now)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	o := m.object(key)
+	o := m.object(key).more()
 	o.requestedAccount, o.requestedRec = account, rec
 }
 
@@ -437,8 +490,8 @@ func (m *customerMemory) readForRequest(key types.NamespacedName, v, account str
 func (m *customerMemory) readFor(key types.NamespacedName, v, account, id string) (scriptlock.Customer, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if o, ok := m.objects[key]; ok && v != "" && o.requested == v && o.requestedAccount == account && o.requestedRec.ID == id {
-		return o.requestedRec, true
+	if o, ok := m.objects[key]; ok && v != "" && o.less().requested == v && o.rare.requestedAccount == account && o.rare.requestedRec.ID == id {
+		return o.rare.requestedRec, true
 	}
 	return scriptlock.Customer{}, false
 }

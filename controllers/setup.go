@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unique"
 
 	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -61,8 +62,10 @@ const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 // last-applied-configuration annotation, a copy of the whole manifest that
 // can be larger than the rest of the object. The operator reads neither,
 // and writes only merge patches computed between two copies of the object
-// it read, which leave both alone on the server. Use it as the manager's
-// cache.Options.DefaultTransform.
+// it read, which leave both alone on the server. In a Customer, the
+// strings that many Customers share (namespace, finalizer, policies,
+// account, URL, condition type, status and reason) are made one copy each
+// (internCustomer). Use it as the manager's cache.Options.DefaultTransform.
 func CacheTransform() toolscache.TransformFunc {
 	strip := cache.TransformStripManagedFields()
 	return func(in any) (any, error) {
@@ -76,13 +79,49 @@ func CacheTransform() toolscache.TransformFunc {
 				o.SetAnnotations(a)
 			}
 		}
+		if c, ok := out.(*v1alpha1.Customer); ok {
+			internCustomer(c)
+		}
 		return out, nil
 	}
 }
 
+// internCustomer replaces the strings of c that most Customers share with
+// one canonical copy (unique.Make): each decoded object otherwise holds its
+// own copy of every string, some 200 bytes a Customer of the informer
+// cache. Strings of one Customer alone (names, emails, ids, messages) are
+// left as they are: interning them would only add the intern table's
+// entry. The values are equal, so nothing reading the cache can tell.
+func internCustomer(c *v1alpha1.Customer) {
+	in := func(s *string) {
+		if *s != "" {
+			*s = unique.Make(*s).Value()
+		}
+	}
+	in(&c.Namespace)
+	for i := range c.Finalizers {
+		in(&c.Finalizers[i])
+	}
+	in((*string)(&c.Spec.DeletionPolicy))
+	in((*string)(&c.Spec.Adoption))
+	in((*string)(&c.Spec.ManagementPolicy))
+	in(&c.Status.Account)
+	in(&c.Status.URL)
+	for i := range c.Status.Conditions {
+		cond := &c.Status.Conditions[i]
+		in(&cond.Type)
+		in((*string)(&cond.Status))
+		in(&cond.Reason)
+	}
+}
+
 // SetupWithManager registers the reconciler, its claims index and, in list
-// mode, the drift detector with mgr.
+// mode, the drift detector with mgr. maxConcurrent workers reconcile at
+// once, unless r.Concurrency is set: then it decides.
 func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent int) error {
+	if r.Concurrency != nil {
+		maxConcurrent = r.Concurrency.Workers()
+	}
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
@@ -175,7 +214,7 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 		}
 		b = b.WatchesRawSource(source.Channel(d.events, &handler.TypedEnqueueRequestForObject[*v1alpha1.Customer]{}))
 	}
-	return b.Complete(r)
+	return b.Complete(admitted(r, r.Concurrency))
 }
 
 // relevantChange lets through what the operator must act on: creation, a

@@ -187,6 +187,11 @@ type managerOpts struct {
 	// Leases live in the test's namespace.
 	deletionBudget int
 	deletionWindow time.Duration
+	// derivedConcurrency wires the manager as main does with
+	// --max-concurrent-reconciles left at 0: workers, reconciles at once
+	// and the accounts' in-flight caps derived from qps (NewConcurrency)
+	// instead of the suite's two workers and one call per account.
+	derivedConcurrency bool
 }
 
 func newEnv(t *testing.T, o managerOpts) *env {
@@ -276,11 +281,17 @@ func (e *env) startManager() {
 	if e.opts.qps > 0 {
 		qps, burst = e.opts.qps, 1
 	}
-	e.pool = scriptlock.NewPool(scriptlock.Options{
+	poolOpts := scriptlock.Options{
 		BaseURL: url, APIKey: key, Timeout: timeout, QPS: qps, Burst: burst, MaxInFlight: 1, MaxInFlightPerHost: 1,
 		AllowedHosts: e.opts.allowedHosts,
 		OnWrite:      controllers.NewChangeLog(ctrl.Log.WithName("changelog"), e.opts.changelogValues).Observe,
-	}, nil)
+	}
+	var conc *controllers.Concurrency
+	if e.opts.derivedConcurrency {
+		conc = controllers.NewConcurrency(0, qps)
+		poolOpts.MaxInFlightFunc, poolOpts.MaxInFlightPerHostFunc = conc.PerAccount, conc.PerHost
+	}
+	e.pool = scriptlock.NewPool(poolOpts, nil)
 	var driftClock clock.Clock = clock.RealClock{}
 	if !e.opts.realDriftClock {
 		e.driftClock = clocktesting.NewFakeClock(time.Now())
@@ -312,6 +323,7 @@ func (e *env) startManager() {
 		DeletionBudget:        e.opts.deletionBudget,
 		DeletionBudgetWindow:  e.opts.deletionWindow,
 		BrakeNamespace:        e.ns,
+		Concurrency:           conc,
 	}
 	if err := r.SetupWithManager(mgr, 2); err != nil {
 		e.t.Fatal(err)

@@ -74,6 +74,13 @@ type Options struct {
 	// tenant can name as many as it likes) hold a bounded number of
 	// workers; 0 means twice MaxInFlight.
 	MaxInFlightPerHost int
+	// MaxInFlightFunc and MaxInFlightPerHostFunc, when set, replace
+	// MaxInFlight and MaxInFlightPerHost with their value at each call (at
+	// least 1): for a caller whose own concurrency changes while it runs,
+	// as the manager's reconcile limit does when it is derived from the
+	// rate and the answer times (controllers.Concurrency).
+	MaxInFlightFunc        func() int
+	MaxInFlightPerHostFunc func() int
 	// MaxListBodyBytes is the largest listing body read, in bytes; a longer
 	// one fails with ErrBodyTooLarge. Default (0) MaxListBodyBytes.
 	MaxListBodyBytes int64

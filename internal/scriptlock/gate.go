@@ -27,7 +27,7 @@ const (
 type gate struct {
 	scope       string // "account" or "host", for the ErrThrottled message
 	limiter     *rate.Limiter
-	maxInFlight int
+	maxInFlight func() int       // the in-flight cap, read at every call
 	now         func() time.Time // time.Now; replaced in tests
 
 	mu         sync.Mutex
@@ -43,9 +43,18 @@ func newGate(o Options) *gate {
 	return &gate{
 		scope:       "account",
 		limiter:     rate.NewLimiter(rate.Limit(o.QPS), o.Burst),
-		maxInFlight: o.MaxInFlight,
+		maxInFlight: capOf(o.MaxInFlight, o.MaxInFlightFunc),
 		now:         time.Now,
 	}
+}
+
+// capOf is an in-flight cap: dynamic's value at each call (at least 1)
+// when it is set, else the fixed one.
+func capOf(fixed int, dynamic func() int) func() int {
+	if dynamic == nil {
+		return func() int { return fixed }
+	}
+	return func() int { return max(1, dynamic()) }
 }
 
 // newHostGate is the gate every account at one host shares: no rate limit
@@ -56,7 +65,7 @@ func newHostGate(o Options) *gate {
 	return &gate{
 		scope:       "host",
 		limiter:     rate.NewLimiter(rate.Inf, 0),
-		maxInFlight: o.MaxInFlightPerHost,
+		maxInFlight: capOf(o.MaxInFlightPerHost, o.MaxInFlightPerHostFunc),
 		now:         time.Now,
 	}
 }
@@ -153,11 +162,11 @@ func (g *gate) refuseLocked(op string) *Error {
 		return &Error{Op: op, RetryAfter: left,
 			Err: fmt.Errorf("%w: %s held back %s", ErrThrottled, g.scope, g.holdReason)}
 	}
-	if g.inFlight >= g.maxInFlight {
+	if limit := g.maxInFlight(); g.inFlight >= limit {
 		// No RetryAfter: the caller's own backoff is the right wait, since
 		// nothing says when a slot frees up.
 		return &Error{Op: op,
-			Err: fmt.Errorf("%w: %s has too many requests in flight (%d)", ErrThrottled, g.scope, g.maxInFlight)}
+			Err: fmt.Errorf("%w: %s has too many requests in flight (%d)", ErrThrottled, g.scope, limit)}
 	}
 	return nil
 }

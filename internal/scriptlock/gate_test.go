@@ -654,3 +654,49 @@ func TestNamedCallersTakeTurnsInsteadOfWaiting(t *testing.T) {
 		t.Fatalf("c before its turn: %v", err)
 	}
 }
+
+// A cap given as a function is read at every call: the manager's derived
+// reconcile limit raises and lowers it while calls are in flight.
+func TestAnInFlightCapThatChangesIsReadAtEveryCall(t *testing.T) {
+	url, accepted := countingBlackHole(t)
+	var limit atomic.Int64
+	limit.Store(1)
+	c := newClient(t, url, testKey, func(o *scriptlock.Options) {
+		o.MaxInFlight, o.Timeout = 100, 10*time.Second
+		o.MaxInFlightFunc = func() int { return int(limit.Load()) }
+	})
+	hang, stop := context.WithCancel(context.Background())
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stop()
+	hangingCalls := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); accepted() < want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connections, want %d calls in flight", accepted(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	wg.Go(func() { _, _ = c.List(hang) })
+	hangingCalls(1)
+	marked, turnedAway := scriptlock.WithTurnedAwayMark(ctx(t))
+	if _, err := c.Create(marked, example); !errors.Is(err, scriptlock.ErrThrottled) || !turnedAway() {
+		t.Fatalf("a second call at a cap of 1 (not the fixed 100): %v, marked turned away: %v", err, turnedAway())
+	}
+	limit.Store(3)
+	sent, notTurnedAway := scriptlock.WithTurnedAwayMark(hang)
+	wg.Go(func() { _, _ = c.List(sent) })
+	wg.Go(func() { _, _ = c.List(hang) })
+	hangingCalls(3)
+	if notTurnedAway() {
+		t.Fatal("a call that was sent is marked turned away")
+	}
+	if _, err := c.Create(ctx(t), example); !errors.Is(err, scriptlock.ErrThrottled) || !strings.Contains(err.Error(), "in flight (3)") {
+		t.Fatalf("a fourth call at a cap raised to 3: %v", err)
+	}
+	if n := accepted(); n != 3 {
+		t.Fatalf("%d connections, want 3", n)
+	}
+}

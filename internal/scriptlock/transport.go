@@ -203,10 +203,12 @@ func (c *Client) send(ctx context.Context, op, method, route, path, form string,
 		return nil, &Error{Op: op, Err: ErrReadOnly}
 	}
 	if err := c.gate.admit(ctx, op); err != nil {
+		markTurnedAway(ctx)
 		return nil, err
 	}
 	if err := c.host.admit(ctx, op); err != nil {
 		c.gate.done(uncounted)
+		markTurnedAway(ctx)
 		return nil, err
 	}
 	caller := ctx

@@ -1,0 +1,167 @@
+package controllers
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestConcurrencyIsLittlesLawWithHeadroom(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		qps     float64
+		avg     time.Duration
+		ceiling int
+		want    int
+	}{
+		{"nothing observed yet: the old default", 200, 0, 400, 10},
+		{"a low rate never goes below 10", 10, 100 * time.Millisecond, 20, 10},
+		{"fast answers at 200 qps need few", 200, 30 * time.Millisecond, 400, 12},
+		{"a loaded API server at 200 qps", 200, 120 * time.Millisecond, 400, 48},
+		{"slow answers at 200 qps", 200, 800 * time.Millisecond, 400, 320},
+		{"slower than the workers carry: all of them", 200, 5 * time.Second, 400, 400},
+		{"a fraction rounds up", 10, 1010 * time.Millisecond, 100, 21},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := concurrencyFor(tt.qps, tt.avg, tt.ceiling); got != tt.want {
+				t.Fatalf("concurrencyFor(%v, %v, %d) = %d, want %d", tt.qps, tt.avg, tt.ceiling, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDerivedWorkersCarryTheRateAtOneSecondAReconcile(t *testing.T) {
+	for _, tt := range []struct {
+		qps  float64
+		want int
+	}{
+		{1, 10}, {10, 20}, {200, 400}, {2000, maxDerivedWorkers},
+	} {
+		if got := DerivedWorkers(tt.qps); got != tt.want {
+			t.Errorf("DerivedWorkers(%v) = %d, want %d", tt.qps, got, tt.want)
+		}
+	}
+}
+
+func TestAFixedConcurrencyIsTheFlag(t *testing.T) {
+	c := NewConcurrency(40, 200)
+	if c.Derived() || c.Workers() != 40 || c.Limit() != 40 || c.PerAccount() != 20 || c.PerHost() != 39 {
+		t.Fatalf("fixed 40: derived %v, workers %d, limit %d, per account %d, per host %d",
+			c.Derived(), c.Workers(), c.Limit(), c.PerAccount(), c.PerHost())
+	}
+}
+
+// The limit follows the reconciles' time: slow ones raise it (and the
+// accounts' in-flight caps with it), fast ones bring it back down, and
+// a reconcile past the limit waits for a slot, first come first served.
+func TestADerivedLimitFollowsTheReconcilesTime(t *testing.T) {
+	now := time.Unix(0, 0)
+	c := NewConcurrency(0, 100)
+	c.now = func() time.Time { return now }
+	if c.Workers() != 200 || c.Limit() != 10 || c.PerAccount() != 5 || c.PerHost() != 9 {
+		t.Fatalf("at start: workers %d, limit %d, per account %d, per host %d", c.Workers(), c.Limit(), c.PerAccount(), c.PerHost())
+	}
+	ctx := context.Background()
+	var releases []func(bool)
+	for range 10 {
+		release, err := c.acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		releases = append(releases, release)
+	}
+	// The eleventh waits.
+	got := make(chan func(bool), 1)
+	go func() {
+		release, err := c.acquire(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- release
+	}()
+	waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.waiting) == 1 })
+	select {
+	case <-got:
+		t.Fatal("an eleventh reconcile ran beside ten at a limit of 10")
+	default:
+	}
+	// One reconcile of 500 ms: 2 × 100 qps × 0.5 s = 100 at once.
+	now = now.Add(500 * time.Millisecond)
+	releases[0](true)
+	releases = append(releases[1:], <-got)
+	if c.Limit() != 100 || c.PerAccount() != 50 || c.PerHost() != 99 {
+		t.Fatalf("after a 500 ms reconcile: limit %d, per account %d, per host %d", c.Limit(), c.PerAccount(), c.PerHost())
+	}
+	for range 90 {
+		release, err := c.acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		releases = append(releases, release)
+	}
+	// Fast reconciles bring it down again, never below 10.
+	for _, release := range releases {
+		release(true)
+	}
+	for range 200 {
+		release, err := c.acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		release(true)
+	}
+	if c.Limit() != 10 {
+		t.Fatalf("after many instant reconciles the limit is %d, want 10", c.Limit())
+	}
+	// A waiting reconcile whose context ends leaves the line.
+	for range 10 {
+		if _, err := c.acquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := c.acquire(cctx); err == nil {
+		t.Fatal("a reconcile waiting past its context's end got a slot")
+	}
+	if c.inFlight != 10 || len(c.waiting) != 0 {
+		t.Fatalf("after the cancelled wait: %d in flight, %d waiting", c.inFlight, len(c.waiting))
+	}
+}
+
+// waitFor polls cond until it holds; the goroutine it waits on does
+// nothing but block.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for range 10000 {
+		if cond() {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("condition never held")
+}
+
+// Passes a ScriptLock gate turned away end at once; counted, they would
+// pull the limit down while an account is at its rate.
+func TestPassesTurnedAwayAreNoSampleOfAReconcilesTime(t *testing.T) {
+	now := time.Unix(0, 0)
+	c := NewConcurrency(0, 100)
+	c.now = func() time.Time { return now }
+	release, err := c.acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(500 * time.Millisecond)
+	release(true)
+	for range 200 {
+		release, err := c.acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		release(false)
+	}
+	if c.Limit() != 100 {
+		t.Fatalf("limit %d after 200 instant passes turned away, want the 100 of the one 500 ms reconcile", c.Limit())
+	}
+}
