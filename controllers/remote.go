@@ -269,7 +269,7 @@ func (r *CustomerReconciler) boundTo(ctx context.Context, c *v1alpha1.Customer, 
 	return nil
 }
 
-// maxPendingDigests bounds status.pendingCreate.digests: a spec changed
+// maxPendingDigests bounds the create-time proof's digests: a spec changed
 // that often while a create's outcome stays unknown is not worth tracking.
 const maxPendingDigests = 4
 
