@@ -233,6 +233,9 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 		// with this Customer's email in this account, is its own again.
 		c.Status.CustomerID, c.Status.FormerCustomerID = "", obs.remoteDeleted
 		if uerr := r.unbind(ctx, c, orig); uerr != nil {
+			// Not unbound: the pass's status write must not unbind either,
+			// while the proof annotation may still be there.
+			c.Status.CustomerID, c.Status.FormerCustomerID = orig.Status.CustomerID, orig.Status.FormerCustomerID
 			return r.result(ctx, c, uerr)
 		}
 	}
