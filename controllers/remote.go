@@ -126,10 +126,7 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 		// ScriptLock read it and refused), and no earlier one is unknown:
 		// the proof goes, so it can never vouch for a record someone else
 		// makes later, and deleting this Customer needs no ScriptLock call.
-		if derr := r.dropPending(ctx, c); derr != nil {
-			return rec, "", errors.Join(err, derr)
-		}
-		return rec, "", err
+		return rec, "", orElse(r.dropPending(ctx, c), err)
 	}
 	// The email is taken: by this very create if a gateway retried the
 	// POST and passed on the retry's 409 (the email was free in the
@@ -150,12 +147,9 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 			// before it vanished: that one is its own again); the listing
 			// that shows none lags. The create's proof could only vouch
 			// for that record later: it goes.
-			if derr := r.dropPending(ctx, c); derr != nil {
-				return rec, "", derr
-			}
-			return rec, "", stuckf(v1alpha1.ReasonConflict,
+			return rec, "", orElse(r.dropPending(ctx, c), stuckf(v1alpha1.ReasonConflict,
 				"ScriptLock refused the create with 409 Conflict: customer %s had email %q before this create was sent; "+
-					"to manage it, set spec.adoption: IfExists or spec.customerID: %q", id, want.Email, id)
+					"to manage it, set spec.adoption: IfExists or spec.customerID: %q", id, want.Email, id))
 		}
 		return rec, "", pendingf(v1alpha1.ReasonCreating,
 			"ScriptLock refused the create with 409 Conflict but lists no customer with email %q yet; looking for it (it may be this create's own, if a gateway retried the POST)", want.Email)
@@ -176,6 +170,15 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	}
 	adopted, err = r.claim(ctx, c, cl, *cand)
 	return cand.rec, adopted, err
+}
+
+// orElse returns err if it is not nil (a write that failed: the pass is
+// tried again), else then.
+func orElse(err, then error) error {
+	if err != nil {
+		return err
+	}
+	return then
 }
 
 // dropPending makes c's create-time proof go: the status copy with the

@@ -203,3 +203,37 @@ func proof(c *v1alpha1.Customer) *v1alpha1.PendingCreate {
 	}
 	return c.Status.PendingCreate
 }
+
+// TestACopyMadeWhileACreateIsUnansweredProvesNothing: the operator dies
+// after the POST, before the status write; a copy of the object is made
+// meanwhile (kubectl get -o yaml, renamed), carrying the create-time proof
+// annotation with the original's UID. The original finds its record; the
+// copy proves nothing with that annotation: Conflict, no write to the
+// record, and it never binds it, not even once the original is gone
+// (Orphan) and its record stays.
+func TestACopyMadeWhileACreateIsUnansweredProvesNothing(t *testing.T) {
+	e := newEnv(t, managerOpts{noStart: true})
+	e.createThenCrash("orig", "unanswered@example.com")
+	if p := proof(e.get("orig")); p == nil {
+		t.Fatal("test setup: no proof on the original")
+	}
+	e.copyOf("orig", "copy", nil)
+	if _, ok := e.get("copy").Annotations[v1alpha1.PendingCreateAnnotation]; !ok {
+		t.Fatal("test setup: the copy does not carry the annotation")
+	}
+	e.startManager()
+	orig := e.waitReady("orig")
+	e.waitReason("copy", metav1.ConditionFalse, v1alpha1.ReasonConflict, 20*time.Second)
+	e.update("orig", func(c *v1alpha1.Customer) { c.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan })
+	e.deleteAndWait("orig")
+	e.waitReason("copy", metav1.ConditionFalse, v1alpha1.ReasonConflict, 20*time.Second)
+	if c := e.get("copy"); c.Status.CustomerID != "" {
+		t.Fatalf("the copy bound %q", c.Status.CustomerID)
+	}
+	if recs := e.records(); len(recs) != 1 || recs[0].ID != orig.Status.CustomerID {
+		t.Fatalf("want only the original's record %s, got %+v", orig.Status.CustomerID, recs)
+	}
+	if puts, deletes := e.writes(); puts+deletes != 0 {
+		t.Fatalf("%d PUTs and %d DELETEs: the copy wrote a record it cannot prove", puts, deletes)
+	}
+}
