@@ -30,7 +30,7 @@ const (
 	// changeCreate: the first create of the Customer's record.
 	changeCreate = "create"
 	// changeCreateRetry: a create sent again after an earlier create's
-	// answer was lost (status.pendingCreate holds its proof).
+	// answer was lost (its create-time proof is still held).
 	changeCreateRetry = "createRetry"
 	// changeRecreate: the bound record was deleted in ScriptLock (the
 	// disappearance confirmed) and is created again.

@@ -4,6 +4,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -13,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -130,14 +132,17 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, nil
 	}
 	stale := r.memory.staleCopy(req.NamespacedName, c.ResourceVersion)
-	fresh := !stale && r.memory.freshWait(req.NamespacedName, c.Generation, c.ResourceVersion, r.Clock.Now().Add(-secretsFresh))
+	fresh := !stale && (r.memory.ownLastWrite(req.NamespacedName, c.ResourceVersion) ||
+		r.memory.freshWait(req.NamespacedName, c.Generation, c.ResourceVersion, r.Clock.Now().Add(-secretsFresh)))
 	if c.Status.CustomerID == "" && c.DeletionTimestamp.IsZero() && !fresh || stale {
 		// The cache may not hold our own last status write yet; whether to
 		// create, and so the whole pass, is decided on the newest copy. A
 		// copy older than our own last write is never acted on: it could
-		// roll the status back or write an old spec to ScriptLock. Back
-		// within seconds from a wait it imposed on itself, on the very copy
-		// that pass read fresh, the operator reads nothing again.
+		// roll the status back or write an old spec to ScriptLock. A cached
+		// copy that is the operator's own last write of the object holds
+		// all it wrote, and back within seconds from a wait it imposed on
+		// itself, on the very copy that pass read fresh, the operator
+		// reads nothing again either.
 		if err := r.APIReader.Get(ctx, req.NamespacedName, c); err != nil {
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
@@ -146,11 +151,15 @@ func (r *CustomerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	if !deleting {
 		// Before anything else, on every pass: a replace-style update
 		// (kubectl replace, Argo CD Replace=true) may have dropped it. An
-		// observer deletes nothing, so it needs none.
+		// observer deletes nothing, so it needs none; a Customer with
+		// nothing to let go of yet gets it in the write before its first
+		// side effect (with the create-time proof, or before a record is
+		// bound), not in a write of its own.
 		if err := r.patchMeta(ctx, c, func(c *v1alpha1.Customer) {
-			if observing(c) {
+			switch {
+			case observing(c):
 				controllerutil.RemoveFinalizer(c, v1alpha1.Finalizer)
-			} else {
+			case holdsSomething(c):
 				controllerutil.AddFinalizer(c, v1alpha1.Finalizer)
 			}
 		}); err != nil {
@@ -228,6 +237,17 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 		// The id is kept until a replacement is bound: that record, back
 		// with this Customer's email in this account, is its own again.
 		c.Status.CustomerID, c.Status.FormerCustomerID = "", obs.remoteDeleted
+		if uerr := r.unbind(ctx, c, orig); uerr != nil {
+			// Not unbound: the pass's status write must not unbind either,
+			// while the proof annotation may still be there.
+			c.Status.CustomerID, c.Status.FormerCustomerID = orig.Status.CustomerID, orig.Status.FormerCustomerID
+			return r.result(ctx, c, uerr)
+		}
+	}
+	if obs.dropProof {
+		if derr := r.removePendingAnnotation(ctx, c); derr != nil {
+			return r.result(ctx, c, derr)
+		}
 	}
 	if err != nil {
 		return r.result(ctx, c, err)
@@ -241,6 +261,15 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 	}
 	if obs.bind != "" {
 		r.event(c, corev1.EventTypeNormal, "Adopted", "Adopt", "%s", obs.bind)
+	}
+	if !controllerutil.ContainsFinalizer(c, v1alpha1.Finalizer) {
+		// A record found (adopted, claimed) rather than created: the
+		// finalizer before it is bound or written to.
+		if err := r.patchMeta(ctx, c, func(c *v1alpha1.Customer) {
+			controllerutil.AddFinalizer(c, v1alpha1.Finalizer)
+		}); err != nil {
+			return r.result(ctx, c, err)
+		}
 	}
 	moved := orig.Status.Account != "" && orig.Status.Account != cl.Account()
 	c.Status.CustomerID, c.Status.Account, c.Status.URL, c.Status.PendingCreate = obs.record.ID, cl.Account(), cl.BaseURL(), nil
@@ -282,7 +311,7 @@ func (r *CustomerReconciler) reconcileDelete(ctx context.Context, c *v1alpha1.Cu
 			"kept ScriptLock customer %s and its licenses (deletionPolicy: Orphan)", orNone(c.Status.CustomerID))
 		return ctrl.Result{}, r.release(ctx, c)
 	}
-	if c.Status.CustomerID == "" && c.Status.PendingCreate == nil && c.Status.FormerCustomerID == "" {
+	if !holdsSomething(c) {
 		// This Customer never got a record: nothing to ask ScriptLock.
 		return ctrl.Result{}, r.release(ctx, c)
 	}
@@ -313,6 +342,49 @@ func (r *CustomerReconciler) reconcileDelete(ctx context.Context, c *v1alpha1.Cu
 		return r.result(ctx, c, err)
 	}
 	return ctrl.Result{}, r.release(ctx, c)
+}
+
+// holdsSomething says whether c has, or may have, a record to let go of:
+// one bound, one it held before it vanished, or a create whose outcome
+// may be unknown.
+func holdsSomething(c *v1alpha1.Customer) bool {
+	return c.Status.CustomerID != "" || c.Status.FormerCustomerID != "" || pendingOf(c) != nil
+}
+
+// unbind writes that c no longer holds the record its status bound (it
+// vanished), before anything else is done for it: the create-time proof
+// annotation goes first (void while a record was bound, it would vouch
+// again once none is), then the status, so that a new create's proof is
+// only ever written on an unbound object, and a deletion meanwhile looks
+// for that create's record rather than for the vanished one. orig is the
+// object as last written.
+func (r *CustomerReconciler) unbind(ctx context.Context, c, orig *v1alpha1.Customer) error {
+	if _, ok := c.Annotations[v1alpha1.PendingCreateAnnotation]; ok {
+		if err := r.removePendingAnnotation(ctx, c); err != nil {
+			return err
+		}
+	}
+	return r.patchStatus(ctx, c, orig)
+}
+
+// removePendingAnnotation removes the create-time proof annotation from
+// the object, whatever c holds of it in memory, by a merge patch guarded
+// by c's resourceVersion.
+func (r *CustomerReconciler) removePendingAnnotation(ctx context.Context, c *v1alpha1.Customer) error {
+	status := c.Status.DeepCopy()
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"resourceVersion": c.ResourceVersion,
+		"annotations":     map[string]any{v1alpha1.PendingCreateAnnotation: nil},
+	}})
+	if err != nil {
+		return err
+	}
+	if err := r.Patch(ctx, c, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return fmt.Errorf("removing the create-time proof: %w", err)
+	}
+	r.memory.wroteObject(client.ObjectKeyFromObject(c), c.ResourceVersion)
+	c.Status = *status
+	return nil
 }
 
 // release removes the finalizer and forgets c (also in the revocation
@@ -472,6 +544,8 @@ func (r *CustomerReconciler) patchMeta(ctx context.Context, c *v1alpha1.Customer
 	}
 	status := c.Status.DeepCopy()
 	if err := r.Patch(ctx, c, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		// Nothing was written: c says what the object holds.
+		c.ObjectMeta = before.ObjectMeta
 		return fmt.Errorf("updating metadata: %w", err)
 	}
 	r.memory.wroteObject(client.ObjectKeyFromObject(c), c.ResourceVersion)

@@ -199,7 +199,7 @@ func TestCreateConflictWithoutAdoptionNamesTheRecordAndDoesNotStorm(t *testing.T
 	if ev := e.waitEvent("acme", v1alpha1.ReasonConflict); ev.Type != corev1.EventTypeWarning {
 		t.Fatalf("the Conflict state change must be a Warning Event, got %s", ev.Type)
 	}
-	if c.Status.PendingCreate != nil {
+	if proof(c) != nil {
 		t.Fatal("no create may be pending once the email is known to be taken")
 	}
 	time.Sleep(4 * time.Second) // backoff in tests: 1 s doubling to 2 s
@@ -362,7 +362,7 @@ func TestOperatorKilledBetweenCreateAndStatusWriteAdoptsItsRecord(t *testing.T) 
 	if c.Status.CustomerID != "" {
 		t.Fatalf("test setup: status already written: %q", c.Status.CustomerID)
 	}
-	if c.Status.PendingCreate == nil || !containsString(c.Finalizers, v1alpha1.Finalizer) {
+	if proof(c) == nil || !containsString(c.Finalizers, v1alpha1.Finalizer) {
 		t.Fatalf("the finalizer and the pending create must be persisted before the create: %+v %+v", c.ObjectMeta, c.Status)
 	}
 	e.startManager()

@@ -245,6 +245,20 @@ func (m *customerMemory) staleCopy(key types.NamespacedName, resourceVersion str
 	return err != nil || rv < o.written
 }
 
+// ownLastWrite says whether a copy of key at resourceVersion is the
+// operator's own last write of it: it holds everything the operator
+// wrote, so a pass may act on it without reading the object again.
+func (m *customerMemory) ownLastWrite(key types.NamespacedName, resourceVersion string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objects[key]
+	if !ok || o.written == 0 {
+		return false
+	}
+	rv, err := strconv.ParseUint(resourceVersion, 10, 64)
+	return err == nil && rv == o.written
+}
+
 // synced records that the record of key, in cl's account, was seen equal to
 // rec at now.
 func (m *customerMemory) synced(key types.NamespacedName, cl *scriptlock.Client, rec scriptlock.Customer, now time.Time) {

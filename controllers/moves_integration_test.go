@@ -208,8 +208,8 @@ func TestACreateOfUnknownOutcomeDoesNotMoveWithTheCredentials(t *testing.T) {
 	c.Spec.Adoption = v1alpha1.AdoptionIfExists
 	e.create(c)
 	e.eventually(patience, "the create's proof persisted", func() error {
-		if e.get("acme").Status.PendingCreate == nil {
-			return fmt.Errorf("no status.pendingCreate yet")
+		if proof(e.get("acme")) == nil {
+			return fmt.Errorf("no create-time proof yet")
 		}
 		return nil
 	})

@@ -56,6 +56,9 @@ type observation struct {
 	// seen: record is what ScriptLock itself answered, not the operator's
 	// memory of its own write.
 	seen bool
+	// dropProof: the create-time proof annotation must go (its record
+	// is another's); it is gone from the Customer in memory already.
+	dropProof bool
 }
 
 // observe answers "which record is mine, and what does it hold?" without
@@ -86,6 +89,9 @@ func (r *CustomerReconciler) observe(ctx context.Context, c *v1alpha1.Customer, 
 		// Customer that held id.
 		u := c.DeepCopy()
 		u.Status.CustomerID, u.Status.FormerCustomerID, u.Status.PendingCreate = "", id, nil
+		// The proof annotation, void while id was bound, goes before the
+		// binding does (unbind): it proves nothing for u.
+		delete(u.Annotations, v1alpha1.PendingCreateAnnotation)
 		return r.observeUnbound(ctx, u, cl, obs)
 	}
 	return r.observeUnbound(ctx, c, cl, obs)
@@ -375,7 +381,7 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 				// create is another's, so no record of that create
 				// survives, and the proof could only vouch for that other
 				// record later (once its holder is gone).
-				c.Status.PendingCreate = nil
+				obs.dropProof = dropPending(c) || obs.dropProof
 			}
 			continue
 		}
@@ -552,7 +558,7 @@ func (r *CustomerReconciler) claim(ctx context.Context, c *v1alpha1.Customer, cl
 		}
 		return "managing existing ScriptLock customer " + rec.ID + " (spec.customerID)", nil
 	case ownCreate:
-		p := c.Status.PendingCreate
+		p := pendingOf(c)
 		if by := r.accounts.madeBy(cl.Account(), rec.ID); by != "" && by != c.UID {
 			// This manager read the answer of another object's create of
 			// it (the object this name had before a restore, say): the
@@ -680,7 +686,7 @@ func (r *CustomerReconciler) deletable(ctx context.Context, c *v1alpha1.Customer
 		}
 	}
 	if id == "" {
-		if c.Status.PendingCreate == nil {
+		if pendingOf(c) == nil {
 			return "", nil
 		}
 		p, own := ownPending(c, cl)

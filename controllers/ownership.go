@@ -9,12 +9,16 @@ package controllers
 //     current credentials (the record was bound there before);
 //   - spec.customerID, or spec.adoption: IfExists for a record with the
 //     spec's email: a person said to take it;
-//   - status.pendingCreate for a create whose answer was lost: written by
+//   - the create-time proof of a create whose answer was lost: written by
 //     this very object (its UID) for this account, before the create was
 //     sent and after a listing that did not hold the email, and a record
-//     whose fields match the digest of what was posted. It lives in the
-//     status, so copies and replace-style updates never carry or drop it,
-//     and it is cleared once the record is bound.
+//     whose fields match the digest of what was posted. It is written with
+//     the finalizer in one metadata patch (the annotation
+//     licensing.scriptlock.com/pending-create), copied into
+//     status.pendingCreate when an answer is lost (a replace-style update
+//     drops annotations, never the status), void once a record is bound,
+//     and removed before a binding is cleared (pendingOf). A copy carries
+//     the annotation with the original's UID: it proves nothing.
 //
 // Anything else (a copied or restored object, an email match alone, another
 // account) proves nothing: the Customer
@@ -25,6 +29,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -48,11 +53,67 @@ func newPending(c *v1alpha1.Customer, cl *scriptlock.Client, posted scriptlock.C
 	}
 }
 
+// pendingOf returns c's create-time proof, or nil: the annotation
+// PendingCreateAnnotation while no record is bound, if it names this very
+// object (a copy's names the original), else status.pendingCreate (a lost
+// answer's copy, or one an earlier version wrote). The annotation is the
+// newer of the two when both are there: every proof is written there
+// first. Once a record is bound the annotation is void: it stays on the
+// object (removing it would cost a write per create) and is removed
+// before a binding is cleared (unbind), so it can never vouch for a record
+// someone else makes later.
+func pendingOf(c *v1alpha1.Customer) *v1alpha1.PendingCreate {
+	if c.Status.CustomerID == "" {
+		if p := annotatedPending(c); p != nil {
+			return p
+		}
+	}
+	return c.Status.PendingCreate
+}
+
+// annotatedPending parses c's PendingCreateAnnotation; nil when there is
+// none, it is not a proof, or it names another object (a copy's).
+func annotatedPending(c *v1alpha1.Customer) *v1alpha1.PendingCreate {
+	v, ok := c.Annotations[v1alpha1.PendingCreateAnnotation]
+	if !ok {
+		return nil
+	}
+	p := &v1alpha1.PendingCreate{}
+	if err := json.Unmarshal([]byte(v), p); err != nil || p.UID == "" || p.UID != string(c.UID) {
+		return nil
+	}
+	return p
+}
+
+// annotatePending puts p in c's PendingCreateAnnotation (in memory: the
+// caller writes it).
+func annotatePending(c *v1alpha1.Customer, p *v1alpha1.PendingCreate) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		// A struct of strings and a time always marshals.
+		panic(err)
+	}
+	metav1.SetMetaDataAnnotation(&c.ObjectMeta, v1alpha1.PendingCreateAnnotation, string(b))
+}
+
+// dropPending makes c's create-time proof go, in memory: the status copy
+// goes with the pass's status write, the annotation with a metadata patch
+// (removePendingAnnotation) the caller sends.
+//
+// It says whether the annotation was there, so that the object needs a
+// write.
+func dropPending(c *v1alpha1.Customer) bool {
+	c.Status.PendingCreate = nil
+	_, had := c.Annotations[v1alpha1.PendingCreateAnnotation]
+	delete(c.Annotations, v1alpha1.PendingCreateAnnotation)
+	return had
+}
+
 // ownPending returns c's pending create if it proves anything in cl's
 // account: sent by this very object, to this account. A status restored
 // onto a new object, or another account, proves nothing.
 func ownPending(c *v1alpha1.Customer, cl *scriptlock.Client) (*v1alpha1.PendingCreate, bool) {
-	p := c.Status.PendingCreate
+	p := pendingOf(c)
 	return p, p != nil && p.UID != "" && p.UID == string(c.UID) && p.Account == cl.Account() && len(p.Digests) > 0
 }
 
@@ -291,7 +352,7 @@ func managing(c *v1alpha1.Customer) bool {
 
 // creating says whether c has a create under way whose outcome is unknown.
 func creating(c *v1alpha1.Customer) bool {
-	return c.Status.PendingCreate != nil && c.Status.CustomerID == ""
+	return c.Status.CustomerID == "" && pendingOf(c) != nil
 }
 
 // rivalMessage explains a Conflict between c and the Customer other, and how
@@ -307,7 +368,7 @@ func rivalMessage(c, other *v1alpha1.Customer) string {
 }
 
 // pendingElsewhere returns an AccountChanged *stuck error when c's own
-// create, whose outcome is unknown (status.pendingCreate, this very
+// create, whose outcome is unknown (pendingOf, this very
 // object), went to another account than the one cl names: that create may
 // have stored a record there, so creating or adopting one in the new
 // account could leave this Customer with two records. As for a bound
@@ -316,7 +377,7 @@ func rivalMessage(c, other *v1alpha1.Customer) string {
 // (AcceptAccountAnnotation naming cl's account), which lets the earlier
 // create go. It returns nil otherwise.
 func pendingElsewhere(c *v1alpha1.Customer, cl *scriptlock.Client) error {
-	p := c.Status.PendingCreate
+	p := pendingOf(c)
 	if p == nil || p.UID == "" || p.UID != string(c.UID) || p.Account == cl.Account() ||
 		c.Annotations[v1alpha1.AcceptAccountAnnotation] == cl.Account() {
 		return nil

@@ -172,8 +172,8 @@ func TestACopyDropsItsProofWhenA409MeetsARecordFoundBefore(t *testing.T) {
 		if r == nil || !strings.Contains(r.Message, "before this create was sent") {
 			return fmt.Errorf("Ready %+v", r)
 		}
-		if cp.Status.PendingCreate != nil {
-			return fmt.Errorf("pendingCreate %+v kept", cp.Status.PendingCreate)
+		if proof(cp) != nil {
+			return fmt.Errorf("pendingCreate %+v kept", proof(cp))
 		}
 		if !strings.Contains(r.Message, orig.Status.CustomerID) || r.Reason != v1alpha1.ReasonConflict {
 			return fmt.Errorf("Ready %+v, want Conflict naming %s", r, orig.Status.CustomerID)
@@ -797,17 +797,32 @@ func TestLostCreateOfATidiedValueIsAdopted(t *testing.T) {
 
 // Crash + replace, kinds 6/8: the operator dies after the POST and before
 // the status write; before it restarts, a GitOps replace writes the object
-// from Git (no annotations, no finalizer). The create-pending proof lived in
-// an annotation, so the restarted operator meets its own record as a
-// stranger's: Conflict, needing a person.
-func TestCrashThenReplaceStillAdoptsItsOwnRecord(t *testing.T) {
+// from Git (no annotations, no finalizer). The create-time proof is written
+// with the finalizer in one metadata patch (three API writes per create, not
+// four), so this double fault drops it: the restarted operator meets its
+// own record as a stranger's. The README's limit: Conflict naming the
+// record, never a duplicate and no write to it; spec.customerID then binds
+// it.
+func TestCrashThenReplaceNeverDuplicatesAndNamesTheRecord(t *testing.T) {
 	e := newEnv(t, managerOpts{noStart: true})
 	e.createThenCrash("acme", "crash-replace@example.com")
 	e.update("acme", func(c *v1alpha1.Customer) { c.Annotations, c.Finalizers = nil, nil })
 	e.startManager()
-	got := e.waitReason("acme", metav1.ConditionTrue, v1alpha1.ReasonAvailable, 20*time.Second)
-	if recs := e.records(); len(recs) != 1 || recs[0].ID != got.Status.CustomerID {
+	e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonConflict, 20*time.Second)
+	recs := e.records()
+	if len(recs) != 1 {
 		t.Fatalf("want exactly the one record it created, got %+v", recs)
+	}
+	if msg := e.ready("acme").Message; !strings.Contains(msg, recs[0].ID) || !strings.Contains(msg, "spec.customerID") {
+		t.Fatalf("the Conflict must name record %s and the way out: %q", recs[0].ID, msg)
+	}
+	if puts, deletes := e.writes(); puts+deletes != 0 {
+		t.Fatalf("wrote a record it cannot prove is its own: %d PUTs, %d DELETEs", puts, deletes)
+	}
+	e.update("acme", func(c *v1alpha1.Customer) { c.Spec.CustomerID = recs[0].ID })
+	got := e.waitReady("acme")
+	if got.Status.CustomerID != recs[0].ID || len(e.records()) != 1 {
+		t.Fatalf("spec.customerID must bind its record %s: %q, %+v", recs[0].ID, got.Status.CustomerID, e.records())
 	}
 }
 
@@ -922,7 +937,7 @@ func TestCrashBeforeThePOSTReachesScriptLock(t *testing.T) {
 				t.Fatal("no POST")
 			}
 			e.stopManager()
-			if e.get("acme").Status.PendingCreate == nil {
+			if proof(e.get("acme")) == nil {
 				t.Fatal("test setup: no pending create")
 			}
 			var other scriptlock.Customer

@@ -57,6 +57,14 @@ func TestAPendingCreateProvesOnlyForTheObjectAndAccountThatSentIt(t *testing.T) 
 		c.Status.PendingCreate = p
 		return c
 	}
+	// annotated: the proof in the annotation (as a create writes it), and
+	// id bound in status.
+	annotated := func(uid string, p *v1alpha1.PendingCreate, id string) *v1alpha1.Customer {
+		c := &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{UID: types.UID(uid)}}
+		annotatePending(c, p)
+		c.Status.CustomerID = id
+		return c
+	}
 	cases := []struct {
 		name string
 		c    *v1alpha1.Customer
@@ -67,6 +75,10 @@ func TestAPendingCreateProvesOnlyForTheObjectAndAccountThatSentIt(t *testing.T) 
 		{"its status restored onto a new object (another UID)", with("uid-2", p), cl, false},
 		{"the same object under other credentials", with("uid-1", p), other, false},
 		{"no pending create", with("uid-1", nil), cl, false},
+		{"its annotation, on the object that sent it", annotated("uid-1", p, ""), cl, true},
+		{"its annotation on a copy (another UID)", annotated("uid-2", p, ""), cl, false},
+		{"its annotation once a record is bound", annotated("uid-1", p, "42"), cl, false},
+		{"its annotation under other credentials", annotated("uid-1", p, ""), other, false},
 	}
 	for _, tc := range cases {
 		if _, own := ownPending(tc.c, tc.cl); own != tc.own {
@@ -167,7 +179,7 @@ func TestALostCreateIsLookedForInAListingAskedAfterIt(t *testing.T) {
 	if err := json.Unmarshal(raw, stored); err != nil {
 		t.Fatal(err)
 	}
-	if stored.Status.PendingCreate == nil {
+	if pendingOf(stored) == nil {
 		t.Fatal("no pending proof persisted")
 	}
 	obs, err = r.observeUnbound(ctx, stored, cl, observation{})

@@ -371,7 +371,7 @@ func (r *CustomerReconciler) planDelete(ctx context.Context, c *v1alpha1.Custome
 	case c.Spec.DeletionPolicy == v1alpha1.DeletionPolicyOrphan:
 		it.Action, it.Message = PlanOrphan, "deletionPolicy: Orphan: the record and its licenses are kept"
 		return it
-	case c.Status.CustomerID == "" && c.Status.PendingCreate == nil && c.Status.FormerCustomerID == "":
+	case !holdsSomething(c):
 		it.Action, it.Message = PlanDelete, "the Customer never got a record: nothing is deleted in ScriptLock"
 		return it
 	}

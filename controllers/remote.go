@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
@@ -20,11 +21,13 @@ import (
 // deletable) proved the record is this Customer's, and each tolerates what
 // a retry finds: create an existing email, delete a record already gone.
 
-// create posts a new record. The create-time proof (status.pendingCreate)
-// is persisted first, so that neither a crash nor a lost answer can lead
-// to a duplicate or to a record nobody deletes. orig is the object as last
-// written. adopted is the Adopted message when the create found an
-// existing record to adopt instead.
+// create posts a new record. The create-time proof is persisted first,
+// with the finalizer, in one metadata patch (PendingCreateAnnotation), so
+// that neither a crash nor a lost answer can lead to a duplicate or to a
+// record nobody deletes; a lost answer copies it into
+// status.pendingCreate. orig is the object as last written. adopted is the
+// Adopted message when the create found an existing record to adopt
+// instead.
 func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Customer, cl *scriptlock.Client) (rec scriptlock.Customer, adopted string, err error) {
 	if err := r.listedEmptyWhileHeld(ctx, c, cl); err != nil {
 		return rec, "", err
@@ -42,11 +45,14 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 		}
 	} else {
 		p = newPending(c, cl, want, r.Clock.Now())
+		// An older proof in the status (an earlier email's create) is
+		// replaced, as the annotation's is, with the pass's status write.
+		c.Status.PendingCreate = nil
 	}
 	// The proof is persisted once the client has admitted the create, so
 	// that a create it holds back (its account's in-flight cap, a hold)
-	// costs no status write.
-	before := c.Status.PendingCreate
+	// costs no write.
+	before := orig.Status.PendingCreate
 	var persistErr error
 	// pre is the account's last listing complete before the create is
 	// sent: no record in it can be this create's.
@@ -62,8 +68,13 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	rec, err = cl.CreateAfter(ctx, want, func(ctx context.Context) error {
 		pre, _ = r.accounts.lastListing(cl.Account())
 		sent = true
-		c.Status.PendingCreate = p
-		if persistErr = r.patchStatus(ctx, c, orig); persistErr == nil {
+		// One write: the finalizer (nothing can be left behind before
+		// now) and the proof, bound to this object's UID.
+		persistErr = r.patchMeta(ctx, c, func(c *v1alpha1.Customer) {
+			controllerutil.AddFinalizer(c, v1alpha1.Finalizer)
+			annotatePending(c, p)
+		})
+		if persistErr == nil {
 			// No listing asked for before this send can show its record
 			// (p.Since is in whole seconds, and was taken before the
 			// client's gates): a look for it needs a newer one.
@@ -85,6 +96,9 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	case scriptlock.IsMaybeCreated(err):
 		// The record may exist: the proof stays, and the next pass looks
 		// for it before creating again. Not a failure that needs a person.
+		// It is copied into the status too (with the pass's status write,
+		// Ready=False), where a replace-style update cannot drop it.
+		c.Status.PendingCreate = p
 		var se *scriptlock.Error
 		_ = errors.As(err, &se)
 		return rec, "", &pending{reason: v1alpha1.ReasonAPIError, retryAfter: se.RetryAfter,
@@ -112,8 +126,7 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 		// ScriptLock read it and refused), and no earlier one is unknown:
 		// the proof goes, so it can never vouch for a record someone else
 		// makes later, and deleting this Customer needs no ScriptLock call.
-		c.Status.PendingCreate = nil
-		return rec, "", err
+		return rec, "", orElse(r.dropPending(ctx, c), err)
 	}
 	// The email is taken: by this very create if a gateway retried the
 	// POST and passed on the retry's 409 (the email was free in the
@@ -134,10 +147,9 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 			// before it vanished: that one is its own again); the listing
 			// that shows none lags. The create's proof could only vouch
 			// for that record later: it goes.
-			c.Status.PendingCreate = nil
-			return rec, "", stuckf(v1alpha1.ReasonConflict,
+			return rec, "", orElse(r.dropPending(ctx, c), stuckf(v1alpha1.ReasonConflict,
 				"ScriptLock refused the create with 409 Conflict: customer %s had email %q before this create was sent; "+
-					"to manage it, set spec.adoption: IfExists or spec.customerID: %q", id, want.Email, id)
+					"to manage it, set spec.adoption: IfExists or spec.customerID: %q", id, want.Email, id))
 		}
 		return rec, "", pendingf(v1alpha1.ReasonCreating,
 			"ScriptLock refused the create with 409 Conflict but lists no customer with email %q yet; looking for it (it may be this create's own, if a gateway retried the POST)", want.Email)
@@ -153,9 +165,36 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 			return cand.rec, adopted, err
 		}
 	}
-	c.Status.PendingCreate = nil
+	if derr := r.dropPending(ctx, c); derr != nil {
+		return rec, "", derr
+	}
 	adopted, err = r.claim(ctx, c, cl, *cand)
 	return cand.rec, adopted, err
+}
+
+// orElse returns err if it is not nil (a write that failed: the pass is
+// tried again), else then.
+func orElse(err, then error) error {
+	if err != nil {
+		return err
+	}
+	return then
+}
+
+// dropPending makes c's create-time proof go: the status copy with the
+// pass's status write, the annotation now.
+func (r *CustomerReconciler) dropPending(ctx context.Context, c *v1alpha1.Customer) error {
+	v, had := c.Annotations[v1alpha1.PendingCreateAnnotation]
+	dropPending(c)
+	if !had {
+		return nil
+	}
+	if err := r.removePendingAnnotation(ctx, c); err != nil {
+		// Still there: c says so.
+		metav1.SetMetaDataAnnotation(&c.ObjectMeta, v1alpha1.PendingCreateAnnotation, v)
+		return err
+	}
+	return nil
 }
 
 // newestCopy confirms, before a PUT, that c is the API server's newest copy
@@ -233,7 +272,7 @@ func (r *CustomerReconciler) boundTo(ctx context.Context, c *v1alpha1.Customer, 
 	return nil
 }
 
-// maxPendingDigests bounds status.pendingCreate.digests: a spec changed
+// maxPendingDigests bounds the create-time proof's digests: a spec changed
 // that often while a create's outcome stays unknown is not worth tracking.
 const maxPendingDigests = 4
 

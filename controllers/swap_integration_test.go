@@ -106,7 +106,7 @@ func TestALostCreateKeepsItsRecordWhenAManagerWantsItsEmail(t *testing.T) {
 	e.sim.CommitNextCreateLate(4*time.Second, sim.LoseWith504)
 	e.create(e.customer("c0", "second@example.com"))
 	e.eventually(patience, "c0's create under way", func() error {
-		if c := e.get("c0"); c.Status.PendingCreate == nil {
+		if c := e.get("c0"); proof(c) == nil {
 			return fmt.Errorf("no pending create yet")
 		}
 		return nil

@@ -54,6 +54,18 @@ const (
 	// for the few records that matter more. A value outside those bounds
 	// is clamped to them; one that is no duration is ignored.
 	DriftCheckIntervalAnnotation = "licensing.scriptlock.com/drift-check-interval"
+
+	// PendingCreateAnnotation is written by the operator, never by a
+	// person: the create-time proof (a PendingCreate as JSON, with the
+	// UID of the object that wrote it) of a create about to be sent,
+	// written in the same metadata patch as the finalizer, before the
+	// create. It proves something only for the object whose UID it names
+	// (a copy or a restore has another UID), only while status.customerID
+	// is empty (it is void once a record is bound, and removed before a
+	// binding is ever cleared), and only as a PendingCreate does. A lost
+	// answer copies it into status.pendingCreate, where a replace-style
+	// update cannot drop it.
+	PendingCreateAnnotation = "licensing.scriptlock.com/pending-create"
 )
 
 // DeletionPolicy says what happens to the ScriptLock record when its Customer
@@ -277,11 +289,13 @@ type CustomerStatus struct {
 	// +optional
 	SyncedDigest string `json:"syncedDigest,omitempty"`
 
-	// PendingCreate is the create-time proof of a create whose outcome is
-	// not known yet (a crash, a lost answer), written before the create is
-	// sent and cleared once the record is bound. It lives in the status, so
-	// a copy of the object (kubectl get -o yaml), a replace-style update or
-	// a GitOps apply never carries or removes it.
+	// PendingCreate is the create-time proof of a create whose answer was
+	// lost, cleared once the record is bound. Before a create is sent the
+	// proof is written, with the finalizer, in the annotation
+	// licensing.scriptlock.com/pending-create (one write, bound to the
+	// object's UID, so a copy proves nothing); a lost answer copies it
+	// here, where a replace-style update cannot drop it. A proof written
+	// here by an earlier version is honoured as before.
 	// +optional
 	PendingCreate *PendingCreate `json:"pendingCreate,omitempty"`
 

@@ -14,7 +14,7 @@ const (
 	// that can prove it owns it, in the account the record lives in."
 	WriteUnowned  = "write-unowned"
 	DeleteUnowned = "delete-unowned"
-	// "Before every create the operator persists ... status.pendingCreate."
+	// "Before every create the operator persists ... the create-time proof."
 	CreateWithoutProof = "create-without-proof"
 	// "one record only": never two records for one Customer, never one
 	// record for two.

@@ -60,7 +60,9 @@ type CustomerView struct {
 	Ready, Reason, Message string
 	Stalled                bool
 	Generation, Observed   int64
-	// PendingUID and PendingEmail are status.pendingCreate's uid and email.
+	// PendingUID and PendingEmail are the uid and email of the create-time
+	// proof: the annotation licensing.scriptlock.com/pending-create while
+	// status.customerID is empty, else status.pendingCreate.
 	PendingUID, PendingEmail string
 }
 
@@ -303,8 +305,8 @@ func (l *Ledger) namedBy(uid string, live map[string]CustomerView) map[RecordRef
 }
 
 // Attribute records who made ref, a record a POST just stored with email:
-// the live Customer whose create-time proof (status.pendingCreate, its own
-// UID) names that email, in the account the record is in. It returns "" if
+// the live Customer whose create-time proof (PendingUID, its own UID)
+// names that email, in the account the record is in. It returns "" if
 // there is none: a create sent without its proof persisted first.
 func (l *Ledger) Attribute(ref RecordRef, email string, live map[string]CustomerView) string {
 	l.mu.Lock()

@@ -2,6 +2,7 @@ package explorer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -83,10 +84,25 @@ func (w *world) view(c *v1alpha1.Customer) explore.CustomerView {
 	if s := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionStalled); s != nil && s.Status == metav1.ConditionTrue {
 		v.Stalled = true
 	}
-	if p := c.Status.PendingCreate; p != nil {
+	if p := proofOf(c); p != nil {
 		v.PendingUID, v.PendingEmail = p.UID, p.Email
 	}
 	return v
+}
+
+// proofOf is the create-time proof c holds, read as the README states it,
+// not through the operator's code: the annotation
+// licensing.scriptlock.com/pending-create while no record is bound in
+// status (void once one is), else status.pendingCreate. The ledger takes
+// it as a proof only for the object whose UID it names.
+func proofOf(c *v1alpha1.Customer) *v1alpha1.PendingCreate {
+	if v, ok := c.Annotations[v1alpha1.PendingCreateAnnotation]; ok && c.Status.CustomerID == "" {
+		p := &v1alpha1.PendingCreate{}
+		if json.Unmarshal([]byte(v), p) == nil && p.UID == string(c.UID) {
+			return p
+		}
+	}
+	return c.Status.PendingCreate
 }
 
 // snapshot is everything the invariants look at: the Customers, every
