@@ -175,6 +175,11 @@ func (r *CustomerReconciler) readAfterMove(ctx context.Context, c *v1alpha1.Cust
 	if scriptlock.IsNotFound(err) {
 		return rec, false, nil
 	}
+	if err == nil {
+		// Whoever it belongs to, it exists in this account: a listing
+		// asked for after now that lacks it lags (listingLags).
+		r.accounts.found(cl.Account(), r.Clock.Now(), rec)
+	}
 	return rec, err == nil, err
 }
 
