@@ -551,10 +551,14 @@ func (r *CustomerReconciler) claim(ctx context.Context, c *v1alpha1.Customer, cl
 			// same fields, posted by someone else.
 			return "", errManagedByAnother
 		}
-		if r.accounts.seenBefore(cl.Account(), rec.ID, p.Since.Time) {
+		if r.accounts.seenBefore(cl.Account(), rec.ID, p.Since.Time) ||
+			r.accounts.seenAtURLBefore(cl.BaseURL(), cl.Account(), rec.ID, rec.Email, p.Since.Time) {
 			// The record was there before this create was sent (a copy's
 			// original's record, posted with the same fields, after a
 			// listing that lagged showed its email free): someone else's.
+			// So, most likely, is one with the same id and email that was
+			// found before it in another account at the same URL (under
+			// the key before a rotation: the same account).
 			return "", errManagedByAnother
 		}
 		if !madeBy(rec, p) {

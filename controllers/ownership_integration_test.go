@@ -514,6 +514,62 @@ func TestAListingUnderARotatedKeyThatLacksAHeldRecordIsNoReasonToCreate(t *testi
 	}
 }
 
+// Of the same kind, with no other Customer in the account (explorer seed
+// 101712, shrunk): a Customer made a record and was deleted with Orphan,
+// the key was rotated, and a Customer with the same spec is created. The
+// new key's first listing (a lagging replica) shows the email free, and the
+// create is answered 409. The record with exactly the posted fields has the
+// id and email of the one this manager found under the old key at the same
+// URL before the create was sent: that record, not the create's own
+// (Conflict naming it), never bound without proof.
+func TestARecordFoundUnderTheKeyBeforeARotationIsNotACreatesOwn(t *testing.T) {
+	const key, newKey = "tenant-key-before", "tenant-key-after"
+	e := newEnv(t, managerOpts{noStart: true, permanentBackoff: time.Minute})
+	var empty atomic.Int32
+	e.opts.url = serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/customers") && empty.Add(-1) >= 0 {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		e.sim.ServeHTTP(w, r)
+	})).URL
+	e.sim.AddAccount(key)
+	e.secret(e.ns, "creds", map[string]string{"apiKey": key, "url": e.opts.url})
+	e.startManager()
+	withCreds := func(c *v1alpha1.Customer) *v1alpha1.Customer {
+		c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+		c.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan
+		return c
+	}
+	e.create(withCreds(e.customer("acme", "rotated@example.com")))
+	first := e.waitReady("acme")
+	e.deleteAndWait("acme")
+	if !e.sim.RotateKey(key, newKey) {
+		t.Fatal("test setup: no account to rotate")
+	}
+	e.setSecret("creds", map[string]string{"apiKey": newKey, "url": e.opts.url})
+	orig, _ := e.sim.Record(newKey, first.Status.CustomerID)
+	empty.Store(1)
+	e.create(withCreds(e.customer("acme", "rotated@example.com")))
+	got := e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonConflict, 30*time.Second)
+	if got.Status.CustomerID != "" {
+		t.Fatalf("bound %q, the record of the object deleted before", got.Status.CustomerID)
+	}
+	if msg := e.ready("acme").Message; !strings.Contains(msg, orig.ID) {
+		t.Fatalf("the Conflict must name record %s: %q", orig.ID, msg)
+	}
+	if empty.Load() >= 0 {
+		t.Fatal("the lagging listing was never answered")
+	}
+	e.deleteAndWait("acme")
+	if puts, deletes := e.writes(); puts != 0 || deletes != 0 {
+		t.Fatalf("%d PUTs, %d DELETEs", puts, deletes)
+	}
+	if recs := e.sim.Records(newKey); len(recs) != 1 || recs[0] != orig {
+		t.Fatalf("want the first object's record alone, as it was: %+v", recs)
+	}
+}
+
 func TestAChangedAccountWritesNothingUntilTheRecordIsProvenThere(t *testing.T) {
 	const key = "tenant-key-account-a"
 	setup := func(t *testing.T) (*env, *v1alpha1.Customer) {
