@@ -511,10 +511,15 @@ func (r *accountRegistry) seenBefore(account, id string, t time.Time) bool {
 // another account filled from the same source, such a record in account
 // is most likely that very record, there before t, not one a create sent
 // at t stored with the same id and email.
+//
+// t may come from status.pendingCreate, stored in whole seconds: a record
+// found within t's second counts as found before it (found elsewhere, it
+// is still not a record this create can have stored).
 func (r *accountRegistry) seenAtURLBefore(url, account, id, email string, t time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	email = strings.ToLower(email)
+	t = t.Truncate(time.Second).Add(time.Second)
 	for other, recs := range r.seen {
 		if other == account || r.urls[other] != url {
 			continue
