@@ -41,6 +41,9 @@ type accountRegistry struct {
 	// a record found before a create was sent is not that create's record
 	// (seenBefore), whatever fields it shares with what was posted.
 	seen map[string]map[string]seenRecord
+	// urls holds the base URL of every account this manager used, kept
+	// as long as what it found there (seen).
+	urls map[string]string
 }
 
 // seenRecord is when a record was first and last found in its account,
@@ -97,7 +100,7 @@ type listCall struct {
 const listRetry = 5 * time.Second
 
 func newAccountRegistry(c clock.Clock) *accountRegistry {
-	return &accountRegistry{clock: c, accounts: map[string]*accountState{}, vanished: map[string]map[types.NamespacedName]bool{}, refusedAt: map[string]time.Time{}, seen: map[string]map[string]seenRecord{}}
+	return &accountRegistry{clock: c, accounts: map[string]*accountState{}, vanished: map[string]map[types.NamespacedName]bool{}, refusedAt: map[string]time.Time{}, seen: map[string]map[string]seenRecord{}, urls: map[string]string{}}
 }
 
 // account returns the state of cl's account, made on first use. The caller
@@ -107,6 +110,7 @@ func (r *accountRegistry) account(cl *scriptlock.Client) *accountState {
 	if !ok {
 		a = &accountState{client: cl}
 		r.accounts[cl.Account()] = a
+		r.urls[cl.Account()] = cl.BaseURL()
 	}
 	return a
 }
@@ -348,6 +352,11 @@ func (r *accountRegistry) prune(cutoff time.Time) {
 			delete(r.seen, account)
 		}
 	}
+	for account := range r.urls {
+		if _, used := r.accounts[account]; !used && len(r.seen[account]) == 0 {
+			delete(r.urls, account)
+		}
+	}
 }
 
 // failedBefore says whether account's last listing failed, and was asked
@@ -494,6 +503,32 @@ func (r *accountRegistry) seenBefore(account, id string, t time.Time) bool {
 	defer r.mu.Unlock()
 	s, ok := r.seen[account][id]
 	return ok && s.first.Before(t)
+}
+
+// seenAtURLBefore says whether this manager found, before t, a record with
+// id and email in another account at url, the base URL of account: under
+// a key just rotated (the same account, not yet known as such) or in
+// another account filled from the same source, such a record in account
+// is most likely that very record, there before t, not one a create sent
+// at t stored with the same id and email.
+//
+// t may come from status.pendingCreate, stored in whole seconds: a record
+// found within t's second counts as found before it (found elsewhere, it
+// is still not a record this create can have stored).
+func (r *accountRegistry) seenAtURLBefore(url, account, id, email string, t time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	email = strings.ToLower(email)
+	t = t.Truncate(time.Second).Add(time.Second)
+	for other, recs := range r.seen {
+		if other == account || r.urls[other] != url {
+			continue
+		}
+		if s, ok := recs[id]; ok && s.email == email && s.first.Before(t) {
+			return true
+		}
+	}
+	return false
 }
 
 // heldBefore returns the id of a record other than except that this

@@ -229,6 +229,11 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 		}
 		return r.withCadence(c, r.next(obs)), nil
 	}
+	// A Conflict names the Customer that holds the record with this
+	// Customer's email, whatever the Conflict is about.
+	fail := func(err error) (ctrl.Result, error) {
+		return r.result(ctx, c, r.namingEmailHolder(ctx, c, cl, err))
+	}
 	obs, err := r.observe(ctx, c, cl)
 	if obs.remoteDeleted != "" {
 		r.event(c, corev1.EventTypeWarning, v1alpha1.ReasonRemoteDeleted, "Recreate",
@@ -250,12 +255,12 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 		}
 	}
 	if err != nil {
-		return r.result(ctx, c, err)
+		return fail(err)
 	}
 	if obs.create {
 		rec, adopted, err := r.create(ctx, c, orig, cl)
 		if err != nil {
-			return r.result(ctx, c, err)
+			return fail(err)
 		}
 		obs.record, obs.bind, obs.seen = rec, adopted, true
 	}
@@ -283,7 +288,7 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 		}
 	}
 	if err := r.update(ctx, c, cl, obs); err != nil {
-		return r.result(ctx, c, err)
+		return fail(err)
 	}
 	if !obs.fromMemory {
 		checked(ctx)

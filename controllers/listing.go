@@ -78,6 +78,20 @@ func (c *claims) of(claim string) []types.NamespacedName {
 	return slices.Clone(c.names[claim])
 }
 
+// records returns the record ids some Customer names (status.customerID,
+// spec.customerID).
+func (c *claims) records() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []string
+	for k := range c.names {
+		if id, ok := strings.CutPrefix(k, "i:"); ok {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // claimsOf returns what cu names.
 func claimsOf(cu *v1alpha1.Customer) []string {
 	out := []string{emailClaim(cu.Spec.Email)}

@@ -181,6 +181,11 @@ func (r *CustomerReconciler) readAfterMove(ctx context.Context, c *v1alpha1.Cust
 	if scriptlock.IsNotFound(err) {
 		return rec, false, nil
 	}
+	if err == nil {
+		// Whoever it belongs to, it exists in this account: a listing
+		// asked for after now that lacks it lags (listingLags).
+		r.accounts.found(cl.Account(), r.Clock.Now(), rec)
+	}
 	return rec, err == nil, err
 }
 
@@ -345,7 +350,7 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 		if err != nil {
 			return obs, err
 		}
-		return obs, stuckf(v1alpha1.ReasonConflict, "%s%s", rivalMessage(c, other), r.emailHolderNote(ctx, c, cl, other))
+		return obs, stuckf(v1alpha1.ReasonConflict, "%s", rivalMessage(c, other))
 	}
 	if err := pendingElsewhere(c, cl); err != nil {
 		return obs, err
@@ -565,10 +570,14 @@ func (r *CustomerReconciler) claim(ctx context.Context, c *v1alpha1.Customer, cl
 			// same fields, posted by someone else.
 			return "", errManagedByAnother
 		}
-		if r.accounts.seenBefore(cl.Account(), rec.ID, p.Since.Time) {
+		if r.accounts.seenBefore(cl.Account(), rec.ID, p.Since.Time) ||
+			r.accounts.seenAtURLBefore(cl.BaseURL(), cl.Account(), rec.ID, rec.Email, p.Since.Time) {
 			// The record was there before this create was sent (a copy's
 			// original's record, posted with the same fields, after a
 			// listing that lagged showed its email free): someone else's.
+			// So, most likely, is one with the same id and email that was
+			// found before it in another account at the same URL (under
+			// the key before a rotation: the same account).
 			return "", errManagedByAnother
 		}
 		if !madeBy(rec, p) {
@@ -724,11 +733,28 @@ func (r *CustomerReconciler) deletable(ctx context.Context, c *v1alpha1.Customer
 	return id, nil
 }
 
+// namingEmailHolder adds to a Conflict the Customer that holds the record
+// with c's email when the message does not name it: a Conflict over
+// something else (another spec.customerID, a rival for the record, a
+// refused create) would otherwise hide the Customer a person has to deal
+// with next (README: a Conflict names the Customer that holds the record
+// or email). Other errors are returned as they are.
+func (r *CustomerReconciler) namingEmailHolder(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, err error) error {
+	var st *stuck
+	if !errors.As(err, &st) || st.reason != v1alpha1.ReasonConflict {
+		return err
+	}
+	if note := r.emailHolderNote(ctx, c, cl, st.msg); note != "" {
+		return &stuck{reason: st.reason, msg: st.msg + note}
+	}
+	return err
+}
+
 // emailHolderNote names the Customer that holds the record with c's email
-// (as last listed, else as last seen in sync), when it is not other, the
-// rival a Conflict names: a Customer whose spec moved to another email
-// still holds the record that has this one. "" when none is known.
-func (r *CustomerReconciler) emailHolderNote(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, other *v1alpha1.Customer) string {
+// (as last listed, else as last seen in sync), when msg does not name it
+// already: a Customer whose spec moved to another email still holds the
+// record that has this one. "" when none is known.
+func (r *CustomerReconciler) emailHolderNote(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, msg string) string {
 	var ids []string
 	if recs := r.accounts.lastGoodListing(cl); recs != nil {
 		if id, ok := recs.idOf(c.Spec.Email); ok {
@@ -739,9 +765,32 @@ func (r *CustomerReconciler) emailHolderNote(ctx context.Context, c *v1alpha1.Cu
 		ids = append(ids, id)
 	}
 	for _, id := range ids {
-		if h := r.boundTo(ctx, c, id); h != nil && h.UID != other.UID && h.Status.Account == cl.Account() {
+		if h := r.boundTo(ctx, c, id); h != nil && h.Status.Account == cl.Account() && !names(msg, h) {
 			return fmt.Sprintf("; ScriptLock customer %s has email %q, and Customer %s/%s holds it", id, c.Spec.Email, h.Namespace, h.Name)
 		}
 	}
 	return ""
+}
+
+// names says whether msg names the Customer o (as namespace/name, not as
+// the start of a longer name).
+func names(msg string, o *v1alpha1.Customer) bool {
+	ref := o.Namespace + "/" + o.Name
+	for i := strings.Index(msg, ref); i >= 0; {
+		end := i + len(ref)
+		if end == len(msg) || !isNameChar(msg[end]) {
+			return true
+		}
+		next := strings.Index(msg[end:], ref)
+		if next < 0 {
+			break
+		}
+		i = end + next
+	}
+	return false
+}
+
+// isNameChar says whether b may be part of a Kubernetes object name.
+func isNameChar(b byte) bool {
+	return b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '-' || b == '.'
 }

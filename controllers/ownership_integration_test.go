@@ -6,6 +6,7 @@
 package controllers_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -395,6 +396,177 @@ func TestAnEmptyListingWhileAnotherHoldsARecordIsNoReasonToCreate(t *testing.T) 
 	}
 	if got := e.waitReady("holder"); got.Status.CustomerID != holder.Status.CustomerID {
 		t.Fatalf("holder bound to %q, want %q", got.Status.CustomerID, holder.Status.CustomerID)
+	}
+}
+
+// Of the same kind, with a listing that is not empty (explorer seeds
+// 101712, 101774): a lagging replica answers the account's older records
+// only. The listing lacks the record another Customer holds there, so it
+// provably lags, and it is no reason to create either: no create is sent,
+// and the restore reports Conflict naming the record once a listing shows
+// it.
+func TestAListingThatLacksARecordAnotherHoldsIsNoReasonToCreate(t *testing.T) {
+	e := newEnv(t, managerOpts{noStart: true, permanentBackoff: time.Minute})
+	early := e.sim.Seed(canaryKey, scriptlock.Customer{FirstName: "Early", LastName: "Record", Email: "early@example.com"})
+	var lagging atomic.Int32
+	e.opts.url = serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/customers") && lagging.Add(-1) >= 0 {
+			// A replica that holds the account's first record only.
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode([]scriptlock.Customer{early})
+			return
+		}
+		e.sim.ServeHTTP(w, r)
+	})).URL
+	e.startManager()
+	holder := e.waitReadyAfterCreate("holder", "holder@example.com")
+	restored := e.customer("acme", "restored@example.com")
+	orig := e.sim.Seed(canaryKey, scriptlock.Customer{
+		Company: restored.Spec.Company, FirstName: restored.Spec.FirstName, LastName: restored.Spec.LastName, Email: restored.Spec.Email,
+	})
+	e.stopManager()
+	posts := e.calls(http.MethodPost, routeCreate)
+	lagging.Store(2)
+	e.create(restored)
+	e.startManager()
+	got := e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonConflict, 30*time.Second)
+	if got.Status.CustomerID != "" {
+		t.Fatalf("bound %q, another object's record", got.Status.CustomerID)
+	}
+	if msg := e.ready("acme").Message; !strings.Contains(msg, orig.ID) {
+		t.Fatalf("the Conflict must name record %s: %q", orig.ID, msg)
+	}
+	if n := e.calls(http.MethodPost, routeCreate); n != posts {
+		t.Fatalf("%d creates decided on a listing that lacks the holder's record", n-posts)
+	}
+	if lagging.Load() >= 0 {
+		t.Fatal("the lagging listings were never answered")
+	}
+	e.deleteAndWait("acme")
+	if puts, deletes := e.writes(); puts != 0 || deletes != 0 {
+		t.Fatalf("%d PUTs, %d DELETEs", puts, deletes)
+	}
+	if rec, ok := e.sim.Record(canaryKey, orig.ID); !ok || rec != orig {
+		t.Fatalf("the original's record changed: %+v", rec)
+	}
+	if got := e.waitReady("holder"); got.Status.CustomerID != holder.Status.CustomerID {
+		t.Fatalf("holder bound to %q, want %q", got.Status.CustomerID, holder.Status.CustomerID)
+	}
+}
+
+// Of the same kind, under a key just rotated (explorer seed 101712): the
+// manager has never listed the account under the new key, and the
+// Customer holding a record there has not been checked under it yet (its
+// status still names the old key's account). Its record missing from the
+// new key's first listing (a lagging replica) is no reason to create: the
+// holder is checked first (the rotation is carried over), and the restore
+// reports Conflict naming the record with its email.
+func TestAListingUnderARotatedKeyThatLacksAHeldRecordIsNoReasonToCreate(t *testing.T) {
+	const key, newKey = "tenant-key-lagging", "tenant-key-lagging-rotated"
+	e := newEnv(t, managerOpts{noStart: true, permanentBackoff: time.Minute})
+	var empty atomic.Int32
+	e.opts.url = serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/customers") && empty.Add(-1) >= 0 {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		e.sim.ServeHTTP(w, r)
+	})).URL
+	e.sim.AddAccount(key)
+	e.secret(e.ns, "creds", map[string]string{"apiKey": key, "url": e.opts.url})
+	e.startManager()
+	withCreds := func(c *v1alpha1.Customer) *v1alpha1.Customer {
+		c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+		return c
+	}
+	e.create(withCreds(e.customer("holder", "holder@example.com")))
+	holder := e.waitReady("holder")
+	restored := withCreds(e.customer("acme", "restored@example.com"))
+	orig := e.sim.Seed(key, scriptlock.Customer{
+		Company: restored.Spec.Company, FirstName: restored.Spec.FirstName, LastName: restored.Spec.LastName, Email: restored.Spec.Email,
+	})
+	if !e.sim.RotateKey(key, newKey) {
+		t.Fatal("test setup: no account to rotate")
+	}
+	e.setSecret("creds", map[string]string{"apiKey": newKey, "url": e.opts.url})
+	posts := e.calls(http.MethodPost, routeCreate)
+	empty.Store(1)
+	e.create(restored)
+	got := e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonConflict, 30*time.Second)
+	if got.Status.CustomerID != "" {
+		t.Fatalf("bound %q, another object's record", got.Status.CustomerID)
+	}
+	if msg := e.ready("acme").Message; !strings.Contains(msg, orig.ID) {
+		t.Fatalf("the Conflict must name record %s: %q", orig.ID, msg)
+	}
+	if n := e.calls(http.MethodPost, routeCreate); n != posts {
+		t.Fatalf("%d creates decided on a listing that lacks the holder's record", n-posts)
+	}
+	if empty.Load() >= 0 {
+		t.Fatal("the lagging listing was never answered")
+	}
+	if rec, ok := e.sim.Record(newKey, orig.ID); !ok || rec != orig {
+		t.Fatalf("the original's record changed: %+v", rec)
+	}
+	now := e.waitReady("holder")
+	if now.Status.CustomerID != holder.Status.CustomerID || now.Status.Account == holder.Status.Account {
+		t.Fatalf("want the holder's record carried over to the rotated key: %+v -> %+v", holder.Status, now.Status)
+	}
+}
+
+// Of the same kind, with no other Customer in the account (explorer seed
+// 101712, shrunk): a Customer made a record and was deleted with Orphan,
+// the key was rotated, and a Customer with the same spec is created. The
+// new key's first listing (a lagging replica) shows the email free, and the
+// create is answered 409. The record with exactly the posted fields has the
+// id and email of the one this manager found under the old key at the same
+// URL before the create was sent: that record, not the create's own
+// (Conflict naming it), never bound without proof.
+func TestARecordFoundUnderTheKeyBeforeARotationIsNotACreatesOwn(t *testing.T) {
+	const key, newKey = "tenant-key-before", "tenant-key-after"
+	e := newEnv(t, managerOpts{noStart: true, permanentBackoff: time.Minute})
+	var empty atomic.Int32
+	e.opts.url = serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/customers") && empty.Add(-1) >= 0 {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		e.sim.ServeHTTP(w, r)
+	})).URL
+	e.sim.AddAccount(key)
+	e.secret(e.ns, "creds", map[string]string{"apiKey": key, "url": e.opts.url})
+	e.startManager()
+	withCreds := func(c *v1alpha1.Customer) *v1alpha1.Customer {
+		c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+		c.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan
+		return c
+	}
+	e.create(withCreds(e.customer("acme", "rotated@example.com")))
+	first := e.waitReady("acme")
+	e.deleteAndWait("acme")
+	if !e.sim.RotateKey(key, newKey) {
+		t.Fatal("test setup: no account to rotate")
+	}
+	e.setSecret("creds", map[string]string{"apiKey": newKey, "url": e.opts.url})
+	orig, _ := e.sim.Record(newKey, first.Status.CustomerID)
+	empty.Store(1)
+	e.create(withCreds(e.customer("acme", "rotated@example.com")))
+	got := e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonConflict, 30*time.Second)
+	if got.Status.CustomerID != "" {
+		t.Fatalf("bound %q, the record of the object deleted before", got.Status.CustomerID)
+	}
+	if msg := e.ready("acme").Message; !strings.Contains(msg, orig.ID) {
+		t.Fatalf("the Conflict must name record %s: %q", orig.ID, msg)
+	}
+	if empty.Load() >= 0 {
+		t.Fatal("the lagging listing was never answered")
+	}
+	e.deleteAndWait("acme")
+	if puts, deletes := e.writes(); puts != 0 || deletes != 0 {
+		t.Fatalf("%d PUTs, %d DELETEs", puts, deletes)
+	}
+	if recs := e.sim.Records(newKey); len(recs) != 1 || recs[0] != orig {
+		t.Fatalf("want the first object's record alone, as it was: %+v", recs)
 	}
 }
 

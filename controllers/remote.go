@@ -9,7 +9,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -29,7 +32,7 @@ import (
 // Adopted message when the create found an existing record to adopt
 // instead.
 func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Customer, cl *scriptlock.Client) (rec scriptlock.Customer, adopted string, err error) {
-	if err := r.listedEmptyWhileHeld(ctx, c, cl); err != nil {
+	if err := r.listingLags(ctx, c, cl); err != nil {
 		return rec, "", err
 	}
 	want := desired(c)
@@ -220,41 +223,98 @@ func (r *CustomerReconciler) newestCopy(ctx context.Context, c *v1alpha1.Custome
 	return nil
 }
 
-// listedEmptyWhileHeld refuses to take an empty listing of cl's account as
-// showing c's email free while another Customer of the cache holds a
-// record in that account: a lagging replica answers an empty listing for
-// records that exist, and a create decided on it could be answered 409 for
-// a record made by someone else with the same fields (the object this name
-// had before a restore), which the create's proof would then take for its
-// own. It returns a *pending error (list again once the listing is older
-// than preCheckMaxAge) or an error reading the cache; nil lets the create
-// go on. Customers are listed from the cache only after an empty listing.
-func (r *CustomerReconciler) listedEmptyWhileHeld(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) error {
+// listingLags refuses to take the last listing of cl's account as showing
+// c's email free when it provably lags: it lacks a record another Customer
+// holds bound in that account (status.customerID and status.account), which
+// existed before the listing was asked for unless this manager created it
+// since. A lagging replica answers such listings, empty or not; a create
+// decided on one could be answered 409 for a record made by someone else
+// with the same fields (the object this name had before a restore, the
+// original of a copy), which the create's proof would then take for its
+// own, and to a manager that has just started, or that has not listed the
+// account before (a rotated key), nothing else tells the two apart.
+//
+// A Customer bound in another account whose credentials now name cl's
+// (a key rotated) holds its record here if the move is a rotation: until
+// its own pass has decided that (it is woken to decide at once), and when
+// this manager found that record here before the listing was asked for
+// (that pass's read, which proves nothing of ownership after a restart but
+// does prove the record exists), the record missing from the listing is
+// no reason to create either.
+//
+// It returns a *pending error (list again once the listing is older than
+// preCheckMaxAge) or an error reading the cache; nil lets the create go
+// on. Only the records the listing does not keep whole are looked at.
+func (r *CustomerReconciler) listingLags(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) error {
 	if c.Annotations[v1alpha1.RecreateAnnotation] == "true" {
 		// A person confirmed that the account's records are really gone.
 		return nil
 	}
 	recs, asked := r.accounts.lastListing(cl.Account())
-	if recs == nil || recs.len() > 0 {
+	if recs == nil {
 		return nil
 	}
-	all := &v1alpha1.CustomerList{}
-	if err := r.List(ctx, all); err != nil {
-		return fmt.Errorf("listing Customers: %w", err)
+	if !r.claims.complete() {
+		// Right after a start the index may not hold every holder yet.
+		return &pending{retryAfter: throttledRetry, msg: "indexing the Customers of the cache"}
 	}
-	for i := range all.Items {
-		o := &all.Items[i]
-		if o.UID == c.UID || o.Status.CustomerID == "" || o.Status.Account != cl.Account() ||
-			r.accounts.madeSince(cl.Account(), o.Status.CustomerID, asked) {
-			// A record this manager created after the listing was
-			// asked for is rightly missing from it.
+	for _, id := range r.claims.records() {
+		if _, kept := recs.record(id); kept {
 			continue
 		}
-		return &pending{retryAfter: preCheckMaxAge, msg: fmt.Sprintf(
-			"ScriptLock listed no record in this account, yet Customer %s/%s holds customer %s there (a lagging replica?); listing again before creating",
-			o.Namespace, o.Name, o.Status.CustomerID)}
+		for _, key := range r.claims.of(recordClaim(id)) {
+			o := &v1alpha1.Customer{}
+			if err := r.Get(ctx, key, o); err != nil {
+				if apierrors.IsNotFound(err) {
+					continue
+				}
+				return fmt.Errorf("reading Customer %s: %w", key, err)
+			}
+			if o.UID == c.UID || o.Status.CustomerID != id || o.Annotations[v1alpha1.PausedAnnotation] == "true" ||
+				readyReason(o) == v1alpha1.ReasonNotFound || r.accounts.madeSince(cl.Account(), id, asked) {
+				// A paused Customer's status says nothing of now, nor does
+				// one that found its record gone and waits for a person
+				// (NotFound: pinned by spec.customerID, or observed); a
+				// record this manager created after the listing was asked
+				// for is rightly missing from it.
+				continue
+			}
+			here := o.Status.Account == cl.Account()
+			if !here && !r.accounts.seenBefore(cl.Account(), id, asked) && !r.undecidedMove(ctx, o, cl) || recs.lists(id) {
+				continue
+			}
+			if !here && r.accounts.wake != nil {
+				r.accounts.wake([]types.NamespacedName{key})
+			}
+			return &pending{retryAfter: preCheckMaxAge, msg: fmt.Sprintf(
+				"the last listing of this ScriptLock account lacks customer %s, which Customer %s/%s holds there (a lagging replica?); listing again before creating",
+				id, o.Namespace, o.Name)}
+		}
 	}
 	return nil
+}
+
+// undecidedMove says whether o, bound in another account than cl's, now
+// has credentials naming cl's account and has not been found
+// AccountChanged there yet: its record is in cl's account if the move is
+// a rotated key, which only its own pass decides.
+func (r *CustomerReconciler) undecidedMove(ctx context.Context, o *v1alpha1.Customer, cl *scriptlock.Client) bool {
+	if o.Status.Account == "" {
+		return false
+	}
+	if readyReason(o) == v1alpha1.ReasonAccountChanged {
+		return false
+	}
+	ocl, err := r.account(ctx, o)
+	return err == nil && ocl.Account() == cl.Account()
+}
+
+// readyReason returns the reason of c's Ready condition, "" without one.
+func readyReason(c *v1alpha1.Customer) string {
+	if cond := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady); cond != nil {
+		return cond.Reason
+	}
+	return ""
 }
 
 // boundTo returns another Customer of the cache, observers included, that

@@ -153,6 +153,36 @@ func TestANewcomerNamesTheHolderOfItsEmailsRecord(t *testing.T) {
 	}
 }
 
+// A Conflict over something else names the holder of the record with the
+// Customer's email too (explorer seed 200144): a Customer that manages a
+// record, given another record's id in spec.customerID and, in the same
+// change, the email of a record a third Customer holds, names both the
+// Customer that manages the id it was given and the one that holds its
+// email's record, which a person has to deal with next.
+func TestAConflictOverAnotherIDNamesTheHolderOfItsEmailsRecord(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	emailHolder := e.waitReadyAfterCreate("c1", "first@example.com")
+	idHolder := e.waitReadyAfterCreate("c3", "third@example.com")
+	e.waitReadyAfterCreate("c0", "zero@example.com")
+	e.update("c0", func(c *v1alpha1.Customer) {
+		c.Spec.CustomerID = idHolder.Status.CustomerID
+		c.Spec.Email = emailHolder.Spec.Email
+	})
+	e.waitReason("c0", metav1.ConditionFalse, v1alpha1.ReasonConflict, patience)
+	msg := e.ready("c0").Message
+	if !strings.Contains(msg, e.ns+"/c3") {
+		t.Fatalf("the Conflict must name c3, which manages the record spec.customerID names: %q", msg)
+	}
+	if !strings.Contains(msg, e.ns+"/c1") {
+		t.Fatalf("the Conflict must name c1, which holds the record with c0's email: %q", msg)
+	}
+	for _, name := range []string{"c1", "c3"} {
+		if got := e.waitReady(name); got.Status.CustomerID == "" {
+			t.Fatalf("%s lost its record", name)
+		}
+	}
+}
+
 // A Customer that manages a record, told by spec.customerID to take
 // another Customer's record, is the one in Conflict: it keeps its own record
 // for life, so it never takes that one, and the Customer that manages it
