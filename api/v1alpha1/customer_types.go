@@ -307,7 +307,12 @@ type CustomerStatus struct {
 
 	// LastHandledReconcileAt is the value of the annotation
 	// licensing.scriptlock.com/reconcile-requested-at that the last pass
-	// handled: equal to the annotation once the requested pass is done.
+	// handled: equal to the annotation once a pass after the request has
+	// checked the record against ScriptLock (read or written it) or set
+	// Ready's reason from a failure, or, for a Customer being deleted, has
+	// run. A pass held back before it reached ScriptLock (the operator's
+	// rate limit or in-flight cap, a listing under way) leaves it as it
+	// was, so the request stays pending.
 	// +optional
 	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
 
