@@ -27,6 +27,7 @@ type result struct {
 
 	// What the manager says it runs with (/metrics): 0 when it does not.
 	workers    float64 // controller_runtime_max_concurrent_reconciles
+	limit      float64 // scriptlock_reconcile_concurrency_limit at the end of the create phase
 	goMemLimit float64 // go_gc_gomemlimit_bytes; math.MaxInt64 for none
 
 	ceiling ceiling // before the manager started; zero when skipped
@@ -171,8 +172,9 @@ func runMode(ctx context.Context, p params, root, dir, mode string) (*result, er
 		return nil, err
 	}
 	r.workers = m.sum("controller_runtime_max_concurrent_reconciles", isCustomerController)
+	r.limit = m.sum("scriptlock_reconcile_concurrency_limit", nil)
 	r.goMemLimit = m.sum("go_gc_gomemlimit_bytes", nil)
-	localenv.Logf("the manager ran %.0f workers with a Go memory limit of %s", r.workers, memLimitText(r.goMemLimit))
+	localenv.Logf("the manager ran %.0f workers (reconciles at once: %.0f) with a Go memory limit of %s", r.workers, r.limit, memLimitText(r.goMemLimit))
 	if err := ph.idle(ctx); err != nil {
 		return nil, err
 	}

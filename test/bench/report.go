@@ -359,7 +359,8 @@ func renderSection(p params, results []*result, chart string, limit int64) strin
 	if p.workers > 0 {
 		flags += fmt.Sprintf(" --max-concurrent-reconciles=%d`", p.workers)
 	} else {
-		flags += fmt.Sprintf("` with `--max-concurrent-reconciles` at its default, %.0f", results[0].workers)
+		flags += fmt.Sprintf("` with `--max-concurrent-reconciles` at its default (0: derived from `--scriptlock-qps`; %.0f workers started, a limit of %.0f reconciles at once when the creates ended)",
+			results[0].workers, results[0].limit)
 	}
 	fmt.Fprintf(&b, "Parameters: N = %s Customers created by %d goroutines; simulator latency %s on every answer; "+
 		"manager %s; %s; idle phase %d resync periods; API-server ceiling measured with %s Customers by %d goroutines",
