@@ -46,10 +46,14 @@ func startOperator(t *testing.T, cfg *rest.Config, tune func(*controllers.Custom
 	if err != nil {
 		t.Fatal(err)
 	}
+	recorder, stopEvents, err := controllers.NewManagerEventRecorder(mgr)
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := &controllers.CustomerReconciler{
 		Client:           mgr.GetClient(),
 		APIReader:        mgr.GetAPIReader(),
-		Recorder:         mgr.GetEventRecorder("scriptlock-customer-operator"),
+		Recorder:         recorder,
 		Accounts:         scriptlock.NewPool(scriptlock.Options{BaseURL: srv.URL, APIKey: operatorKey, QPS: 100, Burst: 100}, nil),
 		ResyncPeriod:     time.Hour,
 		PermanentBackoff: time.Second, PermanentBackoffMax: 2 * time.Second,
@@ -68,6 +72,6 @@ func startOperator(t *testing.T, cfg *rest.Config, tune func(*controllers.Custom
 			t.Errorf("manager: %v", err)
 		}
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); <-done; stopEvents() })
 	return s
 }
