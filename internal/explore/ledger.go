@@ -1,6 +1,7 @@
 package explore
 
 import (
+	"slices"
 	"strings"
 	"sync"
 )
@@ -115,11 +116,16 @@ type Ledger struct {
 	// record it owned under the same id in the rotated-away account: through
 	// the API the two are one record (README, the credentials-change row).
 	carried map[RecordRef]RecordRef
+	// unheard holds, by UID, the creates sent while that Customer held a
+	// create-time proof whose answer the operator never learnt (see
+	// Posted): through the API a record with exactly the fields one of
+	// them carried looks like the record that create made.
+	unheard map[string][]Post
 }
 
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
-	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, seen: map[string]CustomerView{}, rotated: map[Account]bool{}, emails: map[RecordRef]string{}, unboundAtRotation: map[RecordRef]bool{}, carried: map[RecordRef]RecordRef{}, namedByOthers: map[string]map[RecordRef]bool{}, boundUnderOldKey: map[string]bool{}}
+	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, seen: map[string]CustomerView{}, rotated: map[Account]bool{}, emails: map[RecordRef]string{}, unboundAtRotation: map[RecordRef]bool{}, carried: map[RecordRef]RecordRef{}, namedByOthers: map[string]map[RecordRef]bool{}, boundUnderOldKey: map[string]bool{}, unheard: map[string][]Post{}}
 }
 
 // Created records that uid's create stored ref.
@@ -212,7 +218,7 @@ func (l *Ledger) proves(c CustomerView, rec Record, live map[string]CustomerView
 	if o, alive := live[owner]; alive && owner != "" && !o.Observe {
 		return false
 	}
-	return l.told(c, rec) || l.lookalike(c, rec)
+	return l.told(c, rec) || l.lookalike(c, rec) || l.lostAnswer(c, rec, live)
 }
 
 // lookalike says whether rec, in another account of the same instance, is
@@ -240,6 +246,80 @@ func (l *Ledger) lookalikeOf(c CustomerView, rec Record) (RecordRef, bool) {
 	return RecordRef{}, false
 }
 
+// Post is one create (a POST) as the tap saw it: the account it went to,
+// the fields it carried and its answer.
+type Post struct {
+	Account                     Account
+	Company, First, Last, Email string
+	// Status is the answer's status code; 0 when the connection was
+	// dropped without one.
+	Status int
+	// Crashed: the manager was stopped right after the POST was sent, so
+	// it never read the answer.
+	Crashed bool
+}
+
+// unheard says whether the operator never learnt from p's answer what p
+// did: the manager stopped right after sending it, the connection was
+// dropped, the answer was a 409 (the email taken: by the record this very
+// create made, if a gateway retried it), a 5xx (lost: stored or not), or
+// an odd success other than 201. A 201 it read, or a refusal that stores
+// nothing (400, 401, 403, 404, 429), is heard.
+func (p Post) unheard() bool {
+	switch {
+	case p.Crashed || p.Status == 0:
+		return true
+	case p.Status == 201:
+		return false
+	}
+	return p.Status == 409 || p.Status >= 500 || p.Status < 400
+}
+
+// Posted records a create the tap saw, sent for the live Customer that
+// held a create-time proof for its email in its account (as Attribute).
+// A create whose answer the operator never learnt (see unheard) is
+// remembered for that Customer; a 201 it read settles its creates in that
+// account: the record that one made is its own, and no other.
+func (l *Ledger) Posted(p Post, live map[string]CustomerView) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for uid, c := range live {
+		if c.PendingUID != uid || !strings.EqualFold(c.PendingEmail, p.Email) || c.Account != p.Account {
+			continue
+		}
+		if p.unheard() {
+			l.unheard[uid] = append(l.unheard[uid], p)
+			continue
+		}
+		l.unheard[uid] = slices.DeleteFunc(l.unheard[uid], func(q Post) bool { return q.Account == p.Account })
+	}
+}
+
+// lostAnswer says whether c may take rec as the record its own create
+// made, a create whose answer it never learnt (README, the behaviour row
+// "operator killed between the create and the status write, the create's
+// answer lost", and the limit note citing seed 101774): rec is in the
+// account that create went to and holds exactly the fields it carried,
+// and no live Customer owns rec (managing or observing). Through the API
+// such a record and the record a create whose answer was lost (or a
+// gateway's retried POST answered 409) made look the same; records carry
+// no creation time. The ledger allows c to take it; it does not require
+// it.
+func (l *Ledger) lostAnswer(c CustomerView, rec Record, live map[string]CustomerView) bool {
+	if owner := l.owner[rec.Ref]; owner != "" {
+		if _, alive := live[owner]; alive {
+			return false
+		}
+	}
+	for _, p := range l.unheard[c.UID] {
+		if p.Account == rec.Ref.Account && p.Company == rec.Company && p.First == rec.First && p.Last == rec.Last &&
+			strings.EqualFold(p.Email, rec.Email) {
+			return true
+		}
+	}
+	return false
+}
+
 // Observe updates the ledger from one snapshot: Customers that bound a
 // record they were told to take become its owner if nobody live owns it,
 // and Customers that went away are remembered.
@@ -264,6 +344,10 @@ func (l *Ledger) Observe(s Snapshot) {
 			}
 		}
 		if o, alive := live[l.owner[ref]]; (l.owner[ref] == "" || !alive || o.Observe) && l.told(c, rec) {
+			l.owner[ref] = c.UID
+		} else if l.lostAnswer(c, rec, live) {
+			// Taken as the record of its create whose answer it never
+			// learnt: its own from now on, as a record it created.
 			l.owner[ref] = c.UID
 		}
 	}

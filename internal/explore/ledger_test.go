@@ -451,3 +451,121 @@ func TestARecordAnotherCustomerNamesIsKeptOnDeletion(t *testing.T) {
 		})
 	}
 }
+
+// A Customer whose create, sent under its create-time proof, was answered
+// in a way the operator never learnt (the manager stopped right after the
+// POST, a dropped connection, a 5xx, an odd answer, or a 409) may take a
+// record in that account with exactly the fields that POST carried, which
+// no live Customer owns: through the API it is the record a create whose
+// answer was lost (or a gateway's retried POST) made (README, the row
+// "operator killed between the create and the status write", and the
+// limit note citing seed 101774). Once taken it is that Customer's. Not a
+// record a live Customer owns, not with other fields, not in another
+// account, not after a 201 it read, not without a POST.
+func TestACreateWhoseAnswerWasNeverLearntMayTakeARecordWithItsFields(t *testing.T) {
+	ref := RecordRef{acctA, "1"}
+	old := Record{Ref: ref, Company: "Co", First: "F", Last: "L", Email: "e4@example.com"}
+	records := map[RecordRef]Record{ref: old}
+	sent := Post{Account: acctA, Company: "Co", First: "F", Last: "L", Email: "E4@example.com", Status: 409}
+	pending := CustomerView{Name: "c0", UID: "u0", Company: "Co", First: "F", Last: "L", Email: "e4@example.com", Account: acctA, Policy: "Delete",
+		PendingUID: "u0", PendingEmail: "e4@example.com", Generation: 1, Observed: 1}
+	ready := pending
+	ready.Bound, ready.BoundAccount, ready.Ready, ready.Reason = "1", acctA, "True", "Available"
+	// c1 made the record; it is gone (deleted with Orphan) unless a case
+	// keeps it live, holding the record.
+	c1 := CustomerView{Name: "c1", UID: "u1", Company: "Co", First: "F", Last: "L", Email: "e4@example.com", Account: acctA, Policy: "Orphan",
+		Bound: "1", BoundAccount: acctA, Ready: "True", Reason: "Available", Generation: 1, Observed: 1}
+	with := func(edit func(*Post)) *Post { p := sent; edit(&p); return &p }
+	for _, tt := range []struct {
+		name    string
+		post    *Post // nil: no POST sent
+		c1Live  bool
+		observe bool // c1, live, observes the record
+		allowed bool
+	}{
+		{"answered 409", &sent, false, false, true},
+		{"the manager stopped right after the POST", with(func(p *Post) { p.Crashed = true }), false, false, true},
+		{"its connection dropped", with(func(p *Post) { p.Status = 0 }), false, false, true},
+		{"answered 504", with(func(p *Post) { p.Status = 504 }), false, false, true},
+		{"an odd answer", with(func(p *Post) { p.Status = 204 }), false, false, true},
+		{"owned by a live Customer", &sent, true, false, false},
+		{"owned by a live observer", &sent, true, true, false},
+		{"other fields", with(func(p *Post) { p.Company = "Other Co" }), false, false, false},
+		{"in another account", with(func(p *Post) { p.Account = acctB }), false, false, false},
+		{"answered 201, read", with(func(p *Post) { p.Status = 201 }), false, false, false},
+		{"refused 429", with(func(p *Post) { p.Status = 429 }), false, false, false},
+		{"no POST sent", nil, false, false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Created(ref, "u1")
+			holder := c1
+			if tt.observe {
+				holder.Observe, holder.Ready, holder.Reason = true, "True", "Observed"
+			}
+			before := []CustomerView{holder}
+			l.Observe(Snapshot{Customers: before, Records: records})
+			if !tt.c1Live {
+				before = nil
+			}
+			send := pending
+			if tt.post != nil {
+				send.Account = tt.post.Account
+				live := map[string]CustomerView{"u0": send}
+				if tt.c1Live {
+					live["u1"] = holder
+				}
+				l.Posted(*tt.post, live)
+			}
+			end := Snapshot{Customers: append(before, ready), Records: records}
+			n := 0
+			for _, v := range l.CheckEnd(end, nil) {
+				if v.Kind == ReadyUnowned && v.Customer == "c0" {
+					n++
+				}
+			}
+			if got := n == 0; got != tt.allowed {
+				t.Fatalf("Ready on the record allowed: %v, want %v", got, tt.allowed)
+			}
+			live := end.Live()
+			if got := l.Proves(ready, old, live); got != tt.allowed {
+				t.Fatalf("c0 may write the record: %v, want %v", got, tt.allowed)
+			}
+			l.Observe(end)
+			if got := l.Owner(ref) == "u0"; got != tt.allowed {
+				t.Fatalf("c0 owns the record after binding it: %v, want %v", got, tt.allowed)
+			}
+			if !tt.allowed {
+				return
+			}
+			// Taken, it is c0's for the rest of the history: deleted with
+			// Delete, c0 must not leave it behind.
+			l.Observe(Snapshot{Records: records})
+			if vs := l.CheckEnd(Snapshot{Records: records}, nil); len(vs) != 1 || vs[0].Kind != OwnRecordLeft || vs[0].Customer != "c0" {
+				t.Fatalf("c0 deleted with Delete, its taken record left: got %v, want one %s", vs, OwnRecordLeft)
+			}
+		})
+	}
+}
+
+// A 201 the operator read settles the Customer's creates in that account:
+// the record it made is its own, and a record with the fields an earlier
+// unheard POST carried is not.
+func TestA201ReadSettlesEarlierUnheardCreates(t *testing.T) {
+	ref := RecordRef{acctA, "1"}
+	old := Record{Ref: ref, Company: "Co", First: "F", Last: "L", Email: "e4@example.com"}
+	c0 := CustomerView{Name: "c0", UID: "u0", Company: "Co", First: "F", Last: "L", Email: "e4@example.com", Account: acctA, PendingUID: "u0", PendingEmail: "e4@example.com"}
+	live := map[string]CustomerView{"u0": c0}
+	l := NewLedger()
+	l.Created(ref, "u1")
+	p := Post{Account: acctA, Company: "Co", First: "F", Last: "L", Email: "e4@example.com", Status: 409}
+	l.Posted(p, live)
+	if !l.Proves(c0, old, live) {
+		t.Fatal("after a 409 it never learnt from, the record with its fields is not allowed")
+	}
+	p.Status = 201
+	l.Posted(p, live)
+	if l.Proves(c0, old, live) {
+		t.Fatal("after a 201 it read, another record with its fields is still allowed")
+	}
+}

@@ -16,8 +16,9 @@ import (
 
 // tap stands in front of one simulator and sees every call the operator
 // makes: it checks each PUT and DELETE against the ledger at the moment it
-// is sent, tells the ledger who made each record a POST stores, counts the
-// calls, and crashes the manager right after an armed write.
+// is sent, tells the ledger who made each record a POST stores and how
+// each POST was answered (or that the manager never read the answer),
+// counts the calls, and crashes the manager right after an armed write.
 type tap struct {
 	w  *world
 	in *instance
@@ -58,6 +59,8 @@ func (t *tap) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 
 	rec := &recorder{rw: rw, header: http.Header{}}
 	t.in.sim.ServeHTTP(rec, r)
+	// The write is done; is this the one the manager crashes after?
+	crash := write && !rec.hijacked && w.countdown(&w.crashSL)
 
 	switch r.Method {
 	case http.MethodPut, http.MethodDelete:
@@ -69,6 +72,14 @@ func (t *tap) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		w.count("POST")
 		email := form.Get("email")
+		status := rec.status
+		if rec.hijacked {
+			status = 0
+		} else if status == 0 {
+			status = http.StatusOK
+		}
+		w.led.Posted(explore.Post{Account: acct, Company: form.Get("company"), First: form.Get("firstname"), Last: form.Get("lastname"),
+			Email: email, Status: status, Crashed: crash}, live)
 		for _, c := range t.in.sim.Records(key) {
 			if had[c.ID] || !strings.EqualFold(c.Email, email) {
 				continue
@@ -79,8 +90,8 @@ func (t *tap) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if write && !rec.hijacked && w.countdown(&w.crashSL) {
-		// The write is done; the operator never hears of it.
+	if crash {
+		// The operator never hears of the write.
 		w.count("crash-after-scriptlock-write")
 		w.crashSoon()
 		<-r.Context().Done()
