@@ -184,20 +184,10 @@ func run(cfg config) error {
 	if cfg.deletionBudget < 0 || cfg.deletionBudget > 0 && cfg.deletionBudgetWindow <= 0 {
 		return fmt.Errorf("--deletion-budget must be 0 (off) or more, with a positive --deletion-budget-window")
 	}
-	// Events go through client-go's core/v1 broadcaster, whose memory is
-	// bounded (controllers/recorder.go), not the manager's events.k8s.io
-	// one, which keeps every Event for minutes (issue 27).
-	recorder, stopEvents, err := controllers.NewManagerEventRecorder(mgr)
-	if err != nil {
-		return fmt.Errorf("creating the Event recorder: %w", err)
-	}
-	// Every reconcile has stopped when Start returns: no Event is emitted
-	// after this.
-	defer stopEvents()
 	r := &controllers.CustomerReconciler{
 		Client:               mgr.GetClient(),
 		APIReader:            mgr.GetAPIReader(),
-		Recorder:             recorder,
+		Recorder:             mgr.GetEventRecorder("scriptlock-customer-operator"),
 		Accounts:             pool,
 		Clock:                clock.RealClock{},
 		ResyncPeriod:         cfg.resync,

@@ -305,14 +305,10 @@ func (e *env) startManager() {
 	if e.opts.wrapAPIReader != nil {
 		apiReader = e.opts.wrapAPIReader(apiReader)
 	}
-	recorder, stopEvents, err := controllers.NewManagerEventRecorder(mgr)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	r := &controllers.CustomerReconciler{
 		Client:              cached,
 		APIReader:           apiReader,
-		Recorder:            recorder,
+		Recorder:            mgr.GetEventRecorder("scriptlock-customer-operator"),
 		Accounts:            e.pool,
 		DriftClock:          driftClock,
 		ResyncPeriod:        e.opts.resync,
@@ -341,7 +337,7 @@ func (e *env) startManager() {
 		}
 	}()
 	e.stopMu.Lock()
-	e.stop = func() { cancel(); <-done; stopEvents() }
+	e.stop = func() { cancel(); <-done }
 	e.stopMu.Unlock()
 }
 

@@ -46,14 +46,10 @@ func startOperator(t *testing.T, cfg *rest.Config, tune func(*controllers.Custom
 	if err != nil {
 		t.Fatal(err)
 	}
-	recorder, stopEvents, err := controllers.NewManagerEventRecorder(mgr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := &controllers.CustomerReconciler{
 		Client:           mgr.GetClient(),
 		APIReader:        mgr.GetAPIReader(),
-		Recorder:         recorder,
+		Recorder:         mgr.GetEventRecorder("scriptlock-customer-operator"),
 		Accounts:         scriptlock.NewPool(scriptlock.Options{BaseURL: srv.URL, APIKey: operatorKey, QPS: 100, Burst: 100}, nil),
 		ResyncPeriod:     time.Hour,
 		PermanentBackoff: time.Second, PermanentBackoffMax: 2 * time.Second,
@@ -72,6 +68,6 @@ func startOperator(t *testing.T, cfg *rest.Config, tune func(*controllers.Custom
 			t.Errorf("manager: %v", err)
 		}
 	}()
-	t.Cleanup(func() { cancel(); <-done; stopEvents() })
+	t.Cleanup(func() { cancel(); <-done })
 	return s
 }

@@ -666,14 +666,10 @@ func startPlanOperator(t *testing.T, ctx context.Context, cfg *rest.Config, sche
 		Controller:             config.Controller{SkipNameValidation: new(true)},
 	})
 	must(t, err)
-	recorder, stopEvents, err := controllers.NewManagerEventRecorder(mgr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := &controllers.CustomerReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
-		Recorder:  recorder,
+		Recorder:  mgr.GetEventRecorder("scriptlock-customer-operator"),
 		Accounts: scriptlock.NewPool(scriptlock.Options{BaseURL: url, APIKey: planKeyA, Timeout: 5 * time.Second,
 			QPS: 100, Burst: 100, MaxInFlight: 1, MaxInFlightPerHost: 1}, nil),
 		ResyncPeriod:        time.Hour,
@@ -694,7 +690,7 @@ func startPlanOperator(t *testing.T, ctx context.Context, cfg *rest.Config, sche
 			t.Errorf("manager: %v", err)
 		}
 	}()
-	return func() { cancel(); <-done; stopEvents() }
+	return func() { cancel(); <-done }
 }
 
 // settledAs says whether c's Ready condition is of its generation and

@@ -230,14 +230,10 @@ func (w *world) startManager() error {
 	w.pool = scriptlock.NewPool(scriptlock.Options{
 		BaseURL: w.insts[instA].url, APIKey: key, Timeout: callTimeout, QPS: 100, Burst: 100, MaxInFlight: 1, MaxInFlightPerHost: 1,
 	}, nil)
-	recorder, stopEvents, err := controllers.NewManagerEventRecorder(mgr)
-	if err != nil {
-		return err
-	}
 	r := &controllers.CustomerReconciler{
 		Client:              &perturbingClient{Client: mgr.GetClient(), w: w},
 		APIReader:           mgr.GetAPIReader(),
-		Recorder:            recorder,
+		Recorder:            mgr.GetEventRecorder("scriptlock-customer-operator"),
 		Accounts:            w.pool,
 		DriftClock:          w.clock,
 		ResyncPeriod:        resyncPeriod,
@@ -257,7 +253,7 @@ func (w *world) startManager() error {
 		defer close(done)
 		_ = mgr.Start(ctx)
 	}()
-	w.stopMgr = func() { cancel(); <-done; stopEvents() }
+	w.stopMgr = func() { cancel(); <-done }
 	return nil
 }
 
