@@ -19,7 +19,14 @@ import (
 // throughput times the time one takes. To reach --scriptlock-qps, about
 // qps × (a reconcile's time) must be in flight; twice that, because at most
 // half of them may wait on one account's calls (the in-flight cap that
-// keeps a slow account from holding every worker).
+// keeps a slow account from holding every worker). A reconcile's time is
+// taken as the time ScriptLock took to answer its calls, which more
+// reconciles at once cannot shorten, plus apiServerAllowance for its
+// API-server calls: measured whole, a reconcile's time grows with the
+// reconciles at once when the API server or the CPU is what limits, and
+// the limit with it, which only adds to the contention (in the
+// benchmark of 10,000 Customers, the limit went to every worker, 400, and
+// all were Ready later than with 10).
 const (
 	// minConcurrency is the least limit, the fixed default before the
 	// limit was derived: enough for a small qps and for other accounts
@@ -32,10 +39,14 @@ const (
 	// qps × reconcileTimeBound × headroom workers, of which the limit
 	// admits only as many as the observed times need.
 	reconcileTimeBound = time.Second
+	// apiServerAllowance is what a reconcile's API-server calls are taken
+	// to cost beside ScriptLock's answers (the rule README "Sizing" gave
+	// for a fixed value: qps × (2 × ScriptLock's answer time + 0.1 s)).
+	apiServerAllowance = 100 * time.Millisecond
 	// maxDerivedWorkers caps the workers started, whatever the qps.
 	maxDerivedWorkers = 1000
-	// durationWeight is the weight of each reconcile's time in the moving
-	// average: about the last 20 reconciles count.
+	// durationWeight is the weight of each reconcile's ScriptLock time in
+	// the moving average: about the last 20 reconciles count.
 	durationWeight = 0.05
 )
 
@@ -61,20 +72,21 @@ func concurrencyFor(qps float64, avg time.Duration, ceiling int) int {
 // Concurrency is how many Customers are reconciled at once. With a fixed
 // value (--max-concurrent-reconciles > 0) it is that. Derived (0), the
 // manager starts DerivedWorkers(qps) workers and Concurrency admits, at
-// any moment, 2 × qps × the moving average of a reconcile's time (at least
-// 10): few reconciles run while ScriptLock and the API server answer fast,
-// more when they answer slowly, so that the account's rate is reached.
+// any moment, 2 × qps × (the moving average of the time ScriptLock took to
+// answer a reconcile's calls + 0.1 s), at least 10: few reconciles run
+// while ScriptLock answers fast, more when it answers slowly, so that the
+// account's rate is reached.
 // The ScriptLock in-flight caps follow the limit (PerAccount, PerHost), so
 // a slow or busy account never holds more than half of it.
 type Concurrency struct {
 	qps     float64
 	workers int
 	fixed   bool
-	now     func() time.Time
 	gauge   prometheus.Gauge
 
 	mu       sync.Mutex
-	avg      time.Duration // moving average of an admitted reconcile's time; 0 before the first
+	avg      time.Duration // moving average of the time ScriptLock took to answer an admitted reconcile's calls
+	sampled  bool          // avg holds at least one sample
 	limit    int
 	inFlight int
 	waiting  []chan struct{} // reconciles waiting for a slot, first come first served
@@ -84,7 +96,7 @@ type Concurrency struct {
 // (0 = derived from qps) and --scriptlock-qps qps. Its limit is published
 // as the gauge scriptlock_reconcile_concurrency_limit.
 func NewConcurrency(n int, qps float64) *Concurrency {
-	c := &Concurrency{qps: qps, now: time.Now, gauge: concurrencyGauge()}
+	c := &Concurrency{qps: qps, gauge: concurrencyGauge()}
 	if n > 0 {
 		c.workers, c.limit, c.fixed = n, n, true
 	} else {
@@ -99,7 +111,7 @@ func NewConcurrency(n int, qps float64) *Concurrency {
 func concurrencyGauge() prometheus.Gauge {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "scriptlock_reconcile_concurrency_limit",
-		Help: "Customers that may be reconciled at once: --max-concurrent-reconciles, or, when it is 0, 2 x --scriptlock-qps x the average time of a reconcile (at least 10, at most the workers started).",
+		Help: "Customers that may be reconciled at once: --max-concurrent-reconciles, or, when it is 0, 2 x --scriptlock-qps x (the average time ScriptLock took to answer a reconcile's calls + 0.1 s), at least 10, at most the workers started.",
 	})
 	if err := metrics.Registry.Register(g); err != nil {
 		var are prometheus.AlreadyRegisteredError
@@ -135,11 +147,11 @@ func (c *Concurrency) PerAccount() int { return max(1, c.Limit()/2) }
 func (c *Concurrency) PerHost() int { return max(1, c.Limit()-1) }
 
 // acquire waits for a slot (never when the limit is fixed: the workers are
-// the limit) and returns its release, which records the reconcile's time
-// when sample is true.
-func (c *Concurrency) acquire(ctx context.Context) (func(sample bool), error) {
+// the limit) and returns its release, which records answered (the time
+// ScriptLock took to answer the reconcile's calls) when sample is true.
+func (c *Concurrency) acquire(ctx context.Context) (func(answered time.Duration, sample bool), error) {
 	if c.fixed {
-		return func(bool) {}, nil
+		return func(time.Duration, bool) {}, nil
 	}
 	c.mu.Lock()
 	if c.inFlight < c.limit && len(c.waiting) == 0 {
@@ -169,30 +181,30 @@ func (c *Concurrency) acquire(ctx context.Context) (func(sample bool), error) {
 	}
 }
 
-// releaser returns the release of a slot taken now.
-func (c *Concurrency) releaser() func(sample bool) {
-	start := c.now()
-	return func(sample bool) {
-		took := c.now().Sub(start)
+// releaser returns the release of a slot.
+func (c *Concurrency) releaser() func(answered time.Duration, sample bool) {
+	return func(answered time.Duration, sample bool) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.inFlight--
 		if sample {
-			c.observeLocked(took)
+			c.observeLocked(answered)
 		}
 		c.admitLocked()
 	}
 }
 
-// observeLocked adds one reconcile's time to the moving average and sets
-// the limit from it.
-func (c *Concurrency) observeLocked(took time.Duration) {
-	if c.avg == 0 {
-		c.avg = max(took, 1)
+// observeLocked adds the time ScriptLock took to answer one reconcile's
+// calls to the moving average and sets the limit from it.
+func (c *Concurrency) observeLocked(answered time.Duration) {
+	if !c.sampled {
+		c.avg, c.sampled = answered, true
 	} else {
-		c.avg += time.Duration(durationWeight * float64(took-c.avg))
+		c.avg += time.Duration(durationWeight * float64(answered-c.avg))
 	}
-	c.limit = concurrencyFor(c.qps, c.avg, c.workers)
+	// In whole milliseconds: the average of answers that stopped coming
+	// decays to a remainder of nanoseconds, which must not add a slot.
+	c.limit = concurrencyFor(c.qps, c.avg.Round(time.Millisecond)+apiServerAllowance, c.workers)
 	c.gauge.Set(float64(c.limit))
 }
 
@@ -222,7 +234,8 @@ func admitted(r reconcile.Reconciler, c *Concurrency) reconcile.Reconciler {
 			return reconcile.Result{}, err
 		}
 		ctx, turnedAway := scriptlock.WithTurnedAwayMark(ctx)
-		defer func() { release(!turnedAway()) }()
+		ctx, answered := scriptlock.WithAnswerTime(ctx)
+		defer func() { release(answered(), !turnedAway()) }()
 		return r.Reconcile(ctx, req)
 	})
 }

@@ -54,15 +54,13 @@ func TestAFixedConcurrencyIsTheFlag(t *testing.T) {
 // The limit follows the reconciles' time: slow ones raise it (and the
 // accounts' in-flight caps with it), fast ones bring it back down, and
 // a reconcile past the limit waits for a slot, first come first served.
-func TestADerivedLimitFollowsTheReconcilesTime(t *testing.T) {
-	now := time.Unix(0, 0)
+func TestADerivedLimitFollowsScriptLocksAnswerTime(t *testing.T) {
 	c := NewConcurrency(0, 100)
-	c.now = func() time.Time { return now }
 	if c.Workers() != 200 || c.Limit() != 10 || c.PerAccount() != 5 || c.PerHost() != 9 {
 		t.Fatalf("at start: workers %d, limit %d, per account %d, per host %d", c.Workers(), c.Limit(), c.PerAccount(), c.PerHost())
 	}
 	ctx := context.Background()
-	var releases []func(bool)
+	var releases []func(time.Duration, bool)
 	for range 10 {
 		release, err := c.acquire(ctx)
 		if err != nil {
@@ -71,7 +69,7 @@ func TestADerivedLimitFollowsTheReconcilesTime(t *testing.T) {
 		releases = append(releases, release)
 	}
 	// The eleventh waits.
-	got := make(chan func(bool), 1)
+	got := make(chan func(time.Duration, bool), 1)
 	go func() {
 		release, err := c.acquire(ctx)
 		if err != nil {
@@ -85,12 +83,12 @@ func TestADerivedLimitFollowsTheReconcilesTime(t *testing.T) {
 		t.Fatal("an eleventh reconcile ran beside ten at a limit of 10")
 	default:
 	}
-	// One reconcile of 500 ms: 2 × 100 qps × 0.5 s = 100 at once.
-	now = now.Add(500 * time.Millisecond)
-	releases[0](true)
+	// One reconcile whose calls ScriptLock answered in 400 ms in all:
+	// 2 × 100 qps × (0.4 s + 0.1 s for the API server) = 100 at once.
+	releases[0](400*time.Millisecond, true)
 	releases = append(releases[1:], <-got)
 	if c.Limit() != 100 || c.PerAccount() != 50 || c.PerHost() != 99 {
-		t.Fatalf("after a 500 ms reconcile: limit %d, per account %d, per host %d", c.Limit(), c.PerAccount(), c.PerHost())
+		t.Fatalf("after a reconcile with 400 ms of answers: limit %d, per account %d, per host %d", c.Limit(), c.PerAccount(), c.PerHost())
 	}
 	for range 90 {
 		release, err := c.acquire(ctx)
@@ -99,22 +97,23 @@ func TestADerivedLimitFollowsTheReconcilesTime(t *testing.T) {
 		}
 		releases = append(releases, release)
 	}
-	// Fast reconciles bring it down again, never below 10.
+	// Reconciles that call ScriptLock for nothing bring it down to what
+	// their API-server calls are taken to need: 2 × 100 × 0.1 s = 20.
 	for _, release := range releases {
-		release(true)
+		release(0, true)
 	}
 	for range 200 {
 		release, err := c.acquire(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		release(true)
+		release(0, true)
 	}
-	if c.Limit() != 10 {
-		t.Fatalf("after many instant reconciles the limit is %d, want 10", c.Limit())
+	if c.Limit() != 20 {
+		t.Fatalf("after many reconciles without a ScriptLock call the limit is %d, want 20", c.Limit())
 	}
 	// A waiting reconcile whose context ends leaves the line.
-	for range 10 {
+	for range 20 {
 		if _, err := c.acquire(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +123,7 @@ func TestADerivedLimitFollowsTheReconcilesTime(t *testing.T) {
 	if _, err := c.acquire(cctx); err == nil {
 		t.Fatal("a reconcile waiting past its context's end got a slot")
 	}
-	if c.inFlight != 10 || len(c.waiting) != 0 {
+	if c.inFlight != 20 || len(c.waiting) != 0 {
 		t.Fatalf("after the cancelled wait: %d in flight, %d waiting", c.inFlight, len(c.waiting))
 	}
 }
@@ -145,23 +144,20 @@ func waitFor(t *testing.T, cond func() bool) {
 // Passes a ScriptLock gate turned away end at once; counted, they would
 // pull the limit down while an account is at its rate.
 func TestPassesTurnedAwayAreNoSampleOfAReconcilesTime(t *testing.T) {
-	now := time.Unix(0, 0)
 	c := NewConcurrency(0, 100)
-	c.now = func() time.Time { return now }
 	release, err := c.acquire(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(500 * time.Millisecond)
-	release(true)
+	release(400*time.Millisecond, true)
 	for range 200 {
 		release, err := c.acquire(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		release(false)
+		release(0, false)
 	}
 	if c.Limit() != 100 {
-		t.Fatalf("limit %d after 200 instant passes turned away, want the 100 of the one 500 ms reconcile", c.Limit())
+		t.Fatalf("limit %d after 200 instant passes turned away, want the 100 of the one reconcile with 400 ms of answers", c.Limit())
 	}
 }

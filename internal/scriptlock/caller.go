@@ -3,6 +3,7 @@ package scriptlock
 import (
 	"context"
 	"sync/atomic"
+	"time"
 )
 
 type callerKey struct{}
@@ -31,6 +32,24 @@ type turnedAwayKey struct{}
 func WithTurnedAwayMark(ctx context.Context) (context.Context, func() bool) {
 	var mark atomic.Bool
 	return context.WithValue(ctx, turnedAwayKey{}, &mark), mark.Load
+}
+
+type answerTimeKey struct{}
+
+// WithAnswerTime returns a ctx whose calls add up how long ScriptLock took
+// to answer them (from the request sent to the whole answer read, or to no
+// answer), and the function that reads the sum. A call turned away by a
+// gate, or not sent, adds nothing.
+func WithAnswerTime(ctx context.Context) (context.Context, func() time.Duration) {
+	var sum atomic.Int64
+	return context.WithValue(ctx, answerTimeKey{}, &sum), func() time.Duration { return time.Duration(sum.Load()) }
+}
+
+// addAnswerTime adds d to ctx's sum (WithAnswerTime), if it has one.
+func addAnswerTime(ctx context.Context, d time.Duration) {
+	if s, ok := ctx.Value(answerTimeKey{}).(*atomic.Int64); ok {
+		s.Add(int64(d))
+	}
 }
 
 // markTurnedAway notes on ctx (WithTurnedAwayMark) that a call was turned

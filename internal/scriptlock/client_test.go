@@ -547,3 +547,40 @@ func TestReadOnlySendsNoWrite(t *testing.T) {
 		t.Errorf("OnWrite was told of %d writes by a read-only client: %+v", len(told), told)
 	}
 }
+
+// TestAnswerTimeAddsUpTheCallsSent: WithAnswerTime sums how long ScriptLock
+// took to answer the calls made with its ctx (each at least the
+// simulator's delay), and a call refused before it is sent adds nothing.
+// The derived concurrency of the manager is computed from this sum.
+func TestAnswerTimeAddsUpTheCallsSent(t *testing.T) {
+	const delay = 25 * time.Millisecond
+	s, ts := startSim(t, sim.WithLatency(delay))
+	id := s.Put(testKey, example).ID
+	c := newClient(t, ts.URL, testKey, func(o *scriptlock.Options) { o.ReadOnly = true })
+	timed, answered := scriptlock.WithAnswerTime(ctx(t))
+	if answered() != 0 {
+		t.Fatalf("answer time %v before any call", answered())
+	}
+	if _, err := c.Get(timed, id); err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if _, err := c.List(timed); err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	sent := answered()
+	if sent < 2*delay {
+		t.Fatalf("answer time of two calls delayed %v each: %v", delay, sent)
+	}
+	if _, err := c.Delete(timed, id); !errors.Is(err, scriptlock.ErrReadOnly) {
+		t.Fatalf("Delete on a read-only client: %v", err)
+	}
+	if answered() != sent {
+		t.Fatalf("a call refused before it was sent added %v", answered()-sent)
+	}
+	if _, err := c.Get(ctx(t), id); err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if answered() != sent {
+		t.Fatal("a call made with another ctx added to the sum")
+	}
+}

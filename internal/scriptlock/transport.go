@@ -242,6 +242,7 @@ func (c *Client) send(ctx context.Context, op, method, route, path, form string,
 		trace.sent = true
 	}
 	start := time.Now()
+	defer func() { addAnswerTime(caller, time.Since(start)) }()
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.metrics.observe(method, route, 0, time.Since(start))
