@@ -235,28 +235,28 @@ func (m *customerMemory) wroteAny(key types.NamespacedName) bool {
 // or write an old spec to ScriptLock. A resourceVersion that is not a
 // number (the API server's are etcd revisions) is taken as stale.
 func (m *customerMemory) staleCopy(key types.NamespacedName, resourceVersion string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	o, ok := m.objects[key]
-	if !ok || o.written == 0 {
-		return false
-	}
-	rv, err := strconv.ParseUint(resourceVersion, 10, 64)
-	return err != nil || rv < o.written
+	rv, written, err := m.sinceLastWrite(key, resourceVersion)
+	return written > 0 && (err != nil || rv < written)
 }
 
 // ownLastWrite says whether a copy of key at resourceVersion is the
 // operator's own last write of it: it holds everything the operator
 // wrote, so a pass may act on it without reading the object again.
 func (m *customerMemory) ownLastWrite(key types.NamespacedName, resourceVersion string) bool {
+	rv, written, err := m.sinceLastWrite(key, resourceVersion)
+	return written > 0 && err == nil && rv == written
+}
+
+// sinceLastWrite parses resourceVersion and returns it with the
+// resourceVersion of the operator's own last write of key (0: none).
+func (m *customerMemory) sinceLastWrite(key types.NamespacedName, resourceVersion string) (rv, written uint64, err error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	o, ok := m.objects[key]
-	if !ok || o.written == 0 {
-		return false
+	if o := m.objects[key]; o != nil {
+		written = o.written
 	}
-	rv, err := strconv.ParseUint(resourceVersion, 10, 64)
-	return err == nil && rv == o.written
+	m.mu.Unlock()
+	rv, err = strconv.ParseUint(resourceVersion, 10, 64)
+	return rv, written, err
 }
 
 // synced records that the record of key, in cl's account, was seen equal to
