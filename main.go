@@ -184,10 +184,14 @@ func run(cfg config) error {
 	if cfg.deletionBudget < 0 || cfg.deletionBudget > 0 && cfg.deletionBudgetWindow <= 0 {
 		return fmt.Errorf("--deletion-budget must be 0 (off) or more, with a positive --deletion-budget-window")
 	}
+	recorder, err := controllers.NewEventRecorder(mgr)
+	if err != nil {
+		return err
+	}
 	r := &controllers.CustomerReconciler{
 		Client:               mgr.GetClient(),
 		APIReader:            mgr.GetAPIReader(),
-		Recorder:             mgr.GetEventRecorder("scriptlock-customer-operator"),
+		Recorder:             recorder,
 		Accounts:             pool,
 		Clock:                clock.RealClock{},
 		ResyncPeriod:         cfg.resync,

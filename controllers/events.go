@@ -1,9 +1,17 @@
 package controllers
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/scriptlock/customer-operator/internal/eventrecorder"
 )
 
 // maxEventNote is the most bytes the API server accepts in an Event's note
@@ -30,4 +38,46 @@ func eventNote(format string, args ...any) string {
 		cut--
 	}
 	return note[:cut] + truncatedMarker
+}
+
+// EventRecorderName is the reportingController of the operator's Events.
+const EventRecorderName = "scriptlock-customer-operator"
+
+// NewEventRecorder returns the operator's Event recorder
+// (internal/eventrecorder: bounded memory, the Events and series of
+// client-go's events.k8s.io recorder), added to mgr so that it sends while
+// the manager runs. Events dropped because too many wait to be sent are
+// counted in scriptlock_events_dropped_total.
+func NewEventRecorder(mgr manager.Manager) (*eventrecorder.Recorder, error) {
+	cs, err := kubernetes.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
+	if err != nil {
+		return nil, fmt.Errorf("an Events client: %w", err)
+	}
+	rec := eventrecorder.New(cs.EventsV1(), mgr.GetScheme(), eventrecorder.Options{
+		Controller: EventRecorderName,
+		OnDrop:     eventsDropped().Inc,
+	})
+	if err := mgr.Add(rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// eventsDropped is the counter scriptlock_events_dropped_total, registered
+// once on controller-runtime's registry (a second manager in the process
+// shares it).
+func eventsDropped() prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "scriptlock_events_dropped_total",
+		Help: "Events not sent because 10,000 were already waiting to be sent (the API server is slower than the Events come).",
+	})
+	if err := metrics.Registry.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(prometheus.Counter); ok {
+				return existing
+			}
+		}
+	}
+	return c
 }

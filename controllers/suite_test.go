@@ -305,10 +305,14 @@ func (e *env) startManager() {
 	if e.opts.wrapAPIReader != nil {
 		apiReader = e.opts.wrapAPIReader(apiReader)
 	}
+	recorder, err := controllers.NewEventRecorder(mgr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	r := &controllers.CustomerReconciler{
 		Client:              cached,
 		APIReader:           apiReader,
-		Recorder:            mgr.GetEventRecorder("scriptlock-customer-operator"),
+		Recorder:            recorder,
 		Accounts:            e.pool,
 		DriftClock:          driftClock,
 		ResyncPeriod:        e.opts.resync,

@@ -230,10 +230,14 @@ func (w *world) startManager() error {
 	w.pool = scriptlock.NewPool(scriptlock.Options{
 		BaseURL: w.insts[instA].url, APIKey: key, Timeout: callTimeout, QPS: 100, Burst: 100, MaxInFlight: 1, MaxInFlightPerHost: 1,
 	}, nil)
+	recorder, err := controllers.NewEventRecorder(mgr)
+	if err != nil {
+		return err
+	}
 	r := &controllers.CustomerReconciler{
 		Client:              &perturbingClient{Client: mgr.GetClient(), w: w},
 		APIReader:           mgr.GetAPIReader(),
-		Recorder:            mgr.GetEventRecorder("scriptlock-customer-operator"),
+		Recorder:            recorder,
 		Accounts:            w.pool,
 		DriftClock:          w.clock,
 		ResyncPeriod:        resyncPeriod,
