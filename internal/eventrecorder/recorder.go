@@ -42,8 +42,10 @@ const (
 	// DefaultSeriesSize series are remembered at most; 4096 as tools/record's
 	// LRU.
 	DefaultSeriesSize = 4096
-	// DefaultSenders Events are sent at once.
-	DefaultSenders = 4
+	// DefaultSenders Events are sent at once: as many as keep up with a
+	// storm of creates on an API server that answers in 50 ms (320 a
+	// second), so that Events wait seconds, not minutes.
+	DefaultSenders = 16
 	// seriesWindow is how long after its last repeat an Event still takes
 	// repeats into its series (tools/events' finishTime).
 	seriesWindow = 6 * time.Minute
@@ -112,6 +114,7 @@ type series struct {
 type pending struct {
 	event  *eventsv1.Event // a new Event (its Series set if it is a repeat)
 	series *series         // a series whose count and last time to patch
+	made   *series         // the series a new Event starts
 	key    seriesKey
 }
 
@@ -148,6 +151,9 @@ func New(c eventsclient.EventsV1Interface, scheme *runtime.Scheme, opts Options)
 
 // Dropped returns how many Events were dropped because the queue was full.
 func (r *Recorder) Dropped() uint64 { return r.dropped.Load() }
+
+// Queued returns how many Events and series patches wait to be sent.
+func (r *Recorder) Queued() int { return len(r.queue) }
 
 // Eventf records an Event about regarding (and related, if not nil): a new
 // Event, or a repeat of one sent less than 6 minutes before it, which raises
@@ -214,9 +220,10 @@ func (r *Recorder) AnnotatedEventf(regarding, related runtime.Object, annotation
 		Note:                fmt.Sprintf(note, args...),
 		Type:                eventtype,
 	}
-	r.series.Add(key, &series{namespace: namespace, name: ev.Name, count: 1, last: now})
+	made := &series{namespace: namespace, name: ev.Name, count: 1, last: now}
+	r.series.Add(key, made)
 	r.mu.Unlock()
-	r.enqueue(&pending{event: ev, key: key})
+	r.enqueue(&pending{event: ev, made: made, key: key})
 }
 
 // enqueue puts p in the queue, or drops it if the queue is full.
@@ -315,19 +322,12 @@ func (r *Recorder) write(ctx context.Context, p *pending) bool {
 	}
 	_, err := r.client.Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
 	if err == nil {
-		r.markCreated(p.key, ev.Name)
+		r.mu.Lock()
+		p.made.created = true
+		r.mu.Unlock()
 		return false
 	}
 	return retryable(ctx, err, p.key.reason)
-}
-
-// markCreated records that the Event name of key's series was taken.
-func (r *Recorder) markCreated(key seriesKey, name string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if v, ok := r.series.Get(key); ok && v.(*series).name == name {
-		v.(*series).created = true
-	}
 }
 
 // retryable says whether err is worth another try: the API server could

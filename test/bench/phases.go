@@ -550,6 +550,8 @@ func queueState(ctx context.Context, hc *http.Client, url string) (depth, active
 
 func queueOf(m metrics) (depth, active float64) {
 	depth = m.sum("workqueue_depth", func(l map[string]string) bool { return l["name"] == "customer" })
+	// Events still waiting to be sent are work of the phase too.
+	depth += m.sum("scriptlock_events_queued", nil)
 	active = m.sum("controller_runtime_active_workers", isCustomerController)
 	return depth, active
 }

@@ -58,9 +58,10 @@ const methodText = `How it is measured, for each mode on a fresh control plane:
   of goroutines. Readiness is followed with a watch (an informer), not by
   polling, and sampled every 500 ms for the chart. The phase ends when every
   Customer is Ready *and* the manager's work queue is empty
-  (` + "`workqueue_depth`" + ` and ` + "`controller_runtime_active_workers`" + ` at 0 on two
+  (` + "`workqueue_depth`" + `, ` + "`controller_runtime_active_workers`" + ` and the Events
+  waiting to be sent, ` + "`scriptlock_events_queued`" + `, at 0 on two
   scrapes a second apart), so that the reconciles the last writes trigger
-  are counted here, or after a minute if it never empties (per-object
+  and their Events are counted here, or after a minute if it never empties (per-object
   resyncs of the first Customers start one resync period after they were
   Ready, so with many Customers they fall in this phase too).
   **Throughput goal** (issue 12): all N Ready within
