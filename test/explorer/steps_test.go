@@ -440,7 +440,11 @@ func (w *world) outOfBand(ctx context.Context, op, name string) bool {
 	if op == "remotedelete" {
 		return s.DeleteOutOfBand(key, c.Status.CustomerID)
 	}
-	return s.EditOutOfBand(key, c.Status.CustomerID, func(r *scriptlock.Customer) { r.Company = "Drifted Co." })
+	if !s.EditOutOfBand(key, c.Status.CustomerID, func(r *scriptlock.Customer) { r.Company = "Drifted Co." }) {
+		return false
+	}
+	w.led.Drifted(explore.RecordRef{Account: w.account(inst, key), ID: c.Status.CustomerID})
+	return true
 }
 
 // perturb arms a perturbation or injects a ScriptLock fault.
