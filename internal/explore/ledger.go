@@ -215,6 +215,19 @@ func (l *Ledger) Wrote(ref RecordRef) {
 	delete(l.drifted, ref)
 }
 
+// Repointed records that the credentials of uid, a Customer live just
+// before a change of credentials, name a now. Its last view is from the
+// snapshot before the change; if it goes before the next one (a deletion
+// under way), it went under these credentials.
+func (l *Ledger) Repointed(uid string, a Account) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c, ok := l.seen[uid]; ok && c.Account != a {
+		c.PrevAccount, c.Account = c.Account, a
+		l.seen[uid] = c
+	}
+}
+
 // Forced records that the explorer removed uid's finalizer itself.
 func (l *Ledger) Forced(uid string) {
 	l.mu.Lock()

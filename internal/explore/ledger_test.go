@@ -611,3 +611,41 @@ func TestADriftedRecordAtARotationIsKeptOnDeletion(t *testing.T) {
 		})
 	}
 }
+
+// A Customer whose deletion was under way (held back, blocked) when its
+// credentials were changed to name another account, and that went before
+// the next snapshot, went under the new credentials: the README's
+// credentials-change row keeps its record (RecordKept), though its last
+// view named the record's account (seed 300765: the default key replaced
+// by the other account's while the deletion waited out a held host). A
+// change that leaves it in the record's account (a rotated key) excuses
+// nothing.
+func TestADeletionUnderWayWhenTheCredentialsChangeKeepsTheRecord(t *testing.T) {
+	ref := RecordRef{acctA, "1"}
+	left := map[RecordRef]Record{ref: rec(acctA, "1", "e0@example.com")}
+	deleting := CustomerView{Name: "c0", UID: "u0", Email: "e0@example.com", Account: acctA, Policy: "Delete", Bound: "1",
+		BoundAccount: acctA, Ready: "False", Reason: "DeletionBlocked", Stalled: true, Deleting: true}
+	for _, tt := range []struct {
+		name string
+		to   *Account
+		want int
+	}{
+		{"repointed to another account, then gone", &acctB, 0},
+		{"repointed to the same account (a rotated key), then gone", &acctA, 1},
+		{"no change of credentials, then gone", nil, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Created(ref, "u0")
+			l.Observe(Snapshot{Customers: []CustomerView{deleting}, Records: left})
+			if tt.to != nil {
+				l.Repointed("u0", *tt.to)
+			}
+			l.Observe(Snapshot{Records: left})
+			vs := l.CheckEnd(Snapshot{Records: left}, nil)
+			if len(vs) != tt.want || tt.want == 1 && vs[0].Kind != OwnRecordLeft {
+				t.Errorf("got %v, want %d %s", vs, tt.want, OwnRecordLeft)
+			}
+		})
+	}
+}
