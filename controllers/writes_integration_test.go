@@ -237,3 +237,38 @@ func TestACopyMadeWhileACreateIsUnansweredProvesNothing(t *testing.T) {
 		t.Fatalf("%d PUTs and %d DELETEs: the copy wrote a record it cannot prove", puts, deletes)
 	}
 }
+
+// A Customer that takes a record it did not create and finds it equal to
+// its spec writes nothing to ScriptLock, so no create-time proof carries
+// its finalizer: it must still have one before it is bound, or deleting it
+// would go without the operator and leave the record (checked for the
+// explorer's seeds 300137, 300283 and 300765, whose deletions followed a
+// change of key: not the cause there).
+func TestACustomerThatTakesARecordWithoutWritingHasItsFinalizer(t *testing.T) {
+	for name, tell := range map[string]func(c *v1alpha1.Customer, id string){
+		"adoption IfExists":   func(c *v1alpha1.Customer, _ string) { c.Spec.Adoption = v1alpha1.AdoptionIfExists },
+		"spec.customerID set": func(c *v1alpha1.Customer, id string) { c.Spec.CustomerID = id },
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, managerOpts{})
+			c := e.customer("acme", "taken-as-is@example.com")
+			rec := e.sim.Seed(canaryKey, scriptlock.Customer{Company: c.Spec.Company, FirstName: c.Spec.FirstName, LastName: c.Spec.LastName, Email: c.Spec.Email})
+			tell(c, rec.ID)
+			e.create(c)
+			got := e.waitReady("acme")
+			if got.Status.CustomerID != rec.ID {
+				t.Fatalf("bound %q, want %q", got.Status.CustomerID, rec.ID)
+			}
+			if n := e.calls(http.MethodPut, routeOne) + e.calls(http.MethodPost, routeCreate); n != 0 {
+				t.Fatalf("a record equal to the spec was written %d times", n)
+			}
+			if !containsString(got.Finalizers, v1alpha1.Finalizer) {
+				t.Fatalf("bound without the finalizer: %v", got.Finalizers)
+			}
+			e.deleteAndWait("acme")
+			if _, ok := e.sim.Record(canaryKey, rec.ID); ok {
+				t.Fatal("the Customer went, and the record it took stayed in ScriptLock")
+			}
+		})
+	}
+}

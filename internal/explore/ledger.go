@@ -121,11 +121,21 @@ type Ledger struct {
 	// Posted): through the API a record with exactly the fields one of
 	// them carried looks like the record that create made.
 	unheard map[string][]Post
+	// drifted holds the records changed in ScriptLock by someone else
+	// (the explorer's drift) and not written by the operator since: they
+	// are not as the operator last synced them.
+	drifted map[RecordRef]bool
+	// unsynced holds the records of a rotated-away account that were not
+	// as last synced (drifted) at the rotation or after it: the README
+	// carries a bound record over to a rotated key only when it is
+	// exactly as last synced (status.syncedDigest), so a Customer not
+	// carried over keeps such a record when deleted (RecordKept).
+	unsynced map[RecordRef]bool
 }
 
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
-	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, seen: map[string]CustomerView{}, rotated: map[Account]bool{}, emails: map[RecordRef]string{}, unboundAtRotation: map[RecordRef]bool{}, carried: map[RecordRef]RecordRef{}, namedByOthers: map[string]map[RecordRef]bool{}, boundUnderOldKey: map[string]bool{}, unheard: map[string][]Post{}}
+	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, seen: map[string]CustomerView{}, rotated: map[Account]bool{}, emails: map[RecordRef]string{}, unboundAtRotation: map[RecordRef]bool{}, carried: map[RecordRef]RecordRef{}, namedByOthers: map[string]map[RecordRef]bool{}, boundUnderOldKey: map[string]bool{}, unheard: map[string][]Post{}, drifted: map[RecordRef]bool{}, unsynced: map[RecordRef]bool{}}
 }
 
 // Created records that uid's create stored ref.
@@ -151,11 +161,19 @@ func (l *Ledger) Consented(uid string) {
 
 // Rotated records that a's key was rotated: its old key is refused from
 // now on. The records of a that their creators (as last seen) had not
-// bound yet are remembered: a rotated key carries only a bound record over.
+// bound yet are remembered: a rotated key carries only a bound record
+// over; and so are the records of a changed by someone else since the
+// operator last wrote them: a rotated key carries a record over only as
+// last synced.
 func (l *Ledger) Rotated(a Account) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.rotated[a] = true
+	for ref := range l.drifted {
+		if ref.Account == a {
+			l.unsynced[ref] = true
+		}
+	}
 	for ref, uid := range l.owner {
 		if c, live := l.seen[uid]; ref.Account == a && live && (c.Bound != ref.ID || c.BoundAccount != a) {
 			l.unboundAtRotation[ref] = true
@@ -173,6 +191,40 @@ func (l *Ledger) Restarted() {
 		if c.Bound != "" && c.BoundAccount.Instance == "" && len(l.rotated) > 0 {
 			l.boundUnderOldKey[uid] = true
 		}
+	}
+}
+
+// Drifted records that someone other than the operator changed ref in
+// ScriptLock. In an account whose key was rotated, a Customer not carried
+// over yet can no longer prove the rotation with it (README, the
+// credentials-change row: the record exactly as last synced).
+func (l *Ledger) Drifted(ref RecordRef) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.drifted[ref] = true
+	if l.rotated[ref.Account] {
+		l.unsynced[ref] = true
+	}
+}
+
+// Wrote records that the operator's PUT of ref was stored: the record is
+// what the operator sent, drift put back.
+func (l *Ledger) Wrote(ref RecordRef) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.drifted, ref)
+}
+
+// Repointed records that the credentials of uid, a Customer live just
+// before a change of credentials, name a now. Its last view is from the
+// snapshot before the change; if it goes before the next one (a deletion
+// under way), it went under these credentials.
+func (l *Ledger) Repointed(uid string, a Account) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c, ok := l.seen[uid]; ok && c.Account != a {
+		c.PrevAccount, c.Account = c.Account, a
+		l.seen[uid] = c
 	}
 }
 

@@ -569,3 +569,83 @@ func TestA201ReadSettlesEarlierUnheardCreates(t *testing.T) {
 		t.Fatal("after a 201 it read, another record with its fields is still allowed")
 	}
 }
+
+// A record someone changed in ScriptLock (drift the operator has not put
+// back) when its account's key is rotated, or before the Customer was
+// carried over to the new key, is not as last synced: the README's
+// credentials-change row carries a record over only exactly as last synced
+// (status.syncedDigest), so the Customer stays AccountChanged and its
+// deletion keeps the record (RecordKept; seeds 300137, 300283). Drift put
+// back before the rotation, or a Customer carried over before the drift,
+// must still delete it.
+func TestADriftedRecordAtARotationIsKeptOnDeletion(t *testing.T) {
+	ref := RecordRef{acctA, "1"}
+	left := map[RecordRef]Record{ref: rec(acctA, "1", "e0@example.com")}
+	notCarried := CustomerView{Name: "c0", UID: "u0", Email: "e0@example.com", Account: acctA, Policy: "Delete", Bound: "1",
+		Ready: "False", Reason: "AccountChanged", Stalled: true, Deleting: true}
+	carried := notCarried
+	carried.BoundAccount, carried.Ready, carried.Reason, carried.Stalled = acctA, "True", "Available", false
+	for _, tt := range []struct {
+		name  string
+		steps func(l *Ledger)
+		c     CustomerView
+		want  int
+	}{
+		{"drifted, then rotated", func(l *Ledger) { l.Drifted(ref); l.Rotated(acctA) }, notCarried, 0},
+		{"rotated, then drifted before it was carried over", func(l *Ledger) { l.Rotated(acctA); l.Drifted(ref) }, notCarried, 0},
+		{"drifted, put back, then rotated", func(l *Ledger) { l.Drifted(ref); l.Wrote(ref); l.Rotated(acctA) }, notCarried, 1},
+		{"drifted, no rotation", func(l *Ledger) { l.Drifted(ref) }, carried, 1},
+		{"rotated, carried over, then drifted", func(l *Ledger) { l.Rotated(acctA); l.Drifted(ref) }, carried, 1},
+		{"another record drifted", func(l *Ledger) { l.Drifted(RecordRef{acctA, "2"}); l.Rotated(acctA) }, notCarried, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Created(ref, "u0")
+			tt.steps(l)
+			l.Observe(Snapshot{Customers: []CustomerView{tt.c}, Records: left})
+			l.Observe(Snapshot{Records: left})
+			vs := l.CheckEnd(Snapshot{Records: left}, nil)
+			if len(vs) != tt.want || tt.want == 1 && vs[0].Kind != OwnRecordLeft {
+				t.Errorf("got %v, want %d %s", vs, tt.want, OwnRecordLeft)
+			}
+		})
+	}
+}
+
+// A Customer whose deletion was under way (held back, blocked) when its
+// credentials were changed to name another account, and that went before
+// the next snapshot, went under the new credentials: the README's
+// credentials-change row keeps its record (RecordKept), though its last
+// view named the record's account (seed 300765: the default key replaced
+// by the other account's while the deletion waited out a held host). A
+// change that leaves it in the record's account (a rotated key) excuses
+// nothing.
+func TestADeletionUnderWayWhenTheCredentialsChangeKeepsTheRecord(t *testing.T) {
+	ref := RecordRef{acctA, "1"}
+	left := map[RecordRef]Record{ref: rec(acctA, "1", "e0@example.com")}
+	deleting := CustomerView{Name: "c0", UID: "u0", Email: "e0@example.com", Account: acctA, Policy: "Delete", Bound: "1",
+		BoundAccount: acctA, Ready: "False", Reason: "DeletionBlocked", Stalled: true, Deleting: true}
+	for _, tt := range []struct {
+		name string
+		to   *Account
+		want int
+	}{
+		{"repointed to another account, then gone", &acctB, 0},
+		{"repointed to the same account (a rotated key), then gone", &acctA, 1},
+		{"no change of credentials, then gone", nil, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Created(ref, "u0")
+			l.Observe(Snapshot{Customers: []CustomerView{deleting}, Records: left})
+			if tt.to != nil {
+				l.Repointed("u0", *tt.to)
+			}
+			l.Observe(Snapshot{Records: left})
+			vs := l.CheckEnd(Snapshot{Records: left}, nil)
+			if len(vs) != tt.want || tt.want == 1 && vs[0].Kind != OwnRecordLeft {
+				t.Errorf("got %v, want %d %s", vs, tt.want, OwnRecordLeft)
+			}
+		})
+	}
+}

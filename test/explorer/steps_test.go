@@ -347,10 +347,23 @@ func (w *world) notePrev(c *v1alpha1.Customer) {
 	w.mu.Unlock()
 }
 
-func (w *world) notePrevAll(ctx context.Context) {
+// notePrevAll remembers where every Customer's credentials pointed before
+// a change of credentials in this step, and returns the Customers.
+func (w *world) notePrevAll(ctx context.Context) []v1alpha1.Customer {
 	cs, _ := w.customers(ctx)
 	for i := range cs {
 		w.notePrev(&cs[i])
+	}
+	return cs
+}
+
+// repointed tells the ledger where the credentials of cs, the Customers
+// there just before a change of credentials, point now: one that goes
+// before the next snapshot (a deletion under way) went with these, and a
+// deletion under credentials naming another account keeps its record.
+func (w *world) repointed(cs []v1alpha1.Customer) {
+	for i := range cs {
+		w.led.Repointed(string(cs[i].UID), w.account(w.credentials(&cs[i])))
 	}
 }
 
@@ -358,7 +371,8 @@ func (w *world) notePrevAll(ctx context.Context) {
 // refused from now on) and puts it wherever the old one was: the
 // operator's default and the Secrets of that account.
 func (w *world) rotate(ctx context.Context) bool {
-	w.notePrevAll(ctx)
+	cs := w.notePrevAll(ctx)
+	defer w.repointed(cs)
 	w.mu.Lock()
 	old := w.defaultKeyOfAccountLocked(instA, acctDefault)
 	w.rotations++
@@ -403,7 +417,7 @@ func (w *world) changeDefaultKey(ctx context.Context) bool {
 	if same {
 		return false
 	}
-	w.notePrevAll(ctx)
+	cs := w.notePrevAll(ctx)
 	w.fillOther()
 	w.mu.Lock()
 	w.defaultKey = w.otherKey
@@ -411,6 +425,7 @@ func (w *world) changeDefaultKey(ctx context.Context) bool {
 	w.mgrMu.Lock()
 	w.pool.SetDefaultAPIKey(w.otherKey)
 	w.mgrMu.Unlock()
+	w.repointed(cs)
 	return true
 }
 
@@ -440,7 +455,11 @@ func (w *world) outOfBand(ctx context.Context, op, name string) bool {
 	if op == "remotedelete" {
 		return s.DeleteOutOfBand(key, c.Status.CustomerID)
 	}
-	return s.EditOutOfBand(key, c.Status.CustomerID, func(r *scriptlock.Customer) { r.Company = "Drifted Co." })
+	if !s.EditOutOfBand(key, c.Status.CustomerID, func(r *scriptlock.Customer) { r.Company = "Drifted Co." }) {
+		return false
+	}
+	w.led.Drifted(explore.RecordRef{Account: w.account(inst, key), ID: c.Status.CustomerID})
+	return true
 }
 
 // perturb arms a perturbation or injects a ScriptLock fault.

@@ -69,6 +69,10 @@ func (t *tap) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		if v := w.led.CheckWrite(wr, live); v != nil {
 			w.violate(*v)
 		}
+		if stored := rec.status == 0 || rec.status/100 == 2 || rec.status == http.StatusNotModified; r.Method == http.MethodPut && !rec.hijacked && stored {
+			// Stored: the record is what the operator sent.
+			w.led.Wrote(wr.Ref)
+		}
 	case http.MethodPost:
 		w.count("POST")
 		email := form.Get("email")
