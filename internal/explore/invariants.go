@@ -80,7 +80,16 @@ func (l *Ledger) CheckWrite(w Write, live map[string]CustomerView) *Violation {
 		if !l.proves(c, w.Before, live) {
 			continue
 		}
-		if w.Method == "PUT" && !c.Deleting || w.Method == "DELETE" && c.Deleting && c.Policy != "Orphan" {
+		if w.Method == "PUT" && !c.Deleting {
+			// A PUT to a rotation lookalike carries it over (the operator
+			// writes the new account to status first, README): from now
+			// on it is c's own, even once the PUT gave it another email.
+			if old, ok := l.lookalikeOf(c, w.Before); ok && l.owner[w.Ref] != c.UID && l.free(w.Ref, live) {
+				l.take(c, w.Ref, old)
+			}
+			return nil
+		}
+		if w.Method == "DELETE" && c.Deleting && c.Policy != "Orphan" {
 			return nil
 		}
 	}

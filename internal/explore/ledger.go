@@ -246,6 +246,23 @@ func (l *Ledger) lookalikeOf(c CustomerView, rec Record) (RecordRef, bool) {
 	return RecordRef{}, false
 }
 
+// take records that c took ref, a rotation lookalike of old, the record
+// it owns in the rotated-away account: through the API the two are one
+// record moved by a key rotation, so ref is c's own from now on, and the
+// pair counts as one record (carriedBy).
+func (l *Ledger) take(c CustomerView, ref, old RecordRef) {
+	if _, seen := l.carried[ref]; !seen {
+		l.carried[ref] = old
+	}
+	l.owner[ref] = c.UID
+}
+
+// free says whether no live Customer that manages (not observes) owns ref.
+func (l *Ledger) free(ref RecordRef, live map[string]CustomerView) bool {
+	o, alive := live[l.owner[ref]]
+	return l.owner[ref] == "" || !alive || o.Observe
+}
+
 // Post is one create (a POST) as the tap saw it: the account it went to,
 // the fields it carried and its answer.
 type Post struct {
@@ -336,14 +353,16 @@ func (l *Ledger) Observe(s Snapshot) {
 		if !ok || l.owner[ref] == c.UID {
 			continue
 		}
-		if old, ok := l.lookalikeOf(c, rec); ok {
+		if old, ok := l.lookalikeOf(c, rec); ok && l.free(ref, live) {
 			// Bound to a rotation lookalike: the operator took it as the
-			// record it had (README: a limit of the evidence).
-			if _, seen := l.carried[ref]; !seen {
-				l.carried[ref] = old
-			}
+			// record it had (README: a limit of the evidence), and from
+			// then on it is its own (status.account names the account of
+			// its credentials: the first proof of "Which record is
+			// whose"), whatever the spec writes to it since.
+			l.take(c, ref, old)
+			continue
 		}
-		if o, alive := live[l.owner[ref]]; (l.owner[ref] == "" || !alive || o.Observe) && l.told(c, rec) {
+		if l.free(ref, live) && l.told(c, rec) {
 			l.owner[ref] = c.UID
 		} else if l.lostAnswer(c, rec, live) {
 			// Taken as the record of its create whose answer it never

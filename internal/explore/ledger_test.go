@@ -240,13 +240,13 @@ func TestARotationLookalikeIsAllowedOnlyAfterARotation(t *testing.T) {
 		t.Fatalf("without a rotation: got %v, want %s", v, WriteUnowned)
 	}
 	l.Rotated(acctA)
-	if v := l.CheckWrite(put, live); v != nil {
-		t.Fatalf("after a rotation of its account: %v", v)
-	}
 	other := put
 	other.Before = rec(acctB, "1", "someone@example.com")
 	if v := l.CheckWrite(other, live); v == nil {
 		t.Fatal("a record with another email than its own had is not a copy of it")
+	}
+	if v := l.CheckWrite(put, live); v != nil {
+		t.Fatalf("after a rotation of its account: %v", v)
 	}
 	clone := Write{"PUT", RecordRef{acctC, "1"}, rec(acctC, "1", "e0@example.com"), true, Record{}}
 	moved.Account = acctC
@@ -567,5 +567,75 @@ func TestA201ReadSettlesEarlierUnheardCreates(t *testing.T) {
 	l.Posted(p, live)
 	if l.Proves(c0, old, live) {
 		t.Fatal("after a 201 it read, another record with its fields is still allowed")
+	}
+}
+
+// A rotation lookalike a Customer took (bound it, or wrote it as the
+// carried-over record) is its own from then on: the README writes a spec
+// changed meanwhile, its email included, to a carried-over record, and a
+// record bound under status.account naming the account of the current
+// credentials is proven (seeds 301279 and 301731: Ready on the copy after
+// the email was written; 300736: a later PUT of the copy with its new
+// email). A copy it never took stays another's once its email differs.
+func TestARotationLookalikeTakenStaysItsOwnAfterAnEmailChange(t *testing.T) {
+	orig, copyRef := RecordRef{acctA, "1"}, RecordRef{acctB, "1"}
+	before := CustomerView{Name: "c1", UID: "u1", Email: "e3@example.com", Account: acctA, Policy: "Delete", Bound: "1", BoundAccount: acctA}
+	moved := before
+	moved.Account, moved.PrevAccount = acctB, acctA
+	moved.Email = "e2@example.com" // the spec's new email, written to the copy
+	carried := moved
+	carried.BoundAccount, carried.Ready, carried.Generation, carried.Observed = acctB, "True", 2, 2
+	carried.Company, carried.First, carried.Last = "", "", ""
+	written := rec(acctB, "1", "e2@example.com")
+	for _, tt := range []struct {
+		name string
+		// take: how the Customer took the copy before its email changed:
+		// "put" (the carrying PUT wrote the new email in the same step),
+		// "bound" (a snapshot showed it bound to the unchanged copy), or
+		// "" (never).
+		take    string
+		rotated bool
+		want    []string
+	}{
+		{"carried over by the PUT of its new email", "put", true, nil},
+		{"carried over, then its email changed", "bound", true, nil},
+		{"never taken, the copy's email changed by someone else", "", true, []string{WriteUnowned, ReadyUnowned}},
+		{"no rotation", "put", false, []string{WriteUnowned, WriteUnowned, ReadyUnowned}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Created(orig, "u1")
+			l.Observe(Snapshot{Customers: []CustomerView{before}, Records: map[RecordRef]Record{orig: rec(acctA, "1", "e3@example.com")}})
+			if tt.rotated {
+				l.Rotated(acctA)
+			}
+			var got []string
+			live := map[string]CustomerView{"u1": moved}
+			switch tt.take {
+			case "put":
+				if v := l.CheckWrite(Write{"PUT", copyRef, rec(acctB, "1", "e3@example.com"), true, written}, live); v != nil {
+					got = append(got, v.Kind)
+				}
+			case "bound":
+				b := carried
+				b.Email = "e3@example.com"
+				l.Observe(Snapshot{Customers: []CustomerView{b}, Records: map[RecordRef]Record{orig: rec(acctA, "1", "e3@example.com"), copyRef: rec(acctB, "1", "e3@example.com")}})
+			}
+			// A later PUT (another field), with the copy holding the new email.
+			if v := l.CheckWrite(Write{"PUT", copyRef, written, true, written}, map[string]CustomerView{"u1": carried}); v != nil {
+				got = append(got, v.Kind)
+			}
+			end := Snapshot{Customers: []CustomerView{carried}, Records: map[RecordRef]Record{orig: rec(acctA, "1", "e3@example.com"), copyRef: written}}
+			l.Observe(end)
+			for _, v := range l.CheckStep(end, end) {
+				got = append(got, v.Kind)
+			}
+			for _, v := range l.CheckEnd(end, nil) {
+				got = append(got, v.Kind)
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
