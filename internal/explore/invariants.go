@@ -68,8 +68,9 @@ var needsAPerson = []string{"Conflict", "NotFound", "Unauthorized", "DeletionBlo
 // CheckWrite checks one PUT or DELETE against the ledger at the moment it
 // was sent: some live Customer whose credentials name the record's account
 // must prove the record is its own, and for a DELETE be deleting with
-// deletionPolicy Delete. A call for a record that does not exist changes
-// nothing and is not checked.
+// deletionPolicy Delete; or a Customer lost in the step under way must
+// have had it in flight (inFlight). A call for a record that does not
+// exist changes nothing and is not checked.
 func (l *Ledger) CheckWrite(w Write, live map[string]CustomerView) *Violation {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -92,6 +93,9 @@ func (l *Ledger) CheckWrite(w Write, live map[string]CustomerView) *Violation {
 		if w.Method == "DELETE" && c.Deleting && c.Policy != "Orphan" {
 			return nil
 		}
+	}
+	if l.inFlight(w, live) {
+		return nil
 	}
 	kind := WriteUnowned
 	if w.Method == "DELETE" {

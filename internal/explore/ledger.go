@@ -88,6 +88,10 @@ type Ledger struct {
 	// forced holds the UIDs whose finalizer the explorer itself removed
 	// (a lost object): their records are let go by a person.
 	forced map[string]bool
+	// lostNow holds, by UID, the last view of every Customer lost (see
+	// Forced) in the step under way: a pass of it that was under way when
+	// it went may still finish a write it had decided on.
+	lostNow map[string]CustomerView
 	// seen is the last view of every live Customer.
 	seen map[string]CustomerView
 	// rotated holds the accounts whose key was rotated: the old key is
@@ -125,7 +129,7 @@ type Ledger struct {
 
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
-	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, seen: map[string]CustomerView{}, rotated: map[Account]bool{}, emails: map[RecordRef]string{}, unboundAtRotation: map[RecordRef]bool{}, carried: map[RecordRef]RecordRef{}, namedByOthers: map[string]map[RecordRef]bool{}, boundUnderOldKey: map[string]bool{}, unheard: map[string][]Post{}}
+	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, lostNow: map[string]CustomerView{}, seen: map[string]CustomerView{}, rotated: map[Account]bool{}, emails: map[RecordRef]string{}, unboundAtRotation: map[RecordRef]bool{}, carried: map[RecordRef]RecordRef{}, namedByOthers: map[string]map[RecordRef]bool{}, boundUnderOldKey: map[string]bool{}, unheard: map[string][]Post{}}
 }
 
 // Created records that uid's create stored ref.
@@ -176,11 +180,36 @@ func (l *Ledger) Restarted() {
 	}
 }
 
-// Forced records that the explorer removed uid's finalizer itself.
+// Forced records that the explorer removed uid's finalizer itself: the
+// object is lost without the operator (a restore), in the step under way.
 func (l *Ledger) Forced(uid string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.forced[uid] = true
+	if c, ok := l.seen[uid]; ok {
+		l.lostNow[uid] = c
+	}
+}
+
+// inFlight says whether w may be a write a pass of a Customer lost in the
+// step under way had decided on before the object went: a PUT (or, while
+// it was being deleted with deletionPolicy Delete, a DELETE) of the record
+// it was last seen bound to, which it could prove its own. No controller
+// can make its read of an object and its call to ScriptLock one atomic
+// step; an object removed without its finalizer in between (Kubernetes
+// does so even for a finalizer put back a moment before the DELETE, when
+// the two cross) leaves that call in flight. As with PrevAccount, a call
+// in flight during the step, not after.
+func (l *Ledger) inFlight(w Write, live map[string]CustomerView) bool {
+	for _, c := range l.lostNow {
+		if c.Bound != w.Ref.ID || c.BoundAccount != w.Ref.Account || !l.proves(c, w.Before, live) {
+			continue
+		}
+		if w.Method == "PUT" && !c.Deleting || w.Method == "DELETE" && c.Deleting && c.Policy != "Orphan" {
+			return true
+		}
+	}
+	return false
 }
 
 // told says whether a person told c to take rec: spec.customerID names it,
@@ -385,6 +414,7 @@ func (l *Ledger) Observe(s Snapshot) {
 	for uid, c := range live {
 		l.seen[uid] = c
 	}
+	clear(l.lostNow)
 }
 
 // namedBy returns the records uid owns that another managing Customer,

@@ -639,3 +639,46 @@ func TestARotationLookalikeTakenStaysItsOwnAfterAnEmailChange(t *testing.T) {
 		})
 	}
 }
+
+// A Customer lost without its finalizer (restore: the object is force-
+// deleted and restored from a backup, a new UID) may have had a pass under
+// way: its PUT of the record it was bound to, sent during that step, is its
+// own write in flight, not the restored object's (seed 300816: the pass put
+// the finalizer back, the DELETE crossed it, and its PUT went out after the
+// object was gone). After the step, or of a record it was not bound to, or
+// a DELETE while it was not being deleted, it is not.
+func TestAWriteInFlightWhenItsCustomerIsLostIsItsOwn(t *testing.T) {
+	own, other := RecordRef{acctA, "1"}, RecordRef{acctA, "2"}
+	old := CustomerView{Name: "c1", UID: "u-old", Email: "e0@example.com", Account: acctA, Policy: "Orphan", Bound: "1", BoundAccount: acctA}
+	restored := CustomerView{Name: "c1", UID: "u-new", Email: "e0@example.com", Account: acctA, Policy: "Orphan"}
+	records := map[RecordRef]Record{own: rec(acctA, "1", "e4@example.com"), other: rec(acctA, "2", "e2@example.com")}
+	for _, tt := range []struct {
+		name      string
+		w         Write
+		afterStep bool
+		broken    string
+	}{
+		{"its PUT during the step it was lost in", Write{"PUT", own, records[own], true, Record{}}, false, ""},
+		{"a PUT after that step", Write{"PUT", own, records[own], true, Record{}}, true, WriteUnowned},
+		{"a PUT of a record it was not bound to", Write{"PUT", other, records[other], true, Record{}}, false, WriteUnowned},
+		{"a DELETE while it was not being deleted", Write{"DELETE", own, records[own], true, Record{}}, false, DeleteUnowned},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Created(own, "u-old")
+			l.Observe(Snapshot{Customers: []CustomerView{old}, Records: records})
+			l.Forced("u-old")
+			live := map[string]CustomerView{"u-new": restored}
+			if tt.afterStep {
+				l.Observe(Snapshot{Customers: []CustomerView{restored}, Records: records})
+			}
+			v := l.CheckWrite(tt.w, live)
+			switch {
+			case tt.broken == "" && v != nil:
+				t.Fatalf("allowed write reported: %s", v)
+			case tt.broken != "" && (v == nil || v.Kind != tt.broken):
+				t.Fatalf("got %v, want a %s", v, tt.broken)
+			}
+		})
+	}
+}
