@@ -576,7 +576,9 @@ func TestA201ReadSettlesEarlierUnheardCreates(t *testing.T) {
 // record bound under status.account naming the account of the current
 // credentials is proven (seeds 301279 and 301731: Ready on the copy after
 // the email was written; 300736: a later PUT of the copy with its new
-// email). A copy it never took stays another's once its email differs.
+// email; and 40011's path, a Secret pointed at the other account, with a
+// new email: the PUT and the DELETE of the copy). A copy it never took
+// stays another's once its email differs.
 func TestARotationLookalikeTakenStaysItsOwnAfterAnEmailChange(t *testing.T) {
 	orig, copyRef := RecordRef{acctA, "1"}, RecordRef{acctB, "1"}
 	before := CustomerView{Name: "c1", UID: "u1", Email: "e3@example.com", Account: acctA, Policy: "Delete", Bound: "1", BoundAccount: acctA}
@@ -599,8 +601,8 @@ func TestARotationLookalikeTakenStaysItsOwnAfterAnEmailChange(t *testing.T) {
 	}{
 		{"carried over by the PUT of its new email", "put", true, nil},
 		{"carried over, then its email changed", "bound", true, nil},
-		{"never taken, the copy's email changed by someone else", "", true, []string{WriteUnowned, ReadyUnowned}},
-		{"no rotation", "put", false, []string{WriteUnowned, WriteUnowned, ReadyUnowned}},
+		{"never taken, the copy's email changed by someone else", "", true, []string{WriteUnowned, DeleteUnowned, ReadyUnowned}},
+		{"no rotation", "put", false, []string{WriteUnowned, WriteUnowned, DeleteUnowned, ReadyUnowned}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			l := NewLedger()
@@ -621,8 +623,14 @@ func TestARotationLookalikeTakenStaysItsOwnAfterAnEmailChange(t *testing.T) {
 				b.Email = "e3@example.com"
 				l.Observe(Snapshot{Customers: []CustomerView{b}, Records: map[RecordRef]Record{orig: rec(acctA, "1", "e3@example.com"), copyRef: rec(acctB, "1", "e3@example.com")}})
 			}
-			// A later PUT (another field), with the copy holding the new email.
+			// A later PUT (another field), with the copy holding the new
+			// email; then, deleted with deletionPolicy Delete, its DELETE.
 			if v := l.CheckWrite(Write{"PUT", copyRef, written, true, written}, map[string]CustomerView{"u1": carried}); v != nil {
+				got = append(got, v.Kind)
+			}
+			deleting := carried
+			deleting.Deleting = true
+			if v := l.CheckWrite(Write{"DELETE", copyRef, written, true, Record{}}, map[string]CustomerView{"u1": deleting}); v != nil {
 				got = append(got, v.Kind)
 			}
 			end := Snapshot{Customers: []CustomerView{carried}, Records: map[RecordRef]Record{orig: rec(acctA, "1", "e3@example.com"), copyRef: written}}
