@@ -68,8 +68,9 @@ var needsAPerson = []string{"Conflict", "NotFound", "Unauthorized", "DeletionBlo
 // CheckWrite checks one PUT or DELETE against the ledger at the moment it
 // was sent: some live Customer whose credentials name the record's account
 // must prove the record is its own, and for a DELETE be deleting with
-// deletionPolicy Delete. A call for a record that does not exist changes
-// nothing and is not checked.
+// deletionPolicy Delete; or a Customer lost in the step under way must
+// have had it in flight (inFlight). A call for a record that does not
+// exist changes nothing and is not checked.
 func (l *Ledger) CheckWrite(w Write, live map[string]CustomerView) *Violation {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -80,9 +81,21 @@ func (l *Ledger) CheckWrite(w Write, live map[string]CustomerView) *Violation {
 		if !l.proves(c, w.Before, live) {
 			continue
 		}
-		if w.Method == "PUT" && !c.Deleting || w.Method == "DELETE" && c.Deleting && c.Policy != "Orphan" {
+		if w.Method == "PUT" && !c.Deleting {
+			// A PUT to a rotation lookalike carries it over (the operator
+			// writes the new account to status first, README): from now
+			// on it is c's own, even once the PUT gave it another email.
+			if old, ok := l.lookalikeOf(c, w.Before); ok && l.owner[w.Ref] != c.UID && l.free(w.Ref, live) {
+				l.take(c, w.Ref, old)
+			}
 			return nil
 		}
+		if w.Method == "DELETE" && c.Deleting && c.Policy != "Orphan" {
+			return nil
+		}
+	}
+	if l.inFlight(w, live) {
+		return nil
 	}
 	kind := WriteUnowned
 	if w.Method == "DELETE" {

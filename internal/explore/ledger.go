@@ -88,6 +88,10 @@ type Ledger struct {
 	// forced holds the UIDs whose finalizer the explorer itself removed
 	// (a lost object): their records are let go by a person.
 	forced map[string]bool
+	// lostNow holds, by UID, the last view of every Customer lost (see
+	// Forced) in the step under way: a pass of it that was under way when
+	// it went may still finish a write it had decided on.
+	lostNow map[string]CustomerView
 	// seen is the last view of every live Customer.
 	seen map[string]CustomerView
 	// rotated holds the accounts whose key was rotated: the old key is
@@ -135,7 +139,7 @@ type Ledger struct {
 
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
-	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, seen: map[string]CustomerView{}, rotated: map[Account]bool{}, emails: map[RecordRef]string{}, unboundAtRotation: map[RecordRef]bool{}, carried: map[RecordRef]RecordRef{}, namedByOthers: map[string]map[RecordRef]bool{}, boundUnderOldKey: map[string]bool{}, unheard: map[string][]Post{}, drifted: map[RecordRef]bool{}, unsynced: map[RecordRef]bool{}}
+	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, lostNow: map[string]CustomerView{}, seen: map[string]CustomerView{}, rotated: map[Account]bool{}, emails: map[RecordRef]string{}, unboundAtRotation: map[RecordRef]bool{}, carried: map[RecordRef]RecordRef{}, namedByOthers: map[string]map[RecordRef]bool{}, boundUnderOldKey: map[string]bool{}, unheard: map[string][]Post{}, drifted: map[RecordRef]bool{}, unsynced: map[RecordRef]bool{}}
 }
 
 // Created records that uid's create stored ref.
@@ -228,11 +232,36 @@ func (l *Ledger) Repointed(uid string, a Account) {
 	}
 }
 
-// Forced records that the explorer removed uid's finalizer itself.
+// Forced records that the explorer removed uid's finalizer itself: the
+// object is lost without the operator (a restore), in the step under way.
 func (l *Ledger) Forced(uid string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.forced[uid] = true
+	if c, ok := l.seen[uid]; ok {
+		l.lostNow[uid] = c
+	}
+}
+
+// inFlight says whether w may be a write a pass of a Customer lost in the
+// step under way had decided on before the object went: a PUT (or, while
+// it was being deleted with deletionPolicy Delete, a DELETE) of the record
+// it was last seen bound to, which it could prove its own. No controller
+// can make its read of an object and its call to ScriptLock one atomic
+// step; an object removed without its finalizer in between (Kubernetes
+// does so even for a finalizer put back a moment before the DELETE, when
+// the two cross) leaves that call in flight. As with PrevAccount, a call
+// in flight during the step, not after.
+func (l *Ledger) inFlight(w Write, live map[string]CustomerView) bool {
+	for _, c := range l.lostNow {
+		if c.Bound != w.Ref.ID || c.BoundAccount != w.Ref.Account || !l.proves(c, w.Before, live) {
+			continue
+		}
+		if w.Method == "PUT" && !c.Deleting || w.Method == "DELETE" && c.Deleting && c.Policy != "Orphan" {
+			return true
+		}
+	}
+	return false
 }
 
 // told says whether a person told c to take rec: spec.customerID names it,
@@ -296,6 +325,23 @@ func (l *Ledger) lookalikeOf(c CustomerView, rec Record) (RecordRef, bool) {
 		}
 	}
 	return RecordRef{}, false
+}
+
+// take records that c took ref, a rotation lookalike of old, the record
+// it owns in the rotated-away account: through the API the two are one
+// record moved by a key rotation, so ref is c's own from now on, and the
+// pair counts as one record (carriedBy).
+func (l *Ledger) take(c CustomerView, ref, old RecordRef) {
+	if _, seen := l.carried[ref]; !seen {
+		l.carried[ref] = old
+	}
+	l.owner[ref] = c.UID
+}
+
+// free says whether no live Customer that manages (not observes) owns ref.
+func (l *Ledger) free(ref RecordRef, live map[string]CustomerView) bool {
+	o, alive := live[l.owner[ref]]
+	return l.owner[ref] == "" || !alive || o.Observe
 }
 
 // Post is one create (a POST) as the tap saw it: the account it went to,
@@ -388,14 +434,16 @@ func (l *Ledger) Observe(s Snapshot) {
 		if !ok || l.owner[ref] == c.UID {
 			continue
 		}
-		if old, ok := l.lookalikeOf(c, rec); ok {
+		if old, ok := l.lookalikeOf(c, rec); ok && l.free(ref, live) {
 			// Bound to a rotation lookalike: the operator took it as the
-			// record it had (README: a limit of the evidence).
-			if _, seen := l.carried[ref]; !seen {
-				l.carried[ref] = old
-			}
+			// record it had (README: a limit of the evidence), and from
+			// then on it is its own (status.account names the account of
+			// its credentials: the first proof of "Which record is
+			// whose"), whatever the spec writes to it since.
+			l.take(c, ref, old)
+			continue
 		}
-		if o, alive := live[l.owner[ref]]; (l.owner[ref] == "" || !alive || o.Observe) && l.told(c, rec) {
+		if l.free(ref, live) && l.told(c, rec) {
 			l.owner[ref] = c.UID
 		} else if l.lostAnswer(c, rec, live) {
 			// Taken as the record of its create whose answer it never
@@ -418,6 +466,7 @@ func (l *Ledger) Observe(s Snapshot) {
 	for uid, c := range live {
 		l.seen[uid] = c
 	}
+	clear(l.lostNow)
 }
 
 // namedBy returns the records uid owns that another managing Customer,

@@ -240,13 +240,13 @@ func TestARotationLookalikeIsAllowedOnlyAfterARotation(t *testing.T) {
 		t.Fatalf("without a rotation: got %v, want %s", v, WriteUnowned)
 	}
 	l.Rotated(acctA)
-	if v := l.CheckWrite(put, live); v != nil {
-		t.Fatalf("after a rotation of its account: %v", v)
-	}
 	other := put
 	other.Before = rec(acctB, "1", "someone@example.com")
 	if v := l.CheckWrite(other, live); v == nil {
 		t.Fatal("a record with another email than its own had is not a copy of it")
+	}
+	if v := l.CheckWrite(put, live); v != nil {
+		t.Fatalf("after a rotation of its account: %v", v)
 	}
 	clone := Write{"PUT", RecordRef{acctC, "1"}, rec(acctC, "1", "e0@example.com"), true, Record{}}
 	moved.Account = acctC
@@ -645,6 +645,127 @@ func TestADeletionUnderWayWhenTheCredentialsChangeKeepsTheRecord(t *testing.T) {
 			vs := l.CheckEnd(Snapshot{Records: left}, nil)
 			if len(vs) != tt.want || tt.want == 1 && vs[0].Kind != OwnRecordLeft {
 				t.Errorf("got %v, want %d %s", vs, tt.want, OwnRecordLeft)
+			}
+		})
+	}
+}
+
+// A rotation lookalike a Customer took (bound it, or wrote it as the
+// carried-over record) is its own from then on: the README writes a spec
+// changed meanwhile, its email included, to a carried-over record, and a
+// record bound under status.account naming the account of the current
+// credentials is proven (seeds 301279 and 301731: Ready on the copy after
+// the email was written; 300736: a later PUT of the copy with its new
+// email; and 40011's path, a Secret pointed at the other account, with a
+// new email: the PUT and the DELETE of the copy). A copy it never took
+// stays another's once its email differs.
+func TestARotationLookalikeTakenStaysItsOwnAfterAnEmailChange(t *testing.T) {
+	orig, copyRef := RecordRef{acctA, "1"}, RecordRef{acctB, "1"}
+	before := CustomerView{Name: "c1", UID: "u1", Email: "e3@example.com", Account: acctA, Policy: "Delete", Bound: "1", BoundAccount: acctA}
+	moved := before
+	moved.Account, moved.PrevAccount = acctB, acctA
+	moved.Email = "e2@example.com" // the spec's new email, written to the copy
+	carried := moved
+	carried.BoundAccount, carried.Ready, carried.Generation, carried.Observed = acctB, "True", 2, 2
+	carried.Company, carried.First, carried.Last = "", "", ""
+	written := rec(acctB, "1", "e2@example.com")
+	for _, tt := range []struct {
+		name string
+		// take: how the Customer took the copy before its email changed:
+		// "put" (the carrying PUT wrote the new email in the same step),
+		// "bound" (a snapshot showed it bound to the unchanged copy), or
+		// "" (never).
+		take    string
+		rotated bool
+		want    []string
+	}{
+		{"carried over by the PUT of its new email", "put", true, nil},
+		{"carried over, then its email changed", "bound", true, nil},
+		{"never taken, the copy's email changed by someone else", "", true, []string{WriteUnowned, DeleteUnowned, ReadyUnowned}},
+		{"no rotation", "put", false, []string{WriteUnowned, WriteUnowned, DeleteUnowned, ReadyUnowned}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Created(orig, "u1")
+			l.Observe(Snapshot{Customers: []CustomerView{before}, Records: map[RecordRef]Record{orig: rec(acctA, "1", "e3@example.com")}})
+			if tt.rotated {
+				l.Rotated(acctA)
+			}
+			var got []string
+			live := map[string]CustomerView{"u1": moved}
+			switch tt.take {
+			case "put":
+				if v := l.CheckWrite(Write{"PUT", copyRef, rec(acctB, "1", "e3@example.com"), true, written}, live); v != nil {
+					got = append(got, v.Kind)
+				}
+			case "bound":
+				b := carried
+				b.Email = "e3@example.com"
+				l.Observe(Snapshot{Customers: []CustomerView{b}, Records: map[RecordRef]Record{orig: rec(acctA, "1", "e3@example.com"), copyRef: rec(acctB, "1", "e3@example.com")}})
+			}
+			// A later PUT (another field), with the copy holding the new
+			// email; then, deleted with deletionPolicy Delete, its DELETE.
+			if v := l.CheckWrite(Write{"PUT", copyRef, written, true, written}, map[string]CustomerView{"u1": carried}); v != nil {
+				got = append(got, v.Kind)
+			}
+			deleting := carried
+			deleting.Deleting = true
+			if v := l.CheckWrite(Write{"DELETE", copyRef, written, true, Record{}}, map[string]CustomerView{"u1": deleting}); v != nil {
+				got = append(got, v.Kind)
+			}
+			end := Snapshot{Customers: []CustomerView{carried}, Records: map[RecordRef]Record{orig: rec(acctA, "1", "e3@example.com"), copyRef: written}}
+			l.Observe(end)
+			for _, v := range l.CheckStep(end, end) {
+				got = append(got, v.Kind)
+			}
+			for _, v := range l.CheckEnd(end, nil) {
+				got = append(got, v.Kind)
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// A Customer lost without its finalizer (restore: the object is force-
+// deleted and restored from a backup, a new UID) may have had a pass under
+// way: its PUT of the record it was bound to, sent during that step, is its
+// own write in flight, not the restored object's (seed 300816: the pass put
+// the finalizer back, the DELETE crossed it, and its PUT went out after the
+// object was gone). After the step, or of a record it was not bound to, or
+// a DELETE while it was not being deleted, it is not.
+func TestAWriteInFlightWhenItsCustomerIsLostIsItsOwn(t *testing.T) {
+	own, other := RecordRef{acctA, "1"}, RecordRef{acctA, "2"}
+	old := CustomerView{Name: "c1", UID: "u-old", Email: "e0@example.com", Account: acctA, Policy: "Orphan", Bound: "1", BoundAccount: acctA}
+	restored := CustomerView{Name: "c1", UID: "u-new", Email: "e0@example.com", Account: acctA, Policy: "Orphan"}
+	records := map[RecordRef]Record{own: rec(acctA, "1", "e4@example.com"), other: rec(acctA, "2", "e2@example.com")}
+	for _, tt := range []struct {
+		name      string
+		w         Write
+		afterStep bool
+		broken    string
+	}{
+		{"its PUT during the step it was lost in", Write{"PUT", own, records[own], true, Record{}}, false, ""},
+		{"a PUT after that step", Write{"PUT", own, records[own], true, Record{}}, true, WriteUnowned},
+		{"a PUT of a record it was not bound to", Write{"PUT", other, records[other], true, Record{}}, false, WriteUnowned},
+		{"a DELETE while it was not being deleted", Write{"DELETE", own, records[own], true, Record{}}, false, DeleteUnowned},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Created(own, "u-old")
+			l.Observe(Snapshot{Customers: []CustomerView{old}, Records: records})
+			l.Forced("u-old")
+			live := map[string]CustomerView{"u-new": restored}
+			if tt.afterStep {
+				l.Observe(Snapshot{Customers: []CustomerView{restored}, Records: records})
+			}
+			v := l.CheckWrite(tt.w, live)
+			switch {
+			case tt.broken == "" && v != nil:
+				t.Fatalf("allowed write reported: %s", v)
+			case tt.broken != "" && (v == nil || v.Kind != tt.broken):
+				t.Fatalf("got %v, want a %s", v, tt.broken)
 			}
 		})
 	}
