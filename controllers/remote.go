@@ -242,9 +242,14 @@ func (r *CustomerReconciler) newestCopy(ctx context.Context, c *v1alpha1.Custome
 // does prove the record exists), the record missing from the listing is
 // no reason to create either.
 //
+// A held record that reads by id confirm gone (heldRecordGone: as a
+// disappearance is confirmed) is no sign of lag: its holder may never look
+// at this account again to find it gone (its credentials moved).
+//
 // It returns a *pending error (list again once the listing is older than
-// preCheckMaxAge) or an error reading the cache; nil lets the create go
-// on. Only the records the listing does not keep whole are looked at.
+// preCheckMaxAge), an error reading the cache or the record; nil lets the
+// create go on. Only the records the listing does not keep whole are
+// looked at.
 func (r *CustomerReconciler) listingLags(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) error {
 	if c.Annotations[v1alpha1.RecreateAnnotation] == "true" {
 		// A person confirmed that the account's records are really gone.
@@ -281,6 +286,14 @@ func (r *CustomerReconciler) listingLags(ctx context.Context, c *v1alpha1.Custom
 			}
 			here := o.Status.Account == cl.Account()
 			if !here && !r.accounts.seenBefore(cl.Account(), id, asked) && !r.undecidedMove(ctx, o, cl) || recs.lists(id) {
+				continue
+			}
+			if gone, err := r.heldRecordGone(ctx, cl, id); err != nil || gone {
+				// Confirmed gone by reads of its own: the listing is right
+				// to lack it, whether or not its holder ever looks again.
+				if err != nil {
+					return err
+				}
 				continue
 			}
 			if !here && r.accounts.wake != nil {
