@@ -331,14 +331,25 @@ func readyReason(c *v1alpha1.Customer) string {
 }
 
 // boundTo returns another Customer of the cache, observers included, that
-// has record id in its status, or nil.
-func (r *CustomerReconciler) boundTo(ctx context.Context, c *v1alpha1.Customer, id string) *v1alpha1.Customer {
+// has record id of cl's account in its status, or nil: bound in that
+// account (status.account), or bound elsewhere while its credentials name
+// that account (or cannot be read): a rotated key may carry its record
+// over. Ids are unique only within an account: the same id bound in
+// another account is another record.
+func (r *CustomerReconciler) boundTo(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) *v1alpha1.Customer {
 	for _, key := range r.claims.of(recordClaim(id)) {
 		if key == client.ObjectKeyFromObject(c) {
 			continue
 		}
 		other := &v1alpha1.Customer{}
-		if err := r.Get(ctx, key, other); err == nil && other.UID != c.UID && other.Status.CustomerID == id {
+		if err := r.Get(ctx, key, other); err != nil || other.UID == c.UID || other.Status.CustomerID != id {
+			continue
+		}
+		if other.Status.Account == cl.Account() {
+			return other
+		}
+		if same, err := r.sameAccount(ctx, c, other, cl); err != nil || same {
+			// When in doubt, its claim stands.
 			return other
 		}
 	}
@@ -425,7 +436,7 @@ func (r *CustomerReconciler) emailHeld(ctx context.Context, c *v1alpha1.Customer
 		}
 		// An observer claims nothing, but it has the record bound: it is
 		// the one to name.
-		if o := r.boundTo(ctx, c, id); o != nil && o.Status.Account == cl.Account() {
+		if o := r.boundTo(ctx, c, cl, id); o != nil && o.Status.Account == cl.Account() {
 			return o
 		}
 		return nil
