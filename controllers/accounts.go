@@ -44,6 +44,17 @@ type accountRegistry struct {
 	// urls holds the base URL of every account this manager used, kept
 	// as long as what it found there (seen).
 	urls map[string]string
+	// unfound holds, per account, the records another Customer holds that
+	// reads by id found missing in a row (heldRecordGone); a record found
+	// again (a read, a listing) is taken off.
+	unfound map[string]map[string]missingReads
+}
+
+// missingReads is how many reads by id in a row found a record missing,
+// and when the last one counted was.
+type missingReads struct {
+	reads int
+	at    time.Time
 }
 
 // seenRecord is when a record was first and last found in its account,
@@ -100,7 +111,7 @@ type listCall struct {
 const listRetry = 5 * time.Second
 
 func newAccountRegistry(c clock.Clock) *accountRegistry {
-	return &accountRegistry{clock: c, accounts: map[string]*accountState{}, vanished: map[string]map[types.NamespacedName]bool{}, refusedAt: map[string]time.Time{}, seen: map[string]map[string]seenRecord{}, urls: map[string]string{}}
+	return &accountRegistry{clock: c, accounts: map[string]*accountState{}, vanished: map[string]map[types.NamespacedName]bool{}, refusedAt: map[string]time.Time{}, seen: map[string]map[string]seenRecord{}, urls: map[string]string{}, unfound: map[string]map[string]missingReads{}}
 }
 
 // account returns the state of cl's account, made on first use. The caller
@@ -357,6 +368,45 @@ func (r *accountRegistry) prune(cutoff time.Time) {
 			delete(r.urls, account)
 		}
 	}
+	for account, recs := range r.unfound {
+		for id, m := range recs {
+			if m.at.Before(cutoff) {
+				delete(recs, id)
+			}
+		}
+		if len(recs) == 0 {
+			delete(r.unfound, account)
+		}
+	}
+}
+
+// unfoundSoFar returns how many reads by id in a row found record id
+// missing from account, and when the last one counted was.
+func (r *accountRegistry) unfoundSoFar(account, id string) (int, time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.unfound[account][id]
+	return m.reads, m.at
+}
+
+// notFound counts a read by id at now that found record id missing from
+// account, unless it comes less than interval after the last one counted,
+// and returns how many reads in a row found it missing.
+func (r *accountRegistry) notFound(account, id string, now time.Time, interval time.Duration) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	recs := r.unfound[account]
+	if recs == nil {
+		recs = map[string]missingReads{}
+		r.unfound[account] = recs
+	}
+	m := recs[id]
+	if m.reads == 0 || now.Sub(m.at) >= interval {
+		m.reads++
+		m.at = now
+	}
+	recs[id] = m
+	return m.reads
 }
 
 // failedBefore says whether account's last listing failed, and was asked
@@ -481,6 +531,7 @@ func (r *accountRegistry) foundLocked(account string, at time.Time, recs ...scri
 		r.seen[account] = seen
 	}
 	for _, rec := range recs {
+		delete(r.unfound[account], rec.ID)
 		s, ok := seen[rec.ID]
 		if !ok || at.Before(s.first) {
 			s.first = at

@@ -104,3 +104,32 @@ func TestARewriteThatScriptLockStoresDifferentlyIsNotRepeated(t *testing.T) {
 		t.Fatal("once ScriptLock was seen holding the spec, the same drift later is new drift")
 	}
 }
+
+// Reads by id that find a held record missing count as a disappearance's
+// do: one per interval at most, and a sighting (a read, a listing) calls
+// the count off; a prune forgets counts not added to since the cutoff.
+func TestMissingReadsOfAHeldRecordCountInARowPerInterval(t *testing.T) {
+	a := newAccountRegistry(clock.RealClock{})
+	t0 := time.Now()
+	if n := a.notFound("acct", "7", t0, 10*time.Second); n != 1 {
+		t.Fatalf("first read: %d", n)
+	}
+	if n := a.notFound("acct", "7", t0.Add(time.Second), 10*time.Second); n != 1 {
+		t.Fatalf("a read within the interval counted: %d", n)
+	}
+	if n := a.notFound("acct", "7", t0.Add(10*time.Second), 10*time.Second); n != 2 {
+		t.Fatalf("second read: %d", n)
+	}
+	if n, _ := a.unfoundSoFar("other", "7"); n != 0 {
+		t.Fatalf("counted in another account: %d", n)
+	}
+	a.found("acct", t0.Add(11*time.Second), scriptlock.Customer{ID: "7"})
+	if n, _ := a.unfoundSoFar("acct", "7"); n != 0 {
+		t.Fatalf("a sighting did not call the count off: %d", n)
+	}
+	a.notFound("acct", "8", t0, time.Second)
+	a.prune(t0.Add(time.Minute))
+	if n, _ := a.unfoundSoFar("acct", "8"); n != 0 {
+		t.Fatalf("a prune kept an old count: %d", n)
+	}
+}

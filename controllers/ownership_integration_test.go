@@ -698,6 +698,44 @@ func TestALateCommittedCreateIsAdoptedByItsCreator(t *testing.T) {
 	}
 }
 
+// Ids are only unique within an account: another Customer bound to the
+// same id in another account (here another instance, which numbers its
+// records from 1 too) holds a different record. A create whose answer was
+// lost finds its record under that id: it is its own, not a Conflict
+// naming the other Customer (explorer seed 300219: a copy moved to the
+// other account at the same URL and made its record there, under the id
+// of the original's late-committed record).
+func TestTheSameIDBoundInAnotherAccountIsAnotherRecord(t *testing.T) {
+	for name, lose := range map[string]func(s *sim.Server){
+		"answer lost (504)": func(s *sim.Server) { s.LoseNextCreate(sim.LoseWith504) },
+		// Of the same kind: committed late, unlisted for a while.
+		"committed late": func(s *sim.Server) { s.CommitNextCreateLate(1500*time.Millisecond, sim.LoseWith504) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			const key = "elsewhere-key"
+			e := newEnv(t, managerOpts{permanentBackoff: time.Minute})
+			_, url := e.otherScriptLock(key)
+			e.secret(e.ns, "creds", map[string]string{"apiKey": key, "url": url})
+			away := e.customer("away", "away@example.com")
+			away.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+			e.create(away)
+			id := e.waitReady("away").Status.CustomerID
+			lose(e.sim)
+			e.create(e.customer("acme", "acme@example.com"))
+			got := e.waitReason("acme", metav1.ConditionTrue, v1alpha1.ReasonAvailable, 30*time.Second)
+			if recs := e.records(); len(recs) != 1 || recs[0].ID != got.Status.CustomerID {
+				t.Fatalf("want its own single record %q, got %+v", got.Status.CustomerID, recs)
+			}
+			if got.Status.CustomerID != id {
+				t.Fatalf("the test needs the same id in both accounts: %q and %q", got.Status.CustomerID, id)
+			}
+			if evs := e.events("acme", v1alpha1.ReasonConflict); len(evs) != 0 {
+				t.Fatalf("a Conflict over its own record: %s", evs[0].Note)
+			}
+		})
+	}
+}
+
 // A create that may have created the record is transient, never stalled:
 // with a one-minute stalled backoff, a misclassified answer would not be
 // Ready within 20 s.

@@ -242,9 +242,14 @@ func (r *CustomerReconciler) newestCopy(ctx context.Context, c *v1alpha1.Custome
 // does prove the record exists), the record missing from the listing is
 // no reason to create either.
 //
+// A held record that reads by id confirm gone (heldRecordGone: as a
+// disappearance is confirmed) is no sign of lag: its holder may never look
+// at this account again to find it gone (its credentials moved).
+//
 // It returns a *pending error (list again once the listing is older than
-// preCheckMaxAge) or an error reading the cache; nil lets the create go
-// on. Only the records the listing does not keep whole are looked at.
+// preCheckMaxAge), an error reading the cache or the record; nil lets the
+// create go on. Only the records the listing does not keep whole are
+// looked at.
 func (r *CustomerReconciler) listingLags(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) error {
 	if c.Annotations[v1alpha1.RecreateAnnotation] == "true" {
 		// A person confirmed that the account's records are really gone.
@@ -283,6 +288,14 @@ func (r *CustomerReconciler) listingLags(ctx context.Context, c *v1alpha1.Custom
 			if !here && !r.accounts.seenBefore(cl.Account(), id, asked) && !r.undecidedMove(ctx, o, cl) || recs.lists(id) {
 				continue
 			}
+			if gone, err := r.heldRecordGone(ctx, cl, id); err != nil || gone {
+				// Confirmed gone by reads of its own: the listing is right
+				// to lack it, whether or not its holder ever looks again.
+				if err != nil {
+					return err
+				}
+				continue
+			}
 			if !here && r.accounts.wake != nil {
 				r.accounts.wake([]types.NamespacedName{key})
 			}
@@ -318,14 +331,25 @@ func readyReason(c *v1alpha1.Customer) string {
 }
 
 // boundTo returns another Customer of the cache, observers included, that
-// has record id in its status, or nil.
-func (r *CustomerReconciler) boundTo(ctx context.Context, c *v1alpha1.Customer, id string) *v1alpha1.Customer {
+// has record id of cl's account in its status, or nil: bound in that
+// account (status.account), or bound elsewhere while its credentials name
+// that account (or cannot be read): a rotated key may carry its record
+// over. Ids are unique only within an account: the same id bound in
+// another account is another record.
+func (r *CustomerReconciler) boundTo(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) *v1alpha1.Customer {
 	for _, key := range r.claims.of(recordClaim(id)) {
 		if key == client.ObjectKeyFromObject(c) {
 			continue
 		}
 		other := &v1alpha1.Customer{}
-		if err := r.Get(ctx, key, other); err == nil && other.UID != c.UID && other.Status.CustomerID == id {
+		if err := r.Get(ctx, key, other); err != nil || other.UID == c.UID || other.Status.CustomerID != id {
+			continue
+		}
+		if other.Status.Account == cl.Account() {
+			return other
+		}
+		if same, err := r.sameAccount(ctx, c, other, cl); err != nil || same {
+			// When in doubt, its claim stands.
 			return other
 		}
 	}
@@ -412,7 +436,7 @@ func (r *CustomerReconciler) emailHeld(ctx context.Context, c *v1alpha1.Customer
 		}
 		// An observer claims nothing, but it has the record bound: it is
 		// the one to name.
-		if o := r.boundTo(ctx, c, id); o != nil && o.Status.Account == cl.Account() {
+		if o := r.boundTo(ctx, c, cl, id); o != nil && o.Status.Account == cl.Account() {
 			return o
 		}
 		return nil

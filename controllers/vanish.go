@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -61,4 +62,40 @@ func (r *CustomerReconciler) confirmMissing(c *v1alpha1.Customer, id, then strin
 				id, reads, r.VanishReads, r.VanishInterval, then)}
 	}
 	return nil
+}
+
+// heldRecordGone says whether record id, which another Customer holds in
+// cl's account and the account's last listing lacks, is confirmed gone
+// from that account, as a disappearance is confirmed: VanishReads reads by
+// id in a row found it missing, each at least VanishInterval after the one
+// before. Until then the listing is taken as lagging (listingLags) and no
+// create is decided on it; but a holder that no longer reads the account
+// (its credentials moved: AccountChanged, InvalidCredentials) never
+// confirms its record gone itself, and every create in the account would
+// wait for ever. It reads the record at most once per VanishInterval; a
+// read that finds it calls the confirmation off. Never while the
+// account's vanish breaker is open: with many records missing at once
+// (a failover to an empty replica) nothing is created there.
+func (r *CustomerReconciler) heldRecordGone(ctx context.Context, cl *scriptlock.Client, id string) (bool, error) {
+	if _, _, open := r.accounts.breaker(cl.Account()); open {
+		return false, nil
+	}
+	now := r.Clock.Now()
+	reads, at := r.accounts.unfoundSoFar(cl.Account(), id)
+	if reads >= r.VanishReads {
+		return true, nil
+	}
+	if reads > 0 && now.Sub(at) < r.VanishInterval {
+		return false, nil
+	}
+	rec, err := cl.Get(ctx, id)
+	switch {
+	case err == nil:
+		// There: the listing lags.
+		r.accounts.found(cl.Account(), now, rec)
+		return false, nil
+	case scriptlock.IsNotFound(err):
+		return r.accounts.notFound(cl.Account(), id, now, r.VanishInterval) >= r.VanishReads, nil
+	}
+	return false, fmt.Errorf("reading ScriptLock customer %s, which another Customer holds and the account's listing lacks: %w", id, err)
 }

@@ -247,3 +247,54 @@ func TestAMassVanishSeenByARestartedManagerRecreatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// A listing that lacks a record another Customer holds in the account is
+// taken as lagging, and no create is decided on it (explorer seeds 101712,
+// 101774). But a held record can really be gone while its holder never
+// reads that account again to find out: deleted in ScriptLock, and its
+// holder's credentials then moved (AccountChanged, InvalidCredentials).
+// Such a record is confirmed missing as a disappearance is (reads by id,
+// VanishReads in a row), and then no longer keeps every new Customer of
+// the account from being created (explorer seed 300772: the newcomer
+// waited without any status until the end).
+func TestARecordGoneWhoseHolderLookedAwayDoesNotHoldCreatesBack(t *testing.T) {
+	for _, away := range []struct {
+		name   string
+		reason string
+		move   func(e *env)
+	}{
+		{"the holder now points at a clone", v1alpha1.ReasonAccountChanged, func(e *env) {
+			_, url := e.otherScriptLock(canaryKey)
+			e.secret(e.ns, "creds", map[string]string{"apiKey": canaryKey, "url": url})
+			e.update("holder", func(c *v1alpha1.Customer) { c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"} })
+		}},
+		// Of the same kind: its credentials Secret does not exist.
+		{"the holder's Secret is missing", v1alpha1.ReasonInvalidCredentials, func(e *env) {
+			e.update("holder", func(c *v1alpha1.Customer) { c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "missing"} })
+		}},
+	} {
+		t.Run(away.name, func(t *testing.T) {
+			e := newEnv(t, managerOpts{})
+			holder := e.waitReadyAfterCreate("holder", "holder@example.com")
+			id := holder.Status.CustomerID
+			e.sim.DeleteOutOfBand(canaryKey, id)
+			away.move(e)
+			e.waitReason("holder", metav1.ConditionFalse, away.reason, patience)
+			// A manager started since (explorer: lagstart) remembers no
+			// listing from before the deletion: its first one lacks the
+			// held record.
+			e.stopManager()
+			e.startManager()
+			got := e.waitReadyAfterCreate("newcomer", "newcomer@example.com")
+			if got.Status.CustomerID == "" || got.Status.CustomerID == id {
+				t.Fatalf("newcomer bound to %q", got.Status.CustomerID)
+			}
+			if recs := e.records(); len(recs) != 1 {
+				t.Fatalf("records %+v, want the newcomer's only", recs)
+			}
+			if h := e.get("holder"); h.Status.CustomerID != id {
+				t.Fatalf("the holder's binding changed: %q", h.Status.CustomerID)
+			}
+		})
+	}
+}
