@@ -44,10 +44,20 @@ type accountRegistry struct {
 	// urls holds the base URL of every account this manager used, kept
 	// as long as what it found there (seen).
 	urls map[string]string
+	// sent holds when this manager sent the first create of an object's
+	// create-time proof whose answer was lost, to the nanosecond: the proof
+	// keeps it in whole seconds (sentAt).
+	sent map[types.UID]sentCreate
 	// unfound holds, per account, the records another Customer holds that
 	// reads by id found missing in a row (heldRecordGone); a record found
 	// again (a read, a listing) is taken off.
 	unfound map[string]map[string]missingReads
+}
+
+// sentCreate is when a create of a proof whose Since is since was first
+// sent.
+type sentCreate struct {
+	since, at time.Time
 }
 
 // missingReads is how many reads by id in a row found a record missing,
@@ -111,7 +121,7 @@ type listCall struct {
 const listRetry = 5 * time.Second
 
 func newAccountRegistry(c clock.Clock) *accountRegistry {
-	return &accountRegistry{clock: c, accounts: map[string]*accountState{}, vanished: map[string]map[types.NamespacedName]bool{}, refusedAt: map[string]time.Time{}, seen: map[string]map[string]seenRecord{}, urls: map[string]string{}, unfound: map[string]map[string]missingReads{}}
+	return &accountRegistry{clock: c, accounts: map[string]*accountState{}, vanished: map[string]map[types.NamespacedName]bool{}, refusedAt: map[string]time.Time{}, seen: map[string]map[string]seenRecord{}, urls: map[string]string{}, unfound: map[string]map[string]missingReads{}, sent: map[types.UID]sentCreate{}}
 }
 
 // account returns the state of cl's account, made on first use. The caller
@@ -353,6 +363,11 @@ func (r *accountRegistry) prune(cutoff time.Time) {
 			delete(r.refusedAt, id)
 		}
 	}
+	for uid, sent := range r.sent {
+		if sent.at.Before(cutoff) {
+			delete(r.sent, uid)
+		}
+	}
 	for account, recs := range r.seen {
 		for id, s := range recs {
 			if s.last.Before(cutoff) {
@@ -556,6 +571,30 @@ func (r *accountRegistry) seenBefore(account, id string, t time.Time) bool {
 	return ok && s.first.Before(t)
 }
 
+// sending records that the create of uid's proof since is sent at (the
+// first send of that proof counts).
+func (r *accountRegistry) sending(uid types.UID, since, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.sent[uid]; ok && s.since.Unix() == since.Unix() {
+		return
+	}
+	r.sent[uid] = sentCreate{since: since, at: at}
+}
+
+// sentAt returns when this manager first sent the create of uid's proof
+// since, to the nanosecond; ok is false if it sent none (another manager,
+// before a restart, did): since is then all there is, in whole seconds.
+func (r *accountRegistry) sentAt(uid types.UID, since time.Time) (at time.Time, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.sent[uid]
+	if !ok || s.since.Unix() != since.Unix() {
+		return since, false
+	}
+	return s.at, true
+}
+
 // seenAtURLBefore says whether this manager found, before t, a record with
 // id and email in another account at url, the base URL of account: under
 // a key just rotated (the same account, not yet known as such) or in
@@ -563,14 +602,17 @@ func (r *accountRegistry) seenBefore(account, id string, t time.Time) bool {
 // is most likely that very record, there before t, not one a create sent
 // at t stored with the same id and email.
 //
-// t may come from status.pendingCreate, stored in whole seconds: a record
-// found within t's second counts as found before it (found elsewhere, it
-// is still not a record this create can have stored).
-func (r *accountRegistry) seenAtURLBefore(url, account, id, email string, t time.Time) bool {
+// t is when the create was sent (sentAt); when exact is false it is the
+// proof's Since, in whole seconds, and a record found within t's second
+// counts as found before it (found elsewhere, it is still not a record
+// this create can have stored).
+func (r *accountRegistry) seenAtURLBefore(url, account, id, email string, t time.Time, exact bool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	email = strings.ToLower(email)
-	t = t.Truncate(time.Second).Add(time.Second)
+	if !exact {
+		t = t.Truncate(time.Second).Add(time.Second)
+	}
 	for other, recs := range r.seen {
 		if other == account || r.urls[other] != url {
 			continue

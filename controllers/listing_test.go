@@ -220,3 +220,44 @@ func TestConcurrentNeedsShareTheListingUnderWay(t *testing.T) {
 		t.Fatalf("8 concurrent needs made %d listings, want 1", n)
 	}
 }
+
+// TestACreateSentBeforeARecordWasFoundAtTheSameURLKeepsItsRecord: a
+// create whose answer was lost is told from a record with its id and email
+// found in another account at the same URL by when it was sent, to the
+// nanosecond, while this manager remembers it (explorer seed 300219: two
+// Customers' records got the same id within one second, and the proof's
+// whole second made each other's look older). A record found before the
+// send still counts; a proof this manager did not send (a restart) keeps
+// the whole-second rule, which leans towards keeping.
+func TestACreateSentBeforeARecordWasFoundAtTheSameURLKeepsItsRecord(t *testing.T) {
+	r := newAccountRegistry(clock.RealClock{})
+	r.urls["a"], r.urls["b"] = "https://scriptlock.example", "https://scriptlock.example"
+	since := time.Date(2026, 12, 7, 12, 0, 0, 100e6, time.UTC) // the proof, in memory
+	stored := since.Truncate(time.Second)                       // as read back from the object
+	sent := since.Add(200 * time.Millisecond)
+	r.sending("u1", since, sent)
+	r.found("b", sent.Add(300*time.Millisecond), scriptlock.Customer{ID: "2", Email: "e@example.com"})
+	r.found("b", sent.Add(-100*time.Millisecond), scriptlock.Customer{ID: "3", Email: "f@example.com"})
+
+	at, exact := r.sentAt("u1", stored)
+	if !exact || !at.Equal(sent) {
+		t.Fatalf("sentAt = %v, %v; want %v, true", at, exact, sent)
+	}
+	if r.seenAtURLBefore("https://scriptlock.example", "a", "2", "E@example.com", at, exact) {
+		t.Error("a record found after the create was sent counts as found before it")
+	}
+	if !r.seenAtURLBefore("https://scriptlock.example", "a", "3", "f@example.com", at, exact) {
+		t.Error("a record found before the create was sent does not count")
+	}
+	at, exact = r.sentAt("u2", stored)
+	if exact || !r.seenAtURLBefore("https://scriptlock.example", "a", "2", "e@example.com", at, exact) {
+		t.Error("a proof this manager did not send: a record found within its second must count as before it")
+	}
+	if _, exact := r.sentAt("u1", stored.Add(5*time.Second)); exact {
+		t.Error("a later proof of the same object took the time of an earlier one's send")
+	}
+	r.sending("u1", since, sent.Add(time.Second))
+	if at, _ := r.sentAt("u1", stored); !at.Equal(sent) {
+		t.Errorf("a second send of the same proof moved its time to %v", at)
+	}
+}

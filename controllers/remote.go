@@ -62,6 +62,7 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	var pre *listing
 	ctx = withChange(ctx, c, createReason(c, unknown), want, fieldsSet(want))
 	sent := false
+	var sentAt time.Time
 	defer func() {
 		if sent && persistErr == nil {
 			// Sent: a listing asked before now cannot show the email free.
@@ -78,6 +79,7 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 			annotatePending(c, p)
 		})
 		if persistErr == nil {
+			sentAt = r.Clock.Now()
 			// No listing asked for before this send can show its record
 			// (p.Since is in whole seconds, and was taken before the
 			// client's gates): a look for it needs a newer one.
@@ -99,6 +101,9 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 	case scriptlock.IsMaybeCreated(err):
 		// The record may exist: the proof stays, and the next pass looks
 		// for it before creating again. Not a failure that needs a person.
+		// When this create was sent, to the nanosecond, tells its record
+		// from one found elsewhere just before (seenAtURLBefore).
+		r.accounts.sending(c.UID, p.Since.Time, sentAt)
 		// It is copied into the status too (with the pass's status write,
 		// Ready=False), where a replace-style update cannot drop it.
 		c.Status.PendingCreate = p
