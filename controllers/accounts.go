@@ -304,6 +304,22 @@ func (r *accountRegistry) madeSince(account, id string, t time.Time) bool {
 	return ok && !m.at.Before(t) && r.clock.Now().Sub(m.at) <= madeFor
 }
 
+// notMadeSince returns the ids of ids that no create of this manager
+// stored in account at or after t (madeSince), in one hold of the lock.
+func (r *accountRegistry) notMadeSince(account string, ids []string, t time.Time) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a, ok := r.accounts[account]
+	if !ok {
+		return ids
+	}
+	now := r.clock.Now()
+	return slices.DeleteFunc(ids, func(id string) bool {
+		m, ok := a.made[id]
+		return ok && !m.at.Before(t) && now.Sub(m.at) <= madeFor
+	})
+}
+
 // use counts one more Customer whose record is in cl's account.
 func (r *accountRegistry) use(cl *scriptlock.Client) {
 	r.mu.Lock()

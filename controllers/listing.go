@@ -27,11 +27,47 @@ import (
 // answer.
 //
 // A listing is never changed once built: it is shared, outside the lock, by
-// every Customer of the account.
+// every Customer of the account. Only its memo of the held records it
+// lacks (lacking) grows, under a lock of its own.
 type listing struct {
 	records map[string]scriptlock.Customer // record id → the record, for claimed records
 	emails  map[uint64]string              // emailKey of every record's email → its id (the first one listed)
 	n       int                            // records listed
+
+	lackMu sync.Mutex
+	// lack holds the record ids some Customer named, as of position
+	// lackPos of the claims' log, that this listing does not keep whole.
+	lack    map[string]struct{}
+	lackPos int
+}
+
+// lacking returns the record ids some Customer names (status.customerID,
+// spec.customerID) that l does not keep whole. The first call looks at
+// every id c holds; later ones only at the ids c was given since (its
+// log), so that a create storm's check of each new Customer against the
+// listing (listingLags) costs the records made since the listing, not
+// every record of the cluster.
+func (l *listing) lacking(c *claims) []string {
+	l.lackMu.Lock()
+	defer l.lackMu.Unlock()
+	ids, next, whole := c.recordsSince(l.lackPos, l.lack == nil)
+	if whole || l.lack == nil {
+		l.lack = map[string]struct{}{}
+	}
+	for _, id := range ids {
+		if _, kept := l.records[id]; !kept {
+			l.lack[id] = struct{}{}
+		}
+	}
+	l.lackPos = next
+	for _, id := range c.unheld(l.lack) {
+		delete(l.lack, id)
+	}
+	out := make([]string, 0, len(l.lack))
+	for id := range l.lack {
+		out = append(out, id)
+	}
+	return out
 }
 
 // claims indexes the Customers of the informer cache by what they name:
@@ -50,6 +86,10 @@ type listing struct {
 type claims struct {
 	mu    sync.RWMutex
 	names map[string][]types.NamespacedName // "e:" + lowercased email, "i:" + record id → the Customers naming it
+	// added logs the record ids that got their first Customer, from
+	// position logBase on (recordsSince); it is cut at maxClaimsLog.
+	added   []string
+	logBase int
 	// synced says whether the handler has seen the informer's first
 	// listing; nil: always (an index filled by hand).
 	synced func() bool
@@ -71,25 +111,46 @@ func (c *claims) has(rec scriptlock.Customer) bool {
 	return len(c.names[recordClaim(rec.ID)]) > 0 || len(c.names[emailClaim(rec.Email)]) > 0
 }
 
+// maxClaimsLog bounds the log of record ids newly named: past it, a
+// listing's memo that has not caught up looks at every id again.
+const maxClaimsLog = 1 << 16
+
+// recordsSince returns the record ids named since position pos of the log
+// and the position after them; whole is true when pos is older than the
+// log (or all is true) and ids are every record id named now instead.
+func (c *claims) recordsSince(pos int, all bool) (ids []string, next int, whole bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	next = c.logBase + len(c.added)
+	if all || pos < c.logBase {
+		for k := range c.names {
+			if id, ok := strings.CutPrefix(k, "i:"); ok {
+				ids = append(ids, id)
+			}
+		}
+		return ids, next, true
+	}
+	return slices.Clone(c.added[pos-c.logBase:]), next, false
+}
+
+// unheld returns the ids of set no Customer names any more.
+func (c *claims) unheld(set map[string]struct{}) []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []string
+	for id := range set {
+		if len(c.names[recordClaim(id)]) == 0 {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // of returns the Customers that name claim (emailClaim or recordClaim).
 func (c *claims) of(claim string) []types.NamespacedName {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return slices.Clone(c.names[claim])
-}
-
-// records returns the record ids some Customer names (status.customerID,
-// spec.customerID).
-func (c *claims) records() []string {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	var out []string
-	for k := range c.names {
-		if id, ok := strings.CutPrefix(k, "i:"); ok {
-			out = append(out, id)
-		}
-	}
-	return out
 }
 
 // claimsOf returns what cu names.
@@ -120,6 +181,13 @@ func (c *claims) set(key types.NamespacedName, before, after []string) {
 	}
 	for _, k := range after {
 		if !slices.Contains(before, k) && !slices.Contains(c.names[k], key) {
+			if id, ok := strings.CutPrefix(k, "i:"); ok && len(c.names[k]) == 0 {
+				if len(c.added) == maxClaimsLog {
+					c.logBase += len(c.added)
+					c.added = nil
+				}
+				c.added = append(c.added, id)
+			}
 			c.names[k] = append(c.names[k], key)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -260,4 +261,45 @@ func TestACreateSentBeforeARecordWasFoundAtTheSameURLKeepsItsRecord(t *testing.T
 	if at, _ := r.sentAt("u1", stored); !at.Equal(sent) {
 		t.Errorf("a second send of the same proof moved its time to %v", at)
 	}
+}
+
+// TestAListingLacksTheHeldRecordsItDoesNotKeep: lacking gives the record
+// ids some Customer names that the listing does not keep whole, and keeps
+// up with the claims by their log: a record named after the first call,
+// one no longer named, one named again, and, once the log was cut, every
+// id looked at again.
+func TestAListingLacksTheHeldRecordsItDoesNotKeep(t *testing.T) {
+	c := newClaims()
+	name := func(n string) types.NamespacedName { return types.NamespacedName{Namespace: "ns", Name: n} }
+	hold := func(n, id string) { c.set(name(n), nil, []string{recordClaim(id)}) }
+	drop := func(n, id string) { c.set(name(n), []string{recordClaim(id)}, nil) }
+	l, add := newListing(nil)
+	add(scriptlock.Customer{ID: "1", Email: "a@example.com"})
+	hold("a", "1")
+	hold("b", "2")
+	want := func(ids ...string) {
+		t.Helper()
+		got := l.lacking(c)
+		slices.Sort(got)
+		slices.Sort(ids)
+		if !slices.Equal(got, ids) {
+			t.Fatalf("lacking = %v, want %v", got, ids)
+		}
+	}
+	want("2")
+	hold("c", "3")
+	hold("d", "1") // kept whole by the listing
+	want("2", "3")
+	drop("b", "2")
+	want("3")
+	hold("e", "2")
+	want("2", "3")
+	c.mu.Lock()
+	c.logBase += len(c.added) + 5 // as if the log had been cut past l's position
+	c.added = nil
+	c.mu.Unlock()
+	hold("f", "4")
+	want("2", "3", "4")
+	hold("g", "5")
+	want("2", "3", "4", "5")
 }

@@ -268,10 +268,9 @@ func (r *CustomerReconciler) listingLags(ctx context.Context, c *v1alpha1.Custom
 		// Right after a start the index may not hold every holder yet.
 		return &pending{retryAfter: throttledRetry, msg: "indexing the Customers of the cache"}
 	}
-	for _, id := range r.claims.records() {
-		if _, kept := recs.record(id); kept {
-			continue
-		}
+	for _, id := range r.accounts.notMadeSince(cl.Account(), recs.lacking(r.claims), asked) {
+		// A record this manager created after the listing was asked for
+		// is rightly missing from it (notMadeSince).
 		for _, key := range r.claims.of(recordClaim(id)) {
 			o := &v1alpha1.Customer{}
 			if err := r.Get(ctx, key, o); err != nil {
@@ -281,12 +280,10 @@ func (r *CustomerReconciler) listingLags(ctx context.Context, c *v1alpha1.Custom
 				return fmt.Errorf("reading Customer %s: %w", key, err)
 			}
 			if o.UID == c.UID || o.Status.CustomerID != id || o.Annotations[v1alpha1.PausedAnnotation] == "true" ||
-				readyReason(o) == v1alpha1.ReasonNotFound || r.accounts.madeSince(cl.Account(), id, asked) {
+				readyReason(o) == v1alpha1.ReasonNotFound {
 				// A paused Customer's status says nothing of now, nor does
 				// one that found its record gone and waits for a person
-				// (NotFound: pinned by spec.customerID, or observed); a
-				// record this manager created after the listing was asked
-				// for is rightly missing from it.
+				// (NotFound: pinned by spec.customerID, or observed).
 				continue
 			}
 			here := o.Status.Account == cl.Account()
