@@ -234,7 +234,7 @@ func TestACreateSentBeforeARecordWasFoundAtTheSameURLKeepsItsRecord(t *testing.T
 	r := newAccountRegistry(clock.RealClock{})
 	r.urls["a"], r.urls["b"] = "https://scriptlock.example", "https://scriptlock.example"
 	since := time.Date(2026, 12, 7, 12, 0, 0, 100e6, time.UTC) // the proof, in memory
-	stored := since.Truncate(time.Second)                       // as read back from the object
+	stored := since.Truncate(time.Second)                      // as read back from the object
 	sent := since.Add(200 * time.Millisecond)
 	r.sending("u1", since, sent)
 	r.found("b", sent.Add(300*time.Millisecond), scriptlock.Customer{ID: "2", Email: "e@example.com"})
