@@ -47,18 +47,24 @@ type accountRegistry struct {
 	// sent holds when this manager sent the first create of an object's
 	// create-time proof whose answer was lost, to the nanosecond: the proof
 	// keeps it in whole seconds (sentAt).
-	sent map[types.UID]sentCreate
+	sent     map[types.UID]sentCreate
+	sentAdds int
 	// unfound holds, per account, the records another Customer holds that
 	// reads by id found missing in a row (heldRecordGone); a record found
 	// again (a read, a listing) is taken off.
 	unfound map[string]map[string]missingReads
 }
 
-// sentCreate is when a create of a proof whose Since is since was first
-// sent.
+// sentCreate is when a create of a proof whose Since is since, of email
+// in account, was first sent.
 type sentCreate struct {
-	since, at time.Time
+	since, at      time.Time
+	account, email string
 }
+
+// sentFor is how long a send time is remembered: far longer than a
+// listing is used to judge a create.
+const sentFor = 10 * time.Minute
 
 // missingReads is how many reads by id in a row found a record missing,
 // and when the last one counted was.
@@ -587,25 +593,36 @@ func (r *accountRegistry) seenBefore(account, id string, t time.Time) bool {
 	return ok && s.first.Before(t)
 }
 
-// sending records that the create of uid's proof since is sent at (the
-// first send of that proof counts).
-func (r *accountRegistry) sending(uid types.UID, since, at time.Time) {
+// sending records that the create of uid's proof since, of email in
+// account, is sent at (the first send of that proof counts).
+func (r *accountRegistry) sending(uid types.UID, account, email string, since, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if s, ok := r.sent[uid]; ok && s.since.Unix() == since.Unix() {
+	email = strings.ToLower(email)
+	if s, ok := r.sent[uid]; ok && s.since.Unix() == since.Unix() && s.account == account && s.email == email {
 		return
 	}
-	r.sent[uid] = sentCreate{since: since, at: at}
+	r.sent[uid] = sentCreate{since: since, at: at, account: account, email: email}
+	if r.sentAdds++; r.sentAdds%1024 == 0 {
+		// Bounded whatever the drift detection mode (prune runs only
+		// with listings).
+		for uid, s := range r.sent {
+			if at.Sub(s.at) > sentFor {
+				delete(r.sent, uid)
+			}
+		}
+	}
 }
 
 // sentAt returns when this manager first sent the create of uid's proof
-// since, to the nanosecond; ok is false if it sent none (another manager,
-// before a restart, did): since is then all there is, in whole seconds.
-func (r *accountRegistry) sentAt(uid types.UID, since time.Time) (at time.Time, ok bool) {
+// since, of email in account, to the nanosecond; ok is false if it sent
+// none (another manager, before a restart, did): since is then all there
+// is, in whole seconds.
+func (r *accountRegistry) sentAt(uid types.UID, account, email string, since time.Time) (at time.Time, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, ok := r.sent[uid]
-	if !ok || s.since.Unix() != since.Unix() {
+	if !ok || s.since.Unix() != since.Unix() || s.account != account || s.email != strings.ToLower(email) {
 		return since, false
 	}
 	return s.at, true
@@ -629,11 +646,13 @@ func (r *accountRegistry) seenAtURLBefore(url, account, id, email string, t time
 	if !exact {
 		t = t.Truncate(time.Second).Add(time.Second)
 	}
+	// A record found at the very time of the send (a clock that does not
+	// move) counts as found before it: the side that keeps.
 	for other, recs := range r.seen {
 		if other == account || r.urls[other] != url {
 			continue
 		}
-		if s, ok := recs[id]; ok && s.email == email && s.first.Before(t) {
+		if s, ok := recs[id]; ok && s.email == email && (s.first.Before(t) || exact && s.first.Equal(t)) {
 			return true
 		}
 	}

@@ -236,11 +236,11 @@ func TestACreateSentBeforeARecordWasFoundAtTheSameURLKeepsItsRecord(t *testing.T
 	since := time.Date(2026, 12, 7, 12, 0, 0, 100e6, time.UTC) // the proof, in memory
 	stored := since.Truncate(time.Second)                      // as read back from the object
 	sent := since.Add(200 * time.Millisecond)
-	r.sending("u1", since, sent)
+	r.sending("u1", "a", "e@example.com", since, sent)
 	r.found("b", sent.Add(300*time.Millisecond), scriptlock.Customer{ID: "2", Email: "e@example.com"})
 	r.found("b", sent.Add(-100*time.Millisecond), scriptlock.Customer{ID: "3", Email: "f@example.com"})
 
-	at, exact := r.sentAt("u1", stored)
+	at, exact := r.sentAt("u1", "a", "E@example.com", stored)
 	if !exact || !at.Equal(sent) {
 		t.Fatalf("sentAt = %v, %v; want %v, true", at, exact, sent)
 	}
@@ -250,15 +250,25 @@ func TestACreateSentBeforeARecordWasFoundAtTheSameURLKeepsItsRecord(t *testing.T
 	if !r.seenAtURLBefore("https://scriptlock.example", "a", "3", "f@example.com", at, exact) {
 		t.Error("a record found before the create was sent does not count")
 	}
-	at, exact = r.sentAt("u2", stored)
+	at, exact = r.sentAt("u2", "a", "e@example.com", stored)
 	if exact || !r.seenAtURLBefore("https://scriptlock.example", "a", "2", "e@example.com", at, exact) {
 		t.Error("a proof this manager did not send: a record found within its second must count as before it")
 	}
-	if _, exact := r.sentAt("u1", stored.Add(5*time.Second)); exact {
+	if _, exact := r.sentAt("u1", "a", "e@example.com", stored.Add(5*time.Second)); exact {
 		t.Error("a later proof of the same object took the time of an earlier one's send")
 	}
-	r.sending("u1", since, sent.Add(time.Second))
-	if at, _ := r.sentAt("u1", stored); !at.Equal(sent) {
+	if _, exact := r.sentAt("u1", "a", "other@example.com", stored); exact {
+		t.Error("a proof of another email in the same second took the time of the first one's send")
+	}
+	if _, exact := r.sentAt("u1", "b", "e@example.com", stored); exact {
+		t.Error("a proof in another account took the time of the first one's send")
+	}
+	r.found("b", sent, scriptlock.Customer{ID: "4", Email: "g@example.com"})
+	if !r.seenAtURLBefore("https://scriptlock.example", "a", "4", "g@example.com", sent, true) {
+		t.Error("a record found at the very time of the send counts as the create's")
+	}
+	r.sending("u1", "a", "e@example.com", since, sent.Add(time.Second))
+	if at, _ := r.sentAt("u1", "a", "E@example.com", stored); !at.Equal(sent) {
 		t.Errorf("a second send of the same proof moved its time to %v", at)
 	}
 }

@@ -570,7 +570,7 @@ func (r *CustomerReconciler) claim(ctx context.Context, c *v1alpha1.Customer, cl
 			// same fields, posted by someone else.
 			return "", errManagedByAnother
 		}
-		sentAt, exact := r.accounts.sentAt(c.UID, p.Since.Time)
+		sentAt, exact := r.accounts.sentAt(c.UID, cl.Account(), p.Email, p.Since.Time)
 		if r.accounts.seenBefore(cl.Account(), rec.ID, p.Since.Time) ||
 			r.accounts.seenAtURLBefore(cl.BaseURL(), cl.Account(), rec.ID, rec.Email, sentAt, exact) {
 			// The record was there before this create was sent (a copy's

@@ -103,7 +103,7 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 		// for it before creating again. Not a failure that needs a person.
 		// When this create was sent, to the nanosecond, tells its record
 		// from one found elsewhere just before (seenAtURLBefore).
-		r.accounts.sending(c.UID, p.Since.Time, sentAt)
+		r.accounts.sending(c.UID, cl.Account(), p.Email, p.Since.Time, sentAt)
 		// It is copied into the status too (with the pass's status write,
 		// Ready=False), where a replace-style update cannot drop it.
 		c.Status.PendingCreate = p

@@ -105,8 +105,8 @@ type series struct {
 	// queued is true while a patch of this series waits in the queue, so
 	// that repeats in between only raise count.
 	queued bool
-	// created is true once the API server took the first Event: a patch
-	// that finds no Event before then waits for it.
+	// created is true once the API server took the first Event: until
+	// then repeats only count, and the create queues their patch.
 	created bool
 }
 
@@ -190,7 +190,9 @@ func (r *Recorder) AnnotatedEventf(regarding, related runtime.Object, annotation
 		if now.Sub(s.last) < seriesWindow {
 			s.count++
 			s.last = now
-			if s.queued {
+			if !s.created || s.queued {
+				// The create, once taken, queues the patch of the count;
+				// a patch already queued sends the count as it is then.
 				r.mu.Unlock()
 				return
 			}
@@ -231,17 +233,37 @@ func (r *Recorder) enqueue(p *pending) {
 	select {
 	case r.queue <- p:
 	default:
-		if p.series != nil {
-			r.mu.Lock()
-			p.series.queued = false
-			r.mu.Unlock()
-		}
+		r.abandon(p)
 		if n := r.dropped.Add(1); n == 1 || n%1000 == 0 {
 			log.Log.WithName("eventrecorder").Info("Events dropped: the queue of Events to send is full", "dropped", n, "queue", r.opts.QueueSize)
 		}
 		if r.opts.OnDrop != nil {
 			r.opts.OnDrop()
 		}
+	}
+}
+
+// abandon undoes what p's queueing promised: a new Event that will not be
+// created is forgotten, so that its next repeat is a new Event, not a
+// patch of nothing; a series patch that will not be sent lets the next
+// repeat queue another.
+func (r *Recorder) abandon(p *pending) {
+	if p.made != nil {
+		r.forget(p.key, p.made)
+	}
+	if p.series != nil {
+		r.mu.Lock()
+		p.series.queued = false
+		r.mu.Unlock()
+	}
+}
+
+// forget drops key's series if it is still s.
+func (r *Recorder) forget(key seriesKey, s *series) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v, ok := r.series.Get(key); ok && v.(*series) == s {
+		r.series.Remove(key)
 	}
 }
 
@@ -269,65 +291,87 @@ func (r *Recorder) Start(ctx context.Context) error {
 	return nil
 }
 
+// outcome is what one try at sending came to.
+type outcome int
+
+const (
+	done   outcome = iota // written, or nothing left to write
+	again                 // the API server could not take it now
+	failed                // refused: not worth another try
+)
+
 // send writes p, trying again while the API server cannot be reached, up
 // to maxTries.
 func (r *Recorder) send(ctx context.Context, p *pending) {
 	for try := 1; ; try++ {
-		retry := r.write(ctx, p)
-		if !retry {
+		switch r.write(ctx, p) {
+		case done:
+			return
+		case failed:
+			r.abandon(p)
 			return
 		}
 		if try >= maxTries {
 			log.FromContext(ctx).WithName("eventrecorder").Error(nil, "Event given up after retries", "reason", p.key.reason, "tries", try)
+			r.abandon(p)
 			return
 		}
 		wait := time.Duration(float64(r.opts.RetryWait) * (0.75 + 0.5*rand.Float64()))
 		select {
 		case <-ctx.Done():
+			r.abandon(p)
 			return
 		case <-time.After(wait):
 		}
 	}
 }
 
-// write makes one try at p and says whether to try again: only when the API
-// server could not be reached or answered 5xx/429. A new Event refused for
-// another reason is lost (logged), as in tools/events.
-func (r *Recorder) write(ctx context.Context, p *pending) bool {
-	ev := p.event
-	if p.series != nil {
+// write makes one try at p. A new Event refused for a reason other than
+// the API server's load is lost (logged), as in tools/events.
+func (r *Recorder) write(ctx context.Context, p *pending) outcome {
+	if s := p.series; s != nil {
 		r.mu.Lock()
-		s := p.series
 		s.queued = false
 		count, last, namespace, name := s.count, s.last, s.namespace, s.name
 		r.mu.Unlock()
 		patch := fmt.Sprintf(`{"series":{"count":%d,"lastObservedTime":%q}}`, count,
 			metav1.MicroTime{Time: last}.UTC().Format(metav1.RFC3339Micro))
 		_, err := r.client.Events(namespace).Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
-		if err == nil {
-			return false
+		switch {
+		case err == nil:
+			return done
+		case apierrors.IsNotFound(err):
+			// The Event was created and is gone (deleted, or past its
+			// time to live): the next repeat is a new Event.
+			r.forget(p.key, s)
+			return done
+		case retryable(ctx, err, p.key.reason):
+			return again
 		}
-		if !apierrors.IsNotFound(err) {
-			return retryable(ctx, err, p.key.reason)
-		}
-		// No such Event: its create is still under way (try again), or it
-		// is gone (deleted or expired: the count of this series is lost).
-		r.mu.Lock()
-		created := s.created
-		if !created {
-			s.queued = true
-		}
-		r.mu.Unlock()
-		return !created
+		return failed
 	}
-	_, err := r.client.Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
-	if err == nil {
-		r.mu.Lock()
-		p.made.created = true
-		r.mu.Unlock()
-		return false
+	_, err := r.client.Events(p.event.Namespace).Create(ctx, p.event, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		// AlreadyExists: an earlier try was taken and its answer lost
+		// (the name is the regarding object's and the nanosecond's).
+		if retryable(ctx, err, p.key.reason) {
+			return again
+		}
+		return failed
 	}
-	return retryable(ctx, err, p.key.reason)
+	// Repeats recorded while the create was under way are sent now.
+	r.mu.Lock()
+	s := p.made
+	s.created = true
+	patch := s.count > 1 && !s.queued
+	if patch {
+		s.queued = true
+	}
+	r.mu.Unlock()
+	if patch {
+		r.enqueue(&pending{series: s, key: p.key})
+	}
+	return done
 }
 
 // retryable says whether err is worth another try: the API server could
@@ -341,8 +385,6 @@ func retryable(ctx context.Context, err error, reason string) bool {
 		logger.V(1).Info("Event not written, will try again", "reason", reason, "error", err.Error())
 		return true
 	}
-	if !apierrors.IsAlreadyExists(err) {
-		logger.Error(err, "Event refused by the API server, not retried", "reason", reason)
-	}
+	logger.Error(err, "Event refused by the API server, not retried", "reason", reason)
 	return false
 }

@@ -210,3 +210,48 @@ func TestAFullQueueDropsAndCountsNewEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestAnEventNotCreatedLeavesNoSeriesBehind: an Event dropped because the
+// queue was full, or refused by the API server (its namespace does not
+// exist yet), is forgotten, so that its next repeat is a new Event rather
+// than a patch of an Event that was never made (and is lost).
+func TestAnEventNotCreatedLeavesNoSeriesBehind(t *testing.T) {
+	e := start(t)
+	r, run := e.recorder(eventrecorder.Options{QueueSize: 1, RetryWait: 10 * time.Millisecond})
+	a, b := e.object("a"), e.object("b")
+	r.Eventf(a, nil, corev1.EventTypeNormal, "Synced", "Reconcile", "fills the queue")
+	r.Eventf(b, nil, corev1.EventTypeNormal, "Synced", "Reconcile", "dropped")
+	if r.Dropped() != 1 {
+		t.Fatalf("dropped %d, want 1", r.Dropped())
+	}
+	run()
+	e.events(1, all)
+	r.Eventf(b, nil, corev1.EventTypeNormal, "Synced", "Reconcile", "after the drop")
+	got := e.events(1, func(ev eventsv1.Event) bool { return ev.Regarding.Name == "b" })
+	if got[0].Note != "after the drop" || got[0].Series != nil {
+		t.Errorf("the repeat of a dropped Event: %+v", got[0])
+	}
+
+	// Refused: the namespace of the object does not exist yet.
+	later := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: "later", UID: "c-uid"}}
+	r.Eventf(later, nil, corev1.EventTypeWarning, "Refused", "Reconcile", "no namespace")
+	time.Sleep(500 * time.Millisecond)
+	if _, err := e.cs.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "later"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r.Eventf(later, nil, corev1.EventTypeWarning, "Refused", "Reconcile", "namespace made")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		list, err := e.cs.EventsV1().Events("later").List(e.ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) == 1 && list.Items[0].Note == "namespace made" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the repeat of a refused Event was not created: %+v", list.Items)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
