@@ -381,16 +381,40 @@ func (p Post) unheard() bool {
 func (l *Ledger) Posted(p Post, live map[string]CustomerView) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for uid, c := range live {
-		if c.PendingUID != uid || !strings.EqualFold(c.PendingEmail, p.Email) || c.Account != p.Account {
-			continue
-		}
+	for _, uid := range senders(p.Account, p.Email, live) {
 		if p.unheard() {
 			l.unheard[uid] = append(l.unheard[uid], p)
 			continue
 		}
 		l.unheard[uid] = slices.DeleteFunc(l.unheard[uid], func(q Post) bool { return q.Account == p.Account })
 	}
+}
+
+// senders returns, sorted, the live Customers that may have sent a POST
+// of email to account: those holding a create-time proof (their own UID)
+// for that email in that account. Two may hold one at once: one whose
+// create's answer was lost and whose spec moved to another email since
+// (it waits for that create's record: README, the lost-answer row) and
+// one whose spec has the email now. The operator posts the spec it read,
+// so when some holders' specs have the email, the POST is one of theirs
+// (seed 500563); else (a create sent before the spec changed) any
+// holder's.
+func senders(account Account, email string, live map[string]CustomerView) []string {
+	var holders, withEmail []string
+	for uid, c := range live {
+		if c.PendingUID != uid || !strings.EqualFold(c.PendingEmail, email) || c.Account != account {
+			continue
+		}
+		holders = append(holders, uid)
+		if strings.EqualFold(c.Email, email) {
+			withEmail = append(withEmail, uid)
+		}
+	}
+	if len(withEmail) > 0 {
+		holders = withEmail
+	}
+	slices.Sort(holders)
+	return holders
 }
 
 // lostAnswer says whether c may take rec as the record its own create
@@ -491,18 +515,18 @@ func (l *Ledger) namedBy(uid string, live map[string]CustomerView) map[RecordRef
 
 // Attribute records who made ref, a record a POST just stored with email:
 // the live Customer whose create-time proof (PendingUID, its own UID)
-// names that email, in the account the record is in. It returns "" if
-// there is none: a create sent without its proof persisted first.
+// names that email, in the account the record is in, preferring one whose
+// spec has the email (see senders). It returns "" if there is none: a
+// create sent without its proof persisted first.
 func (l *Ledger) Attribute(ref RecordRef, email string, live map[string]CustomerView) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for uid, c := range live {
-		if c.PendingUID == uid && strings.EqualFold(c.PendingEmail, email) && c.Account == ref.Account {
-			l.owner[ref] = uid
-			return uid
-		}
+	uids := senders(ref.Account, email, live)
+	if len(uids) == 0 {
+		return ""
 	}
-	return ""
+	l.owner[ref] = uids[0]
+	return uids[0]
 }
 
 // uses says whether c's credentials name a, now or before the step under

@@ -770,3 +770,49 @@ func TestAWriteInFlightWhenItsCustomerIsLostIsItsOwn(t *testing.T) {
 		})
 	}
 }
+
+// Seed 500563: c0's create of e1 was answered 503 and its spec moved to
+// e2 (it waits for that create's record, README: the lost-answer row,
+// still holding its e1 proof); c1, with e1 in its spec, holds an e1 proof
+// too and its POST stores a record. The POST carries c1's spec, so the
+// record is c1's, whatever the order live is walked in.
+func TestAttributePrefersTheHolderWhoseSpecHasTheEmail(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		l := NewLedger()
+		waiting := CustomerView{Name: "c0", UID: "u0", Email: "e2@example.com", Account: acctA, PendingUID: "u0", PendingEmail: "e1@example.com"}
+		creating := CustomerView{Name: "c1", UID: "u1", Email: "e1@example.com", Account: acctA, PendingUID: "u1", PendingEmail: "e1@example.com"}
+		live := map[string]CustomerView{"u0": waiting, "u1": creating}
+		ref := RecordRef{acctA, "2"}
+		if got := l.Attribute(ref, "E1@example.com", live); got != "u1" {
+			t.Fatalf("attributed to %q, want u1 (c1, whose spec has the email)", got)
+		}
+		bound := creating
+		bound.Bound, bound.BoundAccount, bound.Ready = "2", acctA, "True"
+		if !l.Proves(bound, rec(acctA, "2", "e1@example.com"), map[string]CustomerView{"u0": waiting, "u1": bound}) {
+			t.Fatal("c1 cannot prove the record its own POST stored")
+		}
+	}
+	// A single holder keeps the record whatever its spec says now (a
+	// create sent before the spec changed).
+	l := NewLedger()
+	waiting := CustomerView{Name: "c0", UID: "u0", Email: "e2@example.com", Account: acctA, PendingUID: "u0", PendingEmail: "e1@example.com"}
+	if got := l.Attribute(RecordRef{acctA, "3"}, "e1@example.com", map[string]CustomerView{"u0": waiting}); got != "u0" {
+		t.Fatalf("attributed to %q, want u0", got)
+	}
+}
+
+// The same kind for Posted: c1's create answered 201 settles c1's creates,
+// not c0's, whose e1 create was answered 503 before its spec moved on:
+// a record with exactly what c0 posted may still be taken as its own.
+func TestPostedSettlesOnlyTheSendersCreates(t *testing.T) {
+	l := NewLedger()
+	c0 := CustomerView{Name: "c0", UID: "u0", Email: "e1@example.com", Account: acctA, PendingUID: "u0", PendingEmail: "e1@example.com"}
+	l.Posted(Post{Account: acctA, Email: "e1@example.com", Status: 503}, map[string]CustomerView{"u0": c0})
+	c0.Email = "e2@example.com"
+	c1 := CustomerView{Name: "c1", UID: "u1", Email: "e1@example.com", Account: acctA, PendingUID: "u1", PendingEmail: "e1@example.com"}
+	live := map[string]CustomerView{"u0": c0, "u1": c1}
+	l.Posted(Post{Account: acctA, Email: "e1@example.com", Status: 201}, live)
+	if !l.Proves(c0, rec(acctA, "9", "e1@example.com"), live) {
+		t.Fatal("c1's 201 settled c0's create whose answer was lost")
+	}
+}
