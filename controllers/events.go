@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -99,21 +98,10 @@ func (g *queuedGauge) value() float64 {
 	return float64(g.fn())
 }
 
-// eventsDropped is the counter scriptlock_events_dropped_total, registered
-// once on controller-runtime's registry (a second manager in the process
-// shares it).
+// eventsDropped is the counter scriptlock_events_dropped_total.
 func eventsDropped() prometheus.Counter {
-	c := prometheus.NewCounter(prometheus.CounterOpts{
+	return registeredCounter(prometheus.CounterOpts{
 		Name: "scriptlock_events_dropped_total",
 		Help: "Events not sent because 10,000 were already waiting to be sent (the API server is slower than the Events come).",
 	})
-	if err := metrics.Registry.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(prometheus.Counter); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
