@@ -297,21 +297,9 @@ func (r *accountRegistry) emailWritten(account, email string) (at time.Time, ok 
 	return at, ok && r.clock.Now().Sub(at) <= madeFor
 }
 
-// madeSince says whether a create of this manager stored record id in
-// account at or after t (within madeFor).
-func (r *accountRegistry) madeSince(account, id string, t time.Time) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	a, ok := r.accounts[account]
-	if !ok {
-		return false
-	}
-	m, ok := a.made[id]
-	return ok && !m.at.Before(t) && r.clock.Now().Sub(m.at) <= madeFor
-}
-
 // notMadeSince returns the ids of ids that no create of this manager
-// stored in account at or after t (madeSince), in one hold of the lock.
+// stored in account at or after t (within madeFor), in one hold of the
+// lock.
 func (r *accountRegistry) notMadeSince(account string, ids []string, t time.Time) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()

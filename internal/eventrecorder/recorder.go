@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -28,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	eventsclient "k8s.io/client-go/kubernetes/typed/events/v1"
 	"k8s.io/client-go/tools/reference"
 	"k8s.io/utils/clock"
@@ -316,12 +316,12 @@ func (r *Recorder) send(ctx context.Context, p *pending) {
 			r.abandon(p)
 			return
 		}
-		wait := time.Duration(float64(r.opts.RetryWait) * (0.75 + 0.5*rand.Float64()))
+		pause := wait.Jitter(r.opts.RetryWait*3/4, 2.0/3) // RetryWait ± 25 %
 		select {
 		case <-ctx.Done():
 			r.abandon(p)
 			return
-		case <-time.After(wait):
+		case <-time.After(pause):
 		}
 	}
 }
