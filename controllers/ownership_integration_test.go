@@ -736,6 +736,54 @@ func TestTheSameIDBoundInAnotherAccountIsAnotherRecord(t *testing.T) {
 	}
 }
 
+// TestASpecCustomerIDBoundInAnotherAccountIsAnotherRecord: other paths
+// that bind, of the kind of explorer seed 300219 (ids are unique only
+// within an account). A Customer whose spec.customerID names a record of
+// its own account, whose id another Customer holds in another account,
+// manages its record: no Conflict naming the other, and neither record is
+// written. Then, once it is gone (Orphan), a new Customer with that
+// record's email is told how to adopt it, not that the other holds it.
+func TestASpecCustomerIDBoundInAnotherAccountIsAnotherRecord(t *testing.T) {
+	const key = "elsewhere-key"
+	e := newEnv(t, managerOpts{permanentBackoff: time.Minute})
+	other, url := e.otherScriptLock(key)
+	e.secret(e.ns, "creds", map[string]string{"apiKey": key, "url": url})
+	away := e.customer("away", "away@example.com")
+	away.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+	e.create(away)
+	id := e.waitReady("away").Status.CustomerID
+	mine := e.sim.Seed(canaryKey, scriptlock.Customer{ID: id, Company: "Example Company Inc.",
+		FirstName: "Example", LastName: "Customer", Email: "named@example.com"})
+	named := e.customer("named", "named@example.com")
+	named.Spec.CustomerID = id
+	e.create(named)
+	got := e.waitReason("named", metav1.ConditionTrue, v1alpha1.ReasonAvailable, 30*time.Second)
+	if got.Status.CustomerID != id {
+		t.Fatalf("bound %q, want %q", got.Status.CustomerID, id)
+	}
+	if evs := e.events("named", v1alpha1.ReasonConflict); len(evs) != 0 {
+		t.Fatalf("a Conflict over its own account's record: %s", evs[0].Note)
+	}
+	if recs := e.records(); len(recs) != 1 || recs[0] != mine {
+		t.Fatalf("the named record was written: %+v", recs)
+	}
+	if recs := other.Records(key); len(recs) != 1 || recs[0].Email != "away@example.com" {
+		t.Fatalf("the other account's record was touched: %+v", recs)
+	}
+
+	// The path of an email already taken (boundTo): a new Customer with
+	// the named record's email is told how to adopt it, not that "away",
+	// which holds the same id elsewhere, holds it.
+	e.update("named", func(c *v1alpha1.Customer) { c.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan })
+	e.waitReady("named")
+	e.deleteAndWait("named")
+	e.create(e.customer("late", "named@example.com"))
+	e.waitReason("late", metav1.ConditionFalse, v1alpha1.ReasonConflict, 30*time.Second)
+	if msg := e.ready("late").Message; strings.Contains(msg, "away") || !strings.Contains(msg, "spec.adoption: IfExists") {
+		t.Fatalf("the Conflict names the holder of the same id in another account: %s", msg)
+	}
+}
+
 // A create that may have created the record is transient, never stalled:
 // with a one-minute stalled backoff, a misclassified answer would not be
 // Ready within 20 s.
