@@ -29,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	eventsclient "k8s.io/client-go/kubernetes/typed/events/v1"
+	"k8s.io/client-go/tools/record/util"
 	"k8s.io/client-go/tools/reference"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/lru"
@@ -110,12 +111,12 @@ type series struct {
 	created bool
 }
 
-// pending is one thing to send: a new Event, or a series to patch.
+// pending is one thing to send: a new Event, which starts series s, or,
+// when event is nil, the patch of series s's count and last time.
 type pending struct {
-	event  *eventsv1.Event // a new Event (its Series set if it is a repeat)
-	series *series         // a series whose count and last time to patch
-	made   *series         // the series a new Event starts
-	key    seriesKey
+	event *eventsv1.Event
+	s     *series
+	key   seriesKey
 }
 
 // New returns a Recorder that creates Events through c, resolving the kinds
@@ -166,7 +167,7 @@ func (r *Recorder) Eventf(regarding, related runtime.Object, eventtype, reason, 
 // AnnotatedEventf is Eventf with annotations on a new Event.
 func (r *Recorder) AnnotatedEventf(regarding, related runtime.Object, annotations map[string]string, eventtype, reason, action, note string, args ...any) {
 	logger := log.Log.WithName("eventrecorder")
-	if eventtype != corev1.EventTypeNormal && eventtype != corev1.EventTypeWarning {
+	if !util.ValidateEventType(eventtype) {
 		logger.Error(nil, "Unsupported event type", "type", eventtype, "reason", reason)
 		return
 	}
@@ -198,7 +199,7 @@ func (r *Recorder) AnnotatedEventf(regarding, related runtime.Object, annotation
 			}
 			s.queued = true
 			r.mu.Unlock()
-			r.enqueue(&pending{series: s, key: key})
+			r.enqueue(&pending{s: s, key: key})
 			return
 		}
 	}
@@ -208,7 +209,7 @@ func (r *Recorder) AnnotatedEventf(regarding, related runtime.Object, annotation
 	}
 	ev := &eventsv1.Event{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        fmt.Sprintf("%v.%x", ref.Name, now.UnixNano()),
+			Name:        util.GenerateEventName(ref.Name, now.UnixNano()),
 			Namespace:   namespace,
 			Annotations: annotations,
 		},
@@ -225,7 +226,7 @@ func (r *Recorder) AnnotatedEventf(regarding, related runtime.Object, annotation
 	made := &series{namespace: namespace, name: ev.Name, count: 1, last: now}
 	r.series.Add(key, made)
 	r.mu.Unlock()
-	r.enqueue(&pending{event: ev, made: made, key: key})
+	r.enqueue(&pending{event: ev, s: made, key: key})
 }
 
 // enqueue puts p in the queue, or drops it if the queue is full.
@@ -248,14 +249,13 @@ func (r *Recorder) enqueue(p *pending) {
 // patch of nothing; a series patch that will not be sent lets the next
 // repeat queue another.
 func (r *Recorder) abandon(p *pending) {
-	if p.made != nil {
-		r.forget(p.key, p.made)
+	if p.event != nil {
+		r.forget(p.key, p.s)
+		return
 	}
-	if p.series != nil {
-		r.mu.Lock()
-		p.series.queued = false
-		r.mu.Unlock()
-	}
+	r.mu.Lock()
+	p.s.queued = false
+	r.mu.Unlock()
 }
 
 // forget drops key's series if it is still s.
@@ -329,7 +329,8 @@ func (r *Recorder) send(ctx context.Context, p *pending) {
 // write makes one try at p. A new Event refused for a reason other than
 // the API server's load is lost (logged), as in tools/events.
 func (r *Recorder) write(ctx context.Context, p *pending) outcome {
-	if s := p.series; s != nil {
+	s := p.s
+	if p.event == nil {
 		r.mu.Lock()
 		s.queued = false
 		count, last, namespace, name := s.count, s.last, s.namespace, s.name
@@ -361,7 +362,6 @@ func (r *Recorder) write(ctx context.Context, p *pending) outcome {
 	}
 	// Repeats recorded while the create was under way are sent now.
 	r.mu.Lock()
-	s := p.made
 	s.created = true
 	patch := s.count > 1 && !s.queued
 	if patch {
@@ -369,7 +369,7 @@ func (r *Recorder) write(ctx context.Context, p *pending) outcome {
 	}
 	r.mu.Unlock()
 	if patch {
-		r.enqueue(&pending{series: s, key: p.key})
+		r.enqueue(&pending{s: s, key: p.key})
 	}
 	return done
 }
