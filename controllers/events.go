@@ -3,7 +3,6 @@ package controllers
 import (
 	"fmt"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,42 +59,17 @@ func NewEventRecorder(mgr manager.Manager) (*eventrecorder.Recorder, error) {
 	if err := mgr.Add(rec); err != nil {
 		return nil, err
 	}
-	eventsQueued.set(rec.Queued)
-	return rec, nil
-}
-
-// eventsQueued is the gauge scriptlock_events_queued, registered once on
-// controller-runtime's registry; it reads the queue of the recorder made
-// last (a second manager in the process, in tests, takes it over).
-var eventsQueued = newQueuedGauge()
-
-type queuedGauge struct {
-	mu sync.Mutex
-	fn func() int
-}
-
-func newQueuedGauge() *queuedGauge {
-	g := &queuedGauge{}
-	_ = metrics.Registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	// The gauge reads this recorder's queue; one made before in this
+	// process (a second manager, in tests) gives it its place.
+	queued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "scriptlock_events_queued",
 		Help: "Events (and series counts of repeated Events) waiting to be sent to the API server; at 10,000 new ones are dropped (scriptlock_events_dropped_total).",
-	}, g.value))
-	return g
-}
-
-func (g *queuedGauge) set(fn func() int) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.fn = fn
-}
-
-func (g *queuedGauge) value() float64 {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.fn == nil {
-		return 0
+	}, func() float64 { return float64(rec.Queued()) })
+	metrics.Registry.Unregister(queued)
+	if err := metrics.Registry.Register(queued); err != nil {
+		return nil, fmt.Errorf("registering scriptlock_events_queued: %w", err)
 	}
-	return float64(g.fn())
+	return rec, nil
 }
 
 // eventsDropped is the counter scriptlock_events_dropped_total.
