@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -373,34 +374,22 @@ func (r *accountRegistry) prune(cutoff time.Time) {
 			delete(r.refusedAt, id)
 		}
 	}
-	for uid, sent := range r.sent {
-		if sent.at.Before(cutoff) {
-			delete(r.sent, uid)
-		}
-	}
-	for account, recs := range r.seen {
-		for id, s := range recs {
-			if s.last.Before(cutoff) {
-				delete(recs, id)
-			}
-		}
-		if len(recs) == 0 {
-			delete(r.seen, account)
-		}
-	}
+	pruneByAccount(r.seen, func(s seenRecord) bool { return s.last.Before(cutoff) })
 	for account := range r.urls {
 		if _, used := r.accounts[account]; !used && len(r.seen[account]) == 0 {
 			delete(r.urls, account)
 		}
 	}
-	for account, recs := range r.unfound {
-		for id, m := range recs {
-			if m.at.Before(cutoff) {
-				delete(recs, id)
-			}
-		}
+	pruneByAccount(r.unfound, func(m missingReads) bool { return m.at.Before(cutoff) })
+}
+
+// pruneByAccount drops the entries of m's accounts that old says are
+// stale, and the accounts left with none.
+func pruneByAccount[V any](m map[string]map[string]V, old func(V) bool) {
+	for account, recs := range m {
+		maps.DeleteFunc(recs, func(_ string, v V) bool { return old(v) })
 		if len(recs) == 0 {
-			delete(r.unfound, account)
+			delete(m, account)
 		}
 	}
 }
@@ -592,13 +581,8 @@ func (r *accountRegistry) sending(uid types.UID, account, email string, since, a
 	}
 	r.sent[uid] = sentCreate{since: since, at: at, account: account, email: email}
 	if r.sentAdds++; r.sentAdds%1024 == 0 {
-		// Bounded whatever the drift detection mode (prune runs only
-		// with listings).
-		for uid, s := range r.sent {
-			if at.Sub(s.at) > sentFor {
-				delete(r.sent, uid)
-			}
-		}
+		// Bounded here, whatever the drift detection mode.
+		maps.DeleteFunc(r.sent, func(_ types.UID, s sentCreate) bool { return at.Sub(s.at) > sentFor })
 	}
 }
 
