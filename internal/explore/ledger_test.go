@@ -56,14 +56,21 @@ func TestCheckWriteFollowsWhichRecordIsWhose(t *testing.T) {
 			for _, c := range tt.live {
 				live[c.UID] = c
 			}
-			v := l.CheckWrite(tt.w, live)
-			switch {
-			case tt.broken == "" && v != nil:
-				t.Fatalf("allowed write reported: %s", v)
-			case tt.broken != "" && (v == nil || v.Kind != tt.broken):
-				t.Fatalf("got %v, want a %s", v, tt.broken)
-			}
+			wantWrite(t, l, tt.w, live, tt.broken)
 		})
+	}
+}
+
+// wantWrite checks l's judgement of w: allowed when broken is "", else a
+// violation of that kind.
+func wantWrite(t *testing.T, l *Ledger, w Write, live map[string]CustomerView, broken string) {
+	t.Helper()
+	v := l.CheckWrite(w, live)
+	switch {
+	case broken == "" && v != nil:
+		t.Fatalf("allowed write reported: %s", v)
+	case broken != "" && (v == nil || v.Kind != broken):
+		t.Fatalf("got %v, want a %s", v, broken)
 	}
 }
 
@@ -760,13 +767,7 @@ func TestAWriteInFlightWhenItsCustomerIsLostIsItsOwn(t *testing.T) {
 			if tt.afterStep {
 				l.Observe(Snapshot{Customers: []CustomerView{restored}, Records: records})
 			}
-			v := l.CheckWrite(tt.w, live)
-			switch {
-			case tt.broken == "" && v != nil:
-				t.Fatalf("allowed write reported: %s", v)
-			case tt.broken != "" && (v == nil || v.Kind != tt.broken):
-				t.Fatalf("got %v, want a %s", v, tt.broken)
-			}
+			wantWrite(t, l, tt.w, live, tt.broken)
 		})
 	}
 }
