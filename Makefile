@@ -105,7 +105,7 @@ test-loaded: ## make test RUNS times (default 3) in a row while stress-ng keeps 
 explore: controlplane ## The fault explorer (docs/explorer.md): EXPLORE_SEEDS histories (default 30), or EXPLORE_SEED=n to replay one; failures are shrunk, EXPLORE_SAVE=name keeps one as a regression test.
 	EXPLORE_SEEDS=$(or $(EXPLORE_SEEDS),30) EXPLORE_SEED=$(EXPLORE_SEED) EXPLORE_FROM=$(EXPLORE_FROM) \
 	EXPLORE_SHRINK=$(or $(EXPLORE_SHRINK),30) EXPLORE_SAVE=$(EXPLORE_SAVE) EXPLORE_HISTORY=$(abspath $(EXPLORE_HISTORY)) \
-	EXPLORE_REPORT=$(EXPLORE_REPORT) EXPLORE_PARALLEL=$(or $(EXPLORE_PARALLEL),3) \
+	EXPLORE_REPORT=$(EXPLORE_REPORT) EXPLORE_PARALLEL=$(or $(EXPLORE_PARALLEL),3) EXPLORE_LOG=$(if $(EXPLORE_LOG),$(abspath $(EXPLORE_LOG))) \
 	go test ./test/explorer -run '^TestExplore$$' -count=1 -v -timeout 0
 
 .PHONY: fuzz

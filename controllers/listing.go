@@ -153,9 +153,14 @@ func (c *claims) of(claim string) []types.NamespacedName {
 	return slices.Clone(c.names[claim])
 }
 
-// claimsOf returns what cu names.
+// claimsOf returns what cu names: its spec's email, the record ids of
+// status.customerID and spec.customerID, and the email of its own create
+// whose outcome is unknown (pendingClaim) when the spec names another one.
 func claimsOf(cu *v1alpha1.Customer) []string {
 	out := []string{emailClaim(cu.Spec.Email)}
+	if p := pendingClaim(cu); p != nil && !strings.EqualFold(p.Email, cu.Spec.Email) {
+		out = append(out, emailClaim(p.Email))
+	}
 	for _, id := range []string{cu.Status.CustomerID, cu.Spec.CustomerID} {
 		if id != "" && !slices.Contains(out, recordClaim(id)) {
 			out = append(out, recordClaim(id))

@@ -117,6 +117,20 @@ func ownPending(c *v1alpha1.Customer, cl *scriptlock.Client) (*v1alpha1.PendingC
 	return p, p != nil && p.UID != "" && p.UID == string(c.UID) && p.Account == cl.Account() && len(p.Digests) > 0
 }
 
+// pendingClaim returns cu's create whose outcome is unknown when cu itself
+// sent it (the proof names its UID), whatever account its credentials name
+// now, or nil. Until that outcome is known, the email it posted is cu's
+// claim in the proof's account even after the spec's email changed: the
+// record the create may have stored there, committed late, has exactly the
+// fields cu posted, and would otherwise look like the lost answer of a
+// later create of that email by another Customer (which a 409 answers).
+func pendingClaim(cu *v1alpha1.Customer) *v1alpha1.PendingCreate {
+	if p := pendingOf(cu); p != nil && p.UID != "" && p.UID == string(cu.UID) {
+		return p
+	}
+	return nil
+}
+
 // ownCreateOf says whether c has a pending create of email in cl's
 // account that proves anything (ownPending).
 func ownCreateOf(c *v1alpha1.Customer, cl *scriptlock.Client, email string) bool {
@@ -289,8 +303,13 @@ func (r *CustomerReconciler) claimants(ctx context.Context, c *v1alpha1.Customer
 				continue
 			}
 			seen[key] = true
-			same, err := r.sameAccount(ctx, c, other, cl)
-			if err != nil {
+			var same bool
+			var err error
+			if p := pendingClaim(other); claim != emailClaim(other.Spec.Email) && p != nil && claim == emailClaim(p.Email) {
+				// Only its create under way names the email: the record
+				// that create may have stored is in the proof's account.
+				same = p.Account == cl.Account()
+			} else if same, err = r.sameAccount(ctx, c, other, cl); err != nil {
 				return nil, err
 			}
 			if same {
@@ -303,15 +322,22 @@ func (r *CustomerReconciler) claimants(ctx context.Context, c *v1alpha1.Customer
 
 // claimsBefore says whether other's claim beats c's: a Customer that
 // manages a record keeps it (not one that only observed it); then one
-// whose create is under way (it holds
-// a pending create); otherwise the older Customer wins, then the
-// smaller namespace/name, so that both sides agree.
+// whose create is under way (it holds a pending create), and of two such
+// the one whose create was sent first (whole seconds); otherwise the older
+// Customer wins, then the smaller namespace/name, so that both sides
+// agree.
 func claimsBefore(other, c *v1alpha1.Customer) bool {
 	if managing(other) != managing(c) {
 		return managing(other)
 	}
 	if creating(other) != creating(c) {
 		return creating(other)
+	}
+	if creating(c) {
+		// Both have a create under way: the one sent first.
+		if po, pc := pendingOf(other), pendingOf(c); !po.Since.Equal(&pc.Since) {
+			return po.Since.Before(&pc.Since)
+		}
 	}
 	if !other.CreationTimestamp.Equal(&c.CreationTimestamp) {
 		return other.CreationTimestamp.Before(&c.CreationTimestamp)
@@ -359,6 +385,11 @@ func creating(c *v1alpha1.Customer) bool {
 // to move the record from other to c safely.
 func rivalMessage(c, other *v1alpha1.Customer) string {
 	id := other.Status.CustomerID
+	if p := pendingClaim(other); id == "" && p != nil && !strings.EqualFold(p.Email, other.Spec.Email) && strings.EqualFold(p.Email, c.Spec.Email) {
+		return fmt.Sprintf("Customer %s/%s sent a create with email %q at %s whose outcome is not known yet (its status.pendingCreate); "+
+			"the record that create may have stored is that Customer's, and only one Customer may manage a record",
+			other.Namespace, other.Name, p.Email, p.Since.UTC().Format(time.RFC3339))
+	}
 	if id == "" {
 		return fmt.Sprintf("Customer %s/%s claims email %q first; only one Customer may manage a record", other.Namespace, other.Name, c.Spec.Email)
 	}

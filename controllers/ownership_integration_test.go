@@ -1029,6 +1029,39 @@ func TestEmailChangeWhileCreateUnknownLeavesNoOrphan(t *testing.T) {
 	}
 }
 
+// The same kind, with a second Customer: while the first one's create of
+// an email it has since left has an unknown outcome, that email is still
+// its claim. A second Customer made with it must not create it (a 409 and
+// then the late record, with exactly the fields it posted, would look like
+// its own lost answer): it reports Conflict naming the first, which finds
+// its record, binds it and writes its new email; then the second creates
+// its own. Explorer seed 601677.
+func TestAnEmailLeftWhileItsCreateIsUnknownIsStillClaimed(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	e.sim.CommitNextCreateLate(4*time.Second, sim.LoseWith504)
+	e.create(e.customer("first", "left@example.com"))
+	e.waitCalls(http.MethodPost, routeCreate, 1)
+	e.update("first", func(c *v1alpha1.Customer) { c.Spec.Email = "moved@example.com" })
+	e.waitReason("first", metav1.ConditionFalse, v1alpha1.ReasonCreating, 10*time.Second)
+	e.create(e.customer("second", "left@example.com"))
+	second := e.waitReason("second", metav1.ConditionFalse, v1alpha1.ReasonConflict, 10*time.Second)
+	if msg := e.ready("second").Message; !strings.Contains(msg, "first") {
+		t.Fatalf("the Conflict must name the Customer whose create is under way: %q", msg)
+	}
+	if second.Status.CustomerID != "" || e.calls(http.MethodPost, routeCreate) != 1 {
+		t.Fatalf("the second Customer must not create or take the email's record while the first's create is unknown: %q, %d POSTs",
+			second.Status.CustomerID, e.calls(http.MethodPost, routeCreate))
+	}
+	first := e.waitReady("first")
+	if first.Status.CustomerID != "1" {
+		t.Fatalf("the first Customer must bind the record its create stored (1), got %q", first.Status.CustomerID)
+	}
+	second = e.waitReady("second")
+	if second.Status.CustomerID == "1" || len(e.records()) != 2 {
+		t.Fatalf("want two records, one each, got %q and %+v", second.Status.CustomerID, e.records())
+	}
+}
+
 // Lost create answer, kind 6/7: ScriptLock stores values tidied (runs of
 // spaces collapsed). The digest of what was posted never matches what is
 // stored, so the Customer's own lost create ends in Conflict needing a

@@ -27,8 +27,12 @@ func TestClaimsGoToTheHolderThenTheCreatorThenTheOlder(t *testing.T) {
 		c := &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, CreationTimestamp: at(created)}}
 		c.Status.CustomerID = id
 		if pending {
-			c.Status.PendingCreate = &v1alpha1.PendingCreate{Email: "a@example.com"}
+			c.Status.PendingCreate = &v1alpha1.PendingCreate{Email: "a@example.com", Since: at(100)}
 		}
+		return c
+	}
+	sentAt := func(c *v1alpha1.Customer, sec int64) *v1alpha1.Customer {
+		c.Status.PendingCreate.Since = at(sec)
 		return c
 	}
 	cases := []struct {
@@ -37,6 +41,8 @@ func TestClaimsGoToTheHolderThenTheCreatorThenTheOlder(t *testing.T) {
 	}{
 		{"the holder of a record beats an older Customer", cust("young", 20, "42", false), cust("old", 10, "", false)},
 		{"a create under way beats an older idle Customer", cust("young", 20, "", true), cust("old", 10, "", false)},
+		{"of two creates under way the one sent first wins", sentAt(cust("young", 20, "", true), 100), sentAt(cust("old", 10, "", true), 101)},
+		{"the older Customer wins between creates sent in the same second", cust("old", 10, "", true), cust("young", 20, "", true)},
 		{"the older Customer wins between equals", cust("old", 10, "", false), cust("young", 20, "", false)},
 		{"the smaller name wins within one second", cust("a", 10, "", false), cust("b", 10, "", false)},
 	}

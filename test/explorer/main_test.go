@@ -77,6 +77,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
+	if f := os.Getenv("EXPLORE_LOG"); f != "" {
+		// The operator's log of the whole run, to read a replay by.
+		all, _ := logs.Since(0)
+		_ = os.WriteFile(f, []byte(all), 0o600)
+	}
 	if err := env.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
 	}
