@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -9,10 +10,16 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/controllers"
+	"github.com/scriptlock/customer-operator/internal/eventrecorder"
 )
 
 // TestLongEventNotesAreCutNotRefused sends the real API server Events about
@@ -76,5 +83,57 @@ func TestLongEventNotesAreCutNotRefused(t *testing.T) {
 	// names them otherwise, and they still point at the Customer.
 	if got := e.events(name, "Short"); len(got) != 1 || got[0].Regarding.Kind != "Customer" {
 		t.Fatalf("the Event does not point at the Customer: %+v", got)
+	}
+}
+
+// TestTheQueuedGaugeReadsTheNewestRecordersQueue: scriptlock_events_queued
+// is the number of Events waiting in the queue of the recorder made last in
+// the process (a manager that never starts sends none), not a number kept
+// beside it: it follows each Event queued, and a second recorder takes the
+// gauge over instead of failing to register it.
+func TestTheQueuedGaugeReadsTheNewestRecordersQueue(t *testing.T) {
+	queued := func() float64 {
+		t.Helper()
+		fams, err := ctrlmetrics.Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fams {
+			if f.GetName() == "scriptlock_events_queued" && len(f.GetMetric()) == 1 {
+				return f.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("scriptlock_events_queued is not registered")
+		return 0
+	}
+	recorder := func() *eventrecorder.Recorder {
+		t.Helper()
+		mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+			Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := controllers.NewEventRecorder(mgr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	obj := &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Name: "gauge", Namespace: "default", UID: "gauge-uid"}}
+	first := recorder()
+	for i := range 3 {
+		first.Eventf(obj, nil, corev1.EventTypeNormal, fmt.Sprintf("Reason%d", i), "Reconcile", "event %d", i)
+	}
+	if got := queued(); got != 3 {
+		t.Fatalf("scriptlock_events_queued = %v with 3 Events waiting, want 3", got)
+	}
+	second := recorder()
+	if got := queued(); got != 0 {
+		t.Fatalf("scriptlock_events_queued = %v after a new recorder with nothing queued, want 0 (it must read the newest)", got)
+	}
+	second.Eventf(obj, nil, corev1.EventTypeWarning, "Conflict", "Reconcile", "one")
+	if got := queued(); got != 1 {
+		t.Fatalf("scriptlock_events_queued = %v with 1 Event waiting in the newest recorder, want 1", got)
 	}
 }

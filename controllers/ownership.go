@@ -118,14 +118,14 @@ func ownPending(c *v1alpha1.Customer, cl *scriptlock.Client) (*v1alpha1.PendingC
 }
 
 // pendingClaim returns cu's create whose outcome is unknown when cu itself
-// sent it (the proof names its UID), whatever account its credentials name
-// now, or nil. Until that outcome is known, the email it posted is cu's
+// sent it (the proof names its UID) and holds no record yet (creating),
+// whatever account its credentials name now, or nil. Until that outcome is known, the email it posted is cu's
 // claim in the proof's account even after the spec's email changed: the
 // record the create may have stored there, committed late, has exactly the
 // fields cu posted, and would otherwise look like the lost answer of a
 // later create of that email by another Customer (which a 409 answers).
 func pendingClaim(cu *v1alpha1.Customer) *v1alpha1.PendingCreate {
-	if p := pendingOf(cu); p != nil && p.UID != "" && p.UID == string(cu.UID) {
+	if p := pendingOf(cu); creating(cu) && p.UID != "" && p.UID == string(cu.UID) {
 		return p
 	}
 	return nil
