@@ -817,3 +817,63 @@ func TestPostedSettlesOnlyTheSendersCreates(t *testing.T) {
 		t.Fatal("c1's 201 settled c0's create whose answer was lost")
 	}
 }
+
+// A rotation lookalike carried over and then deleted in ScriptLock by
+// someone else is, through the API, the Customer's record deleted: the
+// README's remote-delete row has it created again in the account its
+// credentials name. The original, left behind the key rotated away, is the
+// record that moved, not a second one of its own (seed 801338: apply,
+// defaultkey, rotate, remotedelete). Without a carry-over, or with the
+// lookalike still there, a new record is a second one.
+func TestARotationLookalikeDeletedThenCreatedAgainIsOneRecord(t *testing.T) {
+	orig, copyRef, fresh := RecordRef{acctA, "1"}, RecordRef{acctB, "1"}, RecordRef{acctB, "2"}
+	c := CustomerView{Name: "c2", UID: "u2", Email: "e4@example.com", Account: acctA, Policy: "Orphan", Bound: "1", BoundAccount: acctA}
+	carried := c
+	carried.Account, carried.BoundAccount = acctB, acctB
+	recreated := carried
+	recreated.Bound = "2"
+	for _, tt := range []struct {
+		name          string
+		rotated       bool
+		lookalikeGone bool
+		want          int
+	}{
+		{"carried over, deleted in ScriptLock, created again", true, true, 0},
+		{"carried over, a second record while the lookalike is there", true, false, 1},
+		{"never carried over (no rotation), a record in another account", false, true, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Created(orig, "u2")
+			first := Snapshot{Customers: []CustomerView{c}, Records: map[RecordRef]Record{orig: rec(acctA, "1", "e4@example.com")}}
+			l.Observe(first)
+			if tt.rotated {
+				l.Rotated(acctA)
+			}
+			moved := Snapshot{Customers: []CustomerView{carried}, Records: map[RecordRef]Record{
+				orig: rec(acctA, "1", "e4@example.com"), copyRef: rec(acctB, "1", "e4@example.com"),
+			}}
+			l.Observe(moved)
+			if got := l.Owner(copyRef) == "u2"; got != tt.rotated {
+				t.Fatalf("took the lookalike: %v, want %v", got, tt.rotated)
+			}
+			recs := map[RecordRef]Record{orig: rec(acctA, "1", "e4@example.com"), fresh: rec(acctB, "2", "e4@example.com")}
+			if !tt.lookalikeGone {
+				recs[copyRef] = rec(acctB, "1", "e4@example.com")
+			}
+			l.Created(fresh, "u2")
+			cur := Snapshot{Customers: []CustomerView{recreated}, Records: recs}
+			vs := l.CheckStep(moved, cur)
+			l.Observe(cur)
+			n := 0
+			for _, v := range vs {
+				if v.Kind == TwoRecords {
+					n++
+				}
+			}
+			if n != tt.want {
+				t.Fatalf("got %v, want %d %s", vs, tt.want, TwoRecords)
+			}
+		})
+	}
+}
