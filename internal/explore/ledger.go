@@ -480,12 +480,19 @@ func (l *Ledger) Observe(s Snapshot) {
 			l.emails[ref] = rec.Email
 		}
 	}
+	// Every Customer that went in this step is judged against the views
+	// from before it: two that go together (massdelete) each still see
+	// the other as last seen, whatever the order of the map.
+	var went []string
 	for uid, c := range l.seen {
 		if _, alive := live[uid]; !alive {
 			l.gone[uid] = c
 			l.namedByOthers[uid] = l.namedBy(uid, live)
-			delete(l.seen, uid)
+			went = append(went, uid)
 		}
+	}
+	for _, uid := range went {
+		delete(l.seen, uid)
 	}
 	for uid, c := range live {
 		l.seen[uid] = c
