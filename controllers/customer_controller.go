@@ -218,6 +218,7 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 		}
 		return r.result(ctx, c, err)
 	}
+	r.usedBoundKey(c, cl)
 	if observing(c) {
 		rec, obs, err := r.observeOnly(ctx, c, cl)
 		if err != nil {
@@ -325,6 +326,8 @@ func (r *CustomerReconciler) reconcileDelete(ctx context.Context, c *v1alpha1.Cu
 		if cl = r.memory.lastClient(key); cl == nil {
 			return r.result(ctx, c, err)
 		}
+	} else {
+		r.usedBoundKey(c, cl)
 	}
 	id, err := r.deletable(ctx, c, cl)
 	var st *stuck
@@ -347,6 +350,18 @@ func (r *CustomerReconciler) reconcileDelete(ctx context.Context, c *v1alpha1.Cu
 		return r.result(ctx, c, err)
 	}
 	return ctrl.Result{}, r.release(ctx, c)
+}
+
+// usedBoundKey remembers cl, the client c's credentials resolved to, when
+// it is the account c's record is bound in: the key this manager knows for
+// that record, whose refusal proves a later rotation (oldKeyRefused), even
+// when no pass of this manager saw the record in sync before the key was
+// rotated (a restart, then a deletion whose DELETE got no answer, or a
+// read that found the record missing).
+func (r *CustomerReconciler) usedBoundKey(c *v1alpha1.Customer, cl *scriptlock.Client) {
+	if c.Status.CustomerID != "" && c.Status.Account == cl.Account() {
+		r.memory.usedKey(client.ObjectKeyFromObject(c), cl)
+	}
 }
 
 // holdsSomething says whether c has, or may have, a record to let go of:

@@ -48,7 +48,7 @@ type syncState struct {
 
 // rareState is the part of a Customer's memory few Customers need at once.
 type rareState struct {
-	last *scriptlock.Client // the client used before detach
+	last *scriptlock.Client // the client used before detach, or of the bound account before a sync (usedKey)
 
 	// The last write for a generation, and the fields it had to change:
 	// the same fields differing again means ScriptLock stores other values
@@ -269,6 +269,11 @@ func (m *customerMemory) synced(key types.NamespacedName, cl *scriptlock.Client,
 		m.accounts.release(o.account)
 		o.account = cl.Account()
 		m.accounts.use(cl)
+		// The account's client answers lastClient from now on.
+		if o.rare != nil {
+			o.rare.last = nil
+			o.tidy()
+		}
 	}
 	// The account's listing is not updated: it is shared with readers
 	// outside the lock, and writtenAfter and compare prefer this newer
@@ -413,6 +418,20 @@ func (m *customerMemory) detach(key types.NamespacedName) {
 		}
 		m.accounts.release(o.account)
 		o.account, o.lastSync = "", time.Time{}
+	}
+}
+
+// usedKey records that a pass of key resolved its credentials to cl, the
+// account its status binds its record in: this manager knows that key
+// from then on, even before (or without) seeing the record in sync, so a
+// rotation that comes later is proven as for a synced Customer (the old
+// key refused). Kept only while no sync put the account in the memory;
+// lastClient answers with that account's client then.
+func (m *customerMemory) usedKey(key types.NamespacedName, cl *scriptlock.Client) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o := m.object(key); o.account != cl.Account() {
+		o.more().last = cl
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 )
@@ -106,4 +107,66 @@ func TestARotationAndAnEmailChangeAtOnce(t *testing.T) {
 	if _, ok := e.sim.Record(rotated, id); ok {
 		t.Fatal("the Customer went, and its record stayed in ScriptLock with its licenses")
 	}
+}
+
+// failDeletes answers every DELETE 503 while on is set, and passes every
+// other call on: ScriptLock busy for deletions.
+type failDeletes struct {
+	next http.Handler
+	on   atomic.Bool
+}
+
+func (p *failDeletes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodDelete && p.on.Load() {
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+		return
+	}
+	p.next.ServeHTTP(w, r)
+}
+
+// A manager that started before the key was rotated knows the old key as
+// soon as it resolved the Customer's credentials to the account its record
+// is bound in, even if no pass of it ever saw the record in sync (the first
+// pass after the restart was the deletion, its DELETE answered 503; or a
+// read found the record missing). A rotation then is proven as it is for a
+// Customer synced under this manager: the DELETE goes to the record under
+// the new key. Before, the old key was remembered only once a pass saw the
+// record in sync, so the deletion took the rotation for an unproven move
+// and kept the record (RecordKept) — explorer seed 800315: `crash api`,
+// then `fail DELETE 503`, `massdelete`, `rotate`.
+func TestARotationAfterARestartBeforeAnySyncIsProvenByTheKeyThisManagerUsed(t *testing.T) {
+	const rotated = "rotation-after-restart-key"
+	e := newEnv(t, managerOpts{noStart: true})
+	proxy := &failDeletes{next: e.sim}
+	e.opts.url = serve(t, proxy).URL
+	e.startManager()
+	id := e.waitReadyAfterCreate("acme", "restarted-delete@example.com").Status.CustomerID
+	// The manager restarts; the Customer is deleted meanwhile, so the new
+	// manager's first pass of it is the deletion, whose DELETE ScriptLock
+	// answers 503.
+	e.stopManager()
+	proxy.on.Store(true)
+	if err := e.k8s.Delete(e.ctx, e.get("acme")); err != nil {
+		t.Fatal(err)
+	}
+	e.startManager()
+	e.eventually(patience, "a DELETE answered 503", func() error {
+		if c := e.ready("acme"); c == nil || !strings.Contains(c.Message, "503") {
+			return fmt.Errorf("Ready %+v", c)
+		}
+		return nil
+	})
+	// The default key rotated: the old one is refused from now on, and the
+	// operator's default is the new one (as the key file watcher sets it).
+	e.sim.RotateKey(canaryKey, rotated)
+	e.pool.SetDefaultAPIKey(rotated)
+	proxy.on.Store(false)
+	e.waitGone("acme", 15*time.Second)
+	if evs := e.events("acme", "RecordKept"); len(evs) != 0 {
+		t.Fatalf("let go without a DELETE: %s", evs[0].Note)
+	}
+	if _, ok := e.sim.Record(rotated, id); ok {
+		t.Fatal("the Customer went, and its record stayed in ScriptLock with its licenses")
+	}
+	e.waitEvent("acme", "LicensesRevoked")
 }
