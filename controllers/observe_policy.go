@@ -37,6 +37,11 @@ func (r *CustomerReconciler) reportObserved(c *v1alpha1.Customer, cl *scriptlock
 	r.stalled.reset(key)
 	r.retries.reset(key)
 	fields := differingFields(rec, desired(c))
+	if rec.ID != c.Status.CustomerID || cl.Account() != c.Status.Account {
+		// Another record: the digest of the one last synced while
+		// managing says nothing about it (heldWhileManaging).
+		c.Status.SyncedDigest = ""
+	}
 	c.Status.CustomerID, c.Status.Account, c.Status.URL, c.Status.PendingCreate = rec.ID, cl.Account(), cl.BaseURL(), nil
 	c.Status.Observed = &v1alpha1.ObservedRecord{
 		Company: rec.Company, FirstName: rec.FirstName, LastName: rec.LastName, Email: rec.Email, DifferingFields: fields,
@@ -66,6 +71,9 @@ func (r *CustomerReconciler) reportObserved(c *v1alpha1.Customer, cl *scriptlock
 // within a period of the last read).
 func (r *CustomerReconciler) observeOnly(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (scriptlock.Customer, observation, error) {
 	var obs observation
+	if heldWhileManaging(c) {
+		return r.observeHeld(ctx, c, cl, &obs)
+	}
 	if id := c.Status.CustomerID; id != "" && c.Status.Account == cl.Account() && (c.Spec.CustomerID == "" || c.Spec.CustomerID == id) {
 		key := client.ObjectKeyFromObject(c)
 		// A requested pass, or a record on its own cadence, is read: never
@@ -102,4 +110,59 @@ func (r *CustomerReconciler) observeOnly(ctx context.Context, c *v1alpha1.Custom
 			"ScriptLock has no customer with email %q (managementPolicy: Observe binds by spec.customerID, else by email)", c.Spec.Email)
 	}
 	return rec, obs, nil
+}
+
+// heldWhileManaging says whether status.customerID is the record c managed
+// before it was switched to Observe (a managed pass wrote
+// status.syncedDigest for it; an observer's own binding has none). That
+// record stays c's own while it observes: switched back to Manage, c
+// manages it, and no other.
+func heldWhileManaging(c *v1alpha1.Customer) bool {
+	return c.Status.CustomerID != "" && c.Status.SyncedDigest != ""
+}
+
+// observeHeld reports on the record c managed before it was switched to
+// Observe, and on no other: an observer's binding is what a switch back to
+// Manage takes (the switch is the consent to manage the record observed),
+// so moving it to another record would hand c a second record while its
+// own is still there (explorer seed 801965: managed record 1, observed,
+// credentials pointed at another account holding a copy, managed again:
+// the copy taken, the own record left). As for a managed Customer
+// (observeBound), a change of credentials is not a proof: the record is
+// followed into the new account only for a rotated key or an accepted
+// account, else AccountChanged; a spec.customerID naming another record is
+// a Conflict; an email that differs is reported (Differs), not looked up;
+// a record not found is NotFound. Nothing is written either way.
+func (r *CustomerReconciler) observeHeld(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, obs *observation) (scriptlock.Customer, observation, error) {
+	id := c.Status.CustomerID
+	if c.Spec.CustomerID != "" && c.Spec.CustomerID != id {
+		return scriptlock.Customer{}, *obs, stuckf(v1alpha1.ReasonConflict,
+			"spec.customerID %q differs from the record this Customer managed before it was switched to Observe (%q); create a new Customer to manage or observe another record",
+			c.Spec.CustomerID, id)
+	}
+	if c.Status.Account != cl.Account() {
+		rec, found, err := r.readAfterMove(ctx, c, cl, id)
+		if err != nil {
+			return rec, *obs, err
+		}
+		if err := r.provenAfterMove(ctx, c, cl, rec, found); err != nil {
+			return rec, *obs, err
+		}
+		obs.seen = true
+		return rec, *obs, nil
+	}
+	key := client.ObjectKeyFromObject(c)
+	if o := c.Status.Observed; o != nil && r.DriftDetection == DriftPerObject && !readsDirectly(c) {
+		seen := scriptlock.Customer{ID: id, Company: o.Company, FirstName: o.FirstName, LastName: o.LastName, Email: o.Email}
+		if left, ok := r.memory.syncedWithin(key, seen, r.ResyncPeriod, r.Clock.Now()); ok {
+			obs.fromMemory, obs.recheckIn = true, left
+			return seen, *obs, nil
+		}
+	}
+	rec, found, err := r.read(ctx, c, cl, id, r.DriftDetection == DriftByList && !readsDirectly(c), obs)
+	if err != nil || found {
+		return rec, *obs, err
+	}
+	return rec, *obs, stuckf(v1alpha1.ReasonNotFound,
+		"ScriptLock has no customer %s, the record this Customer managed before it was switched to Observe; managementPolicy: Observe binds no other record in its place (set it to Manage: a record deleted outside the cluster is then created again)", id)
 }
