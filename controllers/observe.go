@@ -103,7 +103,7 @@ func (r *CustomerReconciler) observeBound(ctx context.Context, c *v1alpha1.Custo
 	id := c.Status.CustomerID
 	if c.Spec.CustomerID != "" && c.Spec.CustomerID != id {
 		held := ""
-		if other := r.boundTo(ctx, c, cl, c.Spec.CustomerID); other != nil {
+		if other := r.boundTo(ctx, c, cl, c.Spec.CustomerID, nil); other != nil {
 			held = fmt.Sprintf(" (Customer %s/%s manages ScriptLock customer %s)", other.Namespace, other.Name, c.Spec.CustomerID)
 		}
 		return scriptlock.Customer{}, false, stuckf(v1alpha1.ReasonConflict,
@@ -586,7 +586,7 @@ func (r *CustomerReconciler) claim(ctx context.Context, c *v1alpha1.Customer, cl
 				"ScriptLock customer %s has email %q but not the fields this Customer posted, so it cannot be proven to be the record of its earlier create; "+
 					"nothing is written. If it is this Customer's record, set spec.customerID: %q", rec.ID, p.Email, rec.ID)
 		}
-		if r.boundTo(ctx, c, cl, rec.ID) != nil {
+		if r.boundTo(ctx, c, cl, rec.ID, &rec) != nil {
 			// Another Customer, observers included, has it bound in this
 			// account: it is that one's, whatever fields it shares with
 			// what c posted (a copy posts the same fields). The same id
@@ -637,7 +637,7 @@ func (r *CustomerReconciler) lookForPending(ctx context.Context, c *v1alpha1.Cus
 // record and how to adopt it.
 func (r *CustomerReconciler) emailTaken(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, rec scriptlock.Customer) (string, error) {
 	if c.Spec.Adoption != v1alpha1.AdoptionIfExists {
-		if other := r.boundTo(ctx, c, cl, rec.ID); other != nil {
+		if other := r.boundTo(ctx, c, cl, rec.ID, &rec); other != nil {
 			return "", stuckf(v1alpha1.ReasonConflict,
 				"ScriptLock customer %s already has email %q, and Customer %s/%s holds it; only one Customer may manage a record. "+
 					"To move it here: set spec.deletionPolicy: Orphan on %s/%s, delete it, then set spec.customerID: %q here",
@@ -767,7 +767,7 @@ func (r *CustomerReconciler) emailHolderNote(ctx context.Context, c *v1alpha1.Cu
 		ids = append(ids, id)
 	}
 	for _, id := range ids {
-		if h := r.boundTo(ctx, c, cl, id); h != nil && h.Status.Account == cl.Account() && !names(msg, h) {
+		if h := r.boundTo(ctx, c, cl, id, nil); h != nil && h.Status.Account == cl.Account() && !names(msg, h) {
 			return fmt.Sprintf("; ScriptLock customer %s has email %q, and Customer %s/%s holds it", id, c.Spec.Email, h.Namespace, h.Name)
 		}
 	}

@@ -736,6 +736,57 @@ func TestTheSameIDBoundInAnotherAccountIsAnotherRecord(t *testing.T) {
 	}
 }
 
+// TestABindingLeftInAnotherAccountIsNoClaimOnACreatesRecord: explorer
+// seed 800474. A Customer bound to record id in one account whose
+// credentials then name another account (AccountChanged: the old key still
+// works, so nothing carries its record over) holds nothing in the new
+// account under that id: a record there that it could never take (not
+// exactly as it last synced it, which a rotated key needs, nor with its
+// email and a person's accept-account) is another record. A new Customer whose
+// create there was answered in a way the operator never learnt (lost, or
+// 409 from a gateway's retry) and got the same id takes its record, with
+// no Conflict naming the moved Customer, which stays AccountChanged.
+func TestABindingLeftInAnotherAccountIsNoClaimOnACreatesRecord(t *testing.T) {
+	for name, mode := range map[string]sim.LoseMode{
+		"answer lost (504)": sim.LoseWith504,
+		"gateway's 409":     sim.LoseWithConflict,
+	} {
+		t.Run(name, func(t *testing.T) {
+			const key = "elsewhere-key"
+			e := newEnv(t, managerOpts{permanentBackoff: time.Minute})
+			other, url := e.otherScriptLock(key)
+			e.secret(e.ns, "creds", map[string]string{"apiKey": key, "url": url})
+			e.create(e.customer("moved", "moved@example.com"))
+			id := e.waitReady("moved").Status.CustomerID
+			e.update("moved", func(c *v1alpha1.Customer) {
+				c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+			})
+			e.waitReason("moved", metav1.ConditionFalse, v1alpha1.ReasonAccountChanged, 30*time.Second)
+
+			other.LoseNextCreate(mode)
+			acme := e.customer("acme", "acme@example.com")
+			acme.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+			e.create(acme)
+			got := e.waitReason("acme", metav1.ConditionTrue, v1alpha1.ReasonAvailable, 30*time.Second)
+			if got.Status.CustomerID != id {
+				t.Fatalf("the test needs the same id in both accounts: %q and %q", got.Status.CustomerID, id)
+			}
+			if recs := other.Records(key); len(recs) != 1 || recs[0].ID != id || recs[0].Email != "acme@example.com" {
+				t.Fatalf("want its own single record %q, got %+v", id, recs)
+			}
+			if evs := e.events("acme", v1alpha1.ReasonConflict); len(evs) != 0 {
+				t.Fatalf("a Conflict over its own record: %s", evs[0].Note)
+			}
+			if recs := e.records(); len(recs) != 1 || recs[0].ID != id || recs[0].Email != "moved@example.com" {
+				t.Fatalf("the moved Customer's record was touched: %+v", recs)
+			}
+			if r := e.ready("moved"); r.Reason != v1alpha1.ReasonAccountChanged {
+				t.Fatalf("the moved Customer took the other's record: %s %s", r.Reason, r.Message)
+			}
+		})
+	}
+}
+
 // TestASpecCustomerIDBoundInAnotherAccountIsAnotherRecord: other paths
 // that bind, of the kind of explorer seed 300219 (ids are unique only
 // within an account). A Customer whose spec.customerID names a record of

@@ -337,8 +337,10 @@ func readyReason(c *v1alpha1.Customer) string {
 // account (status.account), or bound elsewhere while its credentials name
 // that account (or cannot be read): a rotated key may carry its record
 // over. Ids are unique only within an account: the same id bound in
-// another account is another record.
-func (r *CustomerReconciler) boundTo(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) *v1alpha1.Customer {
+// another account is another record. rec, when not nil, is the record id
+// of cl's account as read: a Customer bound elsewhere holds it only if it
+// could ever take it after its move (carriesOver).
+func (r *CustomerReconciler) boundTo(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string, rec *scriptlock.Customer) *v1alpha1.Customer {
 	for _, key := range r.claims.of(recordClaim(id)) {
 		if key == client.ObjectKeyFromObject(c) {
 			continue
@@ -350,12 +352,33 @@ func (r *CustomerReconciler) boundTo(ctx context.Context, c *v1alpha1.Customer, 
 		if other.Status.Account == cl.Account() {
 			return other
 		}
+		if rec != nil && !carriesOver(other, cl, *rec) {
+			// Bound in another account, it could never prove this
+			// record its own: the same id here is another record.
+			continue
+		}
 		if same, err := r.sameAccount(ctx, c, other, cl); err != nil || same {
 			// When in doubt, its claim stands.
 			return other
 		}
 	}
 	return nil
+}
+
+// carriesOver says whether other, bound to rec's id in another account
+// (status.account), may take rec, in cl's account that its credentials
+// name now, as its own, as provenAfterMove proves one: a record with its
+// spec's email when a person accepted that account
+// (AcceptAccountAnnotation), or one exactly as it last synced it, which a
+// rotated key carries over (whether its old key is refused is not checked
+// here: in doubt, its claim stands). Any other record with that id is
+// another record that happens to have it (ids are numbered per account):
+// its binding elsewhere is no claim on it.
+func carriesOver(other *v1alpha1.Customer, cl *scriptlock.Client, rec scriptlock.Customer) bool {
+	if strings.EqualFold(rec.Email, other.Spec.Email) && other.Annotations[v1alpha1.AcceptAccountAnnotation] == cl.Account() {
+		return true
+	}
+	return other.Status.SyncedDigest != "" && digest(rec) == other.Status.SyncedDigest
 }
 
 // maxPendingDigests bounds the create-time proof's digests: a spec changed
@@ -438,7 +461,7 @@ func (r *CustomerReconciler) emailHeld(ctx context.Context, c *v1alpha1.Customer
 		}
 		// An observer claims nothing, but it has the record bound: it is
 		// the one to name.
-		if o := r.boundTo(ctx, c, cl, id); o != nil && o.Status.Account == cl.Account() {
+		if o := r.boundTo(ctx, c, cl, id, nil); o != nil && o.Status.Account == cl.Account() {
 			return o
 		}
 		return nil
