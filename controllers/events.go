@@ -3,6 +3,8 @@ package controllers
 import (
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,17 +61,40 @@ func NewEventRecorder(mgr manager.Manager) (*eventrecorder.Recorder, error) {
 	if err := mgr.Add(rec); err != nil {
 		return nil, err
 	}
-	// The gauge reads this recorder's queue; one made before in this
-	// process (a second manager, in tests) gives it its place.
-	queued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "scriptlock_events_queued",
-		Help: "Events (and series counts of repeated Events) waiting to be sent to the API server; at 10,000 new ones are dropped (scriptlock_events_dropped_total).",
-	}, func() float64 { return float64(rec.Queued()) })
-	metrics.Registry.Unregister(queued)
-	if err := metrics.Registry.Register(queued); err != nil {
-		return nil, fmt.Errorf("registering scriptlock_events_queued: %w", err)
+	if err := eventsQueued(rec); err != nil {
+		return nil, err
 	}
 	return rec, nil
+}
+
+// queuedOf is the recorder whose queue scriptlock_events_queued reads: the
+// one made last in this process (a second manager, in tests, takes it over).
+var (
+	queuedOf       atomic.Pointer[eventrecorder.Recorder]
+	registerQueued sync.Once
+	queuedErr      error
+)
+
+// eventsQueued makes rec the recorder the gauge scriptlock_events_queued
+// reads, registering the gauge once per process: managers made side by
+// side (parallel tests) share it, so none can fail to register it.
+func eventsQueued(rec *eventrecorder.Recorder) error {
+	queuedOf.Store(rec)
+	registerQueued.Do(func() {
+		queued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "scriptlock_events_queued",
+			Help: "Events (and series counts of repeated Events) waiting to be sent to the API server; at 10,000 new ones are dropped (scriptlock_events_dropped_total).",
+		}, func() float64 {
+			if r := queuedOf.Load(); r != nil {
+				return float64(r.Queued())
+			}
+			return 0
+		})
+		if err := metrics.Registry.Register(queued); err != nil {
+			queuedErr = fmt.Errorf("registering scriptlock_events_queued: %w", err)
+		}
+	})
+	return queuedErr
 }
 
 // eventsDropped is the counter scriptlock_events_dropped_total.
