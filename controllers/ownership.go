@@ -197,7 +197,20 @@ func (r *CustomerReconciler) rival(ctx context.Context, c *v1alpha1.Customer, cl
 			}
 		}
 	}
-	return rivals[0], nil
+	// Nothing known says which record holds c's email (no listing of the
+	// account yet: a manager just started, and c, stopped by its rivals
+	// before it lists, never asks for one): the best claim among them, by
+	// the rule that made them rivals (one that manages a record, then one
+	// whose create is under way, then the older), not the order of the
+	// claims index, which would name an older Customer that only wants the
+	// email over the one that holds its record.
+	best := rivals[0]
+	for _, other := range rivals[1:] {
+		if claimsBefore(other, best) {
+			best = other
+		}
+	}
+	return best, nil
 }
 
 // outranks says whether c's claim beats other's whatever their ages, when

@@ -221,3 +221,56 @@ func TestAHolderIsFoundDespiteAStaleIndexEntry(t *testing.T) {
 		t.Fatalf("ns/o holds record 42, holder found %v", other)
 	}
 }
+
+// Several Customers beat a new one to its email, and nothing known says
+// which of them holds the record with it (no listing of the account in
+// this manager: it has just started, and the newcomer, stopped by its
+// rivals before it lists, never asks for one). The Conflict names the one
+// that manages the record, not an older Customer that only wants the
+// email and comes first in the claims index (seed 900629: the holder's
+// credentials moved to a clone, the newcomer a copy of it).
+func TestAConflictNamesTheRivalThatManagesARecordWhenNothingWasListed(t *testing.T) {
+	cl := testClient(t, "k")
+	at := func(ago time.Duration) metav1.Time { return metav1.NewTime(time.Now().Add(-ago).Truncate(time.Second)) }
+	const email = "e1@example.com"
+	for _, tc := range []struct {
+		name  string
+		creds *v1alpha1.SecretReference
+	}{
+		{"the holder's credentials name another instance now", &v1alpha1.SecretReference{Name: "sl-clone"}},
+		{"the holder's credentials are the newcomer's", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			holder := &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "c3", UID: "u3", CreationTimestamp: at(3 * time.Hour)},
+				Spec:   v1alpha1.CustomerSpec{Email: email, CredentialsSecretRef: tc.creds},
+				Status: v1alpha1.CustomerStatus{CustomerID: "1", Account: cl.Account()}}
+			// Older than the newcomer, in Conflict with the holder: it
+			// only wants the email.
+			wants := &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "c1", UID: "u1", CreationTimestamp: at(2 * time.Hour)},
+				Spec: v1alpha1.CustomerSpec{Email: email}}
+			// A copy of the holder (kubectl get -o yaml, renamed): no status.
+			copied := &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "c2", UID: "u2", CreationTimestamp: at(time.Hour)},
+				Spec: v1alpha1.CustomerSpec{Email: email}}
+			cli := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(holder, wants, copied).Build()
+			accounts := newAccountRegistry(clock.RealClock{})
+			r := &CustomerReconciler{Client: cli, claims: newClaims(), accounts: accounts, memory: newCustomerMemory(accounts), Clock: clock.RealClock{}}
+			// The index in the order an informer lists them after a start.
+			for _, c := range []*v1alpha1.Customer{wants, copied, holder} {
+				r.claims.set(client.ObjectKeyFromObject(c), nil, claimsOf(c))
+			}
+			other, err := r.rival(context.Background(), copied, cl, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if other == nil {
+				t.Fatalf("ns/c3 manages the record with %s; no rival found", email)
+			}
+			if other.Name != holder.Name {
+				t.Fatalf("ns/c3 manages the record with %s; the rival found is ns/%s", email, other.Name)
+			}
+			if msg := rivalMessage(copied, other); !names(msg, holder) {
+				t.Fatalf("the Conflict does not name ns/c3: %s", msg)
+			}
+		})
+	}
+}
