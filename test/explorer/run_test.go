@@ -16,8 +16,19 @@ import (
 // Bounds of the end of a history, once every perturbation has stopped.
 const (
 	// convergeWithin is the liveness bound: every Customer is Ready on its
-	// own record or needs a person by then.
-	convergeWithin = 30 * time.Second
+	// own record or needs a person by then. It is settleWithin plus the
+	// longest wait the README itself prescribes: a disappearance (a record
+	// deleted in ScriptLock, a held record a listing lacks) is confirmed
+	// by vanishReads reads by id in a row, each at least vanishInterval
+	// after the one before, so vanishReads-1 intervals pass between the
+	// first read and the recreate; the operator spreads each wait by up to
+	// half again (the jitter of its retries), and a Customer no sweep
+	// wakes (after a restart, a manager wakes only the Customers it has
+	// synced) is read only when its own wait ends.
+	convergeWithin = settleWithin + (vanishReads-1)*vanishInterval*3/2
+	// settleWithin is what every other wait of a history needs: the
+	// backoffs and the create window are shortened to seconds (world).
+	settleWithin = 30 * time.Second
 	// stormWindow is the quiet window whose ScriptLock calls are counted.
 	stormWindow = 4 * time.Second
 )

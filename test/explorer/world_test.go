@@ -39,6 +39,12 @@ const (
 	transientBackoffMax = 4 * time.Second
 	pendingCreateWindow = 6 * time.Second
 	callTimeout         = 2 * time.Second
+	// A disappearance is confirmed as the README says, by 3 reads 10 s
+	// apart, not shortened: a `vanish` step (every read empty while a
+	// resync period passes) must end before it could be confirmed, as a
+	// failover to an empty replica does. convergeWithin makes room for it.
+	vanishReads    = 3
+	vanishInterval = 10 * time.Second
 )
 
 // Instance names: A is the ScriptLock every Customer starts on; C is a
@@ -247,6 +253,8 @@ func (w *world) startManager() error {
 		TransientBackoffMax: transientBackoffMax,
 		RelistAfter:         transientBackoffMax,
 		PendingCreateWindow: pendingCreateWindow,
+		VanishReads:         vanishReads,
+		VanishInterval:      vanishInterval,
 	}
 	if err := r.SetupWithManager(mgr, 2); err != nil {
 		return err
