@@ -183,6 +183,18 @@ func (l *Ledger) Rotated(a Account) {
 			l.unboundAtRotation[ref] = true
 		}
 	}
+	// From now on status.account of a Customer bound under the old key
+	// names a key that no longer works, as the next snapshot will show. A
+	// Customer that goes in this very step (a deletion under way, or one
+	// whose watch event came late) went under the new key, not carried
+	// over: its last view says so, as Repointed does for other changes of
+	// credentials (seed 900094).
+	for uid, c := range l.seen {
+		if c.Bound != "" && c.BoundAccount == a {
+			c.BoundAccount = Account{}
+			l.seen[uid] = c
+		}
+	}
 }
 
 // Restarted records that a new manager started: the Customers last seen

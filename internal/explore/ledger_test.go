@@ -627,6 +627,57 @@ func TestADriftedRecordAtARotationIsKeptOnDeletion(t *testing.T) {
 	}
 }
 
+// A Customer deleted just before its account's key is rotated, whose
+// deletion the operator reaches only after the rotation (the watch event
+// of the deletion came late: a relist), went under the new key without
+// being carried over, though its last view, taken before the rotation,
+// shows it bound under the old one. Its record drifted at the rotation is
+// not as last synced, so its deletion keeps it (RecordKept), as for a
+// Customer seen after the rotation (seed 900094: drift c1 · delete c1 ·
+// rotate). A record in sync must still be deleted, and so must a drifted
+// one whose Customer went before the rotation (under the old key).
+func TestADeletionReachedOnlyAfterARotationKeepsADriftedRecord(t *testing.T) {
+	ref := RecordRef{acctA, "1"}
+	left := map[RecordRef]Record{ref: rec(acctA, "1", "e0@example.com")}
+	deleting := CustomerView{Name: "c1", UID: "u1", Email: "e0@example.com", Account: acctA, Policy: "Delete", Bound: "1",
+		BoundAccount: acctA, Ready: "True", Reason: "Available", Deleting: true}
+	for _, tt := range []struct {
+		name  string
+		steps func(l *Ledger)
+		want  int
+	}{
+		{"drifted, gone in the rotation's step", func(l *Ledger) {
+			l.Drifted(ref)
+			l.Rotated(acctA)
+			l.Observe(Snapshot{Records: left})
+		}, 0},
+		{"in sync, gone in the rotation's step", func(l *Ledger) {
+			l.Rotated(acctA)
+			l.Observe(Snapshot{Records: left})
+		}, 1},
+		{"drifted, gone before the rotation", func(l *Ledger) {
+			l.Drifted(ref)
+			l.Observe(Snapshot{Records: left})
+			l.Rotated(acctA)
+		}, 1},
+		{"drifted, gone without a rotation", func(l *Ledger) {
+			l.Drifted(ref)
+			l.Observe(Snapshot{Records: left})
+		}, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Created(ref, "u1")
+			l.Observe(Snapshot{Customers: []CustomerView{deleting}, Records: left})
+			tt.steps(l)
+			vs := l.CheckEnd(Snapshot{Records: left}, nil)
+			if len(vs) != tt.want || tt.want == 1 && vs[0].Kind != OwnRecordLeft {
+				t.Errorf("got %v, want %d %s", vs, tt.want, OwnRecordLeft)
+			}
+		})
+	}
+}
+
 // A Customer whose deletion was under way (held back, blocked) when its
 // credentials were changed to name another account, and that went before
 // the next snapshot, went under the new credentials: the README's
