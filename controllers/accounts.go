@@ -54,6 +54,12 @@ type accountRegistry struct {
 	// reads by id found missing in a row (heldRecordGone); a record found
 	// again (a read, a listing) is taken off.
 	unfound map[string]map[string]missingReads
+	// deleted holds, per account, when this manager's DELETE of a record
+	// was confirmed (410, or 404 confirmed by a read and a second DELETE):
+	// a record gone before a create was sent cannot be what ScriptLock
+	// refused that create for (heldBefore), unless it was found again
+	// since.
+	deleted map[string]map[string]time.Time
 }
 
 // sentCreate is when a create of a proof whose Since is since, of email
@@ -381,6 +387,7 @@ func (r *accountRegistry) prune(cutoff time.Time) {
 		}
 	}
 	pruneByAccount(r.unfound, func(m missingReads) bool { return m.at.Before(cutoff) })
+	pruneByAccount(r.deleted, func(at time.Time) bool { return at.Before(cutoff) })
 }
 
 // pruneByAccount drops the entries of m's accounts that old says are
@@ -636,14 +643,45 @@ func (r *accountRegistry) seenAtURLBefore(url, account, id, email string, t time
 // or "": a create of email sent at t and answered 409 was then most likely
 // refused for that record, even if a listing (from a lagging replica)
 // shows no record with the email.
-func (r *accountRegistry) heldBefore(account, email, except string, t time.Time) string {
+//
+// A record this manager deleted before sent (when the create was sent),
+// and has not found since, explains nothing: it was gone when the create
+// reached ScriptLock (seed 901984: the object this name had before a
+// restore deleted its record, then the restored one's create was answered
+// 409 by a gateway's retry).
+func (r *accountRegistry) heldBefore(account, email, except string, t, sent time.Time) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	email = strings.ToLower(email)
 	for id, s := range r.seen[account] {
-		if id != except && s.email == email && s.first.Before(t) {
+		if id != except && s.email == email && s.first.Before(t) && !r.deletedBeforeLocked(account, id, sent) {
 			return id
 		}
 	}
 	return ""
+}
+
+// removed records that this manager's DELETE of record id in account was
+// confirmed at time at.
+func (r *accountRegistry) removed(account, id string, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.deleted == nil {
+		r.deleted = map[string]map[string]time.Time{}
+	}
+	if r.deleted[account] == nil {
+		r.deleted[account] = map[string]time.Time{}
+	}
+	r.deleted[account][id] = at
+}
+
+// deletedBeforeLocked says whether this manager's DELETE of record id in
+// account was confirmed before t and the record was not found since.
+func (r *accountRegistry) deletedBeforeLocked(account, id string, t time.Time) bool {
+	d, ok := r.deleted[account][id]
+	if !ok || !d.Before(t) {
+		return false
+	}
+	s, seen := r.seen[account][id]
+	return !seen || !s.last.After(d)
 }

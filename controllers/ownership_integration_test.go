@@ -1429,3 +1429,28 @@ func TestManyCreatesAtOnceShareTheListingSafely(t *testing.T) {
 		t.Fatalf("want %d records, got %d", n, len(recs))
 	}
 }
+
+// Seed 901984: a record this manager deleted before a create was sent
+// cannot be what ScriptLock refused that create for. The object this name
+// had before a restore deleted its record; the restored one's create was
+// stored and answered 409 (a gateway's retry), and a listing that lagged
+// did not show it yet: the create's proof stays, and its record is found
+// and bound, not reported as another's.
+func TestARecordThisManagerDeletedDoesNotExplainALaterCreates409(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	first := e.waitReadyAfterCreate("first", "same@example.com")
+	e.deleteAndWait("first")
+	if _, ok := e.sim.Record(canaryKey, first.Status.CustomerID); ok {
+		t.Fatalf("record %s not deleted", first.Status.CustomerID)
+	}
+	e.sim.LoseNextCreate(sim.LoseWithConflict)
+	e.sim.VanishNext(2)
+	e.create(e.customer("again", "same@example.com"))
+	c := e.waitReason("again", metav1.ConditionTrue, v1alpha1.ReasonAvailable, 20*time.Second)
+	if c.Status.CustomerID == "" || c.Status.CustomerID == first.Status.CustomerID {
+		t.Fatalf("bound %q, want the record its own create made", c.Status.CustomerID)
+	}
+	if n := len(e.sim.Records(canaryKey)); n != 1 {
+		t.Fatalf("%d records, want 1", n)
+	}
+}

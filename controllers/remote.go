@@ -149,7 +149,7 @@ func (r *CustomerReconciler) create(ctx context.Context, c, orig *v1alpha1.Custo
 		if c.Status.Account == cl.Account() {
 			former = c.Status.FormerCustomerID
 		}
-		if id := r.accounts.heldBefore(cl.Account(), want.Email, former, p.Since.Time); id != "" {
+		if id := r.accounts.heldBefore(cl.Account(), want.Email, former, p.Since.Time, sentAt); id != "" {
 			// A record this manager found with the email before the create
 			// was sent explains the 409 (not the one this Customer held
 			// before it vanished: that one is its own again); the listing
@@ -508,10 +508,12 @@ func (r *CustomerReconciler) remove(ctx context.Context, c *v1alpha1.Customer, c
 		case err != nil:
 			return err
 		case !alreadyGone:
+			r.accounts.removed(cl.Account(), id, r.Clock.Now())
 			r.event(c, corev1.EventTypeNormal, "LicensesRevoked", "Delete",
 				"deleted ScriptLock customer %s; every license of that customer is revoked", id)
 			return nil
 		case attempt > 1:
+			r.accounts.removed(cl.Account(), id, r.Clock.Now())
 			r.event(c, corev1.EventTypeNormal, v1alpha1.ReasonRecordGone, "Delete",
 				"ScriptLock customer %s was already gone (its DELETE, a read and a second DELETE all answered 404): this deletion revoked nothing", id)
 			return nil
