@@ -61,6 +61,17 @@ func TestCheckWriteFollowsWhichRecordIsWhose(t *testing.T) {
 	}
 }
 
+// count returns how many of vs are of kind, for customer if it is not "".
+func count(vs []Violation, kind, customer string) int {
+	n := 0
+	for _, v := range vs {
+		if v.Kind == kind && (customer == "" || v.Customer == customer) {
+			n++
+		}
+	}
+	return n
+}
+
 // wantWrite checks l's judgement of w: allowed when broken is "", else a
 // violation of that kind.
 func wantWrite(t *testing.T, l *Ledger, w Write, live map[string]CustomerView, broken string) {
@@ -379,13 +390,7 @@ func TestARotationLookalikeTakenIsOneRecord(t *testing.T) {
 				t.Fatalf("told to take %s, it owns it", tt.bound)
 			}
 			vs := l.CheckStep(first, cur)
-			n := 0
-			for _, v := range vs {
-				if v.Kind == TwoRecords {
-					n++
-				}
-			}
-			if n != tt.want {
+			if n := count(vs, TwoRecords, ""); n != tt.want {
 				t.Fatalf("got %v, want %d %s", vs, tt.want, TwoRecords)
 			}
 		})
@@ -453,12 +458,7 @@ func TestARecordAnotherCustomerNamesIsKeptOnDeletion(t *testing.T) {
 					l.Observe(Snapshot{Records: left})
 					end = Snapshot{Records: left}
 				}
-				n := 0
-				for _, v := range l.CheckEnd(end, nil) {
-					if v.Kind == OwnRecordLeft && v.Customer == "c1" {
-						n++
-					}
-				}
+				n := count(l.CheckEnd(end, nil), OwnRecordLeft, "c1")
 				if n != tt.want {
 					t.Fatalf("got %d %s for c1, want %d", n, OwnRecordLeft, tt.want)
 				}
@@ -533,12 +533,7 @@ func TestACreateWhoseAnswerWasNeverLearntMayTakeARecordWithItsFields(t *testing.
 				l.Posted(*tt.post, live)
 			}
 			end := Snapshot{Customers: append(before, ready), Records: records}
-			n := 0
-			for _, v := range l.CheckEnd(end, nil) {
-				if v.Kind == ReadyUnowned && v.Customer == "c0" {
-					n++
-				}
-			}
+			n := count(l.CheckEnd(end, nil), ReadyUnowned, "c0")
 			if got := n == 0; got != tt.allowed {
 				t.Fatalf("Ready on the record allowed: %v, want %v", got, tt.allowed)
 			}
@@ -924,13 +919,7 @@ func TestARotationLookalikeDeletedThenCreatedAgainIsOneRecord(t *testing.T) {
 			cur := Snapshot{Customers: []CustomerView{recreated}, Records: recs}
 			vs := l.CheckStep(moved, cur)
 			l.Observe(cur)
-			n := 0
-			for _, v := range vs {
-				if v.Kind == TwoRecords {
-					n++
-				}
-			}
-			if n != tt.want {
+			if n := count(vs, TwoRecords, ""); n != tt.want {
 				t.Fatalf("got %v, want %d %s", vs, tt.want, TwoRecords)
 			}
 		})
