@@ -466,8 +466,7 @@ func TestDeleteRefusedKeepsTheFinalizerUntilScriptLockAllowsIt(t *testing.T) {
 func TestUnauthorizedBacksOff(t *testing.T) {
 	e := newEnv(t, managerOpts{})
 	e.secret(e.ns, "wrong", map[string]string{"apiKey": "not-a-key-the-simulator-knows", "url": e.srv.URL})
-	c := e.customer("acme", "unauth@example.com")
-	c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "wrong"}
+	c := e.customerWith("acme", "unauth@example.com", "wrong")
 	e.create(c)
 	e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonUnauthorized, 15*time.Second)
 	time.Sleep(3 * time.Second)
@@ -509,8 +508,7 @@ func TestSecretOfAnotherNamespaceIsNeverUsed(t *testing.T) {
 	const foreignKey = "foreign-namespace-key-7c1e"
 	e.sim.AddAccount(foreignKey)
 	e.secret(other, "creds", map[string]string{"apiKey": foreignKey, "url": e.srv.URL})
-	c := e.customer("acme", "foreign@example.com")
-	c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+	c := e.customerWith("acme", "foreign@example.com", "creds")
 	e.create(c)
 	e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonInvalidCredentials, 15*time.Second)
 	if msg := e.ready("acme").Message; !strings.Contains(msg, "not found in namespace "+`"`+e.ns+`"`) {
@@ -529,8 +527,7 @@ func TestCredentialsSecretSelectsTheAccount(t *testing.T) {
 	const secondKey = "second-account-key-91ab"
 	e.sim.AddAccount(secondKey)
 	e.secret(e.ns, "creds", map[string]string{"apiKey": secondKey, "url": e.srv.URL})
-	c := e.customer("acme", "second@example.com")
-	c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+	c := e.customerWith("acme", "second@example.com", "creds")
 	e.create(c)
 	got := e.waitReady("acme")
 	if recs := e.sim.Records(secondKey); len(recs) != 1 || recs[0].ID != got.Status.CustomerID {

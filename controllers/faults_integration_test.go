@@ -47,8 +47,7 @@ func TestReadyMeansTheAccountWasCheckedRecently(t *testing.T) {
 		const key, rotated = "tenant-key-before", "tenant-key-after"
 		e.sim.AddAccount(key)
 		e.secret(e.ns, "creds", map[string]string{"apiKey": key, "url": e.srv.URL})
-		c := e.customer("acme", "rotate@example.com")
-		c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+		c := e.customerWith("acme", "rotate@example.com", "creds")
 		e.create(c)
 		id := e.waitReady("acme").Status.CustomerID
 
@@ -340,8 +339,7 @@ func TestASecretMayPointOnlyAtAnAllowedHost(t *testing.T) {
 	// The same listener under a name that is not on the list.
 	u := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
 	e.secret(e.ns, "creds", map[string]string{"apiKey": "tenant-key", "url": u})
-	c := e.customer("acme", "elsewhere@example.com")
-	c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+	c := e.customerWith("acme", "elsewhere@example.com", "creds")
 	e.create(c)
 	e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonInvalidCredentials, 10*time.Second)
 	if msg := e.ready("acme").Message; !strings.Contains(msg, "localhost") || !strings.Contains(msg, "--allowed-scriptlock-hosts") {
@@ -448,8 +446,7 @@ func TestReadyDropsOnceTheSecretIsDeleted(t *testing.T) {
 	const key = "tenant-key-deleted-secret"
 	e.sim.AddAccount(key)
 	e.secret(e.ns, "creds", map[string]string{"apiKey": key, "url": e.srv.URL})
-	c := e.customer("acme", "secret-gone@example.com")
-	c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+	c := e.customerWith("acme", "secret-gone@example.com", "creds")
 	e.create(c)
 	e.waitReady("acme")
 

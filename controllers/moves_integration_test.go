@@ -28,8 +28,7 @@ func TestAMoveToAnAccountThatLooksTheSameIsNotAProof(t *testing.T) {
 		e := newEnv(t, managerOpts{})
 		e.sim.AddAccount(keyA)
 		e.secret(e.ns, "creds", map[string]string{"apiKey": keyA, "url": e.srv.URL})
-		c := e.customer("acme", "twin@example.com")
-		c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+		c := e.customerWith("acme", "twin@example.com", "creds")
 		e.create(c)
 		return e, e.waitReady("acme")
 	}
@@ -106,8 +105,7 @@ func TestAKeyRotationCostsOneListingNotAReadPerCustomer(t *testing.T) {
 	ids := map[string]string{}
 	for i := range 6 {
 		name := fmt.Sprintf("c%d", i)
-		c := e.customer(name, name+"@example.com")
-		c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+		c := e.customerWith(name, name+"@example.com", "creds")
 		e.create(c)
 		ids[name] = e.waitReady(name).Status.CustomerID
 	}
@@ -157,8 +155,7 @@ func TestARotationProvenBeforeACrashIsNotLost(t *testing.T) {
 	e.opts.url = ps.URL
 	e.startManager()
 	e.secret(e.ns, "creds", map[string]string{"apiKey": key, "url": ps.URL})
-	c := e.customer("acme", "rotate@example.com")
-	c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+	c := e.customerWith("acme", "rotate@example.com", "creds")
 	e.create(c)
 	id := e.waitReady("acme").Status.CustomerID
 
@@ -203,8 +200,7 @@ func TestACreateOfUnknownOutcomeDoesNotMoveWithTheCredentials(t *testing.T) {
 	e.sim.AddAccount(keyB)
 	e.secret(e.ns, "creds", map[string]string{"apiKey": keyA, "url": e.srv.URL})
 	e.sim.CommitNextCreateLate(6*time.Second, sim.LoseWith504)
-	c := e.customer("acme", "unknown-outcome@example.com")
-	c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+	c := e.customerWith("acme", "unknown-outcome@example.com", "creds")
 	c.Spec.Adoption = v1alpha1.AdoptionIfExists
 	e.create(c)
 	e.eventually(patience, "the create's proof persisted", func() error {

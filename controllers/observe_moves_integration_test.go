@@ -25,8 +25,7 @@ func TestAnObserverKeepsTheRecordItManaged(t *testing.T) {
 		e.sim.AddAccount(keyA)
 		before(e)
 		e.secret(e.ns, "creds", map[string]string{"apiKey": keyA, "url": e.srv.URL})
-		c := e.customer("acme", "own@example.com")
-		c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+		c := e.customerWith("acme", "own@example.com", "creds")
 		e.create(c)
 		c = e.waitReady("acme")
 		e.update("acme", func(c *v1alpha1.Customer) { c.Spec.ManagementPolicy = v1alpha1.ManagementPolicyObserve })

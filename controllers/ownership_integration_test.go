@@ -576,8 +576,7 @@ func TestAChangedAccountWritesNothingUntilTheRecordIsProvenThere(t *testing.T) {
 		e := newEnv(t, managerOpts{})
 		e.sim.AddAccount(key)
 		e.secret(e.ns, "creds", map[string]string{"apiKey": key, "url": e.srv.URL})
-		c := e.customer("acme", "tenant@example.com")
-		c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+		c := e.customerWith("acme", "tenant@example.com", "creds")
 		e.create(c)
 		return e, e.waitReady("acme")
 	}
@@ -647,8 +646,7 @@ func TestAClaimantWhoseSecretCannotBeReadStillClaims(t *testing.T) {
 		t.Run(breakSecret, func(t *testing.T) {
 			e := newEnv(t, managerOpts{})
 			e.secret(e.ns, "creds", map[string]string{"apiKey": canaryKey, "url": e.srv.URL})
-			y := e.customer("y", "y@example.com")
-			y.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+			y := e.customerWith("y", "y@example.com", "creds")
 			e.create(y)
 			yid := e.waitReady("y").Status.CustomerID
 			s := &corev1.Secret{}
@@ -714,10 +712,8 @@ func TestTheSameIDBoundInAnotherAccountIsAnotherRecord(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			const key = "elsewhere-key"
 			e := newEnv(t, managerOpts{permanentBackoff: time.Minute})
-			_, url := e.otherScriptLock(key)
-			e.secret(e.ns, "creds", map[string]string{"apiKey": key, "url": url})
-			away := e.customer("away", "away@example.com")
-			away.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+			e.credsElsewhere(key)
+			away := e.customerWith("away", "away@example.com", "creds")
 			e.create(away)
 			id := e.waitReady("away").Status.CustomerID
 			lose(e.sim)
@@ -754,8 +750,7 @@ func TestABindingLeftInAnotherAccountIsNoClaimOnACreatesRecord(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			const key = "elsewhere-key"
 			e := newEnv(t, managerOpts{permanentBackoff: time.Minute})
-			other, url := e.otherScriptLock(key)
-			e.secret(e.ns, "creds", map[string]string{"apiKey": key, "url": url})
+			other := e.credsElsewhere(key)
 			e.create(e.customer("moved", "moved@example.com"))
 			id := e.waitReady("moved").Status.CustomerID
 			e.update("moved", func(c *v1alpha1.Customer) {
@@ -764,8 +759,7 @@ func TestABindingLeftInAnotherAccountIsNoClaimOnACreatesRecord(t *testing.T) {
 			e.waitReason("moved", metav1.ConditionFalse, v1alpha1.ReasonAccountChanged, 30*time.Second)
 
 			other.LoseNextCreate(mode)
-			acme := e.customer("acme", "acme@example.com")
-			acme.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+			acme := e.customerWith("acme", "acme@example.com", "creds")
 			e.create(acme)
 			got := e.waitReason("acme", metav1.ConditionTrue, v1alpha1.ReasonAvailable, 30*time.Second)
 			if got.Status.CustomerID != id {
@@ -797,10 +791,8 @@ func TestABindingLeftInAnotherAccountIsNoClaimOnACreatesRecord(t *testing.T) {
 func TestASpecCustomerIDBoundInAnotherAccountIsAnotherRecord(t *testing.T) {
 	const key = "elsewhere-key"
 	e := newEnv(t, managerOpts{permanentBackoff: time.Minute})
-	other, url := e.otherScriptLock(key)
-	e.secret(e.ns, "creds", map[string]string{"apiKey": key, "url": url})
-	away := e.customer("away", "away@example.com")
-	away.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+	other := e.credsElsewhere(key)
+	away := e.customerWith("away", "away@example.com", "creds")
 	e.create(away)
 	id := e.waitReady("away").Status.CustomerID
 	mine := e.sim.Seed(canaryKey, scriptlock.Customer{ID: id, Company: "Example Company Inc.",
@@ -1387,8 +1379,7 @@ func TestAnotherInstanceWithTheSameIDAndEmailIsNotProof(t *testing.T) {
 	e := newEnv(t, managerOpts{})
 	e.sim.AddAccount(key)
 	e.secret(e.ns, "creds", map[string]string{"apiKey": key, "url": e.srv.URL})
-	c := e.customer("acme", "shared@example.com")
-	c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "creds"}
+	c := e.customerWith("acme", "shared@example.com", "creds")
 	e.create(c)
 	bound := e.waitReady("acme")
 	other, otherURL := e.otherScriptLock(key)

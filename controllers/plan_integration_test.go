@@ -27,8 +27,7 @@ import (
 func TestThePlanSaysADeletionWithoutItsSecretMayRevoke(t *testing.T) {
 	e := newEnv(t, managerOpts{})
 	e.secret(e.ns, "acct", map[string]string{controllers.SecretKeyAPIKey: canaryKey, controllers.SecretKeyURL: e.srv.URL})
-	c := e.customer("acme", "gone-secret@example.com")
-	c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: "acct"}
+	c := e.customerWith("acme", "gone-secret@example.com", "acct")
 	e.create(c)
 	c = e.waitReady("acme")
 	id := c.Status.CustomerID

@@ -247,6 +247,15 @@ func (e *env) otherScriptLock(key string) (*sim.Server, string) {
 	return s, serve(e.t, s).URL
 }
 
+// credsElsewhere starts another ScriptLock instance holding key's account
+// and writes the Secret "creds" naming it; it returns that instance.
+func (e *env) credsElsewhere(key string) *sim.Server {
+	e.t.Helper()
+	other, url := e.otherScriptLock(key)
+	e.secret(e.ns, "creds", map[string]string{"apiKey": key, "url": url})
+	return other
+}
+
 // startManager runs a manager that sees only this test's namespace.
 func (e *env) startManager() {
 	e.t.Helper()
@@ -410,6 +419,13 @@ func (e *env) customer(name, email string) *v1alpha1.Customer {
 			Company: "Example Company Inc.", FirstName: "Example", LastName: "Customer", Email: email,
 		},
 	}
+}
+
+// customerWith is customer with its credentials in the Secret secret.
+func (e *env) customerWith(name, email, secret string) *v1alpha1.Customer {
+	c := e.customer(name, email)
+	c.Spec.CredentialsSecretRef = &v1alpha1.SecretReference{Name: secret}
+	return c
 }
 
 func (e *env) create(c *v1alpha1.Customer) *v1alpha1.Customer {
