@@ -117,15 +117,15 @@ func ownPending(c *v1alpha1.Customer, cl *scriptlock.Client) (*v1alpha1.PendingC
 	return p, p != nil && p.UID != "" && p.UID == string(c.UID) && p.Account == cl.Account() && len(p.Digests) > 0
 }
 
-// pendingClaim returns cu's create whose outcome is unknown when cu itself
-// sent it (the proof names its UID) and holds no record yet (creating),
-// whatever account its credentials name now, or nil. Until that outcome is known, the email it posted is cu's
+// pendingClaim returns cu's create under way (underWay) when cu itself
+// sent it (the proof names its UID), whatever account its credentials name
+// now, or nil. Until its outcome is known, the email it posted is cu's
 // claim in the proof's account even after the spec's email changed: the
 // record the create may have stored there, committed late, has exactly the
 // fields cu posted, and would otherwise look like the lost answer of a
 // later create of that email by another Customer (which a 409 answers).
 func pendingClaim(cu *v1alpha1.Customer) *v1alpha1.PendingCreate {
-	if p := pendingOf(cu); creating(cu) && p.UID != "" && p.UID == string(cu.UID) {
+	if p := underWay(cu); p != nil && p.UID != "" && p.UID == string(cu.UID) {
 		return p
 	}
 	return nil
@@ -343,14 +343,13 @@ func claimsBefore(other, c *v1alpha1.Customer) bool {
 	if managing(other) != managing(c) {
 		return managing(other)
 	}
-	if creating(other) != creating(c) {
-		return creating(other)
+	po, pc := underWay(other), underWay(c)
+	if (po != nil) != (pc != nil) {
+		return po != nil
 	}
-	if creating(c) {
+	if pc != nil && !po.Since.Equal(&pc.Since) {
 		// Both have a create under way: the one sent first.
-		if po, pc := pendingOf(other), pendingOf(c); !po.Since.Equal(&pc.Since) {
-			return po.Since.Before(&pc.Since)
-		}
+		return po.Since.Before(&pc.Since)
 	}
 	if !other.CreationTimestamp.Equal(&c.CreationTimestamp) {
 		return other.CreationTimestamp.Before(&c.CreationTimestamp)
@@ -389,9 +388,13 @@ func managing(c *v1alpha1.Customer) bool {
 	return c.Status.CustomerID != "" && c.Status.Observed == nil
 }
 
-// creating says whether c has a create under way whose outcome is unknown.
-func creating(c *v1alpha1.Customer) bool {
-	return c.Status.CustomerID == "" && pendingOf(c) != nil
+// underWay returns c's create whose outcome is unknown while c holds no
+// record (pendingOf), or nil.
+func underWay(c *v1alpha1.Customer) *v1alpha1.PendingCreate {
+	if c.Status.CustomerID != "" {
+		return nil
+	}
+	return pendingOf(c)
 }
 
 // rivalMessage explains a Conflict between c and the Customer other, and how
