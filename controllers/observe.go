@@ -209,14 +209,11 @@ func (r *CustomerReconciler) provenAfterMove(ctx context.Context, c *v1alpha1.Cu
 				"If the credentials name the right account and the record was deleted there, delete this Customer (nothing is deleted in ScriptLock) and create it again",
 			id, orNone(c.Status.Account), cl.Account())
 	}
-	sameEmail := strings.EqualFold(rec.Email, c.Spec.Email)
-	if sameEmail && c.Annotations[v1alpha1.AcceptAccountAnnotation] == cl.Account() {
+	accepted, asSynced := moveProof(c, cl, rec)
+	if accepted {
 		return nil
 	}
-	sameURL := c.Status.URL == "" || c.Status.URL == cl.BaseURL()
-	// The record as last synced (its email included) is the proof; the
-	// spec may have changed meanwhile (a new email is then written to it).
-	if sameURL && c.Status.SyncedDigest != "" && digest(rec) == c.Status.SyncedDigest {
+	if asSynced {
 		refused, err := r.oldKeyRefused(ctx, c, cl, id)
 		if err != nil {
 			return err
@@ -230,6 +227,20 @@ func (r *CustomerReconciler) provenAfterMove(ctx context.Context, c *v1alpha1.Cu
 			"(a rotated key carries a record over only when the old key is refused and the record is as last synced), so nothing is written or deleted. "+
 			"If account %s is the right home of this Customer's record, annotate the Customer %s=%s",
 		id, orNone(c.Status.Account), orNone(c.Status.URL), cl.Account(), cl.BaseURL(), cl.Account(), v1alpha1.AcceptAccountAnnotation, cl.Account())
+}
+
+// moveProof says what proves rec, found in cl's account under the id c is
+// bound to in another (c's credentials moved there), to be c's record:
+// accepted, when it has c's spec email and a person accepted that account
+// (AcceptAccountAnnotation), which is proof enough; asSynced, when it is,
+// at the same URL, exactly as c last synced it (its email included; the
+// spec may have changed since, and is then written to it), which a rotated
+// key carries over once the old key is refused (oldKeyRefused).
+func moveProof(c *v1alpha1.Customer, cl *scriptlock.Client, rec scriptlock.Customer) (accepted, asSynced bool) {
+	accepted = strings.EqualFold(rec.Email, c.Spec.Email) && c.Annotations[v1alpha1.AcceptAccountAnnotation] == cl.Account()
+	sameURL := c.Status.URL == "" || c.Status.URL == cl.BaseURL()
+	asSynced = sameURL && c.Status.SyncedDigest != "" && digest(rec) == c.Status.SyncedDigest
+	return accepted, asSynced
 }
 
 // oldKeyRefused says whether the key c's record was bound with is now

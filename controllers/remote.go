@@ -339,7 +339,7 @@ func readyReason(c *v1alpha1.Customer) string {
 // over. Ids are unique only within an account: the same id bound in
 // another account is another record. rec, when not nil, is the record id
 // of cl's account as read: a Customer bound elsewhere holds it only if it
-// could ever take it after its move (carriesOver).
+// could ever take it after its move (moveProof).
 func (r *CustomerReconciler) boundTo(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string, rec *scriptlock.Customer) *v1alpha1.Customer {
 	for _, key := range r.claims.of(recordClaim(id)) {
 		if key == client.ObjectKeyFromObject(c) {
@@ -352,10 +352,15 @@ func (r *CustomerReconciler) boundTo(ctx context.Context, c *v1alpha1.Customer, 
 		if other.Status.Account == cl.Account() {
 			return other
 		}
-		if rec != nil && !carriesOver(other, cl, *rec) {
-			// Bound in another account, it could never prove this
-			// record its own: the same id here is another record.
-			continue
+		if rec != nil {
+			// Bound in another account, it holds rec only if it could
+			// prove it its own after its move (whether its old key is
+			// refused is not checked here: in doubt, its claim stands).
+			// Any other record with that id is another record that
+			// happens to have it (ids are numbered per account).
+			if accepted, asSynced := moveProof(other, cl, *rec); !accepted && !asSynced {
+				continue
+			}
 		}
 		if same, err := r.sameAccount(ctx, c, other, cl); err != nil || same {
 			// When in doubt, its claim stands.
@@ -363,22 +368,6 @@ func (r *CustomerReconciler) boundTo(ctx context.Context, c *v1alpha1.Customer, 
 		}
 	}
 	return nil
-}
-
-// carriesOver says whether other, bound to rec's id in another account
-// (status.account), may take rec, in cl's account that its credentials
-// name now, as its own, as provenAfterMove proves one: a record with its
-// spec's email when a person accepted that account
-// (AcceptAccountAnnotation), or one exactly as it last synced it, which a
-// rotated key carries over (whether its old key is refused is not checked
-// here: in doubt, its claim stands). Any other record with that id is
-// another record that happens to have it (ids are numbered per account):
-// its binding elsewhere is no claim on it.
-func carriesOver(other *v1alpha1.Customer, cl *scriptlock.Client, rec scriptlock.Customer) bool {
-	if strings.EqualFold(rec.Email, other.Spec.Email) && other.Annotations[v1alpha1.AcceptAccountAnnotation] == cl.Account() {
-		return true
-	}
-	return other.Status.SyncedDigest != "" && digest(rec) == other.Status.SyncedDigest
 }
 
 // maxPendingDigests bounds the create-time proof's digests: a spec changed
