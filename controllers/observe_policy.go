@@ -75,18 +75,8 @@ func (r *CustomerReconciler) observeOnly(ctx context.Context, c *v1alpha1.Custom
 		return r.observeHeld(ctx, c, cl, &obs)
 	}
 	if id := c.Status.CustomerID; id != "" && c.Status.Account == cl.Account() && (c.Spec.CustomerID == "" || c.Spec.CustomerID == id) {
-		key := client.ObjectKeyFromObject(c)
-		// A requested pass, or a record on its own cadence, is read: never
-		// answered from memory.
-		if o := c.Status.Observed; o != nil && r.DriftDetection == DriftPerObject && !readsDirectly(c) {
-			seen := scriptlock.Customer{ID: id, Company: o.Company, FirstName: o.FirstName, LastName: o.LastName, Email: o.Email}
-			if left, ok := r.memory.syncedWithin(key, seen, r.ResyncPeriod, r.Clock.Now()); ok {
-				obs.fromMemory, obs.recheckIn = true, left
-				return seen, obs, nil
-			}
-		}
-		rec, found, err := r.read(ctx, c, cl, id, r.DriftDetection == DriftByList && !readsDirectly(c), &obs)
-		if err != nil || found && strings.EqualFold(rec.Email, c.Spec.Email) || found && c.Spec.CustomerID == id {
+		rec, found, err := r.observeRead(ctx, c, cl, id, &obs)
+		if err != nil || obs.fromMemory || found && strings.EqualFold(rec.Email, c.Spec.Email) || found && c.Spec.CustomerID == id {
 			return rec, obs, err
 		}
 	}
@@ -151,18 +141,25 @@ func (r *CustomerReconciler) observeHeld(ctx context.Context, c *v1alpha1.Custom
 		obs.seen = true
 		return rec, *obs, nil
 	}
-	key := client.ObjectKeyFromObject(c)
-	if o := c.Status.Observed; o != nil && r.DriftDetection == DriftPerObject && !readsDirectly(c) {
-		seen := scriptlock.Customer{ID: id, Company: o.Company, FirstName: o.FirstName, LastName: o.LastName, Email: o.Email}
-		if left, ok := r.memory.syncedWithin(key, seen, r.ResyncPeriod, r.Clock.Now()); ok {
-			obs.fromMemory, obs.recheckIn = true, left
-			return seen, *obs, nil
-		}
-	}
-	rec, found, err := r.read(ctx, c, cl, id, r.DriftDetection == DriftByList && !readsDirectly(c), obs)
+	rec, found, err := r.observeRead(ctx, c, cl, id, obs)
 	if err != nil || found {
 		return rec, *obs, err
 	}
 	return rec, *obs, stuckf(v1alpha1.ReasonNotFound,
 		"ScriptLock has no customer %s, the record this Customer managed before it was switched to Observe; managementPolicy: Observe binds no other record in its place (set it to Manage: a record deleted outside the cluster is then created again)", id)
+}
+
+// observeRead reads the record id an observer is bound to in cl's account,
+// or, in per-object mode within a period of the last read, answers with
+// what status.observed says (obs.fromMemory: found). A requested pass, or
+// a record on its own cadence, is always read.
+func (r *CustomerReconciler) observeRead(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string, obs *observation) (scriptlock.Customer, bool, error) {
+	if o := c.Status.Observed; o != nil && r.DriftDetection == DriftPerObject && !readsDirectly(c) {
+		seen := scriptlock.Customer{ID: id, Company: o.Company, FirstName: o.FirstName, LastName: o.LastName, Email: o.Email}
+		if left, ok := r.memory.syncedWithin(client.ObjectKeyFromObject(c), seen, r.ResyncPeriod, r.Clock.Now()); ok {
+			obs.fromMemory, obs.recheckIn = true, left
+			return seen, true, nil
+		}
+	}
+	return r.read(ctx, c, cl, id, r.DriftDetection == DriftByList && !readsDirectly(c), obs)
 }
