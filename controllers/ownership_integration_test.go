@@ -1105,6 +1105,43 @@ func TestAnEmailLeftWhileItsCreateIsUnknownIsStillClaimed(t *testing.T) {
 	}
 }
 
+// Another path that binds, of the same kind: adoption. The first
+// Customer's spec moved to an email another Customer's record holds
+// (Conflict), so it never looks for its create's record and keeps its proof
+// for the email it left. A second Customer told to adopt the record with
+// that email (spec.adoption: IfExists) must not take it once it is listed:
+// the first's create may have stored it (it did). It reports Conflict
+// naming the first, and nothing is written to the record.
+func TestAnEmailLeftWhileItsCreateIsUnknownIsNotAdopted(t *testing.T) {
+	e := newEnv(t, managerOpts{})
+	held := e.waitReadyAfterCreate("holder", "taken@example.com").Status.CustomerID
+	e.sim.CommitNextCreateLate(time.Second, sim.LoseWith504)
+	e.create(e.customer("first", "left@example.com"))
+	e.waitCalls(http.MethodPost, routeCreate, 2)
+	e.update("first", func(c *v1alpha1.Customer) { c.Spec.Email = "taken@example.com" })
+	e.waitReason("first", metav1.ConditionFalse, v1alpha1.ReasonConflict, 10*time.Second)
+	var late scriptlock.Customer
+	e.eventually(10*time.Second, "the late record listed", func() error {
+		for _, r := range e.records() {
+			if r.ID != held {
+				late = r
+				return nil
+			}
+		}
+		return fmt.Errorf("not yet")
+	})
+	second := e.customer("second", "left@example.com")
+	second.Spec.Adoption = v1alpha1.AdoptionIfExists
+	e.create(second)
+	got := e.waitReason("second", metav1.ConditionFalse, v1alpha1.ReasonConflict, 20*time.Second)
+	if got.Status.CustomerID == late.ID || !strings.Contains(e.ready("second").Message, "first") {
+		t.Fatalf("adopted the record of another Customer's create under way (%q), or the Conflict does not name it: %q", got.Status.CustomerID, e.ready("second").Message)
+	}
+	if puts := e.calls(http.MethodPut, routeOne); puts != 0 {
+		t.Fatalf("%d PUTs: a record whose owner is in doubt was written", puts)
+	}
+}
+
 // Lost create answer, kind 6/7: ScriptLock stores values tidied (runs of
 // spaces collapsed). The digest of what was posted never matches what is
 // stored, so the Customer's own lost create ends in Conflict needing a
