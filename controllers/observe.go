@@ -134,14 +134,20 @@ func (r *CustomerReconciler) observeBound(ctx context.Context, c *v1alpha1.Custo
 		}
 		return rec, found, err
 	}
+	rec, err := r.recordAfterMove(ctx, c, cl, id)
+	return rec, err == nil, err
+}
+
+// recordAfterMove reads record id, bound in another account, in the account
+// of cl that c's credentials name now (readAfterMove), and returns it only
+// if it is proven to be c's record there (provenAfterMove); else the
+// AccountChanged *stuck error, or the error of a read.
+func (r *CustomerReconciler) recordAfterMove(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) (scriptlock.Customer, error) {
 	rec, found, err := r.readAfterMove(ctx, c, cl, id)
 	if err != nil {
-		return rec, false, err
+		return rec, err
 	}
-	if err := r.provenAfterMove(ctx, c, cl, rec, found); err != nil {
-		return rec, false, err
-	}
-	return rec, true, nil
+	return rec, r.provenAfterMove(ctx, c, cl, rec, found)
 }
 
 // listedSince is how old a listing may answer for c: one of the last two

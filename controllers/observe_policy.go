@@ -131,15 +131,9 @@ func (r *CustomerReconciler) observeHeld(ctx context.Context, c *v1alpha1.Custom
 			c.Spec.CustomerID, id)
 	}
 	if c.Status.Account != cl.Account() {
-		rec, found, err := r.readAfterMove(ctx, c, cl, id)
-		if err != nil {
-			return rec, *obs, err
-		}
-		if err := r.provenAfterMove(ctx, c, cl, rec, found); err != nil {
-			return rec, *obs, err
-		}
-		obs.seen = true
-		return rec, *obs, nil
+		rec, err := r.recordAfterMove(ctx, c, cl, id)
+		obs.seen = err == nil
+		return rec, *obs, err
 	}
 	rec, found, err := r.observeRead(ctx, c, cl, id, obs)
 	if err != nil || found {
