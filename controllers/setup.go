@@ -194,6 +194,7 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 		For(&v1alpha1.Customer{}, builder.WithPredicates(relevantChange())).
 		Named("customer").
 		WithOptions(controller.Options{
+			LogConstructor:          reconcileLogs(mgr.GetLogger()),
 			MaxConcurrentReconciles: max(1, maxConcurrent),
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](
 				transientBackoffMin, transientBackoffMax),
