@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -33,6 +34,12 @@ type ceiling struct {
 	// statusPerSec is plain status patches per second on existing
 	// Customers, a second pass over the same objects.
 	statusPerSec float64
+	// contractPerSec is Customers per second, each one create, one
+	// metadata patch, one status patch and one Event (events.k8s.io/v1):
+	// the least API-server work a Customer needs to become Ready through an
+	// operator of 3 writes per new Customer (finalizer and proof, status,
+	// Event), which is what issue 27 allows. Third pass, new objects.
+	contractPerSec float64
 }
 
 // writesPerSec is the API-server writes per second of the first pass: two
@@ -69,14 +76,66 @@ func measureCeiling(ctx context.Context, k8s client.Client, n, workers int) (cei
 		return c, err
 	}
 	c.statusPerSec = float64(n) / time.Since(start).Seconds()
-	localenv.Logf("API-server ceiling: %.0f Customers a second (create + status patch), %.0f status patches a second",
-		c.objectsPerSec, c.statusPerSec)
+
+	start = time.Now()
+	if err := parallel(ctx, n, workers, func(ctx context.Context, i int) error {
+		return contractWrites(ctx, k8s, i)
+	}); err != nil {
+		return c, err
+	}
+	c.contractPerSec = float64(n) / time.Since(start).Seconds()
+	localenv.Logf("API-server ceiling: %.0f Customers a second (create + status patch), %.0f status patches a second, "+
+		"%.0f Customers a second (create + metadata patch + status patch + Event)",
+		c.objectsPerSec, c.statusPerSec, c.contractPerSec)
 
 	// No finalizers (no manager ran), so the objects go at once.
 	if err := k8s.DeleteAllOf(ctx, &v1alpha1.Customer{}, client.InNamespace(ceilingNamespace)); err != nil {
 		return c, fmt.Errorf("deleting the ceiling's Customers: %w", err)
 	}
+	if err := k8s.DeleteAllOf(ctx, &eventsv1.Event{}, client.InNamespace(ceilingNamespace)); err != nil {
+		return c, fmt.Errorf("deleting the ceiling's Events: %w", err)
+	}
 	return c, nil
+}
+
+// contractWrites makes the i-th Customer of the third pass Ready with the
+// writes of an operator of 3 writes per new Customer: it creates it,
+// patches its metadata (an annotation as big as the operator's create-time
+// proof, in place of the finalizer that would keep it from going), patches
+// its status and creates one Event about it.
+func contractWrites(ctx context.Context, k8s client.Client, i int) error {
+	cu := benchCustomer(i)
+	cu.Namespace = ceilingNamespace
+	cu.Name = fmt.Sprintf("contract-%05d", i)
+	if err := k8s.Create(ctx, cu); err != nil {
+		return fmt.Errorf("creating %s: %w", cu.Name, err)
+	}
+	meta := fmt.Sprintf(`{"metadata":{"annotations":{"bench.scriptlock.com/proof":`+
+		`"{\"uid\":\"%s\",\"account\":\"0123456789ab\",\"email\":\"%s\",\"since\":\"%s\"}"}}}`,
+		cu.UID, cu.Spec.Email, time.Now().UTC().Format(time.RFC3339))
+	if err := k8s.Patch(ctx, cu, client.RawPatch(types.MergePatchType, []byte(meta))); err != nil {
+		return fmt.Errorf("patching the metadata of %s: %w", cu.Name, err)
+	}
+	if err := patchReadyStatus(ctx, k8s, cu.Name, i, "contract"); err != nil {
+		return err
+	}
+	now := time.Now()
+	ev := &eventsv1.Event{
+		ObjectMeta:          metav1.ObjectMeta{Namespace: ceilingNamespace, Name: fmt.Sprintf("%s.%x", cu.Name, now.UnixNano())},
+		EventTime:           metav1.MicroTime{Time: now},
+		ReportingController: "licensing.scriptlock.com/customer-operator",
+		ReportingInstance:   "bench-ceiling",
+		Action:              "Create",
+		Reason:              "Created",
+		Regarding: corev1.ObjectReference{APIVersion: v1alpha1.GroupVersion.String(), Kind: "Customer",
+			Namespace: cu.Namespace, Name: cu.Name, UID: cu.UID},
+		Note: fmt.Sprintf("created ScriptLock customer %d", i),
+		Type: corev1.EventTypeNormal,
+	}
+	if err := k8s.Create(ctx, ev); err != nil {
+		return fmt.Errorf("creating the Event of %s: %w", cu.Name, err)
+	}
+	return nil
 }
 
 // patchReadyStatus writes the status the operator writes for a Ready

@@ -50,7 +50,11 @@ const methodText = `How it is measured, for each mode on a fresh control plane:
   server answers; then patches every status once more. Customers a second
   of the first pass (one create + one status patch each: the least API-server
   work a Customer needs to become Ready) is the ceiling; the second pass is
-  plain status patches a second. The objects are deleted before the manager
+  plain status patches a second. A third pass makes new Customers Ready
+  with the writes an operator of 3 writes per new Customer sends: a create,
+  a metadata patch (an annotation as big as the create-time proof), a
+  status patch and one events.k8s.io Event each; Customers a second of it
+  is the **ceiling of 4 writes**. The objects are deleted before the manager
   starts, so it never sees them. The ceiling is measured on the same
   kube-apiserver and etcd as the run, with no watcher, so the operator's
   phase (which also feeds two watches) cannot quite reach it.
@@ -67,7 +71,10 @@ const methodText = `How it is measured, for each mode on a fresh control plane:
   **Throughput goal** (issue 12): all N Ready within
   1.2 × max(N / ` + "`--scriptlock-qps`" + `, N / ceiling); the report gives the time
   over the goal (at most 1 meets it) and the Ready rate (N / time until all
-  Ready) over the ceiling.
+  Ready) over the ceiling. It gives the same with the ceiling of 4 writes,
+  the API server's own limit for the 3 writes issue 27 allows (a Customer
+  Ready through any operator that writes a finalizer, a status and an Event
+  costs the API server those 4 writes, where the first ceiling counts 2).
 - **Idle phase.** Nothing changes for a few resync periods.
 - **Restart phase.** The manager gets SIGTERM and, once it has exited, is
   started again with the same flags. The phase lasts until the new process
@@ -194,6 +201,8 @@ func record(p params, results []*result, limit int64) runRecord {
 			CreatesAnsweredSeconds:        r.created.Seconds(),
 			AllReadySeconds:               r.allReady.Seconds(),
 			ThroughputGoalSeconds:         throughputGoal(p.n, p.qps, r.ceiling.objectsPerSec).Seconds(),
+			CeilingContractPerSecond:      r.ceiling.contractPerSec,
+			ThroughputGoalContractSeconds: throughputGoal(p.n, p.qps, r.ceiling.contractPerSec).Seconds(),
 			WritesPerCustomer:             r.createWrites.client / float64(p.n),
 			EventsPerCustomer:             r.createWrites.events / float64(p.n),
 			CreateScriptLockCalls:         r.createCalls.total(),
@@ -380,6 +389,8 @@ func renderSection(p params, results []*result, chart string, limit int64) strin
 		t.row("Customers a second, create + status patch", all(func(r *result) float64 { return r.ceiling.objectsPerSec }), rate)
 		t.row("… API-server writes a second (two per Customer)", all(func(r *result) float64 { return r.ceiling.writesPerSec() }), rate)
 		t.row("plain status patches a second", all(func(r *result) float64 { return r.ceiling.statusPerSec }), rate)
+		t.row("Customers a second, create + metadata, status and Event writes (ceiling of 4 writes)",
+			all(func(r *result) float64 { return r.ceiling.contractPerSec }), rate)
 	}
 
 	t.heading("Create phase")
@@ -395,6 +406,16 @@ func renderSection(p params, results []*result, chart string, limit int64) strin
 	t.row("time until all Ready over the goal (≤ 1 meets it)", all(func(r *result) float64 {
 		return fraction(r.allReady.Seconds(), throughputGoal(p.n, p.qps, r.ceiling.objectsPerSec).Seconds())
 	}), times)
+	hasContract := func(r *result) bool { return r.ceiling.contractPerSec > 0 }
+	t.row("… Ready a second over the ceiling of 4 writes", func(r *result) (float64, bool) {
+		return fraction(perSecond(p.n, r.allReady), r.ceiling.contractPerSec), hasContract(r)
+	}, times)
+	t.row(fmt.Sprintf("goal with the ceiling of 4 writes: 1.2 × max(N/qps = %.0f s, N/ceiling of 4 writes)", n/p.qps), func(r *result) (float64, bool) {
+		return throughputGoal(p.n, p.qps, r.ceiling.contractPerSec).Seconds(), hasContract(r)
+	}, secs)
+	t.row("time until all Ready over that goal (≤ 1 meets it)", func(r *result) (float64, bool) {
+		return fraction(r.allReady.Seconds(), throughputGoal(p.n, p.qps, r.ceiling.contractPerSec).Seconds()), hasContract(r)
+	}, times)
 	for _, route := range routes(results, func(r *result) callCounts { return r.createCalls }) {
 		t.row("ScriptLock `"+route+"`", all(func(r *result) float64 { return float64(r.createCalls.byRoute[route]) }), count)
 	}
@@ -622,6 +643,12 @@ func checks(p params, results []*result, limit int64) []string {
 		}
 		out = append(out, fmt.Sprintf("%s: throughput: all N Ready within 1.2 × max(%s) = %.0f s: %.1f s (%.2f× the goal); %s.",
 			m, basis, goal.Seconds(), r.allReady.Seconds(), fraction(r.allReady.Seconds(), goal.Seconds()), verdict(r.allReady <= goal)))
+		if r.ceiling.contractPerSec > 0 {
+			goal4 := throughputGoal(p.n, p.qps, r.ceiling.contractPerSec)
+			out = append(out, fmt.Sprintf("%s: throughput against the ceiling of 4 writes: within 1.2 × max(N/qps = %.0f s, N/ceiling = %.0f s) = %.0f s: %.1f s (%.2f× that goal); %s.",
+				m, n/p.qps, n/r.ceiling.contractPerSec, goal4.Seconds(), r.allReady.Seconds(),
+				fraction(r.allReady.Seconds(), goal4.Seconds()), verdict(r.allReady <= goal4)))
+		}
 		out = append(out, fmt.Sprintf("%s: at most 3 API-server writes per new Customer, one Event: %.2f writes, %.2f Events; %s.",
 			m, r.createWrites.client/n, r.createWrites.events/n, verdict(r.createWrites.client/n <= 3 && r.createWrites.events/n <= 1)))
 		out = append(out, fmt.Sprintf("%s: idle-phase API-server writes = 0: %.0f writes; %s.",

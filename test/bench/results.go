@@ -56,8 +56,10 @@ type modeRecord struct {
 	CeilingStatusPatchesPerSecond float64 `json:"ceilingStatusPatchesPerSecond"`
 	CreatesAnsweredSeconds        float64 `json:"createsAnsweredSeconds"`
 	AllReadySeconds               float64 `json:"allReadySeconds"`
-	ThroughputGoalSeconds         float64 `json:"throughputGoalSeconds"` // 1.2 × max(N/qps, N/ceiling)
-	WritesPerCustomer             float64 `json:"writesPerCustomer"`     // manager's client, Events included
+	ThroughputGoalSeconds         float64 `json:"throughputGoalSeconds"`                   // 1.2 × max(N/qps, N/ceiling)
+	CeilingContractPerSecond      float64 `json:"ceilingContractPerSecond,omitempty"`      // create + metadata, status and Event writes; 0: not measured
+	ThroughputGoalContractSeconds float64 `json:"throughputGoalContractSeconds,omitempty"` // 1.2 × max(N/qps, N/that ceiling)
+	WritesPerCustomer             float64 `json:"writesPerCustomer"`                       // manager's client, Events included
 	EventsPerCustomer             float64 `json:"eventsPerCustomer"`
 	CreateScriptLockCalls         int     `json:"createScriptLockCalls"`
 	CreateListings                int     `json:"createListings"`
