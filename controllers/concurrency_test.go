@@ -60,7 +60,7 @@ func TestADerivedLimitFollowsScriptLocksAnswerTime(t *testing.T) {
 		t.Fatalf("at start: workers %d, limit %d, per account %d, per host %d", c.Workers(), c.Limit(), c.PerAccount(), c.PerHost())
 	}
 	ctx := context.Background()
-	var releases []func(time.Duration, bool)
+	var releases []func(reconcileTime, bool)
 	for range 10 {
 		release, err := c.acquire(ctx)
 		if err != nil {
@@ -69,7 +69,7 @@ func TestADerivedLimitFollowsScriptLocksAnswerTime(t *testing.T) {
 		releases = append(releases, release)
 	}
 	// The eleventh waits.
-	got := make(chan func(time.Duration, bool), 1)
+	got := make(chan func(reconcileTime, bool), 1)
 	go func() {
 		release, err := c.acquire(ctx)
 		if err != nil {
@@ -83,9 +83,9 @@ func TestADerivedLimitFollowsScriptLocksAnswerTime(t *testing.T) {
 		t.Fatal("an eleventh reconcile ran beside ten at a limit of 10")
 	default:
 	}
-	// One reconcile whose calls ScriptLock answered in 400 ms in all:
-	// 2 × 100 qps × (0.4 s + 0.1 s for the API server) = 100 at once.
-	releases[0](400*time.Millisecond, true)
+	// One reconcile whose calls ScriptLock answered in 400 ms in all, of
+	// the 500 ms it took: 2 × 100 qps × (0.4 s + 0.1 s) = 100 at once.
+	releases[0](reconcileTime{answered: 400 * time.Millisecond, took: 500 * time.Millisecond}, true)
 	releases = append(releases[1:], <-got)
 	if c.Limit() != 100 || c.PerAccount() != 50 || c.PerHost() != 99 {
 		t.Fatalf("after a reconcile with 400 ms of answers: limit %d, per account %d, per host %d", c.Limit(), c.PerAccount(), c.PerHost())
@@ -98,16 +98,16 @@ func TestADerivedLimitFollowsScriptLocksAnswerTime(t *testing.T) {
 		releases = append(releases, release)
 	}
 	// Reconciles that call ScriptLock for nothing bring it down to what
-	// their API-server calls are taken to need: 2 × 100 × 0.1 s = 20.
+	// the calling reconciles' other work took: 2 × 100 × 0.1 s = 20.
 	for _, release := range releases {
-		release(0, true)
+		release(reconcileTime{took: time.Millisecond}, true)
 	}
 	for range 200 {
 		release, err := c.acquire(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		release(0, true)
+		release(reconcileTime{took: time.Millisecond}, true)
 	}
 	if c.Limit() != 20 {
 		t.Fatalf("after many reconciles without a ScriptLock call the limit is %d, want 20", c.Limit())
@@ -149,15 +149,84 @@ func TestPassesTurnedAwayAreNoSampleOfAReconcilesTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	release(400*time.Millisecond, true)
+	release(reconcileTime{answered: 400 * time.Millisecond, took: 500 * time.Millisecond}, true)
 	for range 200 {
 		release, err := c.acquire(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		release(0, false)
+		release(reconcileTime{took: time.Microsecond}, false)
 	}
 	if c.Limit() != 100 {
 		t.Fatalf("limit %d after 200 instant passes turned away, want the 100 of the one reconcile with 400 ms of answers", c.Limit())
+	}
+}
+
+// Where the account's rate is what limits, the reconciles in flight must
+// also cover the time a reconcile waits on the API server: at 50 qps,
+// reconciles of 20 ms of ScriptLock answers and 300 ms of API-server
+// calls need 2 × 50 × 0.32 s = 32 at once, not the 12 that a fixed 0.1 s
+// gave (issue 27: 38 Customers a second of 50 in the benchmark).
+func TestTheAPIServersShareOfAReconcileRaisesTheLimit(t *testing.T) {
+	c := NewConcurrency(0, 50)
+	for range 100 {
+		release, err := c.acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		release(reconcileTime{answered: 20 * time.Millisecond, took: 320 * time.Millisecond}, true)
+	}
+	if c.Limit() != 32 {
+		t.Fatalf("limit %d, want 2 × 50 × (20 ms + 300 ms) = 32", c.Limit())
+	}
+}
+
+// Where the API server is what limits, more reconciles at once only wait on
+// it longer: the time beside ScriptLock's answers counts up to twice what
+// it was while few ran, so the limit does not climb with its own queue.
+func TestQueueingOnTheAPIServerDoesNotRaiseTheLimitPastTwiceItsLightTime(t *testing.T) {
+	c := NewConcurrency(0, 50)
+	ctx := context.Background()
+	// Few at once: 20 ms of answers, 300 ms beside them.
+	for range 100 {
+		release, err := c.acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		release(reconcileTime{answered: 20 * time.Millisecond, took: 320 * time.Millisecond}, true)
+	}
+	// Then every slot busy, and each reconcile 3 s beside its answers.
+	var held []func(reconcileTime, bool)
+	for range c.Limit() {
+		release, err := c.acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, release)
+	}
+	for range 500 {
+		held[0](reconcileTime{answered: 20 * time.Millisecond, took: 3020 * time.Millisecond}, true)
+		release, err := c.acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held[1:], release)
+	}
+	if c.Limit() != 62 {
+		t.Fatalf("limit %d with the API server queueing, want 2 × 50 × (20 ms + 2 × 300 ms) = 62 (workers %d)", c.Limit(), c.Workers())
+	}
+	// Once few run again, their time is the light one anew.
+	for _, release := range held {
+		release(reconcileTime{answered: 20 * time.Millisecond, took: 120 * time.Millisecond}, true)
+	}
+	for range 200 {
+		release, err := c.acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		release(reconcileTime{answered: 20 * time.Millisecond, took: 120 * time.Millisecond}, true)
+	}
+	if c.Limit() != 12 {
+		t.Fatalf("limit %d after the queue drained, want 2 × 50 × (20 ms + 100 ms) = 12", c.Limit())
 	}
 }
