@@ -120,6 +120,14 @@ type Ledger struct {
 	// record it owned under the same id in the rotated-away account: through
 	// the API the two are one record (README, the credentials-change row).
 	carried map[RecordRef]RecordRef
+	// inPlace holds, by record and then by UID, the rotation lookalikes
+	// seen in a snapshot (after the rotation) that the Customer could take
+	// (lookalikeOf), with the record it owns in the rotated-away account:
+	// the operator may take one on a listing that showed it and only then
+	// find it gone (deleted in ScriptLock by someone else in between),
+	// when the ledger never saw the binding while the record was there
+	// (seed 1001087).
+	inPlace map[RecordRef]map[string]RecordRef
 	// unheard holds, by UID, the creates sent while that Customer held a
 	// create-time proof whose answer the operator never learnt (see
 	// Posted): through the API a record with exactly the fields one of
@@ -139,7 +147,7 @@ type Ledger struct {
 
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
-	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, lostNow: map[string]CustomerView{}, seen: map[string]CustomerView{}, rotated: map[Account]bool{}, emails: map[RecordRef]string{}, unboundAtRotation: map[RecordRef]bool{}, carried: map[RecordRef]RecordRef{}, namedByOthers: map[string]map[RecordRef]bool{}, boundUnderOldKey: map[string]bool{}, unheard: map[string][]Post{}, drifted: map[RecordRef]bool{}, unsynced: map[RecordRef]bool{}}
+	return &Ledger{owner: map[RecordRef]string{}, consented: map[string]bool{}, gone: map[string]CustomerView{}, forced: map[string]bool{}, lostNow: map[string]CustomerView{}, seen: map[string]CustomerView{}, rotated: map[Account]bool{}, emails: map[RecordRef]string{}, unboundAtRotation: map[RecordRef]bool{}, carried: map[RecordRef]RecordRef{}, inPlace: map[RecordRef]map[string]RecordRef{}, namedByOthers: map[string]map[RecordRef]bool{}, boundUnderOldKey: map[string]bool{}, unheard: map[string][]Post{}, drifted: map[RecordRef]bool{}, unsynced: map[RecordRef]bool{}}
 }
 
 // Created records that uid's create stored ref.
@@ -466,8 +474,22 @@ func (l *Ledger) Observe(s Snapshot) {
 			continue
 		}
 		ref := RecordRef{Account: c.BoundAccount, ID: c.Bound}
+		if l.owner[ref] == c.UID {
+			continue
+		}
 		rec, ok := s.Records[ref]
-		if !ok || l.owner[ref] == c.UID {
+		if !ok {
+			if old, seen := l.inPlace[ref][c.UID]; seen && l.free(ref, live) {
+				// Bound to a rotation lookalike that is gone: it was in
+				// place once the old key was refused (a snapshot showed
+				// it), the operator took it on a listing that showed it,
+				// and it was deleted in ScriptLock by someone else
+				// before a snapshot showed the binding. Through the API
+				// that is a record carried over by a rotated key and
+				// then deleted (README, the credentials-change and
+				// remote-delete rows): one record, created again.
+				l.take(c, ref, old)
+			}
 			continue
 		}
 		if old, ok := l.lookalikeOf(c, rec); ok && l.free(ref, live) {
@@ -485,6 +507,19 @@ func (l *Ledger) Observe(s Snapshot) {
 			// Taken as the record of its create whose answer it never
 			// learnt: its own from now on, as a record it created.
 			l.owner[ref] = c.UID
+		}
+	}
+	for ref, rec := range s.Records {
+		for _, c := range live {
+			if c.Observe {
+				continue
+			}
+			if old, ok := l.lookalikeOf(c, rec); ok && l.free(ref, live) {
+				if l.inPlace[ref] == nil {
+					l.inPlace[ref] = map[string]RecordRef{}
+				}
+				l.inPlace[ref][c.UID] = old
+			}
 		}
 	}
 	for ref, rec := range s.Records {

@@ -925,3 +925,67 @@ func TestARotationLookalikeDeletedThenCreatedAgainIsOneRecord(t *testing.T) {
 		})
 	}
 }
+
+// Seed 1001087: `defaultkey` · `rotate` · `remotedelete c3` · `apply c3 e4
+// Delete`. The other account's copy of c3's record was in place once the old
+// key was refused; it was deleted in ScriptLock before c3's next pass, which
+// carried it over on a listing that still showed it (status.account naming the
+// other account), found it gone, and after 3 reads created its record again.
+// The ledger never saw the binding while the copy was there; through the API
+// that is a rotated key's record deleted and created again: one record. A copy
+// gone before the rotation, or never seen in place, proves nothing.
+func TestARotationLookalikeDeletedBeforeItWasSeenTakenIsOneRecord(t *testing.T) {
+	orig, copyRef, fresh := RecordRef{acctA, "1"}, RecordRef{acctB, "1"}, RecordRef{acctB, "3"}
+	c := CustomerView{Name: "c3", UID: "u3", Email: "e2@example.com", Account: acctA, Policy: "Orphan", Bound: "1", BoundAccount: acctA, Ready: "True"}
+	moved := c
+	moved.Account = acctB
+	carried := moved
+	carried.Email, carried.Policy, carried.BoundAccount, carried.Ready, carried.Reason = "e4@example.com", "Delete", acctB, "False", "RecordMissing"
+	recreated := carried
+	recreated.Bound, recreated.Ready, recreated.Reason = "3", "True", "Available"
+	for _, tt := range []struct {
+		name string
+		// copySeenAfterRotation: a snapshot showed the copy in place once
+		// the old key was refused.
+		rotated, copySeenAfterRotation bool
+		want                           int
+	}{
+		{"copy in place after the rotation, deleted, carried over, created again", true, true, 0},
+		{"copy deleted before the rotation", true, false, 1},
+		{"no rotation", false, true, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Created(orig, "u3")
+			both := map[RecordRef]Record{orig: rec(acctA, "1", "e2@example.com"), copyRef: rec(acctB, "1", "e2@example.com")}
+			origOnly := map[RecordRef]Record{orig: rec(acctA, "1", "e2@example.com")}
+			l.Observe(Snapshot{Customers: []CustomerView{c}, Records: origOnly})
+			// defaultkey: the credentials name the other account, filled
+			// with a copy.
+			l.Observe(Snapshot{Customers: []CustomerView{moved}, Records: both})
+			if !tt.copySeenAfterRotation {
+				l.Observe(Snapshot{Customers: []CustomerView{moved}, Records: origOnly})
+			}
+			if tt.rotated {
+				l.Rotated(acctA)
+			}
+			after := moved
+			after.BoundAccount = Account{}
+			if tt.copySeenAfterRotation {
+				l.Observe(Snapshot{Customers: []CustomerView{after}, Records: both})
+			}
+			// remotedelete c3, then c3's pass carries the copy over (from a
+			// listing) and finds it gone: RecordMissing.
+			prev := Snapshot{Customers: []CustomerView{carried}, Records: origOnly}
+			l.Observe(prev)
+			// 3 reads later: created again in the other account.
+			l.Created(fresh, "u3")
+			cur := Snapshot{Customers: []CustomerView{recreated}, Records: map[RecordRef]Record{orig: rec(acctA, "1", "e2@example.com"), fresh: rec(acctB, "3", "e4@example.com")}}
+			vs := l.CheckStep(prev, cur)
+			l.Observe(cur)
+			if n := count(vs, TwoRecords, ""); n != tt.want {
+				t.Fatalf("got %v, want %d %s", vs, tt.want, TwoRecords)
+			}
+		})
+	}
+}
