@@ -54,6 +54,12 @@ func isThrottled(err error) bool {
 // requests in flight is tried again.
 const throttledRetry = 250 * time.Millisecond
 
+// turnPriority is the work-queue priority of a Customer coming back for its
+// turn in its account's rate-limiter line: above the 0 of a new or changed
+// Customer, so that in a storm the turns are taken on time and the
+// account's rate is spent on them (controller-runtime's priority queue).
+const turnPriority = 1
+
 // outcome is what a failure means for the Customer: the Ready reason (empty
 // for a wait the operator imposes on itself, which changes no condition), whether
 // it is stalled (a person must act: Stalled=True and the permanent backoff)

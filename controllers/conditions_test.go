@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/clock"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
@@ -84,5 +86,35 @@ func TestStalledAndReconcilingNeverDisagree(t *testing.T) {
 	check(false, false)
 	if cond := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady); cond.ObservedGeneration != 3 {
 		t.Fatalf("Ready observedGeneration %d, want 3", cond.ObservedGeneration)
+	}
+}
+
+// A pass past the account's rate has a turn in the limiter's line: it
+// comes back exactly then, ahead of Customers not yet in the line; a pass
+// held back by the in-flight cap waits a jittered while at the usual
+// priority.
+func TestATurnInTheRateLineComesBackOnTimeAndFirst(t *testing.T) {
+	accounts := newAccountRegistry(clock.RealClock{})
+	r := &CustomerReconciler{memory: newCustomerMemory(accounts), Clock: clock.RealClock{},
+		retries: newRetryBackoff(backoffPolicy{Min: transientBackoffMin, Max: transientBackoffMax})}
+	c := &v1alpha1.Customer{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "c1", Generation: 1}}
+	turn := &scriptlock.Error{Op: "create", RetryAfter: 1700 * time.Millisecond,
+		Err: fmt.Errorf("%w: %w: its turn comes in 1.7s", scriptlock.ErrThrottled, scriptlock.ErrOverRate)}
+	for range 5 {
+		res, err := r.result(context.Background(), c, fmt.Errorf("creating: %w", turn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.RequeueAfter != 1700*time.Millisecond || res.Priority == nil || *res.Priority != turnPriority {
+			t.Fatalf("a turn 1.7 s away: requeue after %s, priority %v; want exactly 1.7s at %d", res.RequeueAfter, res.Priority, turnPriority)
+		}
+	}
+	full := &scriptlock.Error{Op: "create", Err: fmt.Errorf("%w: too many requests in flight", scriptlock.ErrThrottled)}
+	res, err := r.result(context.Background(), c, full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Priority != nil || res.RequeueAfter < selfWaitMin || res.RequeueAfter > selfWaitMax*3/2 {
+		t.Fatalf("held back by the in-flight cap: requeue after %s, priority %v", res.RequeueAfter, res.Priority)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -468,6 +469,14 @@ func (r *CustomerReconciler) result(ctx context.Context, c *v1alpha1.Customer, e
 		d := r.retries.waited(key, o.retryAfter)
 		r.memory.waited(key, c.Generation, c.ResourceVersion, r.Clock.Now())
 		ctrl.LoggerFrom(ctx).V(1).Info("waiting", "for", err.Error(), "retryAfter", d)
+		if errors.Is(err, scriptlock.ErrOverRate) {
+			// A turn in the account's line, which already spaces the turns
+			// 1/qps apart: it comes back on time, not jittered (a turn
+			// taken late is a call the account's rate lost), and ahead of
+			// the Customers not yet in the line (turnPriority), whose
+			// passes would otherwise hold it back behind them in a storm.
+			return ctrl.Result{RequeueAfter: d, Priority: ptr.To(turnPriority)}, nil
+		}
 		return ctrl.Result{RequeueAfter: wait.Jitter(d, 0.5)}, nil
 	}
 	r.memory.endWait(key)
