@@ -289,6 +289,12 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 			return r.result(ctx, c, err)
 		}
 	}
+	if id := c.Spec.CustomerID; id != "" && id != obs.record.ID {
+		// The record of its own create, found while spec.customerID names
+		// another (findOwnCreateBeforeSpecID): bound, and nothing written
+		// to either, as for any Customer that manages a record.
+		return fail(r.specIDDiffers(ctx, c, cl, obs.record.ID))
+	}
 	if err := r.update(ctx, c, cl, obs); err != nil {
 		return fail(err)
 	}

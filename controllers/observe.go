@@ -97,18 +97,24 @@ func (r *CustomerReconciler) observe(ctx context.Context, c *v1alpha1.Customer, 
 	return r.observeUnbound(ctx, c, cl, obs)
 }
 
+// specIDDiffers is the Conflict of a Customer that manages the record id
+// while its spec.customerID names another.
+func (r *CustomerReconciler) specIDDiffers(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) error {
+	held := ""
+	if other := r.boundTo(ctx, c, cl, c.Spec.CustomerID, nil); other != nil {
+		held = fmt.Sprintf(" (Customer %s/%s manages ScriptLock customer %s)", other.Namespace, other.Name, c.Spec.CustomerID)
+	}
+	return stuckf(v1alpha1.ReasonConflict,
+		"spec.customerID %q differs from the record this Customer already manages (%q)%s; create a new Customer to manage another record",
+		c.Spec.CustomerID, id, held)
+}
+
 // observeBound reads the record of status.customerID. found is false when
 // ScriptLock no longer has it in the account it was bound in.
 func (r *CustomerReconciler) observeBound(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, obs *observation) (scriptlock.Customer, bool, error) {
 	id := c.Status.CustomerID
 	if c.Spec.CustomerID != "" && c.Spec.CustomerID != id {
-		held := ""
-		if other := r.boundTo(ctx, c, cl, c.Spec.CustomerID, nil); other != nil {
-			held = fmt.Sprintf(" (Customer %s/%s manages ScriptLock customer %s)", other.Namespace, other.Name, c.Spec.CustomerID)
-		}
-		return scriptlock.Customer{}, false, stuckf(v1alpha1.ReasonConflict,
-			"spec.customerID %q differs from the record this Customer already manages (%q)%s; create a new Customer to manage another record",
-			c.Spec.CustomerID, id, held)
+		return scriptlock.Customer{}, false, r.specIDDiffers(ctx, c, cl, id)
 	}
 	if other, err := r.rivalForRecord(ctx, c, cl, id); err != nil || other != nil {
 		if err != nil {
@@ -388,6 +394,24 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 			return r.findByEmail(ctx, c, cl, since)
 		},
 	}
+	if _, own := ownPending(c, cl); own && c.Spec.CustomerID != "" {
+		// Told to take a record while its own create's outcome is
+		// unknown: that create may have stored a record, and taking the
+		// other would leave it behind, a second record with this
+		// Customer's email. Its own create's record first (then
+		// spec.customerID naming another is a Conflict, as for any
+		// Customer that manages a record), waiting for it as long as a
+		// create may commit late.
+		finders = []func(context.Context, *v1alpha1.Customer, *scriptlock.Client) (*candidate, error){
+			r.findOwnCreateBeforeSpecID,
+			r.findBySpecID,
+			r.findFormer,
+			r.findTaken,
+			func(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (*candidate, error) {
+				return r.findByEmail(ctx, c, cl, since)
+			},
+		}
+	}
 	for _, find := range finders {
 		cand, err := find(ctx, c, cl)
 		if err != nil || cand == nil {
@@ -501,6 +525,39 @@ func (r *CustomerReconciler) findOwnCreate(ctx context.Context, c *v1alpha1.Cust
 		return nil, pendingf(v1alpha1.ReasonCreating,
 			"the create sent %s with email %q has no record yet; waiting up to %s for it before creating one with %q",
 			p.Since.Format(time.RFC3339), p.Email, r.PendingCreateWindow, c.Spec.Email)
+	}
+	return nil, nil
+}
+
+// findOwnCreateBeforeSpecID looks, for a Customer whose spec.customerID
+// is set while its own earlier create's outcome is unknown, for the record
+// that create stored: a record with exactly the fields it posted. Not
+// found within PendingCreateWindow of the create, it waits for it rather
+// than take the record spec.customerID names and leave the create's
+// record behind. A record with the create's email but not the fields
+// posted, or the very record spec.customerID names, is left to
+// findBySpecID: a person told this Customer which record is its own.
+func (r *CustomerReconciler) findOwnCreateBeforeSpecID(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (*candidate, error) {
+	p, own := ownPending(c, cl)
+	if !own {
+		return nil, nil
+	}
+	recs, err := r.lookForPending(ctx, c, cl, p)
+	if err != nil {
+		return nil, err
+	}
+	rec, found, err := withEmail(ctx, cl, recs, p.Email)
+	switch {
+	case err != nil:
+		return nil, err
+	case found && (rec.ID == c.Spec.CustomerID || !madeBy(rec, p)):
+		return nil, nil
+	case found:
+		return &candidate{rec: rec, tie: ownCreate}, nil
+	case r.Clock.Now().Before(p.Since.Add(r.PendingCreateWindow)):
+		return nil, pendingf(v1alpha1.ReasonCreating,
+			"the create sent %s with email %q has no record yet; waiting up to %s for it before taking ScriptLock customer %s (spec.customerID)",
+			p.Since.Format(time.RFC3339), p.Email, r.PendingCreateWindow, c.Spec.CustomerID)
 	}
 	return nil, nil
 }

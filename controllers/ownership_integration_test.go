@@ -1482,3 +1482,44 @@ func TestARecordThisManagerDeletedDoesNotExplainALaterCreates409(t *testing.T) {
 		t.Fatalf("%d records, want 1", n)
 	}
 }
+
+// A Customer whose create's outcome is unknown (an odd answer, a lost one
+// committed late) is told by spec.customerID to take another record. Its
+// create stored a record with its email: taking the other one would leave
+// that record behind, a second record of this Customer's that no Customer
+// manages and that keeps the email from the record it was told to take.
+// It binds its own create's record (waiting for it as long as a create may
+// commit late), and spec.customerID naming another record is then a
+// Conflict, as for any Customer that manages a record; the other record is
+// never written. Explorer seed 1000643.
+func TestToldToTakeARecordWhileItsCreateIsUnknownKeepsItsOwn(t *testing.T) {
+	for name, fault := range map[string]func(*sim.Server){
+		"answered 202":   func(s *sim.Server) { s.AnswerNextCreate(http.StatusAccepted) },
+		"committed late": func(s *sim.Server) { s.CommitNextCreateLate(3*time.Second, sim.LoseWith504) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, managerOpts{})
+			other := e.sim.Seed(canaryKey, scriptlock.Customer{Company: "Other", FirstName: "A", LastName: "B", Email: "other@example.com"})
+			fault(e.sim)
+			e.create(e.customer("acme", "own@example.com"))
+			e.waitCalls(http.MethodPost, routeCreate, 1)
+			e.update("acme", func(c *v1alpha1.Customer) { c.Spec.CustomerID = other.ID })
+			got := e.waitReason("acme", metav1.ConditionFalse, v1alpha1.ReasonConflict, 20*time.Second)
+			var own string
+			for _, r := range e.records() {
+				if r.Email == "own@example.com" {
+					own = r.ID
+				}
+			}
+			if own == "" || got.Status.CustomerID != own {
+				t.Fatalf("want it bound to the record its create stored (%q), got %q: %s", own, got.Status.CustomerID, e.ready("acme").Message)
+			}
+			if rec, ok := e.sim.Record(canaryKey, other.ID); !ok || rec.Email != "other@example.com" || len(e.records()) != 2 {
+				t.Fatalf("the record spec.customerID names must stay as it was, and no third record: %+v", e.records())
+			}
+			if !strings.Contains(e.ready("acme").Message, "spec.customerID") {
+				t.Fatalf("the Conflict must say spec.customerID names another record: %q", e.ready("acme").Message)
+			}
+		})
+	}
+}
