@@ -386,6 +386,7 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 		since = asked
 	}
 	finders := []func(context.Context, *v1alpha1.Customer, *scriptlock.Client) (*candidate, error){
+		r.findOwnCreateBeforeSpecID,
 		r.findBySpecID,
 		r.findFormer,
 		r.findOwnCreate,
@@ -393,24 +394,6 @@ func (r *CustomerReconciler) observeUnbound(ctx context.Context, c *v1alpha1.Cus
 		func(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (*candidate, error) {
 			return r.findByEmail(ctx, c, cl, since)
 		},
-	}
-	if _, own := ownPending(c, cl); own && c.Spec.CustomerID != "" {
-		// Told to take a record while its own create's outcome is
-		// unknown: that create may have stored a record, and taking the
-		// other would leave it behind, a second record with this
-		// Customer's email. Its own create's record first (then
-		// spec.customerID naming another is a Conflict, as for any
-		// Customer that manages a record), waiting for it as long as a
-		// create may commit late.
-		finders = []func(context.Context, *v1alpha1.Customer, *scriptlock.Client) (*candidate, error){
-			r.findOwnCreateBeforeSpecID,
-			r.findBySpecID,
-			r.findFormer,
-			r.findTaken,
-			func(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (*candidate, error) {
-				return r.findByEmail(ctx, c, cl, since)
-			},
-		}
 	}
 	for _, find := range finders {
 		cand, err := find(ctx, c, cl)
@@ -531,7 +514,11 @@ func (r *CustomerReconciler) findOwnCreate(ctx context.Context, c *v1alpha1.Cust
 
 // findOwnCreateBeforeSpecID looks, for a Customer whose spec.customerID
 // is set while its own earlier create's outcome is unknown, for the record
-// that create stored: a record with exactly the fields it posted. Not
+// that create stored: a record with exactly the fields it posted. That
+// create may have stored a record, and taking the other would leave it
+// behind, a second record with this Customer's email; once bound to it,
+// spec.customerID naming another is a Conflict, as for any Customer that
+// manages a record. Not
 // found within PendingCreateWindow of the create, it waits for it rather
 // than take the record spec.customerID names and leave the create's
 // record behind. A record with the create's email but not the fields
@@ -539,7 +526,9 @@ func (r *CustomerReconciler) findOwnCreate(ctx context.Context, c *v1alpha1.Cust
 // findBySpecID: a person told this Customer which record is its own.
 func (r *CustomerReconciler) findOwnCreateBeforeSpecID(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (*candidate, error) {
 	p, own := ownPending(c, cl)
-	if !own {
+	if !own || c.Spec.CustomerID == "" {
+		// Not told to take a record while its own create's outcome is
+		// unknown: the usual order (findBySpecID, then findOwnCreate).
 		return nil, nil
 	}
 	recs, err := r.lookForPending(ctx, c, cl, p)
