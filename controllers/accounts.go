@@ -492,12 +492,13 @@ func (r *accountRegistry) refused(account string, t time.Time) {
 	r.refusedAt[account] = t
 }
 
-// refusedSince says whether ScriptLock refused account's key at or after t.
-func (r *accountRegistry) refusedSince(account string, t time.Time) bool {
+// refusedSince says whether ScriptLock refused account's key at or after
+// t, and when it last did.
+func (r *accountRegistry) refusedSince(account string, t time.Time) (time.Time, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	at, ok := r.refusedAt[account]
-	return ok && !at.Before(t)
+	return at, ok && !at.Before(t)
 }
 
 // made records that a create of the Customer with uid stored record id in

@@ -149,11 +149,12 @@ func (r *CustomerReconciler) observeBound(ctx context.Context, c *v1alpha1.Custo
 // if it is proven to be c's record there (provenAfterMove); else the
 // AccountChanged *stuck error, or the error of a read.
 func (r *CustomerReconciler) recordAfterMove(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) (scriptlock.Customer, error) {
-	rec, found, err := r.readAfterMove(ctx, c, cl, id)
+	rec, found, at, err := r.readAfterMove(ctx, c, cl, id, r.listedSince(c))
 	if err != nil {
 		return rec, err
 	}
-	return rec, r.provenAfterMove(ctx, c, cl, rec, found)
+	rec, _, err = r.provenAfterMove(ctx, c, cl, rec, found, at)
+	return rec, err
 }
 
 // listedSince is how old a listing may answer for c: one of the last two
@@ -180,25 +181,28 @@ func (r *CustomerReconciler) requestedSince(c *v1alpha1.Customer) (time.Time, bo
 // which is not the one it was bound in: from a listing of that account
 // (shared by every Customer that moved with it, so that a key rotation
 // costs one listing, not one read per Customer), confirmed by a read when
-// the listing lacks it.
-func (r *CustomerReconciler) readAfterMove(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) (scriptlock.Customer, bool, error) {
-	recs, _, err := r.accounts.list(ctx, cl, r.listedSince(c), client.ObjectKeyFromObject(c))
+// the listing lacks it. The listing is one asked for no earlier than
+// since; at is when what answered (that listing, or the read) was asked
+// for.
+func (r *CustomerReconciler) readAfterMove(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string, since time.Time) (scriptlock.Customer, bool, time.Time, error) {
+	recs, at, err := r.accounts.list(ctx, cl, since, client.ObjectKeyFromObject(c))
 	if err != nil {
-		return scriptlock.Customer{}, false, err
+		return scriptlock.Customer{}, false, time.Time{}, err
 	}
 	if rec, ok := recs.record(id); ok {
-		return rec, true, nil
+		return rec, true, at, nil
 	}
+	at = r.Clock.Now()
 	rec, err := cl.Get(ctx, id)
 	if scriptlock.IsNotFound(err) {
-		return rec, false, nil
+		return rec, false, at, nil
 	}
 	if err == nil {
 		// Whoever it belongs to, it exists in this account: a listing
 		// asked for after now that lacks it lags (listingLags).
 		r.accounts.found(cl.Account(), r.Clock.Now(), rec)
 	}
-	return rec, err == nil, err
+	return rec, err == nil, at, err
 }
 
 // provenAfterMove decides whether the record found under status.customerID
@@ -210,35 +214,60 @@ func (r *CustomerReconciler) readAfterMove(ctx context.Context, c *v1alpha1.Cust
 //     its fingerprint) and the id there has this Customer's email; or
 //   - it is a rotated key: the same URL, the old key now refused by
 //     ScriptLock, and the record exactly as last synced
-//     (status.syncedDigest).
+//     (status.syncedDigest) in place once the old key is refused: found
+//     by a listing or a read asked for no earlier than the refusal was
+//     seen. at is when the one that found rec was asked for; an older
+//     one proves nothing about the rotation (the record may have been
+//     deleted since), and the account is listed again (one listing,
+//     shared by every Customer that moved with the key).
 //
-// Anything else is AccountChanged, and nothing is written or deleted.
-func (r *CustomerReconciler) provenAfterMove(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, rec scriptlock.Customer, found bool) error {
+// Anything else is AccountChanged, and nothing is written or deleted. The
+// record returned is the one proven (read again, if it had to be); found
+// is false when the account lacks it (then or when read again).
+func (r *CustomerReconciler) provenAfterMove(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, rec scriptlock.Customer, found bool, at time.Time) (scriptlock.Customer, bool, error) {
 	id := c.Status.CustomerID
 	if !found {
-		return stuckf(v1alpha1.ReasonAccountChanged,
-			"ScriptLock customer %s was bound in account %s, and the account of the current credentials (%s) has no such record; nothing is written. "+
-				"If the credentials name the right account and the record was deleted there, delete this Customer (nothing is deleted in ScriptLock) and create it again",
-			id, orNone(c.Status.Account), cl.Account())
+		return rec, false, noSuchRecordAfterMove(c, cl)
 	}
 	accepted, asSynced := moveProof(c, cl, rec)
 	if accepted {
-		return nil
+		return rec, true, nil
 	}
 	if asSynced {
-		refused, err := r.oldKeyRefused(ctx, c, cl, id)
+		refusedAt, refused, err := r.oldKeyRefused(ctx, c, cl, id)
 		if err != nil {
-			return err
+			return rec, true, err
+		}
+		if refused && at.Before(refusedAt) {
+			// Found before the refusal was seen: is it in place now?
+			rec, found, _, err = r.readAfterMove(ctx, c, cl, id, refusedAt)
+			if err != nil {
+				return rec, true, err
+			}
+			if !found {
+				return rec, false, noSuchRecordAfterMove(c, cl)
+			}
+			_, refused = moveProof(c, cl, rec)
 		}
 		if refused {
-			return nil
+			return rec, true, nil
 		}
 	}
-	return stuckf(v1alpha1.ReasonAccountChanged,
+	return rec, true, stuckf(v1alpha1.ReasonAccountChanged,
 		"ScriptLock customer %s was bound in account %s at %s; the current credentials name account %s at %s, where that id is not proven to be the same record "+
 			"(a rotated key carries a record over only when the old key is refused and the record is as last synced), so nothing is written or deleted. "+
 			"If account %s is the right home of this Customer's record, annotate the Customer %s=%s",
 		id, orNone(c.Status.Account), orNone(c.Status.URL), cl.Account(), cl.BaseURL(), cl.Account(), v1alpha1.AcceptAccountAnnotation, cl.Account())
+}
+
+// noSuchRecordAfterMove is the AccountChanged of a Customer whose record,
+// bound in another account, the account of its current credentials does
+// not have.
+func noSuchRecordAfterMove(c *v1alpha1.Customer, cl *scriptlock.Client) error {
+	return stuckf(v1alpha1.ReasonAccountChanged,
+		"ScriptLock customer %s was bound in account %s, and the account of the current credentials (%s) has no such record; nothing is written. "+
+			"If the credentials name the right account and the record was deleted there, delete this Customer (nothing is deleted in ScriptLock) and create it again",
+		c.Status.CustomerID, orNone(c.Status.Account), cl.Account())
 }
 
 // moveProof says what proves rec, found in cl's account under the id c is
@@ -256,30 +285,31 @@ func moveProof(c *v1alpha1.Customer, cl *scriptlock.Client, rec scriptlock.Custo
 }
 
 // oldKeyRefused says whether the key c's record was bound with is now
-// refused by ScriptLock (401/403 to a read of id): the evidence that a new
-// key of the same account replaced it. The old key is known only while this
-// manager remembers the client it used (not after a restart): no evidence
-// then. An answer that is neither (a 5xx, a timeout, a 429) is an error:
+// refused by ScriptLock (401/403 to a read of id), and when that refusal
+// was seen: the evidence that a new key of the same account replaced it.
+// The old key is known only while this manager remembers the client it
+// used (not after a restart): no evidence then. An answer that is neither (a 5xx, a timeout, a 429) is an error:
 // no answer is no evidence either way, and a deletion must not let go of
 // the record on it.
-func (r *CustomerReconciler) oldKeyRefused(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) (bool, error) {
+func (r *CustomerReconciler) oldKeyRefused(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, id string) (time.Time, bool, error) {
 	old := r.memory.lastClient(client.ObjectKeyFromObject(c))
 	if old == nil || old.Account() != c.Status.Account || old.Account() == cl.Account() {
-		return false, nil
+		return time.Time{}, false, nil
 	}
 	// One check answers for every Customer of the old account.
-	if r.accounts.refusedSince(old.Account(), r.Clock.Now().Add(-keyRefusedFor)) {
-		return true, nil
+	if at, ok := r.accounts.refusedSince(old.Account(), r.Clock.Now().Add(-keyRefusedFor)); ok {
+		return at, true, nil
 	}
 	_, err := old.Get(ctx, id)
 	switch {
 	case scriptlock.IsUnauthorized(err):
-		r.accounts.refused(old.Account(), r.Clock.Now())
-		return true, nil
+		at := r.Clock.Now()
+		r.accounts.refused(old.Account(), at)
+		return at, true, nil
 	case err == nil || scriptlock.IsNotFound(err):
-		return false, nil
+		return time.Time{}, false, nil
 	}
-	return false, fmt.Errorf("checking whether ScriptLock still takes the key customer %s was bound with: %w", id, err)
+	return time.Time{}, false, fmt.Errorf("checking whether ScriptLock still takes the key customer %s was bound with: %w", id, err)
 }
 
 // keyRefusedFor is how long a key ScriptLock refused is taken as refused
@@ -732,6 +762,7 @@ func (r *CustomerReconciler) deletable(ctx context.Context, c *v1alpha1.Customer
 	}
 	if id != "" && c.Status.Account != cl.Account() {
 		var obs observation
+		at := r.Clock.Now()
 		rec, found, err := r.read(ctx, c, cl, id, false, &obs)
 		if err != nil {
 			return "", err
@@ -744,7 +775,14 @@ func (r *CustomerReconciler) deletable(ctx context.Context, c *v1alpha1.Customer
 		} else if err := r.confirmMissing(c, id, "let go without a DELETE (RecordKept)"); err != nil {
 			return "", err
 		}
-		if err := r.provenAfterMove(ctx, c, cl, rec, found); err != nil {
+		if _, still, err := r.provenAfterMove(ctx, c, cl, rec, found, at); err != nil {
+			if !still {
+				// Missing when read again after the refusal was seen:
+				// confirmed as any missing read is before letting go.
+				if err := r.confirmMissing(c, id, "let go without a DELETE (RecordKept)"); err != nil {
+					return "", err
+				}
+			}
 			return "", err
 		}
 	}
