@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	"go.uber.org/zap/zapcore"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -14,6 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
 func TestAManagerWithoutLeaderElectionRefusesBesideALiveLeader(t *testing.T) {
@@ -122,5 +126,36 @@ func TestMemoryLimitFollowsTheContainersLimit(t *testing.T) {
 				t.Fatalf("memoryLimit(%q, %q) = %d, %v; want %d, %v", tt.gomemlimit, tt.container, got, ok, tt.want, tt.ok)
 			}
 		})
+	}
+}
+
+// The change log promises one line per ScriptLock write: its logger writes
+// every line of a burst, where the manager's own logger (controller-runtime's
+// production zap, which samples) keeps about 100 a second of one message.
+func TestTheChangeLogWritesEveryLineOfABurst(t *testing.T) {
+	count := func(newLog func(zap.Options) logr.Logger) int {
+		var out bytes.Buffer
+		fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+		opts := zap.Options{}
+		opts.BindFlags(fs)
+		if err := fs.Parse([]string{"--zap-log-level=error"}); err != nil {
+			t.Fatal(err)
+		}
+		opts.DestWriter = &out
+		log := newLog(opts)
+		for i := range 1000 {
+			log.Info("ScriptLock write", "recordID", i)
+		}
+		return strings.Count(out.String(), `"ScriptLock write"`)
+	}
+	if n := count(changelogLogger); n != 1000 {
+		t.Fatalf("the change log's logger wrote %d lines of 1000, with --zap-log-level=error", n)
+	}
+	sampled := func(o zap.Options) logr.Logger {
+		o.Level = zapcore.InfoLevel
+		return zap.New(zap.UseFlagOptions(&o))
+	}
+	if n := count(sampled); n >= 1000 {
+		t.Fatalf("the manager's own logger wrote all %d lines: the burst does not show what sampling drops", n)
 	}
 }
