@@ -89,13 +89,27 @@ func measureCeiling(ctx context.Context, k8s client.Client, n, workers int) (cei
 		c.objectsPerSec, c.statusPerSec, c.contractPerSec)
 
 	// No finalizers (no manager ran), so the objects go at once.
-	if err := k8s.DeleteAllOf(ctx, &v1alpha1.Customer{}, client.InNamespace(ceilingNamespace)); err != nil {
+	if err := deleteAll(ctx, k8s, &v1alpha1.Customer{}); err != nil {
 		return c, fmt.Errorf("deleting the ceiling's Customers: %w", err)
 	}
-	if err := k8s.DeleteAllOf(ctx, &eventsv1.Event{}, client.InNamespace(ceilingNamespace)); err != nil {
+	if err := deleteAll(ctx, k8s, &eventsv1.Event{}); err != nil {
 		return c, fmt.Errorf("deleting the ceiling's Events: %w", err)
 	}
 	return c, nil
+}
+
+// deleteAll deletes every obj of its kind in ceilingNamespace. A busy API
+// server may answer a collection delete of thousands with a timeout while
+// it goes on deleting: the delete is asked again, at most 10 times.
+func deleteAll(ctx context.Context, k8s client.Client, obj client.Object) error {
+	var err error
+	for range 10 {
+		if err = k8s.DeleteAllOf(ctx, obj, client.InNamespace(ceilingNamespace)); !apierrors.IsTimeout(err) && !apierrors.IsServerTimeout(err) {
+			return err
+		}
+		localenv.Logf("API-server ceiling: deleting the %T objects timed out; asking again", obj)
+	}
+	return err
 }
 
 // contractWrites makes the i-th Customer of the third pass Ready with the
