@@ -88,6 +88,15 @@ func (l *Ledger) CheckWrite(w Write, live map[string]CustomerView) *Violation {
 			if old, ok := l.lookalikeOf(c, w.Before); ok && l.owner[w.Ref] != c.UID && l.free(w.Ref, live) {
 				l.take(c, w.Ref, old)
 			}
+			// Likewise a PUT to the record of its create whose answer it
+			// never learnt (lostAnswer) takes it: the operator writes to
+			// a record only once bound to it, so from now on it is c's
+			// own, even once the PUT gave it other fields, an email
+			// included, before a snapshot showed the binding (seed
+			// 1100468).
+			if l.owner[w.Ref] != c.UID && l.lostAnswer(c, w.Before, live) {
+				l.owner[w.Ref] = c.UID
+			}
 			return nil
 		}
 		if w.Method == "DELETE" && c.Deleting && c.Policy != "Orphan" {

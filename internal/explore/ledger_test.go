@@ -558,6 +558,64 @@ func TestACreateWhoseAnswerWasNeverLearntMayTakeARecordWithItsFields(t *testing.
 	}
 }
 
+// A record taken as the record of a create whose answer was never learnt
+// stays the Customer's once its PUT gave it other fields, its email
+// included, even when no snapshot showed the binding before that PUT (seed
+// 1100468: a restore, whose create-time proof a lagging listing let it
+// write, and a new manager's POST answered 409, took the old object's
+// record with exactly its fields; the PUT of the spec's new email went out
+// before a snapshot, and the Customer's deletion with Delete then DELETEd
+// it). Without that POST, or with other fields, the PUT and the DELETE are
+// another's record's.
+func TestARecordTakenAsALostCreatesStaysItsOwnAfterItsPUT(t *testing.T) {
+	ref := RecordRef{acctA, "1"}
+	orig := Record{Ref: ref, Company: "Co", First: "F", Last: "L", Email: "e1@example.com"}
+	written := orig
+	written.Email = "e2@example.com"
+	old := CustomerView{Name: "c2", UID: "old", Company: "Co", First: "F", Last: "L", Email: "e1@example.com", Account: acctA, Policy: "Orphan",
+		Bound: "1", BoundAccount: acctA, Ready: "True", Reason: "Available", Generation: 2, Observed: 2}
+	restored := CustomerView{Name: "c2", UID: "new", Company: "Co", First: "F", Last: "L", Email: "e1@example.com", Account: acctA, Policy: "Orphan",
+		PendingUID: "new", PendingEmail: "e1@example.com", Generation: 1}
+	sent := Post{Account: acctA, Company: "Co", First: "F", Last: "L", Email: "e1@example.com", Status: 409}
+	bound := restored
+	bound.Email, bound.Policy, bound.Generation = "e2@example.com", "Delete", 2
+	bound.Bound, bound.BoundAccount, bound.PendingUID, bound.PendingEmail = "1", acctA, "", ""
+	for _, tt := range []struct {
+		name string
+		post *Post // nil: no POST sent
+		want []string
+	}{
+		{"its POST answered 409", &sent, nil},
+		{"no POST sent", nil, []string{WriteUnowned, DeleteUnowned}},
+		{"its POST carried other fields", &Post{Account: acctA, Company: "Other", First: "F", Last: "L", Email: "e1@example.com", Status: 409}, []string{WriteUnowned, DeleteUnowned}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Created(ref, "old")
+			l.Observe(Snapshot{Customers: []CustomerView{old}, Records: map[RecordRef]Record{ref: orig}})
+			l.Forced("old")
+			l.Observe(Snapshot{Customers: []CustomerView{restored}, Records: map[RecordRef]Record{ref: orig}})
+			if tt.post != nil {
+				l.Posted(*tt.post, map[string]CustomerView{"new": restored})
+			}
+			var got []string
+			// Bound (no snapshot saw it) and its new email PUT at once.
+			if v := l.CheckWrite(Write{"PUT", ref, orig, true, written}, map[string]CustomerView{"new": bound}); v != nil {
+				got = append(got, v.Kind)
+			}
+			l.Observe(Snapshot{Customers: []CustomerView{bound}, Records: map[RecordRef]Record{ref: written}})
+			deleting := bound
+			deleting.Deleting = true
+			if v := l.CheckWrite(Write{"DELETE", ref, written, true, Record{}}, map[string]CustomerView{"new": deleting}); v != nil {
+				got = append(got, v.Kind)
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 // A 201 the operator read settles the Customer's creates in that account:
 // the record it made is its own, and a record with the fields an earlier
 // unheard POST carried is not.
