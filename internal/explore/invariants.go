@@ -103,7 +103,7 @@ func (l *Ledger) CheckWrite(w Write, live map[string]CustomerView) *Violation {
 			return nil
 		}
 	}
-	if l.inFlight(w, live) {
+	if l.inFlight(w, live) || l.decidedBefore(w, live) {
 		return nil
 	}
 	kind := WriteUnowned

@@ -284,6 +284,39 @@ func (l *Ledger) inFlight(w Write, live map[string]CustomerView) bool {
 	return false
 }
 
+// decidedBefore says whether w may be a PUT a pass of a live Customer had
+// decided on before the step under way took its right to write away: the
+// step switched it to managementPolicy: Observe, or began its deletion,
+// and as last seen before the step (l.seen) it managed the record and
+// could prove it its own. A pass reads its object and then calls
+// ScriptLock, and no controller can make the two one step (as for a
+// Customer lost in the step, inFlight, or a change of credentials,
+// PrevAccount): a person's change that lands in between leaves the call
+// in flight (seed 1100397: a Conflict's retry PUT, decided under Manage,
+// sent just after observe). A call in flight during the step, not after:
+// the next snapshot replaces l.seen.
+func (l *Ledger) decidedBefore(w Write, live map[string]CustomerView) bool {
+	if w.Method != "PUT" {
+		return false
+	}
+	for uid, now := range live {
+		before, ok := l.seen[uid]
+		if !ok || before.UID != now.UID || before.Observe || before.Deleting {
+			continue
+		}
+		if !now.Observe && !now.Deleting {
+			continue
+		}
+		if before.Bound != w.Ref.ID || before.BoundAccount != w.Ref.Account {
+			continue
+		}
+		if l.proves(before, w.Before, live) {
+			return true
+		}
+	}
+	return false
+}
+
 // told says whether a person told c to take rec: spec.customerID names it,
 // or adoption IfExists (or an observer's switch to Manage) and the emails
 // match; always in the account c's credentials name.

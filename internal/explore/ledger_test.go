@@ -1047,3 +1047,47 @@ func TestARotationLookalikeDeletedBeforeItWasSeenTakenIsOneRecord(t *testing.T) 
 		})
 	}
 }
+
+// Seed 1100397: c0, in Conflict over an email another record has, retries
+// its PUT once a second; the step switches it to Observe while a retry,
+// decided under Manage on the copy it had read, is on its way. No
+// controller can make its read of an object and its call one step: the
+// PUT is judged by the Customer as last seen before the step. Only during
+// that step, only a PUT, only of the record it was bound to and could
+// prove its own then.
+func TestAWriteInFlightWhenItsCustomerIsSwitchedToObserveIsItsOwn(t *testing.T) {
+	own, other, stray := RecordRef{acctA, "1"}, RecordRef{acctA, "2"}, RecordRef{acctA, "3"}
+	managing := CustomerView{Name: "c0", UID: "u0", Email: "e3@example.com", Account: acctA, Policy: "Orphan", Bound: "1", BoundAccount: acctA}
+	observing := managing
+	observing.Observe = true
+	deleting := managing
+	deleting.Deleting = true
+	holder := CustomerView{Name: "c1", UID: "u1", Email: "e3@example.com", Account: acctA, Policy: "Orphan", Bound: "2", BoundAccount: acctA}
+	records := map[RecordRef]Record{own: rec(acctA, "1", "e0@example.com"), other: rec(acctA, "2", "e3@example.com"), stray: rec(acctA, "3", "e1@example.com")}
+	for _, tt := range []struct {
+		name      string
+		before    CustomerView // c0 as the last snapshot saw it
+		now       CustomerView // c0 at the moment of the call
+		w         Write
+		afterStep bool
+		broken    string
+	}{
+		{"its PUT during the step that switched it to Observe", managing, observing, Write{"PUT", own, records[own], true, Record{}}, false, ""},
+		{"its PUT during the step that began its deletion", managing, deleting, Write{"PUT", own, records[own], true, Record{}}, false, ""},
+		{"a PUT after that step", managing, observing, Write{"PUT", own, records[own], true, Record{}}, true, WriteUnowned},
+		{"a PUT while it was already observing before the step", observing, observing, Write{"PUT", own, records[own], true, Record{}}, false, WriteUnowned},
+		{"a PUT of a record it was not bound to", managing, observing, Write{"PUT", stray, records[stray], true, Record{}}, false, WriteUnowned},
+		{"a DELETE during that step", managing, observing, Write{"DELETE", own, records[own], true, Record{}}, false, DeleteUnowned},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Created(own, "u0")
+			l.Created(other, "u1")
+			l.Observe(Snapshot{Customers: []CustomerView{tt.before, holder}, Records: records})
+			if tt.afterStep {
+				l.Observe(Snapshot{Customers: []CustomerView{tt.now, holder}, Records: records})
+			}
+			wantWrite(t, l, tt.w, map[string]CustomerView{"u0": tt.now, "u1": holder}, tt.broken)
+		})
+	}
+}
