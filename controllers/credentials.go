@@ -51,7 +51,7 @@ func (r *CustomerReconciler) account(ctx context.Context, c *v1alpha1.Customer) 
 	s := &corev1.Secret{}
 	if err := r.APIReader.Get(ctx, name, s); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("%w: Secret %q not found in namespace %q", errCredentials, ref.Name, c.Namespace)
+			return nil, secretGone{fmt.Errorf("%w: Secret %q not found in namespace %q", errCredentials, ref.Name, c.Namespace)}
 		}
 		if apierrors.IsForbidden(err) {
 			return nil, fmt.Errorf("%w: the operator may not read Secret %q in namespace %q", errCredentials, ref.Name, c.Namespace)
@@ -131,3 +131,22 @@ func secretError(secret, key string, err error) error {
 }
 
 func isCredentials(err error) bool { return errors.Is(err, errCredentials) }
+
+// secretGone is the credentials error for a Secret that does not exist
+// (deleted, say, with its namespace): the one case in which a deletion may
+// use the key it last used, and only if it came from that very Secret
+// (reconcileDelete).
+type secretGone struct{ error }
+
+func (e secretGone) Unwrap() error { return e.error }
+
+func isSecretGone(err error) bool { return errors.As(err, new(secretGone)) }
+
+// credentialsVia names what c's credentials come from: its Secret's name,
+// or "" for the default key.
+func credentialsVia(c *v1alpha1.Customer) string {
+	if ref := c.Spec.CredentialsSecretRef; ref != nil {
+		return ref.Name
+	}
+	return ""
+}

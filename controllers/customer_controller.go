@@ -330,7 +330,16 @@ func (r *CustomerReconciler) reconcileDelete(ctx context.Context, c *v1alpha1.Cu
 	}
 	cl, err := r.account(ctx, c)
 	if err != nil {
-		if cl = r.memory.lastClient(key); cl == nil {
+		// Only a Secret deleted first (a namespace being torn down) lets
+		// the deletion use the key it last used, and only a key that came
+		// from that Secret: credentials that now name another Secret, or
+		// the default, or a Secret that cannot be used, are a change of
+		// credentials, and the old key proves nothing (README, the
+		// credentials-change row).
+		if !isSecretGone(err) {
+			return r.result(ctx, c, err)
+		}
+		if cl = r.memory.lastClientVia(key, credentialsVia(c)); cl == nil {
 			return r.result(ctx, c, err)
 		}
 	} else {
@@ -368,6 +377,7 @@ func (r *CustomerReconciler) reconcileDelete(ctx context.Context, c *v1alpha1.Cu
 func (r *CustomerReconciler) usedBoundKey(c *v1alpha1.Customer, cl *scriptlock.Client) {
 	if c.Status.CustomerID != "" && c.Status.Account == cl.Account() {
 		r.memory.usedKey(client.ObjectKeyFromObject(c), cl)
+		r.memory.resolvedVia(client.ObjectKeyFromObject(c), cl, credentialsVia(c))
 	}
 }
 
@@ -438,6 +448,7 @@ func (r *CustomerReconciler) ready(c *v1alpha1.Customer, cl *scriptlock.Client, 
 	want := desired(c)
 	if !obs.fromMemory {
 		r.memory.synced(key, cl, want, r.Clock.Now())
+		r.memory.resolvedVia(key, cl, credentialsVia(c))
 	}
 	r.stalled.reset(key)
 	r.retries.reset(key)

@@ -34,6 +34,12 @@ type syncState struct {
 	desired  scriptlock.Customer // the fields last seen equal in ScriptLock
 	lastSync time.Time
 
+	// via is the credentials reference (a Secret's name; "" for the
+	// default key) that resolved to account: a deletion whose Secret is
+	// gone uses that account's client only while its credentials still
+	// name via (lastClientVia).
+	via string
+
 	// written is the resourceVersion of the operator's own last write of
 	// the object (metadata or status).
 	written uint64
@@ -48,7 +54,8 @@ type syncState struct {
 
 // rareState is the part of a Customer's memory few Customers need at once.
 type rareState struct {
-	last *scriptlock.Client // the client used before detach, or of the bound account before a sync (usedKey)
+	last    *scriptlock.Client // the client used before detach, or of the bound account before a sync (usedKey)
+	lastVia string             // the credentials reference that resolved to last (see syncState.via)
 
 	// The last write for a generation, and the fields it had to change:
 	// the same fields differing again means ScriptLock stores other values
@@ -101,7 +108,7 @@ func (o *syncState) more() *rareState {
 // waited on its account's rate during a create storm, say, costs nothing
 // more once it is done. The caller holds m.mu.
 func (o *syncState) tidy() {
-	if r := o.rare; r != nil && r.last == nil && r.wroteGen == 0 && r.wroteFields == "" && r.taken == "" &&
+	if r := o.rare; r != nil && r.last == nil && r.lastVia == "" && r.wroteGen == 0 && r.wroteFields == "" && r.taken == "" &&
 		r.missing == "" && r.missingReads == 0 && r.missingAt.IsZero() && r.waitedAt.IsZero() &&
 		r.requested == "" && r.requestedAccount == "" && r.requestedRec == (scriptlock.Customer{}) && len(r.corrections) == 0 {
 		o.rare = nil
@@ -270,8 +277,9 @@ func (m *customerMemory) synced(key types.NamespacedName, cl *scriptlock.Client,
 		o.account = cl.Account()
 		m.accounts.use(cl)
 		// The account's client answers lastClient from now on.
+		o.via = ""
 		if o.rare != nil {
-			o.rare.last = nil
+			o.rare.last, o.rare.lastVia = nil, ""
 			o.tidy()
 		}
 	}
@@ -414,10 +422,10 @@ func (m *customerMemory) detach(key types.NamespacedName) {
 	defer m.mu.Unlock()
 	if o, ok := m.objects[key]; ok && o.account != "" {
 		if cl := m.accounts.client(o.account); cl != nil {
-			o.more().last = cl
+			o.more().last, o.rare.lastVia = cl, o.via
 		}
 		m.accounts.release(o.account)
-		o.account, o.lastSync = "", time.Time{}
+		o.account, o.lastSync, o.via = "", time.Time{}, ""
 	}
 }
 
@@ -431,7 +439,29 @@ func (m *customerMemory) usedKey(key types.NamespacedName, cl *scriptlock.Client
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if o := m.object(key); o.account != cl.Account() {
-		o.more().last = cl
+		if o.more().last != cl {
+			o.rare.lastVia = ""
+		}
+		o.rare.last = cl
+	}
+}
+
+// resolvedVia records that key's credentials reference via (a Secret's
+// name; "" for the default key) resolved to cl, the client the memory
+// keeps for key (its synced account, or the key of usedKey).
+func (m *customerMemory) resolvedVia(key types.NamespacedName, cl *scriptlock.Client, via string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objects[key]
+	if !ok {
+		return
+	}
+	if o.account == cl.Account() {
+		o.via = via
+	}
+	if o.rare != nil && o.rare.last != nil && o.rare.last.Account() == cl.Account() {
+		o.rare.lastVia = via
+		o.tidy()
 	}
 }
 
@@ -449,6 +479,30 @@ func (m *customerMemory) lastClient(key types.NamespacedName) *scriptlock.Client
 		return cl
 	}
 	return o.less().last
+}
+
+// lastClientVia is lastClient for a deletion whose credentials Secret is
+// gone: the client key last used, only if it came from via, the Secret
+// its credentials name now. Credentials that name another Secret (or the
+// default) are a change of credentials, and the key last used proves
+// nothing in its account (README, the credentials-change row): nil then.
+func (m *customerMemory) lastClientVia(key types.NamespacedName, via string) *scriptlock.Client {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objects[key]
+	if !ok {
+		return nil
+	}
+	if cl := m.accounts.client(o.account); cl != nil {
+		if o.via != via {
+			return nil
+		}
+		return cl
+	}
+	if r := o.less(); r.last != nil && r.lastVia == via {
+		return r.last
+	}
+	return nil
 }
 
 // recordWithEmail returns the id of a record of account that the operator

@@ -377,7 +377,7 @@ func (r *CustomerReconciler) planDelete(ctx context.Context, c *v1alpha1.Custome
 	}
 	cl, err := r.planAccount(ctx, c)
 	if err != nil {
-		if isCredentials(err) && c.Status.Account != "" {
+		if isSecretGone(err) && c.Status.Account != "" {
 			return r.planCredentialsGone(ctx, c, it, err)
 		}
 		return planFailure(it, err)
@@ -422,9 +422,10 @@ func (r *CustomerReconciler) planDelete(ctx context.Context, c *v1alpha1.Custome
 const PlanReasonCredentialsGone = "CredentialsGone"
 
 // planCredentialsGone is the row of a Customer being deleted, bound to a
-// record in status.account, whose credentials cannot be read (err). The
+// record in status.account, whose credentials Secret is gone (err). The
 // operator then falls back to the client it last used for the account,
-// if it still has one (it has not restarted since), and DELETEs the
+// if it still has one (it has not restarted since) and it came from that
+// very Secret (not after a change of credentials), and DELETEs the
 // record it can prove is its own; without one it reports
 // InvalidCredentials and deletes nothing. A plan has no memory of the
 // operator's: it says the DELETE may happen, and asks the revocation brake
