@@ -619,7 +619,16 @@ func (r *accountRegistry) sentAt(uid types.UID, account, email string, since tim
 // proof's Since, in whole seconds, and a record found within t's second
 // counts as found before it (found elsewhere, it is still not a record
 // this create can have stored).
+//
+// A record this manager's DELETE confirmed gone before the create was sent
+// (as given: when it was sent), and not found since, is no such record:
+// under a rotated key it is gone from the very account, whose ids are never
+// given again, so it cannot be what the create's listing shows (seed
+// 1100103: a Customer deleted its record, the default key became the other
+// account's, and a new Customer's create there got the same id and email,
+// answered oddly; the deleted record made its own record a Conflict).
 func (r *accountRegistry) seenAtURLBefore(url, account, id, email string, t time.Time, exact bool) bool {
+	sent := t
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	email = strings.ToLower(email)
@@ -632,7 +641,8 @@ func (r *accountRegistry) seenAtURLBefore(url, account, id, email string, t time
 		if other == account || r.urls[other] != url {
 			continue
 		}
-		if s, ok := recs[id]; ok && s.email == email && (s.first.Before(t) || exact && s.first.Equal(t)) {
+		if s, ok := recs[id]; ok && s.email == email && (s.first.Before(t) || exact && s.first.Equal(t)) &&
+			!r.deletedBeforeLocked(other, id, sent) {
 			return true
 		}
 	}

@@ -273,6 +273,46 @@ func TestACreateSentBeforeARecordWasFoundAtTheSameURLKeepsItsRecord(t *testing.T
 	}
 }
 
+// TestARecordThisManagerDeletedAtTheSameURLIsNotACreatesRecord: a record
+// with a create's id and email found before the create was sent in another
+// account at the same URL makes the create's record someone else's (the
+// key before a rotation), unless this manager's DELETE confirmed that
+// record gone before the create was sent and it was not found since: under
+// a rotated key it is gone from the very account (explorer seed 1100103: c0
+// deleted its record 1, the default key became the other account's, and
+// c3's create there got id 1 with the same email, answered 204; the deleted
+// record made c3's own record a Conflict).
+func TestARecordThisManagerDeletedAtTheSameURLIsNotACreatesRecord(t *testing.T) {
+	const url = "https://scriptlock.example"
+	r := newAccountRegistry(clock.RealClock{})
+	r.urls["old"], r.urls["new"] = url, url
+	t0 := time.Date(2026, 12, 7, 20, 0, 0, 100e6, time.UTC)
+	r.found("old", t0, scriptlock.Customer{ID: "1", Email: "e0@example.com"})
+	r.found("old", t0, scriptlock.Customer{ID: "2", Email: "e2@example.com"})
+	r.removed("old", "1", t0.Add(time.Second))
+	sent := t0.Add(5 * time.Second)
+
+	if r.seenAtURLBefore(url, "new", "1", "E0@example.com", sent, true) {
+		t.Error("a record this manager deleted before the create was sent made the create's record someone else's")
+	}
+	if r.seenAtURLBefore(url, "new", "1", "e0@example.com", sent.Truncate(time.Second), false) {
+		t.Error("after a restart of the send's memory: a record deleted before the proof was written made the create's record someone else's")
+	}
+	if !r.seenAtURLBefore(url, "new", "2", "e2@example.com", sent, true) {
+		t.Error("a record found before the create and not deleted no longer counts")
+	}
+	// Deleted only after the create was sent: it was there when it was sent.
+	r.removed("old", "2", sent.Add(time.Second))
+	if !r.seenAtURLBefore(url, "new", "2", "e2@example.com", sent, true) {
+		t.Error("a record deleted after the create was sent no longer counts")
+	}
+	// Found again after its DELETE (a DELETE a front answered): it is there.
+	r.found("old", t0.Add(2*time.Second), scriptlock.Customer{ID: "1", Email: "e0@example.com"})
+	if !r.seenAtURLBefore(url, "new", "1", "e0@example.com", sent, true) {
+		t.Error("a record found again after its DELETE no longer counts")
+	}
+}
+
 // TestAListingLacksTheHeldRecordsItDoesNotKeep: lacking gives the record
 // ids some Customer names that the listing does not keep whole, and keeps
 // up with the claims by their log: a record named after the first call,
