@@ -626,7 +626,8 @@ func (r *accountRegistry) sentAt(uid types.UID, account, email string, since tim
 // given again, so it cannot be what the create's listing shows (seed
 // 1100103: a Customer deleted its record, the default key became the other
 // account's, and a new Customer's create there got the same id and email,
-// answered oddly; the deleted record made its own record a Conflict).
+// answered oddly; the deleted record made its own record a Conflict; seed
+// 1101701, the same with the deleted Customer's own spec made again).
 func (r *accountRegistry) seenAtURLBefore(url, account, id, email string, t time.Time, exact bool) bool {
 	sent := t
 	r.mu.Lock()

@@ -1523,3 +1523,53 @@ func TestToldToTakeARecordWhileItsCreateIsUnknownKeepsItsOwn(t *testing.T) {
 		})
 	}
 }
+
+// Seed 1101701: a record this manager deleted is gone, under any key, so a
+// record with its id and email found later in another account at the same
+// URL is not "that record, there before the create": ids are numbered per
+// account, and a create there of the same spec can get the same id. A
+// Customer deleted with Delete removed record 1 of its account; a new
+// Customer with the same spec, under another account's key at the same URL,
+// creates its record there, which also gets id 1, and the create's answer
+// is odd or lost. Its create-time proof finds that record and binds it, not
+// a Conflict with its own record.
+func TestARecordThisManagerDeletedUnderAnotherKeyDoesNotDisownACreate(t *testing.T) {
+	const otherKey = "tenant-key-other-account"
+	for name, fault := range map[string]func(*sim.Server){
+		"answered 204": func(s *sim.Server) { s.AnswerNextCreate(http.StatusNoContent) },
+		"answer lost":  func(s *sim.Server) { s.LoseNextCreate(sim.LoseWith504) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, managerOpts{noStart: true})
+			// Records numbered per account, as ScriptLock numbers them.
+			e.sim = sim.New(sim.WithAccount(canaryKey), sim.WithAccount(otherKey), sim.WithIDsPerAccount())
+			e.opts.url = serve(t, e.sim).URL
+			e.secret(e.ns, "other", map[string]string{"apiKey": otherKey, "url": e.opts.url})
+			e.startManager()
+			first := e.customer("first", "same@example.com")
+			first.Spec.DeletionPolicy = v1alpha1.DeletionPolicyDelete
+			e.create(first)
+			bound := e.waitReady("first")
+			e.deleteAndWait("first")
+			if _, ok := e.sim.Record(canaryKey, bound.Status.CustomerID); ok {
+				t.Fatalf("record %s not deleted", bound.Status.CustomerID)
+			}
+			fault(e.sim)
+			e.create(e.customerWith("again", "same@example.com", "other"))
+			got := e.waitReason("again", metav1.ConditionTrue, v1alpha1.ReasonAvailable, 30*time.Second)
+			recs := e.sim.Records(otherKey)
+			if len(recs) != 1 || recs[0].Email != "same@example.com" {
+				t.Fatalf("want one record, the create's, in the other account: %+v", recs)
+			}
+			if recs[0].ID != bound.Status.CustomerID {
+				t.Fatalf("test setup: the create's record is %s, want the deleted record's id %s", recs[0].ID, bound.Status.CustomerID)
+			}
+			if got.Status.CustomerID != recs[0].ID {
+				t.Fatalf("bound %q, want the record its own create made (%s)", got.Status.CustomerID, recs[0].ID)
+			}
+			if n := e.sim.CallCount(http.MethodPost, routeCreate); n != 2 {
+				t.Fatalf("%d creates, want 2 (one per Customer)", n)
+			}
+		})
+	}
+}
