@@ -524,11 +524,7 @@ func (r *CustomerReconciler) findOwnCreate(ctx context.Context, c *v1alpha1.Cust
 	if !own {
 		return nil, nil
 	}
-	recs, err := r.lookForPending(ctx, c, cl, p)
-	if err != nil {
-		return nil, err
-	}
-	rec, found, err := withEmail(ctx, cl, recs, p.Email)
+	rec, found, err := r.ownCreateRecord(ctx, c, cl, p)
 	switch {
 	case err != nil:
 		return nil, err
@@ -542,14 +538,25 @@ func (r *CustomerReconciler) findOwnCreate(ctx context.Context, c *v1alpha1.Cust
 	return nil, nil
 }
 
+// ownCreateRecord is the record with the email of p, this object's own
+// create whose outcome is unknown, in a listing asked for after it was
+// sent (lookForPending); found is false when that listing has none.
+func (r *CustomerReconciler) ownCreateRecord(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client, p *v1alpha1.PendingCreate) (scriptlock.Customer, bool, error) {
+	recs, err := r.lookForPending(ctx, c, cl, p)
+	if err != nil {
+		return scriptlock.Customer{}, false, err
+	}
+	return withEmail(ctx, cl, recs, p.Email)
+}
+
 // findOwnCreateBeforeSpecID looks, for a Customer whose spec.customerID
 // is set while its own earlier create's outcome is unknown, for the record
 // that create stored: a record with exactly the fields it posted. That
 // create may have stored a record, and taking the other would leave it
 // behind, a second record with this Customer's email; once bound to it,
 // spec.customerID naming another is a Conflict, as for any Customer that
-// manages a record. Not
-// found within PendingCreateWindow of the create, it waits for it rather
+// manages a record. Not found within PendingCreateWindow of the create, it
+// waits for it rather
 // than take the record spec.customerID names and leave the create's
 // record behind. A record with the create's email but not the fields
 // posted, or the very record spec.customerID names, is left to
@@ -561,11 +568,7 @@ func (r *CustomerReconciler) findOwnCreateBeforeSpecID(ctx context.Context, c *v
 		// unknown: the usual order (findBySpecID, then findOwnCreate).
 		return nil, nil
 	}
-	recs, err := r.lookForPending(ctx, c, cl, p)
-	if err != nil {
-		return nil, err
-	}
-	rec, found, err := withEmail(ctx, cl, recs, p.Email)
+	rec, found, err := r.ownCreateRecord(ctx, c, cl, p)
 	switch {
 	case err != nil:
 		return nil, err
