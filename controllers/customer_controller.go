@@ -376,8 +376,7 @@ func (r *CustomerReconciler) reconcileDelete(ctx context.Context, c *v1alpha1.Cu
 // read that found the record missing).
 func (r *CustomerReconciler) usedBoundKey(c *v1alpha1.Customer, cl *scriptlock.Client) {
 	if c.Status.CustomerID != "" && c.Status.Account == cl.Account() {
-		r.memory.usedKey(client.ObjectKeyFromObject(c), cl)
-		r.memory.resolvedVia(client.ObjectKeyFromObject(c), cl, credentialsVia(c))
+		r.memory.usedKey(client.ObjectKeyFromObject(c), cl, credentialsVia(c))
 	}
 }
 
@@ -447,8 +446,7 @@ func (r *CustomerReconciler) ready(c *v1alpha1.Customer, cl *scriptlock.Client, 
 	key := client.ObjectKeyFromObject(c)
 	want := desired(c)
 	if !obs.fromMemory {
-		r.memory.synced(key, cl, want, r.Clock.Now())
-		r.memory.resolvedVia(key, cl, credentialsVia(c))
+		r.memory.synced(key, cl, credentialsVia(c), want, r.Clock.Now())
 	}
 	r.stalled.reset(key)
 	r.retries.reset(key)

@@ -95,7 +95,7 @@ func TestBytesHeldPerCustomer(t *testing.T) {
 		mem.waited(keys[i], c.Generation, c.ResourceVersion, now)
 		mem.requestedSince(keys[i], "", now)
 		mem.endWait(keys[i])
-		mem.synced(keys[i], cl, rec, now)
+		mem.synced(keys[i], cl, "", rec, now)
 		mem.wroteObject(keys[i], c.ResourceVersion)
 	}
 	remembered := liveHeap()

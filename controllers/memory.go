@@ -267,8 +267,9 @@ func (m *customerMemory) sinceLastWrite(key types.NamespacedName, resourceVersio
 }
 
 // synced records that the record of key, in cl's account, was seen equal to
-// rec at now.
-func (m *customerMemory) synced(key types.NamespacedName, cl *scriptlock.Client, rec scriptlock.Customer, now time.Time) {
+// rec at now, with credentials that came from via (a Secret's name; "" for
+// the default key).
+func (m *customerMemory) synced(key types.NamespacedName, cl *scriptlock.Client, via string, rec scriptlock.Customer, now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o := m.object(key)
@@ -287,6 +288,7 @@ func (m *customerMemory) synced(key types.NamespacedName, cl *scriptlock.Client,
 	// outside the lock, and writtenAfter and compare prefer this newer
 	// write.
 	o.id, o.desired, o.lastSync = rec.ID, rec, now
+	o.resolvedVia(cl, via)
 }
 
 // writtenAfter returns what the operator itself last saw in record id of
@@ -435,27 +437,23 @@ func (m *customerMemory) detach(key types.NamespacedName) {
 // rotation that comes later is proven as for a synced Customer (the old
 // key refused). Kept only while no sync put the account in the memory;
 // lastClient answers with that account's client then.
-func (m *customerMemory) usedKey(key types.NamespacedName, cl *scriptlock.Client) {
+func (m *customerMemory) usedKey(key types.NamespacedName, cl *scriptlock.Client, via string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if o := m.object(key); o.account != cl.Account() {
+	o := m.object(key)
+	if o.account != cl.Account() {
 		if o.more().last != cl {
 			o.rare.lastVia = ""
 		}
 		o.rare.last = cl
 	}
+	o.resolvedVia(cl, via)
 }
 
-// resolvedVia records that key's credentials reference via (a Secret's
+// resolvedVia records that the credentials reference via (a Secret's
 // name; "" for the default key) resolved to cl, the client the memory
-// keeps for key (its synced account, or the key of usedKey).
-func (m *customerMemory) resolvedVia(key types.NamespacedName, cl *scriptlock.Client, via string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	o, ok := m.objects[key]
-	if !ok {
-		return
-	}
+// keeps for o (its synced account, or the key of usedKey). m.mu is held.
+func (o *syncState) resolvedVia(cl *scriptlock.Client, via string) {
 	if o.account == cl.Account() {
 		o.via = via
 	}
@@ -469,16 +467,8 @@ func (m *customerMemory) resolvedVia(key types.NamespacedName, cl *scriptlock.Cl
 // credentials Secret was deleted first (a namespace being torn down) can
 // still be cleaned up while the operator runs.
 func (m *customerMemory) lastClient(key types.NamespacedName) *scriptlock.Client {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	o, ok := m.objects[key]
-	if !ok {
-		return nil
-	}
-	if cl := m.accounts.client(o.account); cl != nil {
-		return cl
-	}
-	return o.less().last
+	cl, _ := m.lastUsed(key)
+	return cl
 }
 
 // lastClientVia is lastClient for a deletion whose credentials Secret is
@@ -487,22 +477,27 @@ func (m *customerMemory) lastClient(key types.NamespacedName) *scriptlock.Client
 // default) are a change of credentials, and the key last used proves
 // nothing in its account (README, the credentials-change row): nil then.
 func (m *customerMemory) lastClientVia(key types.NamespacedName, via string) *scriptlock.Client {
+	if cl, from := m.lastUsed(key); from == via {
+		return cl
+	}
+	return nil
+}
+
+// lastUsed is the client key last used and the Secret it came from ("" for
+// the default key): the client of the account the Customer is bound in
+// while the registry has it, else the one remembered past it.
+func (m *customerMemory) lastUsed(key types.NamespacedName) (*scriptlock.Client, string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o, ok := m.objects[key]
 	if !ok {
-		return nil
+		return nil, ""
 	}
 	if cl := m.accounts.client(o.account); cl != nil {
-		if o.via != via {
-			return nil
-		}
-		return cl
+		return cl, o.via
 	}
-	if r := o.less(); r.last != nil && r.lastVia == via {
-		return r.last
-	}
-	return nil
+	r := o.less()
+	return r.last, r.lastVia
 }
 
 // recordWithEmail returns the id of a record of account that the operator

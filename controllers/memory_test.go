@@ -36,7 +36,7 @@ func TestListingEnqueuesOnlyDriftedAndMissingRecords(t *testing.T) {
 	keys := map[string]types.NamespacedName{}
 	for _, rec := range []scriptlock.Customer{same, drifted, missing} {
 		keys[rec.ID] = types.NamespacedName{Namespace: "ns", Name: "c" + rec.ID}
-		d.synced(keys[rec.ID], cl, rec, time.Unix(0, 0))
+		d.synced(keys[rec.ID], cl, "", rec, time.Unix(0, 0))
 	}
 	listedDrift := drifted
 	listedDrift.Company = "Changed"
@@ -69,10 +69,10 @@ func TestAListingOlderThanTheOperatorsOwnWriteDoesNotUndoIt(t *testing.T) {
 	fresh := types.NamespacedName{Namespace: "ns", Name: "fresh"}
 	oldRec := scriptlock.Customer{ID: "1", FirstName: "A", LastName: "B", Email: "a@example.com"}
 	freshRec := scriptlock.Customer{ID: "2", FirstName: "C", LastName: "D", Email: "c@example.com"}
-	d.synced(old, cl, oldRec, time.Unix(10, 0))
+	d.synced(old, cl, "", oldRec, time.Unix(10, 0))
 	// The listing is asked for at 20 s; the record of "fresh" is created at
 	// 25 s, while the listing is on the wire, so the listing lacks it.
-	d.synced(fresh, cl, freshRec, time.Unix(25, 0))
+	d.synced(fresh, cl, "", freshRec, time.Unix(25, 0))
 	if stale := d.compare(cl.Account(), byID(oldRec), time.Unix(20, 0), false); len(stale) != 0 {
 		t.Fatalf("a record written after the listing was asked for was reported stale: %v", stale)
 	}

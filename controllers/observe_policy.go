@@ -32,8 +32,7 @@ func (r *CustomerReconciler) reportObserved(c *v1alpha1.Customer, cl *scriptlock
 	if !obs.fromMemory {
 		// The drift detector compares the listing with what was observed,
 		// so a change in ScriptLock updates the status within a period.
-		r.memory.synced(key, cl, rec, r.Clock.Now())
-		r.memory.resolvedVia(key, cl, credentialsVia(c))
+		r.memory.synced(key, cl, credentialsVia(c), rec, r.Clock.Now())
 	}
 	r.stalled.reset(key)
 	r.retries.reset(key)
