@@ -279,21 +279,26 @@ func (r *CustomerReconciler) reconcileNormal(ctx context.Context, c, orig *v1alp
 		}
 	}
 	moved := orig.Status.Account != "" && orig.Status.Account != cl.Account()
+	newlyBound := orig.Status.CustomerID != obs.record.ID
 	c.Status.CustomerID, c.Status.Account, c.Status.URL, c.Status.PendingCreate = obs.record.ID, cl.Account(), cl.BaseURL(), nil
 	c.Status.FormerCustomerID, c.Status.Observed = "", nil
-	if moved {
-		// The proof of a move (a rotated key: the old key, known only to
-		// this manager) is written down before anything is written to
-		// ScriptLock, so a restart in between does not lose it.
-		if err := r.patchStatus(ctx, c, orig); err != nil {
-			return r.result(ctx, c, err)
-		}
-	}
 	if id := c.Spec.CustomerID; id != "" && id != obs.record.ID {
 		// The record of its own create, found while spec.customerID names
 		// another (findOwnCreateBeforeSpecID): bound, and nothing written
 		// to either, as for any Customer that manages a record.
 		return fail(r.specIDDiffers(ctx, c, cl, obs.record.ID))
+	}
+	if moved || newlyBound && !scriptlock.SameFields(obs.record, desired(c)) {
+		// What proves the record is this Customer's is written down
+		// before anything is written to ScriptLock, so a restart in
+		// between does not lose it: the proof of a move (a rotated key:
+		// the old key, known only to this manager), or the binding of a
+		// record the PUT is about to change, which may be all that ties
+		// it to this Customer afterwards (its own create's record, whose
+		// proof is the email and fields it posted).
+		if err := r.patchStatus(ctx, c, orig); err != nil {
+			return r.result(ctx, c, err)
+		}
 	}
 	if err := r.update(ctx, c, cl, obs); err != nil {
 		return fail(err)
