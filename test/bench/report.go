@@ -616,6 +616,20 @@ func mibCell(v int64) string {
 	return fmt.Sprintf("%.1f MiB", float64(v)/(1<<20))
 }
 
+// givenMemoryLimit is the container memory limit -memory-limit named as a
+// quantity, in bytes; 0 for the Deployment's, none, or a value that does
+// not parse (the run refused it before it started).
+func givenMemoryLimit(p params) int64 {
+	if p.memoryLimit == "deployment" {
+		return 0
+	}
+	v, err := containerMemoryLimit(p.memoryLimit, "")
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
 // checks compares the numbers with the documented goals (and the earlier
 // expectations of the idle and create phases), in plain words.
 func checks(p params, results []*result, limit int64) []string {
@@ -629,10 +643,16 @@ func checks(p params, results []*result, limit int64) []string {
 	n := float64(p.n)
 	for _, r := range results {
 		m := r.mode
+		peak := float64(r.peakRSSKiB()) * 1024
 		if limit > 0 {
-			peak := float64(r.peakRSSKiB()) * 1024
 			out = append(out, fmt.Sprintf("%s: memory: peak RSS inside the Deployment's limit: %s of %s (%.0f%%); %s.",
 				m, mibF(peak), mibF(float64(limit)), 100*peak/float64(limit), verdict(peak <= float64(limit))))
+		}
+		if given := givenMemoryLimit(p); given > 0 && given != limit {
+			// A run told of another limit (-memory-limit 256Mi) is judged
+			// by it too: a container of that limit is killed past it.
+			out = append(out, fmt.Sprintf("%s: memory: peak RSS inside the run's `MEMORY_LIMIT`: %s of %s (%.0f%%); %s.",
+				m, mibF(peak), mibF(float64(given)), 100*peak/float64(given), verdict(peak <= float64(given))))
 		}
 		goal := throughputGoal(p.n, p.qps, r.ceiling.objectsPerSec)
 		basis := fmt.Sprintf("N/qps = %.0f s", n/p.qps)

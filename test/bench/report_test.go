@@ -144,3 +144,28 @@ func TestSmallHelpers(t *testing.T) {
 		t.Errorf("sectionTitle = %s", got)
 	}
 }
+
+// A run told of a smaller memory limit than the Deployment's is judged by
+// that limit too: 298 MiB fits 384 Mi but not the 256 Mi the run was given.
+func TestAPeakOverTheRunsMemoryLimitIsNotMet(t *testing.T) {
+	r := &result{mode: "list", hwmKiB: 298 << 10}
+	find := func(lines []string, part string) string {
+		for _, l := range lines {
+			if strings.Contains(l, part) {
+				return l
+			}
+		}
+		return ""
+	}
+	got := checks(params{n: 50000, qps: 200, memoryLimit: "256Mi"}, []*result{r}, 384<<20)
+	if l := find(got, "the Deployment's limit"); !strings.Contains(l, "**met**") {
+		t.Errorf("against the Deployment's 384 MiB: %q, want met", l)
+	}
+	if l := find(got, "the run's `MEMORY_LIMIT`"); !strings.Contains(l, "298 MiB of 256 MiB") || !strings.Contains(l, "**NOT met**") {
+		t.Errorf("against the run's 256 Mi: %q, want NOT met", l)
+	}
+	got = checks(params{n: 50000, qps: 200, memoryLimit: "deployment"}, []*result{r}, 384<<20)
+	if l := find(got, "the run's `MEMORY_LIMIT`"); l != "" {
+		t.Errorf("a run with the Deployment's limit is judged once: %q", l)
+	}
+}
