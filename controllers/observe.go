@@ -556,9 +556,8 @@ func (r *CustomerReconciler) ownCreateRecord(ctx context.Context, c *v1alpha1.Cu
 // behind, a second record with this Customer's email; once bound to it,
 // spec.customerID naming another is a Conflict, as for any Customer that
 // manages a record. Not found within PendingCreateWindow of the create, it
-// waits for it rather
-// than take the record spec.customerID names and leave the create's
-// record behind. A record with the create's email but not the fields
+// waits for it rather than take the record spec.customerID names and leave
+// the create's record behind. A record with the create's email but not the fields
 // posted, or the very record spec.customerID names, is left to
 // findBySpecID: a person told this Customer which record is its own.
 func (r *CustomerReconciler) findOwnCreateBeforeSpecID(ctx context.Context, c *v1alpha1.Customer, cl *scriptlock.Client) (*candidate, error) {

@@ -1574,48 +1574,64 @@ func TestARecordThisManagerDeletedUnderAnotherKeyDoesNotDisownACreate(t *testing
 	}
 }
 
-// The record of a create whose answer was lost, found after the spec's
-// email changed, is bound in the status before the PUT that gives it the
-// new email: once that PUT lands, the record no longer has the email and
-// fields the create posted, so a manager killed right after it left the
-// next one nothing to tell the record was this Customer's, and it reported
-// Conflict on its own record (explorer seed 1201035).
+// The record of a create whose answer was lost, found after the spec
+// changed, is bound in the status before the PUT that brings it to the new
+// spec: once that PUT lands, the record no longer has the email or fields
+// the create posted, so a manager killed right after it left the next one
+// nothing to tell the record was this Customer's, and it reported Conflict
+// on its own record (explorer seed 1201035: a new email, the create
+// committed late behind a 504). Another input of the kind: a new company,
+// the create's answer lost (the record listed at once).
 func TestTheRecordOfALostCreateIsBoundBeforeItIsWrittenTo(t *testing.T) {
-	const before, after = "lost-then-renamed@example.com", "renamed-after-loss@example.com"
-	e := newEnv(t, managerOpts{noStart: true})
-	proxy := &crashProxy{next: e.sim, method: http.MethodPut, created: make(chan struct{}), release: make(chan struct{})}
-	ps := serve(t, proxy)
-	t.Cleanup(func() { close(proxy.release) })
-	e.opts.url = ps.URL
-	e.startManager()
-	// The create stores its record, answers 504, and the record shows only
-	// after the spec changed.
-	e.sim.CommitNextCreateLate(3*time.Second, sim.LoseWith504)
-	e.create(e.customer("acme", before))
-	e.eventually(patience, "the create's proof persisted", func() error {
-		if proof(e.get("acme")) == nil {
-			return fmt.Errorf("no create-time proof yet")
-		}
-		return nil
-	})
-	e.update("acme", func(c *v1alpha1.Customer) { c.Spec.Email = after })
-	select {
-	case <-proxy.created:
-	case <-time.After(patience):
-		t.Fatal("the operator never sent the update of its create's record")
-	}
-	e.stopManager()
-	recs := e.records()
-	if len(recs) != 1 || recs[0].Email != after {
-		t.Fatalf("want the one record of the create, with the new email: %+v", recs)
-	}
-	if got := e.get("acme").Status.CustomerID; got != recs[0].ID {
-		t.Fatalf("status.customerID %q when the PUT to record %s was sent; want it written before", got, recs[0].ID)
-	}
+	const email, renamed = "lost-then-changed@example.com", "renamed-after-loss@example.com"
+	for _, tc := range []struct {
+		name  string
+		fault func(*sim.Server)
+		edit  func(*v1alpha1.Customer)
+		want  func(scriptlock.Customer) bool
+	}{
+		{"a new email, committed late", func(s *sim.Server) { s.CommitNextCreateLate(3*time.Second, sim.LoseWith504) },
+			func(c *v1alpha1.Customer) { c.Spec.Email = renamed },
+			func(r scriptlock.Customer) bool { return r.Email == renamed }},
+		{"a new company, answer lost", func(s *sim.Server) { s.LoseNextCreate(sim.LoseWith504) },
+			func(c *v1alpha1.Customer) { c.Spec.Company = "Changed Co" },
+			func(r scriptlock.Customer) bool { return r.Email == email && r.Company == "Changed Co" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, managerOpts{noStart: true})
+			proxy := &crashProxy{next: e.sim, method: http.MethodPut, created: make(chan struct{}), release: make(chan struct{})}
+			ps := serve(t, proxy)
+			t.Cleanup(func() { close(proxy.release) })
+			e.opts.url = ps.URL
+			e.startManager()
+			tc.fault(e.sim)
+			e.create(e.customer("acme", email))
+			e.eventually(patience, "the create's proof persisted", func() error {
+				if proof(e.get("acme")) == nil {
+					return fmt.Errorf("no create-time proof yet")
+				}
+				return nil
+			})
+			e.update("acme", tc.edit)
+			select {
+			case <-proxy.created:
+			case <-time.After(patience):
+				t.Fatal("the operator never sent the update of its create's record")
+			}
+			e.stopManager()
+			recs := e.records()
+			if len(recs) != 1 || !tc.want(recs[0]) {
+				t.Fatalf("want the one record of the create, with the new spec: %+v", recs)
+			}
+			if got := e.get("acme").Status.CustomerID; got != recs[0].ID {
+				t.Fatalf("status.customerID %q when the PUT to record %s was sent; want it written before", got, recs[0].ID)
+			}
 
-	e.startManager()
-	got := e.waitReady("acme")
-	if got.Status.CustomerID != recs[0].ID || len(e.records()) != 1 {
-		t.Fatalf("want Ready on record %s, the only one: %q, %+v", recs[0].ID, got.Status.CustomerID, e.records())
+			e.startManager()
+			got := e.waitReady("acme")
+			if got.Status.CustomerID != recs[0].ID || len(e.records()) != 1 {
+				t.Fatalf("want Ready on record %s, the only one: %q, %+v", recs[0].ID, got.Status.CustomerID, e.records())
+			}
+		})
 	}
 }
