@@ -57,6 +57,7 @@ func TestOperatorOnARealNode(t *testing.T) {
 	t.Logf("simulator at %s; logs in %s", sim.url, k.artifacts)
 
 	var warnings map[string][]string
+	var lastProblems []string
 	steps := []struct {
 		name string
 		run  func(t *testing.T)
@@ -121,10 +122,18 @@ func TestOperatorOnARealNode(t *testing.T) {
 				}
 				return true, ""
 			})
+			// What fails this step is said once more after the managers'
+			// logs, which a failure prints: a CI that shows only the end of
+			// the output still shows why.
+			problem := func(format string, args ...any) {
+				msg := fmt.Sprintf(format, args...)
+				t.Error(msg)
+				lastProblems = append(lastProblems, msg)
+			}
 			for name, log := range k.allLogs() {
 				for _, line := range strings.Split(log, "\n") {
 					if strings.Contains(strings.ToLower(line), "forbidden") {
-						t.Errorf("%s: %s", name, line)
+						problem("%s: %s", name, line)
 					}
 				}
 			}
@@ -137,8 +146,11 @@ func TestOperatorOnARealNode(t *testing.T) {
 			// host-network Pod's address here is 127.0.0.1, which no
 			// Endpoints may hold.) Also allowed: the kubelet's first try to
 			// mount the token volume in a namespace made seconds before,
-			// whose kube-root-ca.crt it had not seen yet (it retries; the
-			// Pod still started with 0 restarts, as checked above), and
+			// whose kube-root-ca.crt it had not seen yet ("failed to sync
+			// configmap cache", or "not registered" when the kubelet has not
+			// registered the Pod's objects yet: kubeletNotYetSynced; it
+			// retries, and the Pod still started with 0 restarts, as checked
+			// above), and
 			// for the same reason its first tries to mount the credentials
 			// Secret, applied before the Deployment (a fresh clone's CI saw
 			// one such "not found", 2026-12-07); a Secret really missing
@@ -150,16 +162,16 @@ func TestOperatorOnARealNode(t *testing.T) {
 			for _, e := range events.Items {
 				forced := e.Reason == "Unhealthy" && strings.HasPrefix(e.Message, "Readiness probe failed") ||
 					e.Reason == "FailedScheduling" && strings.Contains(e.Message, "didn't have free ports for the requested pod ports") ||
-					e.Reason == "FailedMount" && strings.Contains(e.Message, `volume "kube-api-access-`) && strings.Contains(e.Message, "failed to sync configmap cache") ||
-					e.Reason == "FailedMount" && strings.Contains(e.Message, `volume "credentials"`) && strings.Contains(e.Message, `secret "scriptlock-credentials" not found`) && e.Count <= 3
+					e.Reason == "FailedMount" && strings.Contains(e.Message, `volume "kube-api-access-`) && kubeletNotYetSynced(e.Message) ||
+					e.Reason == "FailedMount" && strings.Contains(e.Message, `volume "credentials"`) && (strings.Contains(e.Message, `secret "scriptlock-credentials" not found`) || kubeletNotYetSynced(e.Message)) && e.Count <= 3
 				if e.Type == corev1.EventTypeWarning && e.InvolvedObject.Kind == "Pod" && !forced {
-					t.Errorf("warning event for Pod %s: %s: %s (x%d)", e.InvolvedObject.Name, e.Reason, e.Message, e.Count)
+					problem("warning event for Pod %s: %s: %s (x%d)", e.InvolvedObject.Name, e.Reason, e.Message, e.Count)
 				}
 			}
 			for _, name := range []string{deploymentName, standbyName} {
 				for _, p := range k.managerPods(ctx, t, name) {
 					if s := managerStatus(&p); s == nil || s.RestartCount != 0 {
-						t.Errorf("pod %s restarted: %s", p.Name, describePods([]corev1.Pod{p}))
+						problem("pod %s restarted: %s", p.Name, describePods([]corev1.Pod{p}))
 					}
 				}
 			}
@@ -169,6 +181,9 @@ func TestOperatorOnARealNode(t *testing.T) {
 		if !t.Run(s.name, s.run) {
 			for name, log := range k.allLogs() {
 				t.Logf("--- %s (last lines)\n%s", name, tail(log, 30))
+			}
+			for _, p := range lastProblems {
+				t.Logf("the step %q failed: %s", s.name, p)
 			}
 			t.FailNow()
 		}
@@ -689,6 +704,17 @@ func checkFailover(ctx context.Context, t *testing.T, k *cluster, sim *simulator
 	if log := k.logOf(leaderPod); !strings.Contains(log, "Stopping and waiting") && !strings.Contains(log, "successfully released") {
 		t.Logf("note: the old leader's log does not show a graceful stop; last lines:\n%s", tail(log, 10))
 	}
+}
+
+// kubeletNotYetSynced says whether a FailedMount message is the kubelet's
+// first try to mount a ConfigMap or Secret of a Pod before its own caches
+// know the object (the Pod, its namespace or the object seconds old): it
+// retries, and a Pod that never mounts never starts, which the steps before
+// fail on.
+func kubeletNotYetSynced(msg string) bool {
+	return strings.Contains(msg, "failed to sync configmap cache") ||
+		strings.Contains(msg, "failed to sync secret cache") ||
+		strings.Contains(msg, "not registered")
 }
 
 // dumpEvents writes every event of the cluster to events.txt among the
