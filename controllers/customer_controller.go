@@ -22,6 +22,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	"github.com/scriptlock/customer-operator/api/v1alpha1"
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
@@ -463,15 +464,16 @@ func (r *CustomerReconciler) ready(c *v1alpha1.Customer, cl *scriptlock.Client, 
 
 // next schedules the next look at a record that was just checked: none in
 // list mode (the account's listing finds drift), else within a resync
-// period of the last read.
+// period of the last read, at handler.LowPriority as a drift sweep's
+// re-checks (sweepHandler).
 func (r *CustomerReconciler) next(obs observation) ctrl.Result {
 	switch {
 	case r.DriftDetection == DriftByList:
 		return ctrl.Result{}
 	case obs.fromMemory:
-		return ctrl.Result{RequeueAfter: obs.recheckIn}
+		return ctrl.Result{RequeueAfter: obs.recheckIn, Priority: ptr.To(handler.LowPriority)}
 	default:
-		return ctrl.Result{RequeueAfter: jitterDown(r.ResyncPeriod)}
+		return ctrl.Result{RequeueAfter: jitterDown(r.ResyncPeriod), Priority: ptr.To(handler.LowPriority)}
 	}
 }
 

@@ -12,12 +12,14 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -213,9 +215,28 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 		if err := mgr.Add(d); err != nil {
 			return fmt.Errorf("adding the drift detector: %w", err)
 		}
-		b = b.WatchesRawSource(source.Channel(d.events, &handler.TypedEnqueueRequestForObject[*v1alpha1.Customer]{}))
+		b = b.WatchesRawSource(source.Channel(d.events, sweepHandler()))
 	}
 	return b.Complete(admitted(r, r.Concurrency))
+}
+
+// sweepHandler enqueues the Customers a drift sweep names at
+// handler.LowPriority, the priority controller-runtime gives the initial
+// listing's and a resync's events: a periodic re-check waits behind every
+// new or changed Customer (priority 0), so that a sweep of 50,000 in sync
+// does not slow a storm of creates. Each keeps that priority for the rest of
+// its pass (the waits it comes back from), unless an event for it raises it.
+func sweepHandler() handler.TypedEventHandler[*v1alpha1.Customer, reconcile.Request] {
+	return handler.TypedFuncs[*v1alpha1.Customer, reconcile.Request]{
+		GenericFunc: func(_ context.Context, e event.TypedGenericEvent[*v1alpha1.Customer], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(e.Object)}
+			if pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request]); ok {
+				pq.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(handler.LowPriority)}, req)
+				return
+			}
+			q.Add(req)
+		},
+	}
 }
 
 // relevantChange lets through what the operator must act on: creation, a
