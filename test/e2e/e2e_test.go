@@ -140,7 +140,8 @@ func TestOperatorOnARealNode(t *testing.T) {
 			// Nor did the kubelet or the scheduler warn about a manager Pod
 			// (a failed mount or sandbox, a back-off, a failed probe), apart
 			// from what the host network forces: a readiness probe that ran
-			// before the manager listened, and a replacement Pod waiting
+			// before the manager listened (or while a deleted Pod stopped:
+			// "failed" or "errored"), and a replacement Pod waiting
 			// for its predecessor's host ports. (The endpoint controllers'
 			// warnings about the metrics Service are the same cause: a
 			// host-network Pod's address here is 127.0.0.1, which no
@@ -160,7 +161,7 @@ func TestOperatorOnARealNode(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, e := range events.Items {
-				forced := e.Reason == "Unhealthy" && strings.HasPrefix(e.Message, "Readiness probe failed") ||
+				forced := e.Reason == "Unhealthy" && strings.HasPrefix(e.Message, "Readiness probe ") ||
 					e.Reason == "FailedScheduling" && strings.Contains(e.Message, "didn't have free ports for the requested pod ports") ||
 					e.Reason == "FailedMount" && strings.Contains(e.Message, `volume "kube-api-access-`) && kubeletNotYetSynced(e.Message) ||
 					e.Reason == "FailedMount" && strings.Contains(e.Message, `volume "credentials"`) && (strings.Contains(e.Message, `secret "scriptlock-credentials" not found`) || kubeletNotYetSynced(e.Message)) && e.Count <= 3
