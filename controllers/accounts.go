@@ -185,7 +185,7 @@ func (r *accountRegistry) list(ctx context.Context, cl *scriptlock.Client, since
 				c.waiters = append(c.waiters, waiter)
 			}
 			r.mu.Unlock()
-			return nil, time.Time{}, &pending{retryAfter: listRetry,
+			return nil, time.Time{}, &pending{retryAfter: listRetry, wait: waitListing,
 				msg: "a listing of this ScriptLock account is under way; using it when it is done"}
 		}
 		r.mu.Unlock()
@@ -193,7 +193,7 @@ func (r *accountRegistry) list(ctx context.Context, cl *scriptlock.Client, since
 		case <-c.done:
 			return c.recs, c.asked, c.err
 		case <-ctx.Done():
-			return nil, time.Time{}, &pending{retryAfter: listRetry, msg: "stopped waiting for a listing under way"}
+			return nil, time.Time{}, &pending{retryAfter: listRetry, wait: waitListing, msg: "stopped waiting for a listing under way"}
 		}
 	}
 	c := &listCall{asked: now, done: make(chan struct{})}

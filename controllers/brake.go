@@ -406,7 +406,7 @@ func (b *deletionBrake) save(ctx context.Context, a *accountBudget, account stri
 	}
 	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
 		a.loaded = false
-		return &pending{retryAfter: throttledRetry, msg: "the deletion budget's Lease was changed by another manager; reading it again"}
+		return &pending{retryAfter: throttledRetry, wait: waitBrakeLease, msg: "the deletion budget's Lease was changed by another manager; reading it again"}
 	}
 	if err != nil {
 		a.loaded = false

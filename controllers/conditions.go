@@ -33,6 +33,38 @@ type pending struct {
 	reason     string
 	msg        string
 	retryAfter time.Duration // 0: the transient backoff
+	// wait is what a wait the operator imposes on itself (reason "")
+	// waits for, the label of scriptlock_waits_total (waitKind).
+	wait string
+}
+
+// The kinds of wait the operator imposes on itself: the label wait of
+// scriptlock_waits_total.
+const (
+	waitRate         = "rate"        // a turn in the account's rate-limiter line
+	waitInFlight     = "in_flight"   // the account's or host's cap on calls in flight
+	waitListing      = "listing"     // a listing of the account under way
+	waitRelist       = "relist"      // a listing that lacks a record a Customer holds (a lagging replica?)
+	waitNewerCopy    = "newer_copy"  // the cached copy of the Customer is older than the API server's
+	waitIndex        = "index"       // the claims index still filling after a start
+	waitBrakeLease   = "brake_lease" // the deletion budget's Lease changed under this manager
+	waitOtherPending = "other"       // any other
+)
+
+// waitKind is the kind of a wait the operator imposes on itself (classify
+// gave it no reason).
+func waitKind(err error) string {
+	var pe *pending
+	switch {
+	case errors.Is(err, scriptlock.ErrOverRate):
+		return waitRate
+	case isThrottled(err):
+		return waitInFlight
+	case errors.As(err, &pe) && pe.wait != "":
+		return pe.wait
+	default:
+		return waitOtherPending
+	}
 }
 
 func (e *pending) Error() string { return e.msg }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -103,6 +104,7 @@ type CustomerReconciler struct {
 	secrets  secretAccounts
 	claims   *claims
 	brake    *deletionBrake
+	waits    *prometheus.CounterVec // scriptlock_waits_total{wait}; nil: not counted
 }
 
 // +kubebuilder:rbac:groups=licensing.scriptlock.com,resources=customers,verbs=get;list;watch;patch;update
@@ -488,6 +490,9 @@ func (r *CustomerReconciler) result(ctx context.Context, c *v1alpha1.Customer, e
 	}
 	key := client.ObjectKeyFromObject(c)
 	if o.reason == "" {
+		if r.waits != nil {
+			r.waits.WithLabelValues(waitKind(err)).Inc()
+		}
 		d := r.retries.waited(key, o.retryAfter)
 		r.memory.waited(key, c.Generation, c.ResourceVersion, r.Clock.Now())
 		ctrl.LoggerFrom(ctx).V(1).Info("waiting", "for", err.Error(), "retryAfter", d)

@@ -283,7 +283,7 @@ func (r *CustomerReconciler) claimants(ctx context.Context, c *v1alpha1.Customer
 	if !r.claims.complete() {
 		// Right after a start the index may not hold every Customer the
 		// cache does: no decision on who owns what until it does.
-		return nil, &pending{retryAfter: throttledRetry, msg: "indexing the Customers of the cache"}
+		return nil, &pending{retryAfter: throttledRetry, wait: waitIndex, msg: "indexing the Customers of the cache"}
 	}
 	lookups := []string{emailClaim(c.Spec.Email)}
 	for _, e := range emails {

@@ -223,7 +223,7 @@ func (r *CustomerReconciler) newestCopy(ctx context.Context, c *v1alpha1.Custome
 		return fmt.Errorf("reading Customer %s before writing its record: %w", key, err)
 	}
 	if fresh.UID != c.UID || fresh.ResourceVersion != c.ResourceVersion {
-		return &pending{msg: "the cached copy of this Customer is older than the API server's; acting on the newest"}
+		return &pending{wait: waitNewerCopy, msg: "the cached copy of this Customer is older than the API server's; acting on the newest"}
 	}
 	return nil
 }
@@ -266,7 +266,7 @@ func (r *CustomerReconciler) listingLags(ctx context.Context, c *v1alpha1.Custom
 	}
 	if !r.claims.complete() {
 		// Right after a start the index may not hold every holder yet.
-		return &pending{retryAfter: throttledRetry, msg: "indexing the Customers of the cache"}
+		return &pending{retryAfter: throttledRetry, wait: waitIndex, msg: "indexing the Customers of the cache"}
 	}
 	for _, id := range r.accounts.notMadeSince(cl.Account(), recs.lacking(r.claims), asked) {
 		// A record this manager created after the listing was asked for
@@ -301,7 +301,7 @@ func (r *CustomerReconciler) listingLags(ctx context.Context, c *v1alpha1.Custom
 			if !here && r.accounts.wake != nil {
 				r.accounts.wake([]types.NamespacedName{key})
 			}
-			return &pending{retryAfter: preCheckMaxAge, msg: fmt.Sprintf(
+			return &pending{retryAfter: preCheckMaxAge, wait: waitRelist, msg: fmt.Sprintf(
 				"the last listing of this ScriptLock account lacks customer %s, which Customer %s/%s holds there (a lagging replica?); listing again before creating",
 				id, o.Namespace, o.Name)}
 		}

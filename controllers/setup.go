@@ -55,6 +55,25 @@ func registeredCounter(opts prometheus.CounterOpts) prometheus.Counter {
 	return c
 }
 
+// waitsCounter returns scriptlock_waits_total{wait}, registered once on
+// controller-runtime's registry (a second manager in the same process, as
+// in tests, shares it).
+func waitsCounter() *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "scriptlock_waits_total",
+		Help: "Passes that ended in a wait the operator imposes on itself (no condition changes; the Customer is tried again shortly), by what they waited for: rate (a turn in the account's rate limit), in_flight (the cap on calls in flight), listing (a listing of the account under way), relist (a listing that lacks a record a Customer holds), newer_copy (the cached Customer older than the API server's), index (the claims index filling after a start), brake_lease (the deletion budget's Lease changed), other.",
+	}, []string{"wait"})
+	if err := metrics.Registry.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
+
 // lastApplied is the annotation kubectl apply keeps a copy of the whole
 // manifest in.
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
@@ -206,6 +225,7 @@ func (r *CustomerReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrent in
 	if r.TransientBackoffMax <= 0 {
 		r.TransientBackoffMax = transientBackoffMax
 	}
+	r.waits = waitsCounter()
 	r.retries = newRetryBackoff(backoffPolicy{Min: r.TransientBackoff, Max: r.TransientBackoffMax})
 	r.stalled = newStalledBackoff(backoffPolicy{Min: r.PermanentBackoff, Max: r.PermanentBackoffMax})
 
