@@ -37,6 +37,18 @@ func (m metrics) sum(name string, keep func(map[string]string) bool) float64 {
 	return total
 }
 
+// byLabel adds the samples of name whose labels pass keep (nil keeps all)
+// by the value of their label label.
+func (m metrics) byLabel(name, label string, keep func(map[string]string) bool) map[string]float64 {
+	out := map[string]float64{}
+	for _, s := range m {
+		if s.name == name && (keep == nil || keep(s.labels)) {
+			out[s.labels[label]] += s.value
+		}
+	}
+	return out
+}
+
 // parseMetrics reads a /metrics page in the Prometheus text format, each
 // histogram and summary as its _bucket, _sum and _count samples.
 func parseMetrics(r io.Reader) (metrics, error) {

@@ -43,6 +43,11 @@ type result struct {
 	drained          bool    // the work queue emptied after the creates
 	queueAfterCreate float64 // its depth when the create phase ended
 	memCreate        memory  // at the end of the create phase
+	// The manager's controller_runtime_reconcile_total{controller="customer"}
+	// by result, and its scriptlock_waits_total by wait, at the end of the
+	// create phase.
+	createReconciles map[string]float64
+	createWaits      map[string]float64
 
 	// Idle phase.
 	idle                 time.Duration
@@ -174,6 +179,7 @@ func runMode(ctx context.Context, p params, root, dir, mode string) (*result, er
 	r.workers = m.sum("controller_runtime_max_concurrent_reconciles", isCustomerController)
 	r.limit = m.sum("scriptlock_reconcile_concurrency_limit", nil)
 	r.goMemLimit = m.sum("go_gc_gomemlimit_bytes", nil)
+	r.createReconciles, r.createWaits = m.byLabel("controller_runtime_reconcile_total", "result", isCustomerController), m.byLabel("scriptlock_waits_total", "wait", nil)
 	localenv.Logf("the manager ran %.0f workers (reconciles at once: %.0f) with a Go memory limit of %s", r.workers, r.limit, memLimitText(r.goMemLimit))
 	if err := ph.idle(ctx); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -100,6 +101,9 @@ const methodText = `How it is measured, for each mode on a fresh control plane:
   and the server's from the SIGTERM on.
 - **Manager CPU** comes from ` + "`/proc/PID/stat`" + ` (utime + stime, in USER_HZ = 100
   ticks a second).
+- **Reconciles and waits** of the create phase are the manager's
+  ` + "`controller_runtime_reconcile_total{controller=\"customer\"}`" + ` by result and
+  ` + "`scriptlock_waits_total`" + ` by what the wait was for, read at the phase's end.
 - **Memory.** Peak RSS is ` + "`VmHWM`" + ` of ` + "`/proc/PID/status`" + `, the highest resident
   set of the process since it started: of the first manager process at the
   end of the idle phase, and of the restarted one after its check; the
@@ -335,6 +339,34 @@ func (t *table) row(name string, val func(*result) (float64, bool), format func(
 	t.b.WriteString("\n")
 }
 
+// labelRows adds a row of the total of of and one row per value of its
+// label that some mode has, in the order of the values: what the manager
+// counted by that label.
+func labelRows(t *table, results []*result, name, label string, of func(*result) map[string]float64) {
+	var values []string
+	for _, r := range results {
+		for v := range of(r) {
+			if !slices.Contains(values, v) {
+				values = append(values, v)
+			}
+		}
+	}
+	if len(values) == 0 {
+		return
+	}
+	slices.Sort(values)
+	t.row(name, all(func(r *result) float64 {
+		var total float64
+		for _, n := range of(r) {
+			total += n
+		}
+		return total
+	}), count)
+	for _, v := range values {
+		t.row("… "+label+"="+v, all(func(r *result) float64 { return of(r)[v] }), count)
+	}
+}
+
 // all is a row value that applies to every mode.
 func all(f func(*result) float64) func(*result) (float64, bool) {
 	return func(r *result) (float64, bool) { return f(r), true }
@@ -426,6 +458,8 @@ func renderSection(p params, results []*result, chart string, limit int64) strin
 	t.row("… Event writes per Customer", all(func(r *result) float64 { return r.createWrites.events / n }), perN)
 	t.row("manager CPU", all(func(r *result) float64 { return r.createCPU }), secs)
 	t.row("work queue depth when the phase ended", all(func(r *result) float64 { return r.queueAfterCreate }), count)
+	labelRows(t, results, "reconciles", "result", func(r *result) map[string]float64 { return r.createReconciles })
+	labelRows(t, results, "passes that ended in a wait the operator imposes on itself (`scriptlock_waits_total`)", "wait", func(r *result) map[string]float64 { return r.createWaits })
 	t.row("live heap at the end (heap profile after GC)", all(func(r *result) float64 { return float64(r.memCreate.profileInuse) }), mibF)
 	t.row("… per Customer", all(func(r *result) float64 { return float64(r.memCreate.profileInuse) / n }), kbF)
 	t.row("`go_memstats_heap_inuse_bytes` then", all(func(r *result) float64 { return r.memCreate.heapInuse }), mibF)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 )
@@ -167,5 +168,38 @@ func TestAPeakOverTheRunsMemoryLimitIsNotMet(t *testing.T) {
 	got = checks(params{n: 50000, qps: 200, memoryLimit: "deployment"}, []*result{r}, 384<<20)
 	if l := find(got, "the run's `MEMORY_LIMIT`"); l != "" {
 		t.Errorf("a run with the Deployment's limit is judged once: %q", l)
+	}
+}
+
+// The create phase's reconciles by result and waits by kind come from the
+// manager's /metrics page, a row per value any mode has ("–" never: a
+// value one mode lacks counts 0 there), after a row of their total.
+func TestWaitsAreReportedByKindFromTheManagersMetrics(t *testing.T) {
+	page := `# TYPE scriptlock_waits_total counter
+scriptlock_waits_total{wait="listing"} 81862
+scriptlock_waits_total{wait="in_flight"} 16036
+# TYPE controller_runtime_reconcile_total counter
+controller_runtime_reconcile_total{controller="customer",result="success"} 100
+controller_runtime_reconcile_total{controller="customer",result="requeue_after"} 40
+controller_runtime_reconcile_total{controller="other",result="success"} 7
+`
+	m, err := parseMetrics(strings.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := &result{mode: "list", createWaits: m.byLabel("scriptlock_waits_total", "wait", nil),
+		createReconciles: m.byLabel("controller_runtime_reconcile_total", "result", isCustomerController)}
+	perObject := &result{mode: "per-object", createWaits: map[string]float64{"rate": 3}}
+	var b bytes.Buffer
+	tb := newTable(&b, []*result{list, perObject})
+	labelRows(tb, tb.results, "reconciles", "result", func(r *result) map[string]float64 { return r.createReconciles })
+	labelRows(tb, tb.results, "waits", "wait", func(r *result) map[string]float64 { return r.createWaits })
+	for _, want := range []string{
+		"| reconciles | 140 | 0 |", "| … result=requeue_after | 40 | 0 |", "| … result=success | 100 | 0 |",
+		"| waits | 97898 | 3 |", "| … wait=in_flight | 16036 | 0 |", "| … wait=listing | 81862 | 0 |", "| … wait=rate | 0 | 3 |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no row %q in\n%s", want, b.String())
+		}
 	}
 }
