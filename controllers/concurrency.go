@@ -2,13 +2,11 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"math"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/scriptlock/customer-operator/internal/scriptlock"
@@ -129,19 +127,10 @@ func NewConcurrency(n int, qps float64) *Concurrency {
 // concurrencyGauge is the gauge of the limit, registered once on
 // controller-runtime's registry (a second manager in the process shares it).
 func concurrencyGauge() prometheus.Gauge {
-	g := prometheus.NewGauge(prometheus.GaugeOpts{
+	return registered[prometheus.Gauge](prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "scriptlock_reconcile_concurrency_limit",
 		Help: "Customers that may be reconciled at once: --max-concurrent-reconciles, or, when it is 0, 2 x --scriptlock-qps x (the average time ScriptLock took to answer a reconcile's calls + the average rest of a calling reconcile's time, at most twice its low envelope), at least 10, at most the workers started.",
-	})
-	if err := metrics.Registry.Register(g); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(prometheus.Gauge); ok {
-				return existing
-			}
-		}
-	}
-	return g
+	}))
 }
 
 // Workers is how many reconcile workers to start.

@@ -43,11 +43,17 @@ func driftListingFailures() prometheus.Counter {
 // registeredCounter registers a counter on controller-runtime's registry
 // once: a second manager in the same process (tests) gets the first one's.
 func registeredCounter(opts prometheus.CounterOpts) prometheus.Counter {
-	c := prometheus.NewCounter(opts)
+	return registered[prometheus.Counter](prometheus.NewCounter(opts))
+}
+
+// registered registers c on controller-runtime's registry, or returns the
+// collector of the same name registered before it (a second manager in the
+// same process, as in tests, shares the first one's).
+func registered[T prometheus.Collector](c T) T {
 	if err := metrics.Registry.Register(c); err != nil {
 		var are prometheus.AlreadyRegisteredError
 		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(prometheus.Counter); ok {
+			if existing, ok := are.ExistingCollector.(T); ok {
 				return existing
 			}
 		}
@@ -55,23 +61,12 @@ func registeredCounter(opts prometheus.CounterOpts) prometheus.Counter {
 	return c
 }
 
-// waitsCounter returns scriptlock_waits_total{wait}, registered once on
-// controller-runtime's registry (a second manager in the same process, as
-// in tests, shares it).
+// waitsCounter returns scriptlock_waits_total{wait}, registered once.
 func waitsCounter() *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+	return registered(prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "scriptlock_waits_total",
 		Help: "Passes that ended in a wait the operator imposes on itself (no condition changes; the Customer is tried again shortly), by what they waited for: rate (a turn in the account's rate limit), in_flight (the cap on calls in flight), listing (a listing of the account under way), relist (a listing that lacks a record a Customer holds), newer_copy (the cached Customer older than the API server's), index (the claims index filling after a start), brake_lease (the deletion budget's Lease changed), other.",
-	}, []string{"wait"})
-	if err := metrics.Registry.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				return existing
-			}
-		}
-	}
-	return c
+	}, []string{"wait"}))
 }
 
 // lastApplied is the annotation kubectl apply keeps a copy of the whole
