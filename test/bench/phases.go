@@ -413,12 +413,7 @@ func (ph *phases) restart(ctx context.Context) error {
 		return err
 	}
 	rr.reconciles = m.sum("controller_runtime_reconcile_total", isCustomerController)
-	rr.byResult = map[string]float64{}
-	for _, sr := range m {
-		if sr.name == "controller_runtime_reconcile_total" && isCustomerController(sr.labels) {
-			rr.byResult[sr.labels["result"]] += sr.value
-		}
-	}
+	rr.byResult = m.byLabel("controller_runtime_reconcile_total", "result", isCustomerController)
 	calls, err := simCalls(ctx, hc, env.simURL)
 	if err != nil {
 		return err
